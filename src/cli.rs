@@ -1,0 +1,255 @@
+//! Command-line parsing and the one-shot commands (`sync`, `export`,
+//! `status`), plus `fake-plex`, a simulated server for trying mediasync and
+//! for benchmarks. Errors carry the exit code `main` returns.
+
+use crate::config::{self, Config, ConfigError, ServerKind};
+use crate::source::plex::Plex;
+use crate::source::retry::{RetryPolicy, Retrying};
+use crate::source::Source;
+use crate::store::{Store, StoreError};
+use crate::sync::{self, Options};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+pub const USAGE: &str = "\
+usage: mediasync [--config FILE] COMMAND [OPTIONS]
+
+commands:
+  sync [--server NAME] [--full] [--force]
+        one sync pass over every configured server (or one), then exit;
+        --full walks whole libraries, --force allows a sweep that deletes
+        more than [sync] max_delete_share of a library
+  export [--server NAME]
+        stored items as JSON Lines on stdout
+  status
+        per server and library state, as JSON on stdout
+  fake-plex [--listen ADDR] [--items N] [--token TOKEN]
+        run a simulated Plex server with a generated library (for trying
+        mediasync and for benchmarks); prints its URL, runs until stopped
+
+--config FILE defaults to $MEDIASYNC_CONFIG, then /etc/mediasync/config.toml.
+Logging: RUST_LOG=debug|info|warn|error (default info), on stderr.";
+
+#[derive(Debug)]
+pub enum CliError {
+    Usage(String),
+    Config(ConfigError),
+    Store(StoreError),
+    Failed(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Usage(_) | CliError::Config(_) => 2,
+            CliError::Store(_) => 3,
+            CliError::Failed(_) => 1,
+        }
+    }
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CliError::Usage(message) => write!(f, "{message}\n\n{USAGE}"),
+            CliError::Config(err) => write!(f, "{err}"),
+            CliError::Store(err) => write!(f, "{err}"),
+            CliError::Failed(message) => f.write_str(message),
+        }
+    }
+}
+
+impl From<ConfigError> for CliError {
+    fn from(err: ConfigError) -> CliError {
+        CliError::Config(err)
+    }
+}
+
+impl From<StoreError> for CliError {
+    fn from(err: StoreError) -> CliError {
+        CliError::Store(err)
+    }
+}
+
+#[derive(Default)]
+struct Args {
+    config: Option<PathBuf>,
+    command: Option<String>,
+    server: Option<String>,
+    full: bool,
+    force: bool,
+    listen: Option<String>,
+    items: Option<usize>,
+    token: Option<String>,
+}
+
+fn parse(args: &[String]) -> Result<Args, CliError> {
+    let mut parsed = Args::default();
+    let mut rest = args.iter();
+    let value = |rest: &mut std::slice::Iter<'_, String>, flag: &str| {
+        rest.next()
+            .cloned()
+            .ok_or_else(|| CliError::Usage(format!("{flag} needs a value")))
+    };
+    while let Some(arg) = rest.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, inline)) if flag.starts_with("--") => (flag, Some(inline.to_string())),
+            _ => (arg.as_str(), None),
+        };
+        let take = |rest: &mut std::slice::Iter<'_, String>| match &inline {
+            Some(inline) => Ok(inline.clone()),
+            None => value(rest, flag),
+        };
+        match flag {
+            "--config" | "-c" => parsed.config = Some(PathBuf::from(take(&mut rest)?)),
+            "--server" => parsed.server = Some(take(&mut rest)?),
+            "--listen" => parsed.listen = Some(take(&mut rest)?),
+            "--token" => parsed.token = Some(take(&mut rest)?),
+            "--items" => {
+                let text = take(&mut rest)?;
+                parsed.items = Some(text.parse().map_err(|_| CliError::Usage(format!("--items {text}: not a number")))?);
+            }
+            "--full" => parsed.full = true,
+            "--force" => parsed.force = true,
+            "--help" | "-h" | "help" => parsed.command = Some("help".into()),
+            "--version" | "-V" => parsed.command = Some("version".into()),
+            other if other.starts_with('-') => return Err(CliError::Usage(format!("unknown option {other}"))),
+            other if parsed.command.is_none() => parsed.command = Some(other.to_string()),
+            other => return Err(CliError::Usage(format!("unexpected argument {other}"))),
+        }
+    }
+    Ok(parsed)
+}
+
+pub fn run(args: &[String]) -> Result<i32, CliError> {
+    let args = parse(args)?;
+    match args.command.as_deref() {
+        Some("help") => {
+            println!("{USAGE}");
+            Ok(0)
+        }
+        Some("version") => {
+            println!("mediasync {}", env!("CARGO_PKG_VERSION"));
+            Ok(0)
+        }
+        Some("sync") => sync_command(&args),
+        Some("export") => export_command(&args),
+        Some("status") => status_command(&args),
+        Some("fake-plex") => fake_plex_command(&args),
+        Some(other) => Err(CliError::Usage(format!("unknown command {other}"))),
+        None => Err(CliError::Usage("no command given".into())),
+    }
+}
+
+fn load_config(args: &Args) -> Result<Config, CliError> {
+    let path = config::locate(args.config.as_deref());
+    Ok(config::load(&path)?)
+}
+
+fn check_server(config: &Config, server: Option<&str>) -> Result<(), CliError> {
+    match server {
+        Some(name) if !config.servers.iter().any(|server| server.name == name) => {
+            let known: Vec<&str> = config.servers.iter().map(|server| server.name.as_str()).collect();
+            Err(CliError::Usage(format!(
+                "--server {name}: no such server in {}; configured: {}",
+                config.path.display(),
+                known.join(", ")
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn sync_command(args: &Args) -> Result<i32, CliError> {
+    let config = load_config(args)?;
+    check_server(&config, args.server.as_deref())?;
+    let store = Store::open(&config.store.path, config.store.cache_bytes)?;
+    let policy = RetryPolicy {
+        retries: config.sync.retries,
+        delay: config.sync.retry_delay,
+        max_rate_limit_wait: config.sync.max_rate_limit_wait,
+    };
+    let stop = AtomicBool::new(false);
+    let mut all_ok = true;
+    let mut stdout = std::io::stdout().lock();
+    for server in &config.servers {
+        if args.server.as_deref().is_some_and(|name| name != server.name) {
+            continue;
+        }
+        let source: Box<dyn Source> = match server.kind {
+            ServerKind::Plex => Box::new(Retrying::new(Plex::new(server, config.sync.timeout), policy.clone())),
+        };
+        let options = Options {
+            full: args.full,
+            force: args.force,
+            full_every: config.sync.full_every,
+            max_delete_share: config.sync.max_delete_share,
+            history: config.sync.history,
+            page_size: server.page_size,
+        };
+        let report = sync::sync_server(&server.name, source.as_ref(), &store, &options, &stop);
+        for library in &report.libraries {
+            let _ = writeln!(stdout, "{}", sync::summary_line(&server.name, library));
+        }
+        match &report.error {
+            Some(error) => {
+                let _ = writeln!(stdout, "{}: FAILED: {error} (requests={})", server.name, report.requests);
+            }
+            None => {
+                let _ = writeln!(stdout, "{}: requests={}", server.name, report.requests);
+            }
+        }
+        all_ok &= report.ok();
+    }
+    report_peak_memory();
+    if all_ok {
+        Ok(0)
+    } else {
+        Err(CliError::Failed("some libraries did not sync; see the lines above".into()))
+    }
+}
+
+fn export_command(args: &Args) -> Result<i32, CliError> {
+    let config = load_config(args)?;
+    check_server(&config, args.server.as_deref())?;
+    let store = Store::open(&config.store.path, config.store.cache_bytes)?;
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    crate::export::write(&store, args.server.as_deref(), &mut stdout)?;
+    report_peak_memory();
+    Ok(0)
+}
+
+fn status_command(args: &Args) -> Result<i32, CliError> {
+    let config = load_config(args)?;
+    let store = Store::open(&config.store.path, config.store.cache_bytes)?;
+    let document = crate::status::document(&config, &store)?;
+    println!("{}", serde_json::to_string_pretty(&document).expect("JSON values serialize"));
+    Ok(0)
+}
+
+fn fake_plex_command(args: &Args) -> Result<i32, CliError> {
+    let listen = args.listen.clone().unwrap_or_else(|| "127.0.0.1:0".into());
+    let token = args.token.clone().unwrap_or_else(|| "fake-token".into());
+    let fake = crate::fake::plex::FakePlex::start_on(&listen, &token).map_err(CliError::Failed)?;
+    fake.add_library_of(args.items.unwrap_or(2_000));
+    println!("url={} items={}", fake.url(), fake.item_count());
+    let _ = std::io::stdout().flush();
+    loop {
+        std::thread::park();
+    }
+}
+
+/// With MEDIASYNC_REPORT_PEAK_RSS set, prints the process's peak resident
+/// memory to stderr (benchmarks read it).
+fn report_peak_memory() {
+    if std::env::var_os("MEDIASYNC_REPORT_PEAK_RSS").is_none() {
+        return;
+    }
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        if let Some(line) = status.lines().find(|line| line.starts_with("VmHWM:")) {
+            let kib: String = line.chars().filter(char::is_ascii_digit).collect();
+            eprintln!("peak_rss_kib={kib}");
+        }
+    }
+}

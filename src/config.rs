@@ -1,0 +1,461 @@
+//! Configuration in two stages: `RawConfig` mirrors the TOML file and rejects
+//! unknown keys; `Config` holds parsed, validated values. Everything that can
+//! be wrong with a config is found here, before any request is made.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_PATH: &str = "/etc/mediasync/config.toml";
+pub const ENV_VAR: &str = "MEDIASYNC_CONFIG";
+
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    store: RawStore,
+    #[serde(default)]
+    sync: RawSync,
+    #[serde(default)]
+    server: Vec<RawServer>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    path: PathBuf,
+    cache_mib: Option<u32>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSync {
+    full_every: Option<String>,
+    max_delete_share: Option<f64>,
+    history: Option<u32>,
+    retries: Option<u32>,
+    retry_delay: Option<String>,
+    max_rate_limit_wait: Option<String>,
+    timeout: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    name: Option<String>,
+    kind: Option<String>,
+    url: Option<String>,
+    token: Option<String>,
+    token_file: Option<PathBuf>,
+    libraries: Option<Vec<String>>,
+    page_size: Option<u32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerKind {
+    Plex,
+}
+
+impl ServerKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerKind::Plex => "plex",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub path: PathBuf,
+    pub store: StoreConfig,
+    pub sync: SyncConfig,
+    pub servers: Vec<ServerConfig>,
+}
+
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+    pub cache_bytes: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct SyncConfig {
+    pub full_every: Duration,
+    pub max_delete_share: f64,
+    pub history: u32,
+    pub retries: u32,
+    pub retry_delay: Duration,
+    pub max_rate_limit_wait: Duration,
+    pub timeout: Duration,
+}
+
+impl Default for SyncConfig {
+    fn default() -> SyncConfig {
+        SyncConfig {
+            full_every: Duration::from_secs(7 * 86_400),
+            max_delete_share: 0.5,
+            history: 20,
+            retries: 4,
+            retry_delay: Duration::from_secs(2),
+            max_rate_limit_wait: Duration::from_secs(15 * 60),
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A validated server entry. `Debug` is written by hand so the token can
+/// never reach a log line through `{:?}`.
+#[derive(Clone)]
+pub struct ServerConfig {
+    pub name: String,
+    pub kind: ServerKind,
+    pub url: String,
+    pub token: String,
+    pub libraries: Option<Vec<String>>,
+    pub page_size: u32,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("url", &self.url)
+            .field("token", &"<redacted>")
+            .field("libraries", &self.libraries)
+            .field("page_size", &self.page_size)
+            .finish()
+    }
+}
+
+pub const DEFAULT_PAGE_SIZE: u32 = 200;
+const MAX_PAGE_SIZE: u32 = 5_000;
+
+/// Where the config file is: `--config`, else `$MEDIASYNC_CONFIG`, else the
+/// system default.
+pub fn locate(flag: Option<&Path>) -> PathBuf {
+    if let Some(path) = flag {
+        return path.to_path_buf();
+    }
+    match std::env::var_os(ENV_VAR) {
+        Some(value) if !value.is_empty() => PathBuf::from(value),
+        _ => PathBuf::from(DEFAULT_PATH),
+    }
+}
+
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        ConfigError(format!(
+            "cannot read config file {}: {err}; pass --config FILE or set {ENV_VAR}",
+            path.display()
+        ))
+    })?;
+    parse(&text, path)
+}
+
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let where_ = path.display();
+    let raw: RawConfig = toml::from_str(text).map_err(|err| {
+        // toml's message names the key and the line; keep it, minus the
+        // source excerpt, which could show a token.
+        let message = err.message().to_string();
+        let line = err
+            .span()
+            .map(|span| format!(" (line {})", 1 + text[..span.start].matches('\n').count()))
+            .unwrap_or_default();
+        ConfigError(format!(
+            "config {where_}{line}: {message}; see config/mediasync.example.toml for every key"
+        ))
+    })?;
+
+    let store = StoreConfig {
+        path: raw.store.path,
+        cache_bytes: raw.store.cache_mib.unwrap_or(16).clamp(1, 4096) as usize * 1024 * 1024,
+    };
+    if store.path.as_os_str().is_empty() {
+        return Err(ConfigError(format!(
+            "config {where_}: [store] path is empty; set it to a file such as /var/lib/mediasync/mediasync.redb"
+        )));
+    }
+
+    let sync = parse_sync(raw.sync, &where_.to_string())?;
+
+    let mut servers: Vec<ServerConfig> = Vec::new();
+    for (position, raw_server) in raw.server.into_iter().enumerate() {
+        let server = parse_server(raw_server, position + 1, path)?;
+        if servers.iter().any(|other| other.name == server.name) {
+            return Err(ConfigError(format!(
+                "config {where_}: [[server]] name \"{}\" is used twice; give each server a unique name",
+                server.name
+            )));
+        }
+        servers.push(server);
+    }
+    if servers.is_empty() {
+        return Err(ConfigError(format!(
+            "config {where_}: no [[server]] entries; add one (see config/mediasync.example.toml)"
+        )));
+    }
+    Ok(Config {
+        path: path.to_path_buf(),
+        store,
+        sync,
+        servers,
+    })
+}
+
+fn parse_sync(raw: RawSync, where_: &str) -> Result<SyncConfig, ConfigError> {
+    let defaults = SyncConfig::default();
+    let duration = |key: &str, value: Option<String>, default: Duration| match value {
+        None => Ok(default),
+        Some(text) => parse_duration(&text).ok_or_else(|| {
+            ConfigError(format!(
+                "config {where_}: [sync] {key} = \"{text}\" is not a duration; write it like \"90s\", \"15m\", \"12h\" or \"7d\""
+            ))
+        }),
+    };
+    let share = raw.max_delete_share.unwrap_or(defaults.max_delete_share);
+    if !(0.0..=1.0).contains(&share) {
+        return Err(ConfigError(format!(
+            "config {where_}: [sync] max_delete_share = {share} is outside 0.0 to 1.0; 0.5 refuses to delete more than half a library in one sync"
+        )));
+    }
+    Ok(SyncConfig {
+        full_every: duration("full_every", raw.full_every, defaults.full_every)?,
+        max_delete_share: share,
+        history: raw.history.unwrap_or(defaults.history).clamp(1, 1000),
+        retries: raw.retries.unwrap_or(defaults.retries).min(20),
+        retry_delay: duration("retry_delay", raw.retry_delay, defaults.retry_delay)?,
+        max_rate_limit_wait: duration(
+            "max_rate_limit_wait",
+            raw.max_rate_limit_wait,
+            defaults.max_rate_limit_wait,
+        )?,
+        timeout: duration("timeout", raw.timeout, defaults.timeout)?,
+    })
+}
+
+fn parse_server(raw: RawServer, position: usize, path: &Path) -> Result<ServerConfig, ConfigError> {
+    let where_ = path.display();
+    let name = match raw.name {
+        Some(name) if valid_name(&name) => name,
+        Some(name) => {
+            return Err(ConfigError(format!(
+                "config {where_}: [[server]] #{position} name \"{name}\" must be 1 to 64 letters, digits, '-', '_' or '.'"
+            )));
+        }
+        None => {
+            return Err(ConfigError(format!(
+                "config {where_}: [[server]] #{position} has no `name`; add name = \"living-room\" (unique, used on the command line)"
+            )));
+        }
+    };
+    let at = format!("config {where_}: [[server]] \"{name}\"");
+    let kind = match raw.kind.as_deref() {
+        Some("plex") => ServerKind::Plex,
+        Some(other) => {
+            return Err(ConfigError(format!(
+                "{at}: kind = \"{other}\" is not supported; use kind = \"plex\""
+            )));
+        }
+        None => return Err(ConfigError(format!("{at}: missing `kind`; add kind = \"plex\""))),
+    };
+    let url = match raw.url {
+        Some(url) => validate_url(&url).map_err(|why| {
+            ConfigError(format!(
+                "{at}: url = \"{url}\" {why}; write it like \"http://192.168.1.10:32400\""
+            ))
+        })?,
+        None => {
+            return Err(ConfigError(format!(
+                "{at}: missing `url`; add url = \"http://192.168.1.10:32400\""
+            )));
+        }
+    };
+    let token = match (raw.token, raw.token_file) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError(format!(
+                "{at}: both `token` and `token_file` are set; keep one"
+            )));
+        }
+        (Some(token), None) => token.trim().to_string(),
+        (None, Some(file)) => std::fs::read_to_string(&file)
+            .map_err(|err| {
+                ConfigError(format!(
+                    "{at}: cannot read token_file {}: {err}; check the path and that mediasync may read it",
+                    file.display()
+                ))
+            })?
+            .trim()
+            .to_string(),
+        (None, None) => {
+            return Err(ConfigError(format!(
+                "{at}: missing `token`; add token = \"…\" or token_file = \"/etc/mediasync/plex.token\""
+            )));
+        }
+    };
+    if token.is_empty() || token.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(ConfigError(format!(
+            "{at}: the token is empty or holds spaces or control characters; paste the token alone"
+        )));
+    }
+    let page_size = raw.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
+    if page_size == 0 || page_size > MAX_PAGE_SIZE {
+        return Err(ConfigError(format!(
+            "{at}: page_size = {page_size} must be between 1 and {MAX_PAGE_SIZE}"
+        )));
+    }
+    if let Some(libraries) = &raw.libraries {
+        if libraries.is_empty() {
+            return Err(ConfigError(format!(
+                "{at}: libraries = [] selects nothing; remove the key to sync every library"
+            )));
+        }
+    }
+    Ok(ServerConfig {
+        name,
+        kind,
+        url,
+        token,
+        libraries: raw.libraries,
+        page_size,
+    })
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Checks a server URL and returns it without a trailing slash.
+fn validate_url(url: &str) -> Result<String, &'static str> {
+    let uri: ureq::http::Uri = url.parse().map_err(|_| "is not a valid URL")?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") => {}
+        _ => return Err("must start with http:// or https://"),
+    }
+    let Some(authority) = uri.authority() else {
+        return Err("has no host");
+    };
+    if authority.host().is_empty() {
+        return Err("has no host");
+    }
+    if authority.as_str().contains('@') {
+        return Err("must not hold a user or password");
+    }
+    if uri.query().is_some() {
+        return Err("must not hold a query string (put the token in `token`)");
+    }
+    Ok(url.trim_end_matches('/').to_string())
+}
+
+/// Parses "500ms", "90s", "15m", "12h", "7d" (one number, one unit).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let millis = match unit.trim() {
+        "ms" => number,
+        "s" => number.checked_mul(1_000)?,
+        "m" => number.checked_mul(60_000)?,
+        "h" => number.checked_mul(3_600_000)?,
+        "d" => number.checked_mul(86_400_000)?,
+        _ => return None,
+    };
+    Some(Duration::from_millis(millis))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<Config, ConfigError> {
+        parse(text, Path::new("test.toml"))
+    }
+
+    const GOOD: &str = r#"
+[store]
+path = "/tmp/x.redb"
+[[server]]
+name = "living-room"
+kind = "plex"
+url = "http://127.0.0.1:32400/"
+token = "abc"
+"#;
+
+    #[test]
+    fn example_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/mediasync.example.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        // The example points token_file nowhere; it uses an inline token.
+        let config = parse(&text, &path).unwrap();
+        assert_eq!(config.servers[0].name, "living-room");
+        assert_eq!(config.servers[0].page_size, DEFAULT_PAGE_SIZE);
+        assert_eq!(config.sync.full_every, Duration::from_secs(7 * 86_400));
+    }
+
+    #[test]
+    fn good_config_trims_url() {
+        let config = parse_str(GOOD).unwrap();
+        assert_eq!(config.servers[0].url, "http://127.0.0.1:32400");
+        assert!(!format!("{:?}", config).contains("abc"), "token leaked through Debug");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("7d"), Some(Duration::from_secs(604_800)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("12 h"), Some(Duration::from_secs(43_200)));
+        assert_eq!(parse_duration("h"), None);
+        assert_eq!(parse_duration("3 weeks"), None);
+    }
+
+    fn error_of(text: &str) -> String {
+        parse_str(text).unwrap_err().0
+    }
+
+    #[test]
+    fn bad_configs_name_the_key() {
+        let unknown = error_of(&GOOD.replace("token = ", "tokn = "));
+        assert!(unknown.contains("tokn"), "{unknown}");
+        assert!(unknown.contains("line 8"), "{unknown}");
+        let missing = error_of(&GOOD.replace("token = \"abc\"", ""));
+        assert!(missing.contains("missing `token`"), "{missing}");
+        let url = error_of(&GOOD.replace("http://127.0.0.1:32400/", "ftp://x"));
+        assert!(url.contains("url") && url.contains("http://"), "{url}");
+        let url = error_of(&GOOD.replace("http://127.0.0.1:32400/", "not a url"));
+        assert!(url.contains("not a valid URL"), "{url}");
+        let twice = format!("{GOOD}\n[[server]]\nname = \"living-room\"\nkind = \"plex\"\nurl = \"http://a:1\"\ntoken = \"t\"\n");
+        assert!(error_of(&twice).contains("used twice"));
+        let kind = error_of(&GOOD.replace("\"plex\"", "\"kodi\""));
+        assert!(kind.contains("kodi"), "{kind}");
+        let share = error_of(&format!("{GOOD}\n[sync]\nmax_delete_share = 2.0\n"));
+        assert!(share.contains("max_delete_share"), "{share}");
+        let duration = error_of(&format!("{GOOD}\n[sync]\nfull_every = \"weekly\"\n"));
+        assert!(duration.contains("full_every"), "{duration}");
+        let page = error_of(&GOOD.replace("token = \"abc\"", "token = \"abc\"\npage_size = 0"));
+        assert!(page.contains("page_size"), "{page}");
+    }
+
+    #[test]
+    fn token_never_in_errors() {
+        let text = GOOD.replace("url = \"http://127.0.0.1:32400/\"", "url = \"nope\"");
+        let text = text.replace("\"abc\"", "\"secret-token-xyz\"");
+        assert!(!error_of(&text).contains("secret-token-xyz"));
+        let text = GOOD.replace("token = \"abc\"", "token = \"secret-token-xyz\"\nbogus = 1");
+        assert!(!error_of(&text).contains("secret-token-xyz"));
+    }
+}

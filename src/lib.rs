@@ -1,0 +1,13 @@
+//! mediasync keeps a local catalog of media libraries (Plex today) in sync,
+//! incrementally, in one redb file. `main.rs` is a thin shell over `cli`;
+//! ARCHITECTURE.md maps the modules and their invariants.
+
+pub mod cli;
+pub mod config;
+pub mod export;
+pub mod fake;
+pub mod model;
+pub mod source;
+pub mod status;
+pub mod store;
+pub mod sync;

@@ -1,0 +1,127 @@
+//! The HTTP client every source shares: one ureq agent, request counting,
+//! bounded response bodies, and the mapping from HTTP outcomes to the error
+//! kinds the engine acts on. URLs passed here never carry secrets, so they
+//! may appear in messages; credentials travel in headers only.
+
+use super::{ErrorKind, SourceError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// A cap on one response body: a page of a few hundred items is far below it;
+/// a runaway or hostile server cannot exhaust a 512 MiB board.
+const MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
+
+pub struct Http {
+    agent: ureq::Agent,
+    base: String,
+    requests: AtomicU64,
+}
+
+pub struct Response {
+    pub status: u16,
+    pub body: Vec<u8>,
+    /// The server's `Date` header, if any: the server's clock.
+    pub date: Option<String>,
+}
+
+impl Http {
+    pub fn new(base: &str, timeout: Duration) -> Http {
+        let config = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .user_agent(concat!("mediasync/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Http {
+            agent: config.into(),
+            base: base.trim_end_matches('/').to_string(),
+            requests: AtomicU64::new(0),
+        }
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// GETs `path_and_query` (which starts with '/') and returns the body of
+    /// a 2xx answer; every other outcome becomes a `SourceError`.
+    pub fn get(&self, path_and_query: &str, headers: &[(&str, &str)]) -> Result<Response, SourceError> {
+        let url = format!("{}{}", self.base, path_and_query);
+        let mut request = self.agent.get(&url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let mut response = request.call().map_err(|err| transport_error(&self.base, path_and_query, &err))?;
+        let status = response.status().as_u16();
+        let date = response
+            .headers()
+            .get("date")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string);
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.trim().parse::<u64>().ok());
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_BODY_BYTES)
+            .read_to_vec()
+            .map_err(|err| {
+                SourceError::new(
+                    ErrorKind::Unavailable,
+                    format!("{}{path_and_query}: the response body could not be read ({err})", self.base),
+                )
+            })?;
+        match status {
+            200..=299 => Ok(Response { status, body, date }),
+            401 | 403 => Err(SourceError::new(
+                ErrorKind::Unauthorized,
+                format!(
+                    "{} refused the credentials (HTTP {status}); check the server's token in the config",
+                    self.base
+                ),
+            )),
+            429 => {
+                let wait = Duration::from_secs(retry_after.unwrap_or(30));
+                Err(SourceError::new(
+                    ErrorKind::RateLimited(wait),
+                    format!("{}{path_and_query}: rate limited (HTTP 429), retry after {}s", self.base, wait.as_secs()),
+                ))
+            }
+            408 | 500..=599 => Err(SourceError::new(
+                ErrorKind::Unavailable,
+                format!("{}{path_and_query}: server error (HTTP {status}); will retry", self.base),
+            )),
+            _ => Err(SourceError::new(
+                ErrorKind::Rejected,
+                format!("{}{path_and_query}: unexpected HTTP {status}", self.base),
+            )),
+        }
+    }
+}
+
+fn transport_error(base: &str, path: &str, err: &ureq::Error) -> SourceError {
+    SourceError::new(
+        ErrorKind::Unavailable,
+        format!("{base}{path}: cannot reach the server ({err}); check that it is running and the url is right"),
+    )
+}
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters kept).
+pub fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}

@@ -1,0 +1,149 @@
+//! The one narrow interface between the sync engine and a media server.
+//! Each backend (only Plex today) implements `Source`; retries and rate-limit
+//! waits wrap the trait in `retry`, so no backend carries its own copy.
+
+pub mod http;
+pub mod plex;
+pub mod retry;
+
+use crate::model::{Item, Kind, LibraryInfo};
+use std::time::Duration;
+
+/// What the engine should do about a failure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Network trouble, 5xx, a truncated or garbled body: retry with backoff.
+    Unavailable,
+    /// Slow down: retry no earlier than after the given wait.
+    RateLimited(Duration),
+    /// The credentials were refused: stop this server and tell the user.
+    Unauthorized,
+    /// The server answered, but not with something we can use, and asking
+    /// again will not help (404, 400).
+    Rejected,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceError {
+    pub kind: ErrorKind,
+    /// What failed and what to do, for people. Never holds a secret.
+    pub message: String,
+}
+
+impl SourceError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> SourceError {
+        SourceError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        matches!(self.kind, ErrorKind::Unavailable | ErrorKind::RateLimited(_))
+    }
+}
+
+impl std::fmt::Display for SourceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for SourceError {}
+
+/// The order a listing is walked in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// A stable order in which items that appear later sort after the ones
+    /// already walked (oldest addition first): used by full passes.
+    Stable,
+    /// Most recently changed first: used by incremental passes.
+    NewestChanged,
+}
+
+/// An entry of a page the source could not turn into an `Item`. When its id
+/// is known the engine keeps the stored copy and counts it as bad.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadItem {
+    pub id: Option<String>,
+    pub reason: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Page {
+    pub items: Vec<Result<Item, BadItem>>,
+    /// How many entries the listing holds, when the server said so.
+    pub total: Option<u64>,
+}
+
+impl Page {
+    /// The number of entries the server returned, good or bad: the amount the
+    /// next page's offset moves by.
+    pub fn returned(&self) -> u64 {
+        self.items.len() as u64
+    }
+}
+
+pub trait Source: Send + Sync {
+    /// A short label for messages: "plex server \"living-room\"".
+    fn describe(&self) -> String;
+
+    /// The libraries to sync, already filtered to the configured ones.
+    fn libraries(&self) -> Result<Vec<LibraryInfo>, SourceError>;
+
+    /// One page of the items of one kind in a library, `start` entries in.
+    fn page(
+        &self,
+        library: &LibraryInfo,
+        kind: Kind,
+        order: Order,
+        start: u64,
+        size: u32,
+    ) -> Result<Page, SourceError>;
+
+    /// How many items of one kind the library holds, if the server says.
+    fn count(&self, library: &LibraryInfo, kind: Kind) -> Result<Option<u64>, SourceError>;
+
+    /// Requests sent to the server so far (retries included).
+    fn requests(&self) -> u64;
+}
+
+impl<S: Source + ?Sized> Source for Box<S> {
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+    fn libraries(&self) -> Result<Vec<LibraryInfo>, SourceError> {
+        (**self).libraries()
+    }
+    fn page(
+        &self,
+        library: &LibraryInfo,
+        kind: Kind,
+        order: Order,
+        start: u64,
+        size: u32,
+    ) -> Result<Page, SourceError> {
+        (**self).page(library, kind, order, start, size)
+    }
+    fn count(&self, library: &LibraryInfo, kind: Kind) -> Result<Option<u64>, SourceError> {
+        (**self).count(library, kind)
+    }
+    fn requests(&self) -> u64 {
+        (**self).requests()
+    }
+}
+
+/// Keeps the libraries a `libraries = [...]` filter names (by title or id).
+pub fn filter_libraries(libraries: Vec<LibraryInfo>, wanted: Option<&[String]>) -> Vec<LibraryInfo> {
+    match wanted {
+        None => libraries,
+        Some(wanted) => libraries
+            .into_iter()
+            .filter(|library| {
+                wanted
+                    .iter()
+                    .any(|name| name == &library.title || name == &library.id)
+            })
+            .collect(),
+    }
+}

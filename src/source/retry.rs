@@ -1,0 +1,164 @@
+//! Retries and rate-limit waits for any `Source`, in one place. Unavailable
+//! servers are retried with bounded exponential backoff; a rate limit is
+//! waited out while the total wait stays under a bound. Everything else is
+//! returned at once for the engine to decide on.
+
+use super::{ErrorKind, Order, Page, Source, SourceError};
+use crate::model::{Kind, LibraryInfo};
+use std::time::Duration;
+
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    pub retries: u32,
+    pub delay: Duration,
+    pub max_rate_limit_wait: Duration,
+}
+
+pub struct Retrying<S> {
+    inner: S,
+    policy: RetryPolicy,
+}
+
+impl<S: Source> Retrying<S> {
+    pub fn new(inner: S, policy: RetryPolicy) -> Retrying<S> {
+        Retrying { inner, policy }
+    }
+
+    fn call<T>(&self, mut attempt_once: impl FnMut() -> Result<T, SourceError>) -> Result<T, SourceError> {
+        let mut failures = 0u32;
+        let mut waited = Duration::ZERO;
+        loop {
+            let err = match attempt_once() {
+                Ok(value) => return Ok(value),
+                Err(err) => err,
+            };
+            let pause = match err.kind {
+                ErrorKind::Unavailable if failures < self.policy.retries => {
+                    let factor = 1u32.checked_shl(failures).unwrap_or(u32::MAX);
+                    self.policy.delay.saturating_mul(factor).min(MAX_BACKOFF)
+                }
+                ErrorKind::RateLimited(wait) if waited + wait <= self.policy.max_rate_limit_wait => wait,
+                _ => return Err(err),
+            };
+            failures += 1;
+            waited += pause;
+            log::warn!("{err}; trying again in {:.1}s", pause.as_secs_f64());
+            std::thread::sleep(pause);
+        }
+    }
+}
+
+impl<S: Source> Source for Retrying<S> {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    fn libraries(&self) -> Result<Vec<LibraryInfo>, SourceError> {
+        self.call(|| self.inner.libraries())
+    }
+
+    fn page(
+        &self,
+        library: &LibraryInfo,
+        kind: Kind,
+        order: Order,
+        start: u64,
+        size: u32,
+    ) -> Result<Page, SourceError> {
+        self.call(|| self.inner.page(library, kind, order, start, size))
+    }
+
+    fn count(&self, library: &LibraryInfo, kind: Kind) -> Result<Option<u64>, SourceError> {
+        self.call(|| self.inner.count(library, kind))
+    }
+
+    fn requests(&self) -> u64 {
+        self.inner.requests()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A source whose `libraries` answers from a script of outcomes.
+    struct Scripted {
+        outcomes: Mutex<Vec<Result<(), SourceError>>>,
+        calls: Mutex<u32>,
+    }
+
+    impl Source for Scripted {
+        fn describe(&self) -> String {
+            "scripted".into()
+        }
+        fn libraries(&self) -> Result<Vec<LibraryInfo>, SourceError> {
+            *self.calls.lock().unwrap() += 1;
+            self.outcomes.lock().unwrap().remove(0).map(|()| Vec::new())
+        }
+        fn page(&self, _: &LibraryInfo, _: Kind, _: Order, _: u64, _: u32) -> Result<Page, SourceError> {
+            unreachable!()
+        }
+        fn count(&self, _: &LibraryInfo, _: Kind) -> Result<Option<u64>, SourceError> {
+            unreachable!()
+        }
+        fn requests(&self) -> u64 {
+            0
+        }
+    }
+
+    fn run(outcomes: Vec<Result<(), SourceError>>, retries: u32) -> (Result<(), SourceError>, u32) {
+        let source = Retrying::new(
+            Scripted {
+                outcomes: Mutex::new(outcomes),
+                calls: Mutex::new(0),
+            },
+            RetryPolicy {
+                retries,
+                delay: Duration::from_millis(1),
+                max_rate_limit_wait: Duration::from_millis(50),
+            },
+        );
+        let result = source.libraries().map(|_| ());
+        let calls = *source.inner.calls.lock().unwrap();
+        (result, calls)
+    }
+
+    fn unavailable() -> Result<(), SourceError> {
+        Err(SourceError::new(ErrorKind::Unavailable, "down"))
+    }
+
+    #[test]
+    fn unavailable_is_retried_then_succeeds() {
+        let (result, calls) = run(vec![unavailable(), unavailable(), Ok(())], 3);
+        assert!(result.is_ok());
+        assert_eq!(calls, 3);
+    }
+
+    #[test]
+    fn retries_are_bounded() {
+        let (result, calls) = run(vec![unavailable(), unavailable(), unavailable(), Ok(())], 2);
+        assert_eq!(result.unwrap_err().kind, ErrorKind::Unavailable);
+        assert_eq!(calls, 3);
+    }
+
+    #[test]
+    fn unauthorized_is_not_retried() {
+        let (result, calls) = run(vec![Err(SourceError::new(ErrorKind::Unauthorized, "no")), Ok(())], 3);
+        assert_eq!(result.unwrap_err().kind, ErrorKind::Unauthorized);
+        assert_eq!(calls, 1);
+    }
+
+    #[test]
+    fn rate_limit_waits_within_bound_only() {
+        let limited = |ms| Err(SourceError::new(ErrorKind::RateLimited(Duration::from_millis(ms)), "slow"));
+        let (result, calls) = run(vec![limited(10), limited(10), Ok(())], 0);
+        assert!(result.is_ok());
+        assert_eq!(calls, 3);
+        let (result, calls) = run(vec![limited(40), limited(40), Ok(())], 0);
+        assert!(matches!(result.unwrap_err().kind, ErrorKind::RateLimited(_)));
+        assert_eq!(calls, 2);
+    }
+}

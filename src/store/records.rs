@@ -1,0 +1,188 @@
+//! What the store keeps besides the tables' keys: the binary item record, and
+//! the small JSON records (library state with its checkpoint, run history,
+//! server state). JSON is used where records are small and rarely written;
+//! the item record, written and read per item, is a fixed binary header.
+
+use crate::model::{Item, Kind};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+const ITEM_RECORD_VERSION: u8 = 1;
+pub const ITEM_HEADER_LEN: usize = 30;
+
+/// The fixed part of an item record:
+/// version u8, kind u8, ordinal u32 BE, hash u64 BE, seq u64 BE,
+/// updated_at i64 BE, then the item as JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ItemHeader {
+    pub kind: Kind,
+    pub ordinal: u32,
+    pub hash: u64,
+    pub seq: u64,
+    pub updated_at: i64,
+}
+
+pub fn encode_item(header: &ItemHeader, body: &[u8]) -> Vec<u8> {
+    let mut record = Vec::with_capacity(ITEM_HEADER_LEN + body.len());
+    record.push(ITEM_RECORD_VERSION);
+    record.push(header.kind.code());
+    record.extend_from_slice(&header.ordinal.to_be_bytes());
+    record.extend_from_slice(&header.hash.to_be_bytes());
+    record.extend_from_slice(&header.seq.to_be_bytes());
+    record.extend_from_slice(&header.updated_at.to_be_bytes());
+    record.extend_from_slice(body);
+    record
+}
+
+pub fn decode_header(record: &[u8]) -> Option<ItemHeader> {
+    if record.len() < ITEM_HEADER_LEN || record[0] != ITEM_RECORD_VERSION {
+        return None;
+    }
+    let u32_at = |at: usize| u32::from_be_bytes(record[at..at + 4].try_into().unwrap());
+    let u64_at = |at: usize| u64::from_be_bytes(record[at..at + 8].try_into().unwrap());
+    Some(ItemHeader {
+        kind: Kind::from_code(record[1])?,
+        ordinal: u32_at(2),
+        hash: u64_at(6),
+        seq: u64_at(14),
+        updated_at: u64_at(22) as i64,
+    })
+}
+
+pub fn decode_item(record: &[u8]) -> Option<(ItemHeader, Item)> {
+    let header = decode_header(record)?;
+    let item = serde_json::from_slice(&record[ITEM_HEADER_LEN..]).ok()?;
+    Some((header, item))
+}
+
+/// Per-run tallies, kept in the checkpoint so a resumed run reports the
+/// whole run, not only its last stretch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    pub new: u64,
+    pub changed: u64,
+    pub deleted: u64,
+    pub unchanged: u64,
+    pub bad: u64,
+    pub pages: u64,
+    pub requests: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pass {
+    Incremental,
+    Full,
+}
+
+/// Where an interrupted run stands. Written in the same transaction as the
+/// page it describes, so it never runs ahead of or behind the data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// How the run started: "full" or "incremental".
+    pub started_as: Pass,
+    pub pass: Pass,
+    /// The full pass's generation: its seen marks belong to it.
+    pub generation: u64,
+    /// The kinds this pass walks, in order, and how far it got.
+    pub kinds: Vec<Kind>,
+    pub kind_index: u32,
+    pub start: u64,
+    /// Incremental cursors: items changed at or after these times are fetched.
+    pub cursors: BTreeMap<Kind, i64>,
+    /// The counts the server reported for each kind during this pass.
+    pub totals: BTreeMap<Kind, u64>,
+    /// Unreadable entries of a full pass that have no stored copy, per kind:
+    /// the server counts them, the store cannot.
+    #[serde(default)]
+    pub unstored: BTreeMap<Kind, u64>,
+    /// Full passes made in this run (a second one repairs a shifted walk).
+    pub full_passes: u32,
+    /// A full walk is complete and its sweep was approved by the guard.
+    pub sweep_approved: bool,
+    /// The incremental listing came back in the wrong order: its stop rule
+    /// cannot be trusted, so the run ends with a full pass.
+    #[serde(default)]
+    pub order_broken: bool,
+    pub forced: bool,
+    pub run: u64,
+    pub started_at: i64,
+    pub resumed: bool,
+    pub counters: Counters,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LibraryState {
+    pub server: String,
+    pub library_id: String,
+    pub title: String,
+    pub next_ordinal: u32,
+    pub counts: BTreeMap<Kind, u64>,
+    /// The newest `updated_at` stored per kind: the incremental cursor's base.
+    pub newest: BTreeMap<Kind, i64>,
+    /// Entries the server lists but sends unreadably, per kind, as of the last
+    /// full pass; counted in when comparing with the server's totals.
+    #[serde(default)]
+    pub unreadable: BTreeMap<Kind, u64>,
+    pub last_full_at: Option<i64>,
+    pub last_success_at: Option<i64>,
+    pub last_error: Option<String>,
+    /// Set when the next run must be a full pass, with the reason.
+    pub needs_full: Option<String>,
+    pub checkpoint: Option<Checkpoint>,
+    pub runs: u64,
+    pub generation: u64,
+}
+
+impl LibraryState {
+    pub fn total(&self) -> u64 {
+        self.counts.values().sum()
+    }
+
+    pub fn count(&self, kind: Kind) -> u64 {
+        self.counts.get(&kind).copied().unwrap_or(0)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run: u64,
+    pub mode: String,
+    pub started_at: i64,
+    pub finished_at: i64,
+    pub duration_ms: u64,
+    pub counters: Counters,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerState {
+    pub last_attempt_at: Option<i64>,
+    pub last_success_at: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn item_record_round_trips_with_fixed_offsets() {
+        let item = Item::new("55", Kind::Movie, "Big Buck Bunny", 1_579_514_152);
+        let header = ItemHeader {
+            kind: Kind::Movie,
+            ordinal: 7,
+            hash: 0x0102_0304_0506_0708,
+            seq: 9,
+            updated_at: 1_579_514_152,
+        };
+        let record = encode_item(&header, &item.body_json());
+        assert_eq!(&record[..6], &[1, 1, 0, 0, 0, 7]);
+        assert_eq!(&record[6..14], &[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(record[ITEM_HEADER_LEN], b'{');
+        let (decoded_header, decoded) = decode_item(&record).unwrap();
+        assert_eq!(decoded_header, header);
+        assert_eq!(decoded, item);
+        assert_eq!(decode_header(&record[..10]), None);
+    }
+}
