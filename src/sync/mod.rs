@@ -370,6 +370,7 @@ impl Run<'_> {
         checkpoint.totals.clear();
         checkpoint.unstored.clear();
         checkpoint.sweep_approved = false;
+        checkpoint.order_broken = false;
         checkpoint.full_passes += 1;
         let number = self.number;
         let state_copy = state.clone();
@@ -446,19 +447,16 @@ impl Run<'_> {
             let mut checkpoint = state.checkpoint.take().expect("a run has a checkpoint");
             let cursor = checkpoint.cursors.get(&kind).copied().unwrap_or(i64::MIN);
             let mut reached_cursor = false;
-            let mut previous: Option<i64> = None;
+            if pass == Pass::Incremental && !newest_first(&page.items) {
+                // The stop rule below is only sound on a sorted listing.
+                checkpoint.order_broken = true;
+            }
             for entry in &page.items {
                 match entry {
                     Ok(item) => {
-                        if pass == Pass::Incremental {
-                            if previous.is_some_and(|previous| item.updated_at > previous) {
-                                checkpoint.order_broken = true;
-                            }
-                            previous = Some(item.updated_at);
-                            if item.updated_at < cursor {
-                                reached_cursor = true;
-                                break;
-                            }
+                        if pass == Pass::Incremental && !checkpoint.order_broken && item.updated_at < cursor {
+                            reached_cursor = true;
+                            break;
                         }
                         match writer.upsert(number, state, item, pass == Pass::Full)? {
                             Outcome::New => checkpoint.counters.new += 1,
@@ -488,7 +486,7 @@ impl Run<'_> {
             }
             checkpoint.start += page.returned();
             let exhausted = reached_cursor
-                || checkpoint.order_broken
+                || (pass == Pass::Incremental && checkpoint.order_broken)
                 || page.returned() == 0
                 || match page.total {
                     Some(total) => checkpoint.start >= total,
@@ -688,6 +686,21 @@ fn run_record(checkpoint: &Checkpoint, now: i64, error: Option<&str>) -> RunReco
         counters: checkpoint.counters,
         error: error.map(str::to_string),
     }
+}
+
+/// Whether a page's readable items come most recently changed first.
+fn newest_first(items: &[Result<crate::model::Item, crate::source::BadItem>]) -> bool {
+    let mut times = items.iter().filter_map(|entry| entry.as_ref().ok()).map(|item| item.updated_at);
+    let Some(mut previous) = times.next() else {
+        return true;
+    };
+    for time in times {
+        if time > previous {
+            return false;
+        }
+        previous = time;
+    }
+    true
 }
 
 fn kind_list(kinds: &[Kind]) -> String {

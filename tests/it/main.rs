@@ -1,0 +1,16 @@
+//! mediasync's integration tests: one binary, every module a scenario family.
+//! Media servers are faked on 127.0.0.1 with port 0; nothing talks to the
+//! internet.
+//!
+//! - `support`: fixtures (fake server, store in a temp dir, sync helpers)
+//! - `fake_plex`: the fake behaves like PMS (XML default, 401, paging, quirks)
+//! - `plex_sync`: the engine against the fake: exact mirrors, incremental
+//!   request counts, mutations, resume, guard, bad answers, failures
+//! - `cli`: the binary as a user runs it: configs, exit codes, SIGKILL resume
+//! - `power_loss`: the store under thousands of simulated power cuts
+
+mod cli;
+mod fake_plex;
+mod plex_sync;
+mod power_loss;
+mod support;

@@ -1,0 +1,326 @@
+//! The engine against the fake Plex server: what a user relies on.
+
+use crate::support::*;
+use mediasync::fake::plex::Failure;
+use mediasync::model::Kind;
+
+#[test]
+fn initial_sync_is_exact() {
+    let setup = Setup::new();
+    setup.fake.add_library_of(3_000);
+    let report = setup.sync();
+    assert_ok(&report);
+    setup.assert_exact();
+    assert_eq!(setup.stored().len(), setup.fake.item_count());
+    for library in &report.libraries {
+        assert_eq!(library.mode, "full");
+        assert_eq!(library.counters.changed + library.counters.deleted, 0);
+    }
+    let new: u64 = report.libraries.iter().map(|library| library.counters.new).sum();
+    assert_eq!(new as usize, setup.fake.item_count());
+    // Photo sections are skipped, so three libraries.
+    assert_eq!(report.libraries.len(), 3);
+}
+
+#[test]
+fn unchanged_resync_costs_one_request_per_kind_plus_one() {
+    let setup = Setup::new();
+    setup.fake.add_library_of(3_000);
+    assert_ok(&setup.sync());
+    let before = setup.fake.requests();
+    let report = setup.sync();
+    assert_ok(&report);
+    let made = setup.fake.requests() - before;
+    println!("unchanged resync of {} items: {made} requests", setup.fake.item_count());
+    assert!(made <= STREAMS + 1, "{made} requests for an unchanged library");
+    assert_eq!(report.requests, made);
+    for library in &report.libraries {
+        assert_eq!(library.mode, "incremental");
+        assert_eq!(library.counters.new + library.counters.changed + library.counters.deleted, 0);
+    }
+    setup.assert_exact();
+}
+
+#[test]
+fn additions_edits_and_deletions_are_mirrored() {
+    let setup = Setup::new();
+    setup.fake.add_library_of(2_000);
+    assert_ok(&setup.sync());
+
+    let movies = setup.fake.keys("1", Kind::Movie);
+    let seasons = setup.fake.keys("2", Kind::Season);
+    let shows = setup.fake.keys("2", Kind::Show);
+    let albums = setup.fake.keys("3", Kind::Album);
+    setup.fake.add_item("1", Kind::Movie, "Brand New Movie", None);
+    setup.fake.add_item("2", Kind::Episode, "A New Episode", Some(&seasons[3]));
+    setup.fake.add_item("3", Kind::Track, "A New Track", Some(&albums[0]));
+    setup.fake.edit_title(&movies[10], "Renamed Movie");
+    setup.fake.replace_art(&movies[11]);
+    setup.fake.edit_title(&seasons[0], "Season One (Remastered)");
+    setup.fake.delete(&movies[20]);
+    setup.fake.delete(&shows[1]); // a whole show: its seasons and episodes go too
+
+    let report = setup.sync();
+    assert_ok(&report);
+    setup.assert_exact();
+    let movies_report = report.libraries.iter().find(|library| library.library_id == "1").unwrap();
+    assert_eq!(movies_report.counters.new, 1);
+    assert_eq!(movies_report.counters.changed, 2);
+    assert_eq!(movies_report.counters.deleted, 1);
+    assert_eq!(mode_of(&report, "1"), "incremental+reconcile");
+    let tv = report.libraries.iter().find(|library| library.library_id == "2").unwrap();
+    assert_eq!(tv.counters.deleted, 1 + 2 + 20, "a show, its 2 seasons and 20 episodes");
+
+    // The next sync finds nothing to do and is cheap again.
+    let before = setup.fake.requests();
+    let report = setup.sync();
+    assert_ok(&report);
+    assert!(setup.fake.requests() - before <= STREAMS + 1);
+    setup.assert_exact();
+}
+
+#[test]
+fn deletion_hidden_by_an_addition_is_found() {
+    let setup = Setup::new();
+    setup.fake.add_movies("Movies", 500);
+    assert_ok(&setup.sync());
+    let movies = setup.fake.keys("1", Kind::Movie);
+    setup.fake.delete(&movies[7]);
+    setup.fake.add_item("1", Kind::Movie, "Replacement", None);
+    // The server's count is unchanged; the deletion must still be found.
+    let report = setup.sync();
+    assert_ok(&report);
+    setup.assert_exact();
+    assert_eq!(report.libraries[0].counters.deleted, 1);
+    assert_eq!(report.libraries[0].counters.new, 1);
+}
+
+#[test]
+fn edit_sharing_the_newest_timestamp_is_found() {
+    let setup = Setup::new();
+    setup.fake.add_movies("Movies", 300);
+    let movies = setup.fake.keys("1", Kind::Movie);
+    setup.fake.edit_title(&movies[0], "First edit");
+    assert_ok(&setup.sync());
+    // A second edit in the same server second as the newest stored change.
+    let clock = setup.fake.state().clock;
+    setup.fake.edit_title(&movies[1], "Same-second edit");
+    setup.fake.state().clock = clock; // edit_title ticked; rewind to share it
+    for section in setup.fake.state().sections.iter_mut() {
+        for item in section.items.iter_mut().filter(|item| item.rating_key == movies[1]) {
+            item.updated_at = clock - 1;
+        }
+    }
+    let report = setup.sync();
+    assert_ok(&report);
+    setup.assert_exact();
+    assert_eq!(report.libraries[0].counters.changed, 1);
+}
+
+#[test]
+fn interrupted_sync_resumes_without_refetching() {
+    let mut setup = Setup::new();
+    setup.page_size = 100;
+    setup.retries = 1;
+    setup.fake.add_movies("Movies", 1_000);
+    // Request 1 lists sections, 2..4 fetch pages at 0, 100, 200; then the
+    // server breaks (each failure is retried once).
+    setup.fake.fail_from(5, Failure::Status(500));
+    let report = setup.sync();
+    assert!(!report.ok());
+    assert!(report.libraries[0].error.as_deref().unwrap().contains("HTTP 500"));
+    assert_eq!(setup.stored().len(), 300, "three pages were committed");
+
+    setup.fake.heal();
+    setup.fake.clear_log();
+    let report = setup.sync();
+    assert_ok(&report);
+    assert_eq!(mode_of(&report, "1"), "resumed");
+    setup.assert_exact();
+    let starts: Vec<u64> = setup.listings().into_iter().map(|(_, start)| start).collect();
+    assert_eq!(starts, vec![300, 400, 500, 600, 700, 800, 900], "committed pages were fetched again");
+    let status = setup.store.runs(1).unwrap();
+    assert!(status.last().unwrap().error.is_none());
+}
+
+#[test]
+fn mass_deletion_is_refused_unless_forced() {
+    let setup = Setup::new();
+    setup.fake.add_movies("Movies", 400);
+    assert_ok(&setup.sync());
+    let movies = setup.fake.keys("1", Kind::Movie);
+    for key in &movies[..300] {
+        setup.fake.delete(key);
+    }
+    let report = setup.sync();
+    assert!(!report.ok());
+    let error = report.libraries[0].error.clone().unwrap();
+    assert!(error.contains("refusing to delete 300 of 400"), "{error}");
+    assert!(error.contains("--force"), "{error}");
+    assert_eq!(setup.stored().len(), 400, "nothing may be deleted");
+
+    // Still refused on the next run, with the same clear reason.
+    let report = setup.sync();
+    assert!(report.libraries[0].error.as_deref().unwrap().contains("refusing"));
+    assert_eq!(setup.stored().len(), 400);
+
+    let report = setup.sync_with(TOKEN, false, true);
+    assert_ok(&report);
+    assert_eq!(report.libraries[0].counters.deleted, 300);
+    setup.assert_exact();
+}
+
+#[test]
+fn an_emptied_library_is_not_wiped() {
+    let setup = Setup::new();
+    setup.fake.add_shows("TV Shows", 10, 2, 5);
+    assert_ok(&setup.sync());
+    let stored = setup.stored().len();
+    setup.fake.delete_all("1", Kind::Show);
+    let report = setup.sync();
+    assert!(!report.ok());
+    assert_eq!(setup.stored().len(), stored);
+}
+
+#[test]
+fn garbage_and_truncated_answers_are_retried() {
+    let mut setup = Setup::new();
+    setup.retries = 3;
+    setup.fake.add_library_of(1_500);
+    setup.fake.fail_at(2, Failure::Garbage);
+    setup.fake.fail_at(4, Failure::Truncated);
+    setup.fake.fail_at(7, Failure::Status(503));
+    setup.fake.fail_at(9, Failure::RateLimited(0));
+    let report = setup.sync();
+    assert_ok(&report);
+    setup.assert_exact();
+}
+
+#[test]
+fn persistent_garbage_fails_the_library_and_keeps_data() {
+    let mut setup = Setup::new();
+    setup.retries = 1;
+    setup.fake.add_movies("Movies", 250);
+    assert_ok(&setup.sync());
+    let before = setup.stored();
+    let movies = setup.fake.keys("1", Kind::Movie);
+    setup.fake.edit_title(&movies[0], "Changed while broken");
+    setup.fake.fail_from(setup.fake.requests() + 2, Failure::Truncated);
+    let report = setup.sync();
+    assert!(!report.ok());
+    let error = report.libraries[0].error.clone().unwrap();
+    assert!(error.contains("not Plex JSON"), "{error}");
+    assert_eq!(setup.stored(), before, "the previous catalog stays usable");
+    let (_, state) = setup.store.libraries().unwrap().remove(0);
+    assert!(state.last_error.is_some());
+
+    setup.fake.heal();
+    assert_ok(&setup.sync());
+    setup.assert_exact();
+}
+
+#[test]
+fn wrong_token_stops_the_server_with_a_clear_message() {
+    let setup = Setup::new();
+    setup.fake.add_library_of(500);
+    let report = setup.sync_with("wrong-token", false, false);
+    assert!(!report.ok());
+    let error = report.error.clone().unwrap();
+    assert!(error.contains("refused the token"), "{error}");
+    assert!(!error.contains("wrong-token") && !error.contains(TOKEN), "{error}");
+    assert_eq!(setup.fake.requests(), 1, "an unauthorized server is not retried");
+    assert!(setup.stored().is_empty());
+    let state = setup.store.server_state("home").unwrap();
+    assert!(state.last_error.unwrap().contains("refused the token"));
+}
+
+#[test]
+fn failure_keeps_stale_data_usable() {
+    let setup = Setup::new();
+    setup.fake.add_library_of(800);
+    assert_ok(&setup.sync());
+    let before = setup.stored();
+    let movies = setup.fake.keys("1", Kind::Movie);
+    setup.fake.delete(&movies[0]);
+    setup.fake.fail_from(setup.fake.requests() + 1, Failure::Status(500));
+    let report = setup.sync();
+    assert!(!report.ok());
+    assert_eq!(setup.stored(), before);
+    setup.fake.heal();
+    assert_ok(&setup.sync());
+    setup.assert_exact();
+}
+
+#[test]
+fn short_pages_are_followed() {
+    let mut setup = Setup::new();
+    setup.page_size = 100;
+    setup.fake.add_library_of(1_200);
+    setup.fake.state().max_page = Some(37);
+    assert_ok(&setup.sync());
+    setup.assert_exact();
+    let movies = setup.fake.keys("1", Kind::Movie);
+    setup.fake.delete(&movies[3]);
+    assert_ok(&setup.sync());
+    setup.assert_exact();
+}
+
+#[test]
+fn a_server_that_ignores_sorting_still_mirrors_exactly() {
+    let setup = Setup::new();
+    setup.fake.add_movies("Movies", 450);
+    setup.fake.state().honour_sort = false;
+    assert_ok(&setup.sync());
+    let movies = setup.fake.keys("1", Kind::Movie);
+    setup.fake.edit_title(&movies[5], "Edited on an unsorted server");
+    let report = setup.sync();
+    assert_ok(&report);
+    setup.assert_exact();
+    assert_eq!(mode_of(&report, "1"), "incremental+reconcile");
+}
+
+#[test]
+fn unchanged_full_pass_writes_nothing() {
+    let setup = Setup::new();
+    setup.fake.add_library_of(1_000);
+    assert_ok(&setup.sync());
+    let changes_before = setup.store.changes(0, usize::MAX).unwrap().len();
+    let report = setup.sync_with(TOKEN, true, false);
+    assert_ok(&report);
+    let rewritten: u64 = report.libraries.iter().map(|library| library.counters.new + library.counters.changed).sum();
+    assert_eq!(rewritten, 0);
+    assert_eq!(setup.store.changes(0, usize::MAX).unwrap().len(), changes_before, "no item was rewritten");
+    setup.assert_exact();
+}
+
+#[test]
+fn run_history_is_kept_and_bounded() {
+    let setup = Setup::new();
+    setup.fake.add_movies("Movies", 50);
+    for _ in 0..7 {
+        assert_ok(&setup.sync());
+    }
+    let runs = setup.store.runs(1).unwrap();
+    assert_eq!(runs.len(), 5, "history keeps the newest 5 in this setup");
+    assert_eq!(runs.last().unwrap().run, 7);
+    assert_eq!(runs.first().unwrap().mode, "incremental");
+}
+
+#[test]
+fn library_filter_selects_by_title_or_key() {
+    let setup = Setup::new();
+    setup.fake.add_library_of(600);
+    let mut server = setup.server(TOKEN);
+    server.libraries = Some(vec!["Movies".into(), "3".into()]);
+    let source = mediasync::source::plex::Plex::new(&server, std::time::Duration::from_secs(5));
+    let report = mediasync::sync::sync_server(
+        "home",
+        &source,
+        &setup.store,
+        &setup.options(false, false),
+        &std::sync::atomic::AtomicBool::new(false),
+    );
+    assert_ok(&report);
+    let ids: Vec<&str> = report.libraries.iter().map(|library| library.library_id.as_str()).collect();
+    assert_eq!(ids, vec!["1", "3"]);
+}

@@ -1,0 +1,137 @@
+//! Shared fixtures: a fake Plex server, a store in a temporary directory, a
+//! sync helper using short retry delays, and export-vs-server comparison.
+
+use mediasync::config::{ServerConfig, ServerKind};
+use mediasync::fake::plex::{Expected, FakePlex};
+use mediasync::source::plex::Plex;
+use mediasync::source::retry::{RetryPolicy, Retrying};
+use mediasync::store::Store;
+use mediasync::sync::{self, Options, ServerReport};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+pub const TOKEN: &str = "test-token-5ecret";
+
+pub struct Setup {
+    pub fake: FakePlex,
+    /// Holds the store's directory for the test's lifetime.
+    pub _dir: tempfile::TempDir,
+    pub store: Store,
+    pub page_size: u32,
+    pub retries: u32,
+    pub max_delete_share: f64,
+}
+
+impl Setup {
+    pub fn new() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("catalog.redb"), 4 << 20).unwrap();
+        Setup {
+            fake: FakePlex::start(TOKEN),
+            _dir: dir,
+            store,
+            page_size: 100,
+            retries: 2,
+            max_delete_share: 0.5,
+        }
+    }
+
+    pub fn server(&self, token: &str) -> ServerConfig {
+        ServerConfig {
+            name: "home".into(),
+            kind: ServerKind::Plex,
+            url: self.fake.url().to_string(),
+            token: token.to_string(),
+            libraries: None,
+            page_size: self.page_size,
+        }
+    }
+
+    pub fn options(&self, full: bool, force: bool) -> Options {
+        Options {
+            full,
+            force,
+            full_every: Duration::from_secs(7 * 86_400),
+            max_delete_share: self.max_delete_share,
+            history: 5,
+            page_size: self.page_size,
+        }
+    }
+
+    pub fn sync_with(&self, token: &str, full: bool, force: bool) -> ServerReport {
+        let source = Retrying::new(
+            Plex::new(&self.server(token), Duration::from_secs(10)),
+            RetryPolicy {
+                retries: self.retries,
+                delay: Duration::from_millis(2),
+                max_rate_limit_wait: Duration::from_secs(2),
+            },
+        );
+        sync::sync_server("home", &source, &self.store, &self.options(full, force), &AtomicBool::new(false))
+    }
+
+    pub fn sync(&self) -> ServerReport {
+        self.sync_with(TOKEN, false, false)
+    }
+
+    /// The store's catalog in the fake's terms, sorted.
+    pub fn stored(&self) -> Vec<Expected> {
+        let mut rows = Vec::new();
+        for (number, state) in self.store.libraries().unwrap() {
+            self.store
+                .for_each_item(number, |stored| {
+                    rows.push(Expected {
+                        library: state.library_id.clone(),
+                        id: stored.item.id.clone(),
+                        kind: stored.item.kind,
+                        title: stored.item.title.clone(),
+                        parent_id: stored.item.parent_id.clone(),
+                        updated_at: stored.item.updated_at,
+                    });
+                    true
+                })
+                .unwrap();
+        }
+        rows.sort();
+        rows
+    }
+
+    pub fn assert_exact(&self) {
+        let stored = self.stored();
+        let expected = self.fake.expected();
+        if stored != expected {
+            let missing: Vec<_> = expected.iter().filter(|row| !stored.contains(row)).take(5).collect();
+            let extra: Vec<_> = stored.iter().filter(|row| !expected.contains(row)).take(5).collect();
+            panic!(
+                "the store is not an exact mirror: {} stored, {} on the server\nmissing: {missing:#?}\nextra: {extra:#?}",
+                stored.len(),
+                expected.len()
+            );
+        }
+    }
+
+    /// Listing requests (type, start) made since the log was cleared.
+    pub fn listings(&self) -> Vec<(u8, u64)> {
+        self.fake
+            .log()
+            .iter()
+            .filter_map(|entry| Some((entry.item_type?, entry.start?)))
+            .collect()
+    }
+}
+
+pub fn assert_ok(report: &ServerReport) {
+    assert!(report.ok(), "sync failed: {report:#?}");
+}
+
+pub fn mode_of(report: &ServerReport, library: &str) -> String {
+    report
+        .libraries
+        .iter()
+        .find(|entry| entry.library_id == library)
+        .map(|entry| entry.mode.clone())
+        .unwrap_or_default()
+}
+
+/// The number of (library, kind) listings of the default mixed library.
+pub const STREAMS: u64 = 1 + 3 + 3;
