@@ -3,9 +3,9 @@
 //! for benchmarks. Errors carry the exit code `main` returns.
 
 use crate::config::{self, Config, ConfigError, ServerKind};
+use crate::source::Source;
 use crate::source::plex::Plex;
 use crate::source::retry::{RetryPolicy, Retrying};
-use crate::source::Source;
 use crate::store::{Store, StoreError};
 use crate::sync::{self, Options};
 use std::io::Write;
@@ -88,9 +88,7 @@ fn parse(args: &[String]) -> Result<Args, CliError> {
     let mut parsed = Args::default();
     let mut rest = args.iter();
     let value = |rest: &mut std::slice::Iter<'_, String>, flag: &str| {
-        rest.next()
-            .cloned()
-            .ok_or_else(|| CliError::Usage(format!("{flag} needs a value")))
+        rest.next().cloned().ok_or_else(|| CliError::Usage(format!("{flag} needs a value")))
     };
     while let Some(arg) = rest.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -108,7 +106,8 @@ fn parse(args: &[String]) -> Result<Args, CliError> {
             "--token" => parsed.token = Some(take(&mut rest)?),
             "--items" => {
                 let text = take(&mut rest)?;
-                parsed.items = Some(text.parse().map_err(|_| CliError::Usage(format!("--items {text}: not a number")))?);
+                parsed.items =
+                    Some(text.parse().map_err(|_| CliError::Usage(format!("--items {text}: not a number")))?);
             }
             "--full" => parsed.full = true,
             "--force" => parsed.force = true,
@@ -203,11 +202,7 @@ fn sync_command(args: &Args) -> Result<i32, CliError> {
         all_ok &= report.ok();
     }
     report_peak_memory();
-    if all_ok {
-        Ok(0)
-    } else {
-        Err(CliError::Failed("some libraries did not sync; see the lines above".into()))
-    }
+    if all_ok { Ok(0) } else { Err(CliError::Failed("some libraries did not sync; see the lines above".into())) }
 }
 
 fn export_command(args: &Args) -> Result<i32, CliError> {

@@ -155,10 +155,7 @@ pub fn locate(flag: Option<&Path>) -> PathBuf {
 
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|err| {
-        ConfigError(format!(
-            "cannot read config file {}: {err}; pass --config FILE or set {ENV_VAR}",
-            path.display()
-        ))
+        ConfigError(format!("cannot read config file {}: {err}; pass --config FILE or set {ENV_VAR}", path.display()))
     })?;
     parse(&text, path)
 }
@@ -173,9 +170,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             .span()
             .map(|span| format!(" (line {})", 1 + text[..span.start].matches('\n').count()))
             .unwrap_or_default();
-        ConfigError(format!(
-            "config {where_}{line}: {message}; see config/mediasync.example.toml for every key"
-        ))
+        ConfigError(format!("config {where_}{line}: {message}; see config/mediasync.example.toml for every key"))
     })?;
 
     let store = StoreConfig {
@@ -206,23 +201,20 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             "config {where_}: no [[server]] entries; add one (see config/mediasync.example.toml)"
         )));
     }
-    Ok(Config {
-        path: path.to_path_buf(),
-        store,
-        sync,
-        servers,
-    })
+    Ok(Config { path: path.to_path_buf(), store, sync, servers })
 }
 
 fn parse_sync(raw: RawSync, where_: &str) -> Result<SyncConfig, ConfigError> {
     let defaults = SyncConfig::default();
-    let duration = |key: &str, value: Option<String>, default: Duration| match value {
+    let duration = |key: &str, value: Option<String>, default: Duration| {
+        match value {
         None => Ok(default),
         Some(text) => parse_duration(&text).ok_or_else(|| {
             ConfigError(format!(
                 "config {where_}: [sync] {key} = \"{text}\" is not a duration; write it like \"90s\", \"15m\", \"12h\" or \"7d\""
             ))
         }),
+    }
     };
     let share = raw.max_delete_share.unwrap_or(defaults.max_delete_share);
     if !(0.0..=1.0).contains(&share) {
@@ -236,11 +228,7 @@ fn parse_sync(raw: RawSync, where_: &str) -> Result<SyncConfig, ConfigError> {
         history: raw.history.unwrap_or(defaults.history).clamp(1, 1000),
         retries: raw.retries.unwrap_or(defaults.retries).min(20),
         retry_delay: duration("retry_delay", raw.retry_delay, defaults.retry_delay)?,
-        max_rate_limit_wait: duration(
-            "max_rate_limit_wait",
-            raw.max_rate_limit_wait,
-            defaults.max_rate_limit_wait,
-        )?,
+        max_rate_limit_wait: duration("max_rate_limit_wait", raw.max_rate_limit_wait, defaults.max_rate_limit_wait)?,
         timeout: duration("timeout", raw.timeout, defaults.timeout)?,
     })
 }
@@ -264,29 +252,21 @@ fn parse_server(raw: RawServer, position: usize, path: &Path) -> Result<ServerCo
     let kind = match raw.kind.as_deref() {
         Some("plex") => ServerKind::Plex,
         Some(other) => {
-            return Err(ConfigError(format!(
-                "{at}: kind = \"{other}\" is not supported; use kind = \"plex\""
-            )));
+            return Err(ConfigError(format!("{at}: kind = \"{other}\" is not supported; use kind = \"plex\"")));
         }
         None => return Err(ConfigError(format!("{at}: missing `kind`; add kind = \"plex\""))),
     };
     let url = match raw.url {
         Some(url) => validate_url(&url).map_err(|why| {
-            ConfigError(format!(
-                "{at}: url = \"{url}\" {why}; write it like \"http://192.168.1.10:32400\""
-            ))
+            ConfigError(format!("{at}: url = \"{url}\" {why}; write it like \"http://192.168.1.10:32400\""))
         })?,
         None => {
-            return Err(ConfigError(format!(
-                "{at}: missing `url`; add url = \"http://192.168.1.10:32400\""
-            )));
+            return Err(ConfigError(format!("{at}: missing `url`; add url = \"http://192.168.1.10:32400\"")));
         }
     };
     let token = match (raw.token, raw.token_file) {
         (Some(_), Some(_)) => {
-            return Err(ConfigError(format!(
-                "{at}: both `token` and `token_file` are set; keep one"
-            )));
+            return Err(ConfigError(format!("{at}: both `token` and `token_file` are set; keep one")));
         }
         (Some(token), None) => token.trim().to_string(),
         (None, Some(file)) => std::fs::read_to_string(&file)
@@ -311,9 +291,7 @@ fn parse_server(raw: RawServer, position: usize, path: &Path) -> Result<ServerCo
     }
     let page_size = raw.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
     if page_size == 0 || page_size > MAX_PAGE_SIZE {
-        return Err(ConfigError(format!(
-            "{at}: page_size = {page_size} must be between 1 and {MAX_PAGE_SIZE}"
-        )));
+        return Err(ConfigError(format!("{at}: page_size = {page_size} must be between 1 and {MAX_PAGE_SIZE}")));
     }
     if let Some(libraries) = &raw.libraries {
         if libraries.is_empty() {
@@ -322,21 +300,11 @@ fn parse_server(raw: RawServer, position: usize, path: &Path) -> Result<ServerCo
             )));
         }
     }
-    Ok(ServerConfig {
-        name,
-        kind,
-        url,
-        token,
-        libraries: raw.libraries,
-        page_size,
-    })
+    Ok(ServerConfig { name, kind, url, token, libraries: raw.libraries, page_size })
 }
 
 fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    (1..=64).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 /// Checks a server URL and returns it without a trailing slash.
@@ -438,7 +406,9 @@ token = "abc"
         assert!(url.contains("url") && url.contains("http://"), "{url}");
         let url = error_of(&GOOD.replace("http://127.0.0.1:32400/", "not a url"));
         assert!(url.contains("not a valid URL"), "{url}");
-        let twice = format!("{GOOD}\n[[server]]\nname = \"living-room\"\nkind = \"plex\"\nurl = \"http://a:1\"\ntoken = \"t\"\n");
+        let twice = format!(
+            "{GOOD}\n[[server]]\nname = \"living-room\"\nkind = \"plex\"\nurl = \"http://a:1\"\ntoken = \"t\"\n"
+        );
         assert!(error_of(&twice).contains("used twice"));
         let kind = error_of(&GOOD.replace("\"plex\"", "\"kodi\""));
         assert!(kind.contains("kodi"), "{kind}");

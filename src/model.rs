@@ -21,16 +21,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
-        Kind::Movie,
-        Kind::Show,
-        Kind::Season,
-        Kind::Episode,
-        Kind::Artist,
-        Kind::Album,
-        Kind::Track,
-        Kind::Playlist,
-    ];
+    pub const ALL: [Kind; 8] =
+        [Kind::Movie, Kind::Show, Kind::Season, Kind::Episode, Kind::Artist, Kind::Album, Kind::Track, Kind::Playlist];
 
     pub fn code(self) -> u8 {
         match self {

@@ -137,11 +137,8 @@ impl FakePlex {
     pub fn start_on(address: &str, token: &str) -> Result<FakePlex, String> {
         let server = tiny_http::Server::http(address).map_err(|err| format!("cannot listen on {address}: {err}"))?;
         let server = Arc::new(server);
-        let port = server
-            .server_addr()
-            .to_ip()
-            .map(|address| address.port())
-            .ok_or("the fake server has no IP address")?;
+        let port =
+            server.server_addr().to_ip().map(|address| address.port()).ok_or("the fake server has no IP address")?;
         let host = address.rsplit_once(':').map_or("127.0.0.1", |(host, _)| host);
         let host = if host == "0.0.0.0" { "127.0.0.1" } else { host };
         let state = Arc::new(Mutex::new(PlexState {
@@ -169,12 +166,7 @@ impl FakePlex {
                 }
             })
         };
-        Ok(FakePlex {
-            url: format!("http://{host}:{port}"),
-            state,
-            server,
-            thread: Some(thread),
-        })
+        Ok(FakePlex { url: format!("http://{host}:{port}"), state, server, thread: Some(thread) })
     }
 
     pub fn url(&self) -> &str {
@@ -216,12 +208,7 @@ impl FakePlex {
     pub fn add_section(&self, title: &str, kind: SectionKind) -> String {
         let mut state = self.state();
         let key = (state.sections.len() + 1).to_string();
-        state.sections.push(FakeSection {
-            key: key.clone(),
-            kind,
-            title: title.to_string(),
-            items: Vec::new(),
-        });
+        state.sections.push(FakeSection { key: key.clone(), kind, title: title.to_string(), items: Vec::new() });
         key
     }
 
@@ -284,11 +271,8 @@ impl FakePlex {
         let now = state.tick();
         let key = state.take_key();
         let grandparent = parent.and_then(|parent| state.find(parent).and_then(|item| item.parent.clone()));
-        let section = state
-            .sections
-            .iter_mut()
-            .find(|candidate| candidate.key == section)
-            .expect("add_item: no such section");
+        let section =
+            state.sections.iter_mut().find(|candidate| candidate.key == section).expect("add_item: no such section");
         section.items.push(FakeItem {
             rating_key: key.clone(),
             kind,
@@ -416,17 +400,11 @@ impl PlexState {
     }
 
     fn find(&self, rating_key: &str) -> Option<&FakeItem> {
-        self.sections
-            .iter()
-            .flat_map(|section| section.items.iter())
-            .find(|item| item.rating_key == rating_key)
+        self.sections.iter().flat_map(|section| section.items.iter()).find(|item| item.rating_key == rating_key)
     }
 
     fn find_mut(&mut self, rating_key: &str) -> Option<&mut FakeItem> {
-        self.sections
-            .iter_mut()
-            .flat_map(|section| section.items.iter_mut())
-            .find(|item| item.rating_key == rating_key)
+        self.sections.iter_mut().flat_map(|section| section.items.iter_mut()).find(|item| item.rating_key == rating_key)
     }
 
     /// A generated item. Items are added in bursts of a few per second, as a
@@ -482,7 +460,8 @@ fn html(status: u16, text: &str) -> Answer {
     Answer {
         status,
         content_type: "text/html",
-        body: format!("<html><head><title>{text}</title></head><body><h1>{status} {text}</h1></body></html>").into_bytes(),
+        body: format!("<html><head><title>{text}</title></head><body><h1>{status} {text}</h1></body></html>")
+            .into_bytes(),
         retry_after: None,
     }
 }
@@ -515,28 +494,13 @@ fn answer(shared: &Mutex<PlexState>, request: &tiny_http::Request) -> Answer {
     state.requests += 1;
     let number = state.requests;
     let (path, params) = query::split(request.url());
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-    };
-    let paging = |name: &str| {
-        header(request, name)
-            .or_else(|| param(name))
-            .and_then(|value| value.trim().parse::<u64>().ok())
-    };
+    let param = |name: &str| params.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str());
+    let paging =
+        |name: &str| header(request, name).or_else(|| param(name)).and_then(|value| value.trim().parse::<u64>().ok());
     let start = paging("X-Plex-Container-Start");
     let size = paging("X-Plex-Container-Size");
     let item_type = param("type").and_then(|value| value.parse::<u8>().ok());
-    state.log.push(Logged {
-        number,
-        path: path.clone(),
-        item_type,
-        start,
-        size,
-        returned: 0,
-    });
+    state.log.push(Logged { number, path: path.clone(), item_type, start, size, returned: 0 });
     let failure = state
         .failures
         .remove(&number)
@@ -565,10 +529,7 @@ fn answer(shared: &Mutex<PlexState>, request: &tiny_http::Request) -> Answer {
     let json = header(request, "Accept").is_some_and(|accept| accept.contains("application/json"));
     let container = if path == "/library/sections" || path == "/library/sections/" {
         sections_container(&state)
-    } else if let Some(key) = path
-        .strip_prefix("/library/sections/")
-        .and_then(|rest| rest.strip_suffix("/all"))
-    {
+    } else if let Some(key) = path.strip_prefix("/library/sections/").and_then(|rest| rest.strip_suffix("/all")) {
         let Some(section) = state.sections.iter().find(|section| section.key == key) else {
             return html(404, "Not Found");
         };
@@ -665,10 +626,7 @@ fn listing(
         }
     }
     if state.honour_sort {
-        let sort = params
-            .iter()
-            .find(|(name, _)| name == "sort")
-            .map_or("titleSort", |(_, value)| value.as_str());
+        let sort = params.iter().find(|(name, _)| name == "sort").map_or("titleSort", |(_, value)| value.as_str());
         let (field, descending) = match sort.split_once(':') {
             Some((field, direction)) => (field, direction == "desc"),
             None => (sort, false),
@@ -692,10 +650,7 @@ fn listing(
     container.insert("identifier".into(), json!("com.plexapp.plugins.library"));
     container.insert("librarySectionID".into(), json!(section_number));
     container.insert("librarySectionTitle".into(), json!(section.title));
-    container.insert(
-        "librarySectionUUID".into(),
-        json!(format!("00000000-0000-4000-8000-{section_number:012}")),
-    );
+    container.insert("librarySectionUUID".into(), json!(format!("00000000-0000-4000-8000-{section_number:012}")));
     container.insert("mediaTagPrefix".into(), json!("/system/bundle/media/flags/"));
     container.insert("mediaTagVersion".into(), json!(1_634_922_197));
     container.insert("title1".into(), json!(section.title));
@@ -741,7 +696,10 @@ fn item_json(section: &FakeSection, item: &FakeItem) -> Value {
     let guid = match item.kind {
         Kind::Movie => format!("plex://movie/5d7768{key:0>18}"),
         Kind::Show => format!("com.plexapp.agents.thetvdb://{key}?lang=en"),
-        Kind::Season | Kind::Episode => format!("com.plexapp.agents.thetvdb://{}/{key}?lang=en", item.grandparent.as_deref().or(item.parent.as_deref()).unwrap_or("0")),
+        Kind::Season | Kind::Episode => format!(
+            "com.plexapp.agents.thetvdb://{}/{key}?lang=en",
+            item.grandparent.as_deref().or(item.parent.as_deref()).unwrap_or("0")
+        ),
         Kind::Track => format!("local://{key}"),
         _ => format!("com.plexapp.agents.lastfm://{}?lang=en", item.title.replace(' ', "%20")),
     };

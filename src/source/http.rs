@@ -31,11 +31,7 @@ impl Http {
             .http_status_as_error(false)
             .user_agent(concat!("mediasync/", env!("CARGO_PKG_VERSION")))
             .build();
-        Http {
-            agent: config.into(),
-            base: base.trim_end_matches('/').to_string(),
-            requests: AtomicU64::new(0),
-        }
+        Http { agent: config.into(), base: base.trim_end_matches('/').to_string(), requests: AtomicU64::new(0) }
     }
 
     pub fn requests(&self) -> u64 {
@@ -57,27 +53,18 @@ impl Http {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let mut response = request.call().map_err(|err| transport_error(&self.base, path_and_query, &err))?;
         let status = response.status().as_u16();
-        let date = response
-            .headers()
-            .get("date")
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_string);
+        let date = response.headers().get("date").and_then(|value| value.to_str().ok()).map(str::to_string);
         let retry_after = response
             .headers()
             .get("retry-after")
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.trim().parse::<u64>().ok());
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(MAX_BODY_BYTES)
-            .read_to_vec()
-            .map_err(|err| {
-                SourceError::new(
-                    ErrorKind::Unavailable,
-                    format!("{}{path_and_query}: the response body could not be read ({err})", self.base),
-                )
-            })?;
+        let body = response.body_mut().with_config().limit(MAX_BODY_BYTES).read_to_vec().map_err(|err| {
+            SourceError::new(
+                ErrorKind::Unavailable,
+                format!("{}{path_and_query}: the response body could not be read ({err})", self.base),
+            )
+        })?;
         match status {
             200..=299 => Ok(Response { status, body, date }),
             401 | 403 => Err(SourceError::new(

@@ -32,10 +32,7 @@ pub struct SourceError {
 
 impl SourceError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> SourceError {
-        SourceError {
-            kind,
-            message: message.into(),
-        }
+        SourceError { kind, message: message.into() }
     }
 
     pub fn is_retryable(&self) -> bool {
@@ -92,14 +89,8 @@ pub trait Source: Send + Sync {
     fn libraries(&self) -> Result<Vec<LibraryInfo>, SourceError>;
 
     /// One page of the items of one kind in a library, `start` entries in.
-    fn page(
-        &self,
-        library: &LibraryInfo,
-        kind: Kind,
-        order: Order,
-        start: u64,
-        size: u32,
-    ) -> Result<Page, SourceError>;
+    fn page(&self, library: &LibraryInfo, kind: Kind, order: Order, start: u64, size: u32)
+    -> Result<Page, SourceError>;
 
     /// How many items of one kind the library holds, if the server says.
     fn count(&self, library: &LibraryInfo, kind: Kind) -> Result<Option<u64>, SourceError>;
@@ -139,11 +130,7 @@ pub fn filter_libraries(libraries: Vec<LibraryInfo>, wanted: Option<&[String]>) 
         None => libraries,
         Some(wanted) => libraries
             .into_iter()
-            .filter(|library| {
-                wanted
-                    .iter()
-                    .any(|name| name == &library.title || name == &library.id)
-            })
+            .filter(|library| wanted.iter().any(|name| name == &library.title || name == &library.id))
             .collect(),
     }
 }

@@ -64,17 +64,15 @@ impl Plex {
             headers.push(("X-Plex-Container-Size", size.as_str()));
         }
         let response = self.http.get(path_and_query, &headers)?;
-        serde_json::from_slice::<Envelope>(&response.body)
-            .map(|envelope| envelope.container)
-            .map_err(|err| {
-                SourceError::new(
-                    ErrorKind::Unavailable,
-                    format!(
-                        "{}{path_and_query}: the answer is not Plex JSON ({err}); the response may have been cut off",
-                        self.http.base()
-                    ),
-                )
-            })
+        serde_json::from_slice::<Envelope>(&response.body).map(|envelope| envelope.container).map_err(|err| {
+            SourceError::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "{}{path_and_query}: the answer is not Plex JSON ({err}); the response may have been cut off",
+                    self.http.base()
+                ),
+            )
+        })
     }
 
     fn listing_path(library: &LibraryInfo, kind: Kind, order: Order, start: u64, size: u32) -> String {
@@ -147,14 +145,9 @@ impl Source for Plex {
 /// without an id is unusable; one with an id but missing essentials is
 /// reported with its id so the stored copy is kept.
 pub fn parse_item(value: &Value, listed: Kind) -> Result<Item, BadItem> {
-    let id = lenient_string(value.get("ratingKey")).ok_or_else(|| BadItem {
-        id: None,
-        reason: "entry has no ratingKey".into(),
-    })?;
-    let bad = |reason: String| BadItem {
-        id: Some(id.clone()),
-        reason,
-    };
+    let id = lenient_string(value.get("ratingKey"))
+        .ok_or_else(|| BadItem { id: None, reason: "entry has no ratingKey".into() })?;
+    let bad = |reason: String| BadItem { id: Some(id.clone()), reason };
     if let Some(kind_name) = value.get("type").and_then(Value::as_str) {
         if kind_name != listed.name() {
             return Err(bad(format!("listed as {listed} but has type \"{kind_name}\"")));
@@ -214,9 +207,7 @@ mod tests {
     use super::*;
 
     fn sample(name: &str) -> Value {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/samples/plex")
-            .join(name);
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/samples/plex").join(name);
         let text = std::fs::read_to_string(&path)
             .or_else(|_| std::fs::read_to_string(std::path::Path::new("tests/data/plex").join(name)))
             .unwrap();

@@ -111,15 +111,8 @@ mod tests {
 
     fn run(outcomes: Vec<Result<(), SourceError>>, retries: u32) -> (Result<(), SourceError>, u32) {
         let source = Retrying::new(
-            Scripted {
-                outcomes: Mutex::new(outcomes),
-                calls: Mutex::new(0),
-            },
-            RetryPolicy {
-                retries,
-                delay: Duration::from_millis(1),
-                max_rate_limit_wait: Duration::from_millis(50),
-            },
+            Scripted { outcomes: Mutex::new(outcomes), calls: Mutex::new(0) },
+            RetryPolicy { retries, delay: Duration::from_millis(1), max_rate_limit_wait: Duration::from_millis(50) },
         );
         let result = source.libraries().map(|_| ());
         let calls = *source.inner.calls.lock().unwrap();

@@ -128,11 +128,7 @@ impl Store {
 
     /// Streams a library's items in id order to `visit`, which may stop the
     /// walk by returning `false`.
-    pub fn for_each_item(
-        &self,
-        library: u32,
-        mut visit: impl FnMut(StoredItem) -> bool,
-    ) -> Result<(), StoreError> {
+    pub fn for_each_item(&self, library: u32, mut visit: impl FnMut(StoredItem) -> bool) -> Result<(), StoreError> {
         let txn = self.db.begin_read().map_err(db_error)?;
         let table = txn.open_table(ITEMS).map_err(db_error)?;
         let (start, end) = library_range(library);
@@ -144,12 +140,7 @@ impl Store {
                     format!("store: an item record of library {library} does not decode"),
                 ));
             };
-            let keep_going = visit(StoredItem {
-                library,
-                hash: header.hash,
-                seq: header.seq,
-                item,
-            });
+            let keep_going = visit(StoredItem { library, hash: header.hash, seq: header.seq, item });
             if !keep_going {
                 break;
             }
@@ -194,10 +185,9 @@ impl Store {
         let table = txn.open_table(ITEMS).map_err(db_error)?;
         let (start, end) = library_range(library);
         let range = match after {
-            Some(after) => table.range::<&[u8]>((
-                std::ops::Bound::Excluded(after),
-                std::ops::Bound::Excluded(end.as_slice()),
-            )),
+            Some(after) => {
+                table.range::<&[u8]>((std::ops::Bound::Excluded(after), std::ops::Bound::Excluded(end.as_slice())))
+            }
             None => table.range::<&[u8]>(start.as_slice()..end.as_slice()),
         }
         .map_err(db_error)?;
@@ -348,9 +338,7 @@ impl<'t> Writer<'t> {
             self.seen.insert(key.as_slice(), bits.as_slice()).map_err(db_error)?;
         }
         if self.seq_dirty {
-            self.meta
-                .insert("next_seq", self.next_seq.to_be_bytes().as_slice())
-                .map_err(db_error)?;
+            self.meta.insert("next_seq", self.next_seq.to_be_bytes().as_slice()).map_err(db_error)?;
         }
         Ok(())
     }
@@ -370,9 +358,7 @@ impl<'t> Writer<'t> {
             None => {
                 let number = read_u32(&self.meta, "next_library")?.unwrap_or(1);
                 let next = number.checked_add(1).ok_or_else(|| db_error("library numbers exhausted"))?;
-                self.meta
-                    .insert("next_library", next.to_be_bytes().as_slice())
-                    .map_err(db_error)?;
+                self.meta.insert("next_library", next.to_be_bytes().as_slice()).map_err(db_error)?;
                 self.libraries.insert(key.as_slice(), number).map_err(db_error)?;
                 number
             }
@@ -407,15 +393,17 @@ impl<'t> Writer<'t> {
     /// Stores `item` unless an identical copy is there already; with `seen`,
     /// also marks it seen by the current full pass. Keeps the library's
     /// counters, newest-change times and the change feed in step.
-    pub fn upsert(&mut self, library: u32, state: &mut LibraryState, item: &Item, seen: bool) -> Result<Outcome, StoreError> {
+    pub fn upsert(
+        &mut self,
+        library: u32,
+        state: &mut LibraryState,
+        item: &Item,
+        seen: bool,
+    ) -> Result<Outcome, StoreError> {
         let key = item_key(library, &item.id);
         let body = item.body_json();
         let hash = content_hash(&body);
-        let existing = self
-            .items
-            .get(key.as_slice())
-            .map_err(db_error)?
-            .map(|value| decode_header(value.value()));
+        let existing = self.items.get(key.as_slice()).map_err(db_error)?.map(|value| decode_header(value.value()));
         let (ordinal, outcome) = match existing {
             Some(Some(old)) if old.hash == hash && old.kind == item.kind => {
                 if seen {
@@ -439,19 +427,9 @@ impl<'t> Writer<'t> {
             }
         };
         let seq = self.take_seq();
-        let header = ItemHeader {
-            kind: item.kind,
-            ordinal,
-            hash,
-            seq,
-            updated_at: item.updated_at,
-        };
-        self.items
-            .insert(key.as_slice(), encode_item(&header, &body).as_slice())
-            .map_err(db_error)?;
-        self.changes
-            .insert(seq, change_value(OP_UPSERT, library, &item.id).as_slice())
-            .map_err(db_error)?;
+        let header = ItemHeader { kind: item.kind, ordinal, hash, seq, updated_at: item.updated_at };
+        self.items.insert(key.as_slice(), encode_item(&header, &body).as_slice()).map_err(db_error)?;
+        self.changes.insert(seq, change_value(OP_UPSERT, library, &item.id).as_slice()).map_err(db_error)?;
         let newest = state.newest.entry(item.kind).or_insert(item.updated_at);
         *newest = (*newest).max(item.updated_at);
         if seen {
@@ -464,11 +442,7 @@ impl<'t> Writer<'t> {
     /// server sent in a form we could not read: the stored copy stays).
     pub fn mark_seen_id(&mut self, library: u32, id: &str) -> Result<bool, StoreError> {
         let key = item_key(library, id);
-        let header = self
-            .items
-            .get(key.as_slice())
-            .map_err(db_error)?
-            .and_then(|value| decode_header(value.value()));
+        let header = self.items.get(key.as_slice()).map_err(db_error)?.and_then(|value| decode_header(value.value()));
         match header {
             Some(header) => {
                 self.mark_seen(library, header.ordinal)?;
@@ -497,9 +471,7 @@ impl<'t> Writer<'t> {
     pub fn clear_seen(&mut self, library: u32) -> Result<(), StoreError> {
         let (start, end) = library_range(library);
         self.seen_chunks.retain(|key, _| key[..4] != start[..4]);
-        self.seen
-            .retain_in::<&[u8], _>(start.as_slice()..end.as_slice(), |_, _| false)
-            .map_err(db_error)?;
+        self.seen.retain_in::<&[u8], _>(start.as_slice()..end.as_slice(), |_, _| false).map_err(db_error)?;
         Ok(())
     }
 
@@ -520,24 +492,18 @@ impl<'t> Writer<'t> {
             decrement(state, header.kind);
         }
         let seq = self.take_seq();
-        self.changes
-            .insert(seq, change_value(OP_DELETE, library, &id).as_slice())
-            .map_err(db_error)?;
+        self.changes.insert(seq, change_value(OP_DELETE, library, &id).as_slice()).map_err(db_error)?;
         Ok(true)
     }
 
     /// Appends a run to the history, keeping the newest `keep`.
     pub fn append_run(&mut self, library: u32, record: &RunRecord, keep: u32) -> Result<(), StoreError> {
         let json = serde_json::to_vec(record).map_err(json_error)?;
-        self.runs
-            .insert(run_key(library, record.run).as_slice(), json.as_slice())
-            .map_err(db_error)?;
+        self.runs.insert(run_key(library, record.run).as_slice(), json.as_slice()).map_err(db_error)?;
         let oldest_kept = record.run.saturating_sub(u64::from(keep).saturating_sub(1));
         let start = run_key(library, 0);
         let end = run_key(library, oldest_kept);
-        self.runs
-            .retain_in::<&[u8], _>(start.as_slice()..end.as_slice(), |_, _| false)
-            .map_err(db_error)?;
+        self.runs.retain_in::<&[u8], _>(start.as_slice()..end.as_slice(), |_, _| false).map_err(db_error)?;
         Ok(())
     }
 }

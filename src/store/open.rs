@@ -29,10 +29,7 @@ pub struct StoreError {
 
 impl StoreError {
     pub fn new(kind: StoreErrorKind, message: impl Into<String>) -> StoreError {
-        StoreError {
-            kind,
-            message: message.into(),
-        }
+        StoreError { kind, message: message.into() }
     }
 }
 
@@ -102,8 +99,7 @@ fn initialise(db: &Database) -> Result<(), StoreError> {
             .and_then(|value| value.value().try_into().ok().map(u32::from_be_bytes));
         match stored {
             None => {
-                meta.insert("schema_version", SCHEMA_VERSION.to_be_bytes().as_slice())
-                    .map_err(|err| other(&err))?;
+                meta.insert("schema_version", SCHEMA_VERSION.to_be_bytes().as_slice()).map_err(|err| other(&err))?;
             }
             Some(version) if version == SCHEMA_VERSION => {}
             Some(version) => {
@@ -138,7 +134,10 @@ fn create(path: &Path, cache_bytes: usize) -> Result<(), StoreError> {
     let fail = |what: &str, err: &dyn std::fmt::Display| {
         StoreError::new(
             StoreErrorKind::Other,
-            format!("cannot create the store {} ({what}: {err}); check [store] path and that its directory is writable", path.display()),
+            format!(
+                "cannot create the store {} ({what}: {err}); check [store] path and that its directory is writable",
+                path.display()
+            ),
         )
     };
     let directory = match path.parent() {
@@ -158,13 +157,9 @@ fn create(path: &Path, cache_bytes: usize) -> Result<(), StoreError> {
     let backend = FileBackend::new(file).map_err(|err| fail("locking", &err))?;
     let db = open_backend(SyncOnGrow::new(backend), cache_bytes)?;
     drop(db);
-    File::open(&temporary)
-        .and_then(|file| file.sync_all())
-        .map_err(|err| fail("syncing", &err))?;
+    File::open(&temporary).and_then(|file| file.sync_all()).map_err(|err| fail("syncing", &err))?;
     std::fs::rename(&temporary, path).map_err(|err| fail("renaming into place", &err))?;
-    File::open(&directory)
-        .and_then(|dir| dir.sync_all())
-        .map_err(|err| fail("syncing its directory", &err))?;
+    File::open(&directory).and_then(|dir| dir.sync_all()).map_err(|err| fail("syncing its directory", &err))?;
     log::info!("created a new store at {}", path.display());
     Ok(())
 }

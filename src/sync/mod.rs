@@ -101,14 +101,15 @@ pub fn now_epoch() -> i64 {
 /// Syncs every library of one server. Never panics on bad input and never
 /// leaves the store worse than it found it: failures are recorded per
 /// library and the previous data stays.
-pub fn sync_server(server: &str, source: &dyn Source, store: &Store, options: &Options, stop: &AtomicBool) -> ServerReport {
+pub fn sync_server(
+    server: &str,
+    source: &dyn Source,
+    store: &Store,
+    options: &Options,
+    stop: &AtomicBool,
+) -> ServerReport {
     let requests_before = source.requests();
-    let mut report = ServerReport {
-        server: server.to_string(),
-        libraries: Vec::new(),
-        error: None,
-        requests: 0,
-    };
+    let mut report = ServerReport { server: server.to_string(), libraries: Vec::new(), error: None, requests: 0 };
     let libraries = match source.libraries() {
         Ok(libraries) => libraries,
         Err(err) => {
@@ -119,10 +120,8 @@ pub fn sync_server(server: &str, source: &dyn Source, store: &Store, options: &O
         }
     };
     if libraries.is_empty() {
-        report.error = Some(format!(
-            "{} lists no library to sync; check `libraries` in its [[server]] entry",
-            source.describe()
-        ));
+        report.error =
+            Some(format!("{} lists no library to sync; check `libraries` in its [[server]] entry", source.describe()));
     }
     for library in &libraries {
         if stop.load(Ordering::Relaxed) {
@@ -140,10 +139,8 @@ pub fn sync_server(server: &str, source: &dyn Source, store: &Store, options: &O
             break;
         }
     }
-    let server_error = report
-        .error
-        .clone()
-        .or_else(|| report.libraries.iter().find_map(|library| library.error.clone()));
+    let server_error =
+        report.error.clone().or_else(|| report.libraries.iter().find_map(|library| library.error.clone()));
     record_server(store, server, server_error);
     report.requests = source.requests() - requests_before;
     report
@@ -218,15 +215,7 @@ fn sync_library(
             return (report, false);
         }
     };
-    let mut run = Run {
-        source,
-        store,
-        library,
-        number,
-        options,
-        requests_base: source.requests(),
-        requests_before: 0,
-    };
+    let mut run = Run { source, store, library, number, options, requests_base: source.requests(), requests_before: 0 };
     let outcome = run.begin(&mut state).and_then(|()| run.walk(&mut state, stop));
     let checkpoint = state.checkpoint.clone();
     if let Some(checkpoint) = &checkpoint {
@@ -527,11 +516,7 @@ impl Run<'_> {
             if total != Some(local) {
                 // The page's total can be stale by the time a later page was
                 // walked; a fresh count settles it before more work is done.
-                let fresh = if totals.contains_key(&kind) {
-                    self.source.count(self.library, kind)?
-                } else {
-                    total
-                };
+                let fresh = if totals.contains_key(&kind) { self.source.count(self.library, kind)? } else { total };
                 if fresh != Some(local) {
                     mismatched.push(kind);
                 }

@@ -35,10 +35,7 @@ pub fn plan(state: &LibraryState, library: &LibraryInfo, full: bool, full_every:
     }
     let age = now.saturating_sub(last_full_at);
     if age < 0 || age as u64 >= full_every.as_secs() {
-        return Plan::Start(
-            Pass::Full,
-            format!("the last full pass is older than {}h", full_every.as_secs() / 3600),
-        );
+        return Plan::Start(Pass::Full, format!("the last full pass is older than {}h", full_every.as_secs() / 3600));
     }
     Plan::Start(Pass::Incremental, "changes since the last sync".into())
 }
@@ -53,18 +50,11 @@ mod tests {
     const NOW: i64 = 1_800_000_000;
 
     fn library() -> LibraryInfo {
-        LibraryInfo {
-            id: "1".into(),
-            title: "Movies".into(),
-            kinds: vec![Kind::Movie],
-        }
+        LibraryInfo { id: "1".into(), title: "Movies".into(), kinds: vec![Kind::Movie] }
     }
 
     fn synced(last_full_at: i64) -> LibraryState {
-        LibraryState {
-            last_full_at: Some(last_full_at),
-            ..LibraryState::default()
-        }
+        LibraryState { last_full_at: Some(last_full_at), ..LibraryState::default() }
     }
 
     fn checkpoint(pass: Pass, kinds: Vec<Kind>) -> Checkpoint {

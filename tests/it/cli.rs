@@ -89,10 +89,8 @@ fn sync_export_and_status_as_a_user_sees_them() {
 
     let export = run(&config, &["export", "--server", "home"]);
     assert!(export.status.success());
-    let lines: Vec<serde_json::Value> = text(&export.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
+    let lines: Vec<serde_json::Value> =
+        text(&export.stdout).lines().map(|line| serde_json::from_str(line).unwrap()).collect();
     assert_eq!(lines.len(), fake.item_count());
     for line in &lines {
         for field in ["server", "library", "id", "kind", "title", "parent_id", "updated_at", "hash"] {
@@ -134,25 +132,15 @@ fn sigkill_during_the_first_sync_then_rerun_is_exact() {
     fake.state().delay = Duration::from_millis(15);
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), fake.url(), "");
-    let mut child = binary()
-        .arg("--config")
-        .arg(&config)
-        .arg("sync")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child =
+        binary().arg("--config").arg(&config).arg("sync").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     while fake.requests() < 25 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    let first: Vec<(u8, u64)> = fake
-        .log()
-        .iter()
-        .filter_map(|entry| Some((entry.item_type?, entry.start?)))
-        .collect();
+    let first: Vec<(u8, u64)> = fake.log().iter().filter_map(|entry| Some((entry.item_type?, entry.start?))).collect();
     assert!(first.len() >= 20, "the first run was killed too early to prove anything");
     fake.state().delay = Duration::ZERO;
     fake.clear_log();
@@ -183,11 +171,8 @@ fn sigkill_during_the_first_sync_then_rerun_is_exact() {
         })
         .collect();
     stored.sort();
-    let mut expected: Vec<(String, String, String)> = fake
-        .expected()
-        .into_iter()
-        .map(|row| (row.library, row.id, row.title))
-        .collect();
+    let mut expected: Vec<(String, String, String)> =
+        fake.expected().into_iter().map(|row| (row.library, row.id, row.title)).collect();
     expected.sort();
     assert_eq!(stored, expected);
 }

@@ -190,11 +190,8 @@ fn store_survives_power_cuts_at_every_sync_point() {
     let (base, library) = fresh_image();
     // Count the sync points of an uninterrupted workload.
     let total_syncs = {
-        let disk = SimulatedDisk(Arc::new(Mutex::new(Disk {
-            live: base.clone(),
-            durable: base.clone(),
-            ..Disk::default()
-        })));
+        let disk =
+            SimulatedDisk(Arc::new(Mutex::new(Disk { live: base.clone(), durable: base.clone(), ..Disk::default() })));
         let store = Store::with_backend(SyncOnGrow::new(disk.clone()), CACHE).unwrap();
         let opened = disk.0.lock().unwrap().syncs;
         for k in 1..=TRANSACTIONS {
@@ -244,7 +241,9 @@ fn store_survives_power_cuts_at_every_sync_point() {
             assert_eq!(check_consistent(&reopened, library), TRANSACTIONS);
         }
     }
-    println!("power-loss simulation: {runs} runs over {total_syncs} sync points, every image opened and held every confirmed commit");
+    println!(
+        "power-loss simulation: {runs} runs over {total_syncs} sync points, every image opened and held every confirmed commit"
+    );
     assert!(runs >= 900, "{runs} runs");
 }
 

@@ -26,14 +26,7 @@ impl Setup {
     pub fn new() -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("catalog.redb"), 4 << 20).unwrap();
-        Setup {
-            fake: FakePlex::start(TOKEN),
-            _dir: dir,
-            store,
-            page_size: 100,
-            retries: 2,
-            max_delete_share: 0.5,
-        }
+        Setup { fake: FakePlex::start(TOKEN), _dir: dir, store, page_size: 100, retries: 2, max_delete_share: 0.5 }
     }
 
     pub fn server(&self, token: &str) -> ServerConfig {
@@ -112,11 +105,7 @@ impl Setup {
 
     /// Listing requests (type, start) made since the log was cleared.
     pub fn listings(&self) -> Vec<(u8, u64)> {
-        self.fake
-            .log()
-            .iter()
-            .filter_map(|entry| Some((entry.item_type?, entry.start?)))
-            .collect()
+        self.fake.log().iter().filter_map(|entry| Some((entry.item_type?, entry.start?))).collect()
     }
 }
 
