@@ -2,10 +2,7 @@
 //! `status`), plus `fake-plex`, a simulated server for trying mediasync and
 //! for benchmarks. Errors carry the exit code `main` returns.
 
-use crate::config::{self, Config, ConfigError, ServerKind};
-use crate::source::Source;
-use crate::source::plex::Plex;
-use crate::source::retry::{RetryPolicy, Retrying};
+use crate::config::{self, Config, ConfigError};
 use crate::store::{Store, StoreError};
 use crate::sync::{self, Options};
 use std::io::Write;
@@ -164,11 +161,6 @@ fn sync_command(args: &Args) -> Result<i32, CliError> {
     let config = load_config(args)?;
     check_server(&config, args.server.as_deref())?;
     let store = Store::open(&config.store.path, config.store.cache_bytes)?;
-    let policy = RetryPolicy {
-        retries: config.sync.retries,
-        delay: config.sync.retry_delay,
-        max_rate_limit_wait: config.sync.max_rate_limit_wait,
-    };
     let stop = AtomicBool::new(false);
     let mut all_ok = true;
     let mut stdout = std::io::stdout().lock();
@@ -176,9 +168,7 @@ fn sync_command(args: &Args) -> Result<i32, CliError> {
         if args.server.as_deref().is_some_and(|name| name != server.name) {
             continue;
         }
-        let source: Box<dyn Source> = match server.kind {
-            ServerKind::Plex => Box::new(Retrying::new(Plex::new(server, config.sync.timeout), policy.clone())),
-        };
+        let source = crate::source::build(server, &config.sync);
         let options = Options {
             full: args.full,
             force: args.force,

@@ -6,8 +6,22 @@ pub mod http;
 pub mod plex;
 pub mod retry;
 
+use crate::config::{ServerConfig, ServerKind, SyncConfig};
 use crate::model::{Item, Kind, LibraryInfo};
 use std::time::Duration;
+
+/// The source for a configured server, wrapped in the shared retry policy.
+/// The one place that maps a `ServerKind` to a backend.
+pub fn build(server: &ServerConfig, sync: &SyncConfig) -> Box<dyn Source> {
+    let policy = retry::RetryPolicy {
+        retries: sync.retries,
+        delay: sync.retry_delay,
+        max_rate_limit_wait: sync.max_rate_limit_wait,
+    };
+    match server.kind {
+        ServerKind::Plex => Box::new(retry::Retrying::new(plex::Plex::new(server, sync.timeout), policy)),
+    }
+}
 
 /// What the engine should do about a failure.
 #[derive(Clone, Debug, PartialEq, Eq)]
