@@ -76,6 +76,7 @@ declare -A GNU=( [aarch64]=aarch64-linux-gnu [armv7]=arm-linux-gnueabihf [x86_64
 # recommends, so name it: it brings the target headers and /usr/<gnu> sysroot)
 declare -A GCCPKG=( [aarch64]="gcc-aarch64-linux-gnu libc6-dev-arm64-cross" [armv7]="gcc-arm-linux-gnueabihf libc6-dev-armhf-cross" [x86_64]="gcc libc6-dev" )
 declare -A QEMU=( [aarch64]=qemu-aarch64-static [armv7]=qemu-arm-static [x86_64]= )
+declare -A BINFMT=( [aarch64]=qemu-aarch64 [armv7]=qemu-arm [x86_64]= )
 
 TARGETS=()
 IFS=',' read -r -a _req <<<"$TARGETS_ARG"
@@ -195,6 +196,28 @@ install_target_std() {
     echo "$ver" >"$stamp"
 }
 
+# Integration tests exec the built binary themselves (CARGO_BIN_EXE_*); for an
+# ARM binary that only works when the kernel hands ARM ELFs to qemu via
+# binfmt_misc. qemu-user-static ships the entries in /usr/lib/binfmt.d, but
+# without a running systemd/binfmt-support (containers, fresh CI VMs) they are
+# not registered. Registration is kernel state: redo it on every --test run.
+ensure_binfmt() {
+    local name="$1" dir=/proc/sys/fs/binfmt_misc
+    local conf="/usr/lib/binfmt.d/$name.conf"
+    [[ -e "$dir/$name" ]] && return 0
+    if [[ ! -e "$dir/register" ]]; then
+        mount -t binfmt_misc binfmt_misc "$dir" 2>/dev/null || true
+    fi
+    [[ -e "$dir/$name" ]] && return 0
+    if [[ -w "$dir/register" && -f "$conf" ]] \
+        && grep -v '^[#;]' "$conf" | grep . >"$dir/register" 2>/dev/null; then
+        log "registered $name with binfmt_misc"
+        return 0
+    fi
+    warn "could not register $name with binfmt_misc: tests that run the binary as a child process will fail"
+    return 1
+}
+
 if [[ $DO_INSTALL == 1 ]]; then
     install_deps
 fi
@@ -229,10 +252,14 @@ for t in "${TARGETS[@]}"; do
         command -v "${QEMU[$t]}" >/dev/null || die "${QEMU[$t]} not found (install qemu-user-static)"
         envs+=("CARGO_TARGET_${up}_RUNNER=${QEMU[$t]} -L /usr/$gnu"
                # lets binfmt-launched children (tests spawning the binary) find the loader
-               "QEMU_LD_PREFIX=/usr/$gnu")
+               "QEMU_LD_PREFIX=/usr/$gnu"
+               # tests that start the binary as a child use the emulator directly
+               # when binfmt_misc cannot be registered
+               "MEDIASYNC_TEST_RUNNER=${QEMU[$t]} -L /usr/$gnu")
     fi
 
     if [[ $MODE == test ]]; then
+        [[ -n "${BINFMT[$t]}" ]] && { ensure_binfmt "${BINFMT[$t]}" || true; }
         log "cargo test --locked --target $triple ${EXTRA_ARGS[*]:-}"
         if env "${envs[@]}" /usr/bin/cargo test --locked --target "$triple" "${EXTRA_ARGS[@]}"; then
             RESULT[$t]="tests passed"

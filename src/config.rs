@@ -139,6 +139,10 @@ impl std::fmt::Debug for ServerConfig {
 }
 
 pub const DEFAULT_PAGE_SIZE: u32 = 200;
+/// redb's own cache. The kernel's page cache serves the rest of the file,
+/// so a small cache keeps mediasync's memory flat as libraries grow
+/// (`cargo bench --bench scale`).
+pub const DEFAULT_CACHE_MIB: u32 = 4;
 const MAX_PAGE_SIZE: u32 = 5_000;
 
 /// Where the config file is: `--config`, else `$MEDIASYNC_CONFIG`, else the
@@ -175,7 +179,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
 
     let store = StoreConfig {
         path: raw.store.path,
-        cache_bytes: raw.store.cache_mib.unwrap_or(16).clamp(1, 4096) as usize * 1024 * 1024,
+        cache_bytes: raw.store.cache_mib.unwrap_or(DEFAULT_CACHE_MIB).clamp(1, 4096) as usize * 1024 * 1024,
     };
     if store.path.as_os_str().is_empty() {
         return Err(ConfigError(format!(

@@ -8,8 +8,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// The binary under test; under emulation (`scripts/cross-build.sh --test`)
+/// MEDIASYNC_TEST_RUNNER names the emulator to start it with.
 fn binary() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_mediasync"));
+    let runner = std::env::var("MEDIASYNC_TEST_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    let mut command = match words.next() {
+        Some(emulator) => {
+            let mut command = Command::new(emulator);
+            command.args(words).arg(env!("CARGO_BIN_EXE_mediasync"));
+            command
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_mediasync")),
+    };
     command.env_remove("MEDIASYNC_CONFIG").env("RUST_LOG", "warn");
     command
 }

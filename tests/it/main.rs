@@ -7,10 +7,12 @@
 //! - `plex_sync`: the engine against the fake: exact mirrors, incremental
 //!   request counts, mutations, resume, guard, bad answers, failures
 //! - `cli`: the binary as a user runs it: configs, exit codes, SIGKILL resume
+//! - `portability`: a store written on x86_64 reads identically on ARM
 //! - `power_loss`: the store under thousands of simulated power cuts
 
 mod cli;
 mod fake_plex;
 mod plex_sync;
+mod portability;
 mod power_loss;
 mod support;

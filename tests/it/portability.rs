@@ -1,0 +1,120 @@
+//! A store written on one architecture must read identically on the others:
+//! users move SD cards and NAS disks between boxes, and a 32-bit armv7 board
+//! must not misread what a 64-bit machine wrote. `tests/data/` holds a store
+//! written on x86_64 by `workload` and the snapshot it must read back as;
+//! the ARM CI jobs run this test under qemu against the same file.
+//! Regenerate both (on x86_64 only) with MEDIASYNC_WRITE_FIXTURE=1.
+
+use mediasync::model::{Item, Kind};
+use mediasync::store::Store;
+use mediasync::store::records::{Counters, RunRecord};
+use std::path::PathBuf;
+
+const CACHE: usize = 1 << 20;
+
+fn data(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+}
+
+/// A deterministic history touching every table: libraries, items of every
+/// kind with large and negative numbers, updates, deletions, seen marks, runs.
+fn workload(store: &Store) {
+    let (movies, _) = store.library("home", "1", "Movies").unwrap();
+    let (music, _) = store.library("home", "3", "Music").unwrap();
+    store
+        .write(|writer| {
+            let mut state = writer.state(movies)?.unwrap();
+            for n in 0..40i64 {
+                let mut item = Item::new(format!("{n}"), Kind::Movie, format!("Film {n} – ünïcode"), 1_579_514_152 + n);
+                item.year = Some(1999);
+                item.duration_ms = Some(i64::MAX - n);
+                item.added_at = Some(-n);
+                writer.upsert(movies, &mut state, &item, n % 3 == 0)?;
+            }
+            state.last_full_at = Some(4_102_444_800); // beyond 2038: no 32-bit time
+            writer.put_state(movies, &state)
+        })
+        .unwrap();
+    store
+        .write(|writer| {
+            let mut state = writer.state(music)?.unwrap();
+            let mut artist = Item::new("a1", Kind::Artist, "Artist", 10);
+            artist.guid = Some("plex://artist/1".into());
+            writer.upsert(music, &mut state, &artist, false)?;
+            let mut album = Item::new("b1", Kind::Album, "Album", 11);
+            album.parent_id = Some("a1".into());
+            writer.upsert(music, &mut state, &album, false)?;
+            for n in 0..9 {
+                let mut track = Item::new(format!("t{n}"), Kind::Track, format!("Track {n}"), 12 + n);
+                track.parent_id = Some("b1".into());
+                track.index = Some(n + 1);
+                writer.upsert(music, &mut state, &track, false)?;
+            }
+            writer.put_state(music, &state)
+        })
+        .unwrap();
+    store
+        .write(|writer| {
+            let mut state = writer.state(movies)?.unwrap();
+            let edited = Item::new("5", Kind::Movie, "Film 5 (director's cut)", 1_700_000_000);
+            writer.upsert(movies, &mut state, &edited, false)?;
+            let mut key = 1u32.to_be_bytes().to_vec();
+            key.extend_from_slice(b"7");
+            writer.delete_key(&mut state, &key)?;
+            let record = RunRecord {
+                run: u64::from(u32::MAX) + 5,
+                mode: "full".into(),
+                started_at: 1,
+                finished_at: 2,
+                duration_ms: 1000,
+                counters: Counters { new: 40, ..Counters::default() },
+                error: None,
+            };
+            writer.append_run(movies, &record, 20)?;
+            writer.put_state(movies, &state)
+        })
+        .unwrap();
+}
+
+/// Everything a user can read back, as text.
+fn snapshot(store: &Store) -> String {
+    let mut out = Vec::new();
+    mediasync::export::write(store, None, &mut out).unwrap();
+    let mut text = String::from_utf8(out).unwrap();
+    for (number, state) in store.libraries().unwrap() {
+        text.push_str(&format!("library {number}: {}\n", serde_json::to_string(&state).unwrap()));
+        for run in store.runs(number).unwrap() {
+            text.push_str(&format!("run: {}\n", serde_json::to_string(&run).unwrap()));
+        }
+        let kinds = [Kind::Movie, Kind::Artist, Kind::Album, Kind::Track];
+        let (unseen, _) = store.unseen(number, &kinds, None, 1_000).unwrap();
+        text.push_str(&format!("unseen: {}\n", unseen.len()));
+    }
+    for change in store.changes(0, 1_000).unwrap() {
+        text.push_str(&format!("change: {change:?}\n"));
+    }
+    text
+}
+
+#[test]
+fn a_store_written_on_x86_64_reads_identically_here() {
+    let fixture = data("store-v1-x86_64.redb");
+    let expected_path = data("store-v1-x86_64.snapshot");
+    if std::env::var_os("MEDIASYNC_WRITE_FIXTURE").is_some() && cfg!(target_arch = "x86_64") {
+        let _ = std::fs::remove_file(&fixture);
+        let store = Store::open(&fixture, CACHE).unwrap();
+        workload(&store);
+        std::fs::write(&expected_path, snapshot(&store)).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("moved.redb");
+    std::fs::copy(&fixture, &copy).unwrap();
+    let moved = Store::open(&copy, CACHE).unwrap();
+    let expected = std::fs::read_to_string(&expected_path).unwrap();
+    assert_eq!(snapshot(&moved), expected, "the x86_64 store reads differently on {}", std::env::consts::ARCH);
+
+    // The same history written here produces the same catalog.
+    let local = Store::open(&dir.path().join("local.redb"), CACHE).unwrap();
+    workload(&local);
+    assert_eq!(snapshot(&local), expected);
+}
