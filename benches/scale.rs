@@ -56,13 +56,8 @@ struct Sync {
 
 fn sync(config: &Path) -> Sync {
     let started = Instant::now();
-    let output = binary()
-        .env("MEDIASYNC_REPORT_PEAK_RSS", "1")
-        .arg("--config")
-        .arg(config)
-        .arg("sync")
-        .output()
-        .unwrap();
+    let output =
+        binary().env("MEDIASYNC_REPORT_PEAK_RSS", "1").arg("--config").arg(config).arg("sync").output().unwrap();
     let seconds = started.elapsed().as_secs_f64();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
@@ -91,9 +86,8 @@ fn main() {
         .filter_map(|size| size.trim().parse().ok())
         .collect();
     println!("items    first_sync_s  items/s   peak_rss_MiB  unchanged_requests  budget  store_MiB");
-    let cache = std::env::var("MEDIASYNC_BENCH_CACHE_MIB")
-        .map(|mib| format!("cache_mib = {mib}\n"))
-        .unwrap_or_default();
+    let cache =
+        std::env::var("MEDIASYNC_BENCH_CACHE_MIB").map(|mib| format!("cache_mib = {mib}\n")).unwrap_or_default();
     let mut peaks = Vec::new();
     for items in sizes {
         let fake = start_fake(items);

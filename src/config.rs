@@ -142,7 +142,7 @@ pub const DEFAULT_PAGE_SIZE: u32 = 200;
 /// redb's own cache. The kernel's page cache serves the rest of the file,
 /// so a small cache keeps mediasync's memory flat as libraries grow
 /// (`cargo bench --bench scale`).
-pub const DEFAULT_CACHE_MIB: u32 = 4;
+pub const DEFAULT_CACHE_MIB: u32 = 2;
 const MAX_PAGE_SIZE: u32 = 5_000;
 
 /// Where the config file is: `--config`, else `$MEDIASYNC_CONFIG`, else the
