@@ -68,8 +68,28 @@ pub enum Order {
     /// A stable order in which items that appear later sort after the ones
     /// already walked (oldest addition first): used by full passes.
     Stable,
-    /// Most recently changed first: used by incremental passes.
+    /// Most recently changed first: used by incremental passes of sources
+    /// whose strategy is `Strategy::StopAtCursor`.
     NewestChanged,
+    /// Only the items saved at or after this server time (epoch seconds), in
+    /// the stable order: used by incremental passes of sources whose strategy
+    /// is `Strategy::ChangedSince`, and (with a page size of 0) to probe
+    /// whether the server honours the filter.
+    ChangedSince(i64),
+}
+
+/// How a source finds what changed since the last sync.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// Items carry a change time and the listing sorts by it: walk
+    /// `Order::NewestChanged` and stop at the first item older than the
+    /// newest stored change (Plex).
+    StopAtCursor,
+    /// Items carry no change time, but the listing filters by save time:
+    /// walk every page of `Order::ChangedSince(cursor)`, the cursor being
+    /// the server's own clock at the start of the last successful run
+    /// (Jellyfin, Emby).
+    ChangedSince,
 }
 
 /// An entry of a page the source could not turn into an `Item`. When its id
@@ -111,6 +131,17 @@ pub trait Source: Send + Sync {
 
     /// Requests sent to the server so far (retries included).
     fn requests(&self) -> u64;
+
+    /// How incremental passes find changes.
+    fn strategy(&self) -> Strategy {
+        Strategy::StopAtCursor
+    }
+
+    /// The server's clock (epoch seconds) as of its latest answer, from the
+    /// HTTP `Date` header, if the source tracks it.
+    fn server_time(&self) -> Option<i64> {
+        None
+    }
 }
 
 impl<S: Source + ?Sized> Source for Box<S> {
@@ -135,6 +166,12 @@ impl<S: Source + ?Sized> Source for Box<S> {
     }
     fn requests(&self) -> u64 {
         (**self).requests()
+    }
+    fn strategy(&self) -> Strategy {
+        (**self).strategy()
+    }
+    fn server_time(&self) -> Option<i64> {
+        (**self).server_time()
     }
 }
 

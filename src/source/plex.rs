@@ -78,7 +78,9 @@ impl Plex {
     fn listing_path(library: &LibraryInfo, kind: Kind, order: Order, start: u64, size: u32) -> String {
         let sort = match order {
             Order::Stable => "addedAt:asc",
-            Order::NewestChanged => "updatedAt:desc",
+            // Plex's strategy is StopAtCursor; the engine never asks it for a
+            // filtered listing, and a sorted one is the safe answer if it did.
+            Order::NewestChanged | Order::ChangedSince(_) => "updatedAt:desc",
         };
         // Paging travels as headers (as the notes prescribe) and again as
         // query parameters, which every PMS version reads; neither is secret.
