@@ -1,8 +1,10 @@
 //! The one narrow interface between the sync engine and a media server.
-//! Each backend (only Plex today) implements `Source`; retries and rate-limit
-//! waits wrap the trait in `retry`, so no backend carries its own copy.
+//! Each backend (Plex, Jellyfin/Emby) implements `Source`; retries and
+//! rate-limit waits wrap the trait in `retry`, so no backend carries its own
+//! copy.
 
 pub mod http;
+pub mod jellyfin;
 pub mod plex;
 pub mod retry;
 
@@ -20,6 +22,14 @@ pub fn build(server: &ServerConfig, sync: &SyncConfig) -> Box<dyn Source> {
     };
     match server.kind {
         ServerKind::Plex => Box::new(retry::Retrying::new(plex::Plex::new(server, sync.timeout), policy)),
+        ServerKind::Jellyfin => Box::new(retry::Retrying::new(
+            jellyfin::Jellyfin::new(server, sync.timeout, jellyfin::Flavor::Jellyfin),
+            policy,
+        )),
+        ServerKind::Emby => Box::new(retry::Retrying::new(
+            jellyfin::Jellyfin::new(server, sync.timeout, jellyfin::Flavor::Emby),
+            policy,
+        )),
     }
 }
 

@@ -37,6 +37,7 @@ impl Setup {
             token: token.to_string(),
             libraries: None,
             page_size: self.page_size,
+            user: None,
         }
     }
 
