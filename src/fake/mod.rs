@@ -3,5 +3,19 @@
 //! quirks included (`../shared/api-notes.md`): a fake kinder than the real
 //! server would hide bugs.
 
+pub mod jellyfin;
 pub mod plex;
 mod query;
+
+use crate::model::Kind;
+
+/// One row of what an exact mirror of a fake must hold, whatever the server.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Expected {
+    pub library: String,
+    pub id: String,
+    pub kind: Kind,
+    pub title: String,
+    pub parent_id: Option<String>,
+    pub updated_at: i64,
+}

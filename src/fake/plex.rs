@@ -81,16 +81,7 @@ pub struct FakeSection {
     pub items: Vec<FakeItem>,
 }
 
-/// One row of what an exact mirror of the fake must hold.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Expected {
-    pub library: String,
-    pub id: String,
-    pub kind: Kind,
-    pub title: String,
-    pub parent_id: Option<String>,
-    pub updated_at: i64,
-}
+pub use super::Expected;
 
 pub struct PlexState {
     pub token: String,
