@@ -316,7 +316,12 @@ pub fn parse_item(value: &Value, listed: Kind, accepted: &[&str]) -> Result<Item
     item.parent_index = lenient_i64(value.get("ParentIndexNumber"));
     item.guid = value.get("ProviderIds").and_then(provider_guid);
     item.duration_ms = lenient_i64(value.get("RunTimeTicks")).map(|ticks| ticks / 10_000);
-    item.thumb = value.get("ImageTags").and_then(|tags| lenient_string(tags.get("Primary")));
+    // A server-relative path, as Plex's thumb is; the tag changes with the
+    // image, so an image change is a change of the item.
+    item.thumb = value
+        .get("ImageTags")
+        .and_then(|tags| lenient_string(tags.get("Primary")))
+        .map(|tag| format!("/Items/{}/Images/Primary?tag={}", encode(&item.id), encode(&tag)));
     item.file = lenient_string(value.get("Path"));
     item.marker = lenient_string(value.get("Etag"));
     Ok(item)
@@ -398,7 +403,7 @@ mod tests {
         assert_eq!(item.updated_at, 1_577_923_200);
         assert_eq!(item.duration_ms, Some(2_590_000));
         assert_eq!(item.guid.as_deref(), Some("imdb://tt3231564"));
-        assert_eq!(item.thumb.as_deref(), Some("c0ffee"));
+        assert_eq!(item.thumb.as_deref(), Some("/Items/0a1b2c3d4e5f60718293a4b5c6d7e8f9/Images/Primary?tag=c0ffee"));
         assert_eq!(item.marker.as_deref(), Some("3f2a"));
         assert_eq!(item.file.as_deref(), Some("/tv/The 100/S01E01.mkv"));
     }

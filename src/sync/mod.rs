@@ -24,8 +24,9 @@ pub const CURSOR_MARGIN_SECS: i64 = 1;
 /// save time a moment before the save is visible to listings.
 pub const SERVER_CLOCK_MARGIN_SECS: i64 = 2;
 /// A save time before any media server existed: a changed-since filter that
-/// works counts every item for it.
-const FILTER_PROBE_PAST: i64 = 946_684_800; // 2000-01-01T00:00:00Z
+/// works counts every item for it. (Day two of the epoch, so no time-zone
+/// conversion on the server can take it below the epoch.)
+const FILTER_PROBE_PAST: i64 = 86_400; // 1970-01-02T00:00:00Z
 /// How far ahead of the server's clock the second probe asks: a filter that
 /// works counts nothing there.
 const FILTER_PROBE_AHEAD_SECS: i64 = 366 * 86_400;
@@ -604,8 +605,10 @@ impl Run<'_> {
     fn filter_failed(&mut self, state: &mut LibraryState, err: SourceError) -> Result<(), Failure> {
         let checkpoint = state.checkpoint.as_ref().expect("a run has a checkpoint");
         let kind = checkpoint.kinds[checkpoint.kind_index as usize];
-        if self.source.count(self.library, kind).is_err() {
-            return Err(Failure::Source(err));
+        match self.source.count(self.library, kind) {
+            Ok(_) => {}
+            Err(count_err) if count_err.kind == ErrorKind::Unauthorized => return Err(count_err.into()),
+            Err(_) => return Err(err.into()),
         }
         log::warn!(
             "{}/{}: the changed-since listing failed ({err}) while the server answers otherwise; reconciling with a full pass",
