@@ -2,8 +2,8 @@
 //! to a syncing client (`Behaviour`): the `MinDateLastSaved` bug of 10.8
 //! (alone: no rows) and 10.10 (alone: HTTP 500), Jellyfin 12 refusing the
 //! legacy `X-Emby-Token` header and `api_key` parameter, and Emby's
-//! PascalCase-only parameters, numeric-looking ids and user-data meaning of
-//! `MinDateLastSavedForUser`. Like the real servers it answers PascalCase
+//! PascalCase-only parameters, `/Users/Query` instead of `/Users`,
+//! numeric-looking ids and user-data meaning of `MinDateLastSavedForUser`. Like the real servers it answers PascalCase
 //! JSON, pages with `StartIndex`/`Limit`, counts with `Limit=0`, sends `Etag`
 //! only when `Fields` names it, tracks each item's save time (bumped by
 //! metadata and image edits, not by playback) and stamps every answer with
@@ -31,8 +31,9 @@ pub enum Behaviour {
     Jellyfin10_11,
     /// Fixed, and only the `Authorization: MediaBrowser` header authenticates.
     Jellyfin12,
-    /// Emby 4.8: PascalCase parameters only, no `StartIndex` in answers,
-    /// numeric-looking ids, `MinDateLastSavedForUser` filters on user data.
+    /// Emby 4.8: PascalCase parameters only, users at `/Users/Query`, no
+    /// `StartIndex` in answers, numeric-looking ids,
+    /// `MinDateLastSavedForUser` filters on user data.
     Emby,
 }
 
@@ -681,8 +682,12 @@ fn respond(
     if token != Some(state.api_key.as_str()) {
         return text(401, "Unauthorized");
     }
-    let mut body = if path.eq_ignore_ascii_case("/Users") {
+    // Emby 4.8 lists users at /Users/Query (a QueryResult), Jellyfin at
+    // /Users (an array); neither has the other's route.
+    let mut body = if path.eq_ignore_ascii_case("/Users") && !behaviour.is_emby() {
         users_json(state)
+    } else if path == "/Users/Query" && behaviour.is_emby() {
+        json!({"Items": users_json(state), "TotalRecordCount": state.users.len()})
     } else if let Some(rest) = path.strip_prefix("/Users/") {
         let Some((user_id, route)) = rest.split_once('/') else {
             return text(404, "Not Found");

@@ -97,8 +97,19 @@ impl Jellyfin {
         if let Some(id) = cached.as_ref() {
             return Ok(id.clone());
         }
-        let users = self.get("/Users")?;
-        let users = users.as_array().map(Vec::as_slice).unwrap_or_default();
+        // Jellyfin lists users at /Users; Emby 4.8 documents /Users/Query (a
+        // QueryResult) instead. Each flavor asks its own route first and
+        // the other one if that does not exist.
+        let routes = match self.flavor {
+            Flavor::Jellyfin => ["/Users", "/Users/Query"],
+            Flavor::Emby => ["/Users/Query", "/Users"],
+        };
+        let answer = match self.get(routes[0]) {
+            Err(err) if err.kind == ErrorKind::Rejected => self.get(routes[1])?,
+            other => other?,
+        };
+        let users = answer.as_array().or_else(|| answer.get("Items").and_then(Value::as_array));
+        let users = users.map(Vec::as_slice).unwrap_or_default();
         let found = match &self.user {
             Some(wanted) => users
                 .iter()

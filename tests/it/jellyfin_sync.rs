@@ -328,6 +328,19 @@ fn a_missing_user_is_a_clear_error_and_a_named_user_is_used() {
     setup.assert_exact();
 }
 
+/// Emby 4.8 documents only `/Users/Query`, Jellyfin only `/Users`; a server
+/// that has just the other one must still be usable.
+#[test]
+fn users_are_found_on_either_route() {
+    use mediasync::source::Source;
+    let setup = Setup::new(Behaviour::Emby);
+    setup.fake.add_movies("Movies", 5);
+    let source = Jellyfin::new(&setup.server(KEY), Duration::from_secs(10), Flavor::Jellyfin);
+    assert_eq!(source.libraries().unwrap().len(), 1);
+    let paths: Vec<String> = setup.fake.log().into_iter().map(|entry| entry.path).collect();
+    assert_eq!(paths[..2], ["/Users".to_string(), "/Users/Query".to_string()]);
+}
+
 #[test]
 fn an_unusable_filter_falls_back_to_a_full_reconcile_and_is_remembered() {
     for (behaviour, fault) in [
@@ -512,11 +525,14 @@ fn fake_authentication_follows_each_version() {
         let legacy = behaviour != Behaviour::Jellyfin12;
         let expect =
             |status: u16, allowed: bool| assert_eq!(status == 200, allowed, "{}: HTTP {status}", behaviour.name());
-        expect(get(&fake, "/Users", &[("Authorization", &authorization())]).0, true);
-        expect(get(&fake, "/Users", &[("X-Emby-Token", KEY)]).0, legacy);
-        expect(get(&fake, &format!("/Users?api_key={KEY}"), &[]).0, legacy);
-        expect(get(&fake, "/Users", &[("Authorization", "MediaBrowser Token=\"nope\"")]).0, false);
-        expect(get(&fake, "/Users", &[]).0, false);
+        let users = if behaviour.is_emby() { "/Users/Query" } else { "/Users" };
+        expect(get(&fake, users, &[("Authorization", &authorization())]).0, true);
+        expect(get(&fake, users, &[("X-Emby-Token", KEY)]).0, legacy);
+        expect(get(&fake, &format!("{users}?api_key={KEY}"), &[]).0, legacy);
+        expect(get(&fake, users, &[("Authorization", "MediaBrowser Token=\"nope\"")]).0, false);
+        expect(get(&fake, users, &[]).0, false);
+        let other = if behaviour.is_emby() { "/Users" } else { "/Users/Query" };
+        assert_eq!(get(&fake, other, &[("Authorization", &authorization())]).0, 404, "{}", behaviour.name());
     }
 }
 
@@ -550,7 +566,8 @@ fn fake_answers_like_the_real_servers() {
     for behaviour in Behaviour::ALL {
         let fake = FakeJellyfin::start(behaviour, KEY);
         let view = fake.add_movies("Movies", 30);
-        let (status, date, _) = get(&fake, "/Users", &[("Authorization", &authorization())]);
+        let users = if behaviour.is_emby() { "/Users/Query" } else { "/Users" };
+        let (status, date, _) = get(&fake, users, &[("Authorization", &authorization())]);
         assert_eq!(status, 200);
         let clock = fake.state().clock;
         assert_eq!(
