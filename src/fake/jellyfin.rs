@@ -151,6 +151,11 @@ pub struct JellyfinState {
     /// Cap on items per page: real servers may return fewer than asked.
     pub max_page: Option<u64>,
     pub filter_fault: Option<FilterFault>,
+    /// Whether the user-scoped routes (`/Users/{id}/Views`, `/Users/{id}/Items`)
+    /// answer. Jellyfin 10.9+ documents only `/UserViews?userId=` and
+    /// `/Items?userId=` (which this fake serves for Jellyfin 10.10 and up);
+    /// the notes say the old routes stay, so they are on by default.
+    pub user_routes: bool,
     pub delay: Duration,
     requests: u64,
     next_serial: u64,
@@ -196,6 +201,7 @@ impl FakeJellyfin {
             log: Vec::new(),
             max_page: None,
             filter_fault: None,
+            user_routes: true,
             delay: Duration::ZERO,
             requests: 0,
             next_serial: 1,
@@ -688,10 +694,7 @@ fn respond(
         users_json(state)
     } else if path == "/Users/Query" && behaviour.is_emby() {
         json!({"Items": users_json(state), "TotalRecordCount": state.users.len()})
-    } else if let Some(rest) = path.strip_prefix("/Users/") {
-        let Some((user_id, route)) = rest.split_once('/') else {
-            return text(404, "Not Found");
-        };
+    } else if let Some((user_id, route)) = user_route(state, path, &param) {
         if !state.users.iter().any(|user| user.id == user_id) {
             return text(404, "User not found");
         }
@@ -723,6 +726,37 @@ fn respond(
         answer.body.truncate(answer.body.len() / 2);
     }
     answer
+}
+
+/// The user and the route (`Views` or `Items`) of a request, through the
+/// user-scoped path or, on Jellyfin 10.10 and up, `/UserViews?userId=` and
+/// `/Items?userId=`.
+fn user_route<'a>(
+    state: &JellyfinState,
+    path: &'a str,
+    param: &dyn Fn(&str) -> Option<&'a str>,
+) -> Option<(&'a str, &'static str)> {
+    let route = |name: &str| {
+        if name.eq_ignore_ascii_case("Views") {
+            "Views"
+        } else if name.eq_ignore_ascii_case("Items") {
+            "Items"
+        } else {
+            ""
+        }
+    };
+    if let Some(rest) = path.strip_prefix("/Users/") {
+        let (user_id, name) = rest.split_once('/')?;
+        return Some((user_id, route(name))).filter(|_| state.user_routes);
+    }
+    let query_routes = !matches!(state.behaviour, Behaviour::Jellyfin10_8 | Behaviour::Emby);
+    let name = match path {
+        _ if !query_routes => return None,
+        _ if path.eq_ignore_ascii_case("/UserViews") => "Views",
+        _ if path.eq_ignore_ascii_case("/Items") => "Items",
+        _ => return None,
+    };
+    Some((param("UserId")?, name))
 }
 
 fn users_json(state: &JellyfinState) -> Value {

@@ -13,7 +13,7 @@ use crate::model::{Item, Kind, LibraryInfo};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +43,10 @@ pub struct Jellyfin {
     collection_types: Mutex<HashMap<String, String>>,
     /// The server's clock at its latest answer (epoch seconds), or `NO_TIME`.
     server_time: AtomicI64,
+    /// Set when the user-scoped routes answered 404: Jellyfin 10.9+
+    /// documents only `/UserViews?userId=` and `/Items?userId=` (the notes
+    /// say the old routes stay; a server without them is still served).
+    query_routes: AtomicBool,
 }
 
 impl Jellyfin {
@@ -63,6 +67,7 @@ impl Jellyfin {
             user_id: Mutex::new(None),
             collection_types: Mutex::new(HashMap::new()),
             server_time: AtomicI64::new(NO_TIME),
+            query_routes: AtomicBool::new(false),
         }
     }
 
@@ -157,9 +162,13 @@ impl Jellyfin {
         start: u64,
         size: u32,
     ) -> String {
+        let route = if self.query_routes.load(Ordering::Relaxed) {
+            format!("/Items?UserId={}&", encode(user_id))
+        } else {
+            format!("/Users/{}/Items?", encode(user_id))
+        };
         let mut path = format!(
-            "/Users/{}/Items?ParentId={}&Recursive=true&IncludeItemTypes={}&StartIndex={start}&Limit={size}",
-            encode(user_id),
+            "{route}ParentId={}&Recursive=true&IncludeItemTypes={}&StartIndex={start}&Limit={size}",
             encode(&library.id),
             self.item_type(library, kind),
         );
@@ -200,7 +209,15 @@ impl Source for Jellyfin {
 
     fn libraries(&self) -> Result<Vec<LibraryInfo>, SourceError> {
         let user_id = self.user_id()?;
-        let views = self.get(&format!("/Users/{}/Views", encode(&user_id)))?;
+        let user = encode(&user_id);
+        let views = match self.get(&format!("/Users/{user}/Views")) {
+            Err(err) if err.kind == ErrorKind::Rejected && self.flavor == Flavor::Jellyfin => {
+                let views = self.get(&format!("/UserViews?UserId={user}"))?;
+                self.query_routes.store(true, Ordering::Relaxed);
+                views
+            }
+            other => other?,
+        };
         let mut libraries = Vec::new();
         let mut types = HashMap::new();
         for view in views.get("Items").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {

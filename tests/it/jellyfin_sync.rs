@@ -341,6 +341,28 @@ fn users_are_found_on_either_route() {
     assert_eq!(paths[..2], ["/Users".to_string(), "/Users/Query".to_string()]);
 }
 
+/// Jellyfin 10.9+ documents only `/UserViews?userId=` and `/Items?userId=`;
+/// a server that dropped the user-scoped routes must still sync exactly
+/// and incrementally.
+#[test]
+fn a_jellyfin_without_user_scoped_routes_is_served_by_the_query_routes() {
+    for behaviour in [Behaviour::Jellyfin10_10, Behaviour::Jellyfin12] {
+        let setup = Setup::new(behaviour);
+        setup.fake.state().user_routes = false;
+        let view = setup.fake.add_movies("Movies", 250);
+        setup.synced();
+        setup.assert_exact();
+        let movies = setup.fake.ids(&view, Kind::Movie);
+        setup.fake.edit_overview(&movies[9]);
+        setup.fake.clear_log();
+        let report = setup.synced();
+        assert_eq!((mode_of(&report, &view).as_str(), report.libraries[0].counters.changed), ("incremental", 1));
+        let paths: Vec<String> = setup.fake.log().into_iter().map(|entry| entry.path).collect();
+        assert!(paths.contains(&"/UserViews".to_string()) && paths.contains(&"/Items".to_string()), "{paths:?}");
+        setup.assert_exact();
+    }
+}
+
 #[test]
 fn an_unusable_filter_falls_back_to_a_full_reconcile_and_is_remembered() {
     for (behaviour, fault) in [
