@@ -128,14 +128,12 @@ impl Jellyfin {
             let names: Vec<String> = users.iter().filter_map(|user| lenient_string(user.get("Name"))).collect();
             let message = match &self.user {
                 Some(wanted) => format!(
-                    "{} has no user named \"{wanted}\" (it lists: {}); fix `user` in [[server]] \"{}\"",
-                    self.describe(),
+                    "the server has no user named \"{wanted}\" (it lists: {}); fix `user` in [[server]] \"{}\"",
                     names.join(", "),
                     self.name
                 ),
                 None => format!(
-                    "{} lists no administrator to sync as; set `user` in [[server]] \"{}\" to one of: {}",
-                    self.describe(),
+                    "the server lists no administrator to sync as; set `user` in [[server]] \"{}\" to one of: {}",
                     self.name,
                     names.join(", ")
                 ),
