@@ -12,7 +12,7 @@
 
 pub use super::Expected;
 pub use super::plex::Failure;
-use super::query;
+use super::{header, query};
 use crate::model::{Kind, content_hash};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -579,14 +579,6 @@ fn json_answer(value: &Value) -> Answer {
         body: serde_json::to_vec(value).expect("JSON values serialize"),
         retry_after: None,
     }
-}
-
-fn header<'r>(request: &'r tiny_http::Request, name: &str) -> Option<&'r str> {
-    request
-        .headers()
-        .iter()
-        .find(|header| header.field.as_str().as_str().eq_ignore_ascii_case(name))
-        .map(|header| header.value.as_str())
 }
 
 /// The `Token="…"` of a `MediaBrowser` authorization header.

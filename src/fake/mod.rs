@@ -19,3 +19,12 @@ pub struct Expected {
     pub parent_id: Option<String>,
     pub updated_at: i64,
 }
+
+/// A request header by name, matched case-insensitively as HTTP requires.
+fn header<'r>(request: &'r tiny_http::Request, name: &str) -> Option<&'r str> {
+    request
+        .headers()
+        .iter()
+        .find(|header| header.field.as_str().as_str().eq_ignore_ascii_case(name))
+        .map(|header| header.value.as_str())
+}

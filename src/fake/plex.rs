@@ -6,7 +6,7 @@
 //! shaped like the recorded responses in `../shared/samples/plex`. Tests
 //! mutate its library and inject failures at chosen request numbers.
 
-use super::query;
+use super::{header, query};
 use crate::model::Kind;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -455,14 +455,6 @@ fn html(status: u16, text: &str) -> Answer {
             .into_bytes(),
         retry_after: None,
     }
-}
-
-fn header<'r>(request: &'r tiny_http::Request, name: &str) -> Option<&'r str> {
-    request
-        .headers()
-        .iter()
-        .find(|header| header.field.as_str().as_str().eq_ignore_ascii_case(name))
-        .map(|header| header.value.as_str())
 }
 
 fn handle(state: &Mutex<PlexState>, request: tiny_http::Request) {

@@ -7,7 +7,7 @@
 //! See the Jellyfin/Emby part of `../shared/api-notes.md`.
 
 use super::http::{Http, Response, encode};
-use super::{BadItem, ErrorKind, Order, Page, Source, SourceError, Strategy, filter_libraries};
+use super::{BadItem, ErrorKind, Order, Page, Source, SourceError, Strategy, filter_libraries, lenient};
 use crate::config::ServerConfig;
 use crate::model::{Item, Kind, LibraryInfo};
 use serde_json::Value;
@@ -118,14 +118,14 @@ impl Jellyfin {
         let found = match &self.user {
             Some(wanted) => users
                 .iter()
-                .find(|user| lenient_string(user.get("Name")).is_some_and(|name| name.eq_ignore_ascii_case(wanted))),
+                .find(|user| lenient::string(user.get("Name")).is_some_and(|name| name.eq_ignore_ascii_case(wanted))),
             None => users.iter().find(|user| {
                 user.get("Policy").and_then(|policy| policy.get("IsAdministrator")).and_then(Value::as_bool)
                     == Some(true)
             }),
         };
-        let Some(id) = found.and_then(|user| lenient_string(user.get("Id"))) else {
-            let names: Vec<String> = users.iter().filter_map(|user| lenient_string(user.get("Name"))).collect();
+        let Some(id) = found.and_then(|user| lenient::string(user.get("Id"))) else {
+            let names: Vec<String> = users.iter().filter_map(|user| lenient::string(user.get("Name"))).collect();
             let message = match &self.user {
                 Some(wanted) => format!(
                     "the server has no user named \"{wanted}\" (it lists: {}); fix `user` in [[server]] \"{}\"",
@@ -219,7 +219,7 @@ impl Source for Jellyfin {
         let mut libraries = Vec::new();
         let mut types = HashMap::new();
         for view in views.get("Items").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
-            let Some(id) = lenient_string(view.get("Id")) else {
+            let Some(id) = lenient::string(view.get("Id")) else {
                 continue;
             };
             let collection_type = view.get("CollectionType").and_then(Value::as_str).unwrap_or_default();
@@ -230,7 +230,7 @@ impl Source for Jellyfin {
                 "boxsets" => vec![Kind::Playlist],
                 _ => continue, // books, photos, playlists, livetv, mixed folders
             };
-            let title = lenient_string(view.get("Name")).unwrap_or_else(|| id.clone());
+            let title = lenient::string(view.get("Name")).unwrap_or_else(|| id.clone());
             types.insert(id.clone(), collection_type.to_string());
             libraries.push(LibraryInfo { id, title, kinds });
         }
@@ -252,7 +252,7 @@ impl Source for Jellyfin {
         let items = answer.get("Items").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
         Ok(Page {
             items: items.iter().map(|value| parse_item(value, kind, accepted)).collect(),
-            total: lenient_u64(answer.get("TotalRecordCount")),
+            total: lenient::u64(answer.get("TotalRecordCount")),
         })
     }
 
@@ -310,23 +310,23 @@ fn accepted_types(item_type: &'static str) -> &'static [&'static str] {
 /// without an id is unusable; one with an id but missing essentials is
 /// reported with its id so the stored copy is kept.
 pub fn parse_item(value: &Value, listed: Kind, accepted: &[&str]) -> Result<Item, BadItem> {
-    let id = lenient_string(value.get("Id")).ok_or_else(|| BadItem { id: None, reason: "entry has no Id".into() })?;
+    let id = lenient::string(value.get("Id")).ok_or_else(|| BadItem { id: None, reason: "entry has no Id".into() })?;
     let bad = |reason: String| BadItem { id: Some(id.clone()), reason };
     if let Some(item_type) = value.get("Type").and_then(Value::as_str) {
         if !accepted.contains(&item_type) {
             return Err(bad(format!("listed as {listed} but has Type \"{item_type}\"")));
         }
     }
-    let title = lenient_string(value.get("Name")).ok_or_else(|| bad("entry has no Name".into()))?;
+    let title = lenient::string(value.get("Name")).ok_or_else(|| bad("entry has no Name".into()))?;
     let added_at = value.get("DateCreated").and_then(Value::as_str).and_then(parse_date);
-    let parent = |field: &str| lenient_string(value.get(field));
+    let parent = |field: &str| lenient::string(value.get(field));
     let parent_id = match listed {
         Kind::Season => parent("SeriesId").or_else(|| parent("ParentId")),
         Kind::Episode => parent("SeasonId").or_else(|| parent("SeriesId")),
         Kind::Album => value
             .get("AlbumArtists")
             .and_then(|artists| artists.get(0))
-            .and_then(|artist| lenient_string(artist.get("Id")))
+            .and_then(|artist| lenient::string(artist.get("Id")))
             .or_else(|| parent("ParentId")),
         Kind::Track => parent("AlbumId").or_else(|| parent("ParentId")),
         _ => None,
@@ -334,22 +334,22 @@ pub fn parse_item(value: &Value, listed: Kind, accepted: &[&str]) -> Result<Item
     // The server exposes no change time: the creation time stands in for
     // `updated_at`, and `Etag` (a hash of the save time) is the change marker.
     let mut item = Item::new(id, listed, title, added_at.unwrap_or(0));
-    item.sort_title = lenient_string(value.get("SortName"));
+    item.sort_title = lenient::string(value.get("SortName"));
     item.parent_id = parent_id;
     item.added_at = added_at;
-    item.year = lenient_i64(value.get("ProductionYear")).and_then(|year| i32::try_from(year).ok());
-    item.index = lenient_i64(value.get("IndexNumber"));
-    item.parent_index = lenient_i64(value.get("ParentIndexNumber"));
+    item.year = lenient::i64(value.get("ProductionYear")).and_then(|year| i32::try_from(year).ok());
+    item.index = lenient::i64(value.get("IndexNumber"));
+    item.parent_index = lenient::i64(value.get("ParentIndexNumber"));
     item.guid = value.get("ProviderIds").and_then(provider_guid);
-    item.duration_ms = lenient_i64(value.get("RunTimeTicks")).map(|ticks| ticks / 10_000);
+    item.duration_ms = lenient::i64(value.get("RunTimeTicks")).map(|ticks| ticks / 10_000);
     // A server-relative path, as Plex's thumb is; the tag changes with the
     // image, so an image change is a change of the item.
     item.thumb = value
         .get("ImageTags")
-        .and_then(|tags| lenient_string(tags.get("Primary")))
+        .and_then(|tags| lenient::string(tags.get("Primary")))
         .map(|tag| format!("/Items/{}/Images/Primary?tag={}", encode(&item.id), encode(&tag)));
-    item.file = lenient_string(value.get("Path"));
-    item.marker = lenient_string(value.get("Etag"));
+    item.file = lenient::string(value.get("Path"));
+    item.marker = lenient::string(value.get("Etag"));
     Ok(item)
 }
 
@@ -364,7 +364,7 @@ fn provider_guid(ids: &Value) -> Option<String> {
     });
     names
         .into_iter()
-        .find_map(|name| lenient_string(ids.get(name)).map(|id| format!("{}://{id}", name.to_ascii_lowercase())))
+        .find_map(|name| lenient::string(ids.get(name)).map(|id| format!("{}://{id}", name.to_ascii_lowercase())))
 }
 
 /// Parses `2020-01-02T00:00:00.0000000Z` (and the same without a zone,
@@ -384,27 +384,6 @@ pub fn format_date(epoch: i64) -> String {
 /// Parses an HTTP `Date` header (`Sun, 06 Nov 1994 08:49:37 GMT`).
 pub fn parse_http_date(text: &str) -> Option<i64> {
     chrono::DateTime::parse_from_rfc2822(text.trim()).ok().map(|time| time.timestamp())
-}
-
-/// A string, or a number written as one (Emby ids look numeric).
-fn lenient_string(value: Option<&Value>) -> Option<String> {
-    match value? {
-        Value::String(text) if !text.is_empty() => Some(text.clone()),
-        Value::Number(number) => Some(number.to_string()),
-        _ => None,
-    }
-}
-
-fn lenient_i64(value: Option<&Value>) -> Option<i64> {
-    match value? {
-        Value::Number(number) => number.as_i64().or_else(|| number.as_f64().map(|f| f as i64)),
-        Value::String(text) => text.trim().parse().ok(),
-        _ => None,
-    }
-}
-
-fn lenient_u64(value: Option<&Value>) -> Option<u64> {
-    lenient_i64(value).and_then(|number| u64::try_from(number).ok())
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 
 pub mod http;
 pub mod jellyfin;
+pub mod lenient;
 pub mod plex;
 pub mod retry;
 
