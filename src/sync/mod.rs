@@ -316,6 +316,14 @@ impl Run<'_> {
                 let started_as = pass;
                 let mut pass = pass;
                 let server_started_at = self.source.server_time();
+                if strategy == Strategy::ChangedSince && server_started_at.is_none() {
+                    log::warn!(
+                        "{}/{}: {} sent no Date header, so this run cannot move the changed-since cursor (later runs fetch more, or walk whole libraries); check any proxy in front of it",
+                        state.server,
+                        self.library.id,
+                        self.source.describe()
+                    );
+                }
                 if pass == Pass::Incremental && strategy == Strategy::ChangedSince {
                     if let Some(reason) = self.check_filter(state, server_started_at.unwrap_or(now), now)? {
                         log::warn!(
