@@ -11,11 +11,10 @@
 //! inject failures at chosen request numbers.
 
 pub use super::Expected;
-pub use super::plex::Failure;
-use super::{header, query};
+pub use super::Failure;
+use super::{Faults, header, query};
 use crate::model::{Kind, content_hash};
 use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -159,8 +158,7 @@ pub struct JellyfinState {
     pub delay: Duration,
     requests: u64,
     next_serial: u64,
-    failures: BTreeMap<u64, Failure>,
-    fail_from: Option<(u64, Failure)>,
+    faults: Faults,
 }
 
 pub struct FakeJellyfin {
@@ -205,8 +203,7 @@ impl FakeJellyfin {
             delay: Duration::ZERO,
             requests: 0,
             next_serial: 1,
-            failures: BTreeMap::new(),
-            fail_from: None,
+            faults: Faults::default(),
         };
         // The first user is not an administrator: "the first administrator"
         // must be looked for, not assumed.
@@ -250,18 +247,16 @@ impl FakeJellyfin {
 
     /// Makes request number `number` (counted from the start) fail.
     pub fn fail_at(&self, number: u64, failure: Failure) {
-        self.state().failures.insert(number, failure);
+        self.state().faults.at.insert(number, failure);
     }
 
     /// Makes every request from number `number` on fail.
     pub fn fail_from(&self, number: u64, failure: Failure) {
-        self.state().fail_from = Some((number, failure));
+        self.state().faults.from = Some((number, failure));
     }
 
     pub fn heal(&self) {
-        let mut state = self.state();
-        state.failures.clear();
-        state.fail_from = None;
+        self.state().faults.clear();
     }
 
     /// Adds a view (library) of a collection type, returning its id.
@@ -629,10 +624,7 @@ fn respond(
     path: &str,
     params: &[(String, String)],
 ) -> Answer {
-    let failure = state
-        .failures
-        .remove(&number)
-        .or_else(|| state.fail_from.as_ref().filter(|(from, _)| number >= *from).map(|(_, failure)| failure.clone()));
+    let failure = state.faults.take(number);
     match &failure {
         Some(Failure::Status(code)) => return text(*code, "Error processing request."),
         Some(Failure::RateLimited(seconds)) => {
