@@ -59,17 +59,22 @@ struct RawServer {
     token_file: Option<PathBuf>,
     libraries: Option<Vec<String>>,
     page_size: Option<u32>,
+    user: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ServerKind {
     Plex,
+    Jellyfin,
+    Emby,
 }
 
 impl ServerKind {
     pub fn name(self) -> &'static str {
         match self {
             ServerKind::Plex => "plex",
+            ServerKind::Jellyfin => "jellyfin",
+            ServerKind::Emby => "emby",
         }
     }
 }
@@ -123,6 +128,9 @@ pub struct ServerConfig {
     pub token: String,
     pub libraries: Option<Vec<String>>,
     pub page_size: u32,
+    /// Jellyfin/Emby: whose views to sync, by user name; `None` means the
+    /// server's first administrator.
+    pub user: Option<String>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -134,6 +142,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("token", &"<redacted>")
             .field("libraries", &self.libraries)
             .field("page_size", &self.page_size)
+            .field("user", &self.user)
             .finish()
     }
 }
@@ -255,10 +264,30 @@ fn parse_server(raw: RawServer, position: usize, path: &Path) -> Result<ServerCo
     let at = format!("config {where_}: [[server]] \"{name}\"");
     let kind = match raw.kind.as_deref() {
         Some("plex") => ServerKind::Plex,
+        Some("jellyfin") => ServerKind::Jellyfin,
+        Some("emby") => ServerKind::Emby,
         Some(other) => {
-            return Err(ConfigError(format!("{at}: kind = \"{other}\" is not supported; use kind = \"plex\"")));
+            return Err(ConfigError(format!(
+                "{at}: kind = \"{other}\" is not supported; use kind = \"plex\", \"jellyfin\" or \"emby\""
+            )));
         }
-        None => return Err(ConfigError(format!("{at}: missing `kind`; add kind = \"plex\""))),
+        None => {
+            return Err(ConfigError(format!("{at}: missing `kind`; add kind = \"plex\", \"jellyfin\" or \"emby\"")));
+        }
+    };
+    let user = match raw.user {
+        Some(_) if kind == ServerKind::Plex => {
+            return Err(ConfigError(format!(
+                "{at}: `user` applies to jellyfin and emby servers only; remove it (a Plex token already names its user)"
+            )));
+        }
+        Some(user) if user.trim().is_empty() => {
+            return Err(ConfigError(format!(
+                "{at}: user = \"\" names nobody; remove the key to sync the first administrator's views"
+            )));
+        }
+        Some(user) => Some(user.trim().to_string()),
+        None => None,
     };
     let url = match raw.url {
         Some(url) => validate_url(&url).map_err(|why| {
@@ -304,7 +333,7 @@ fn parse_server(raw: RawServer, position: usize, path: &Path) -> Result<ServerCo
             )));
         }
     }
-    Ok(ServerConfig { name, kind, url, token, libraries: raw.libraries, page_size })
+    Ok(ServerConfig { name, kind, url, token, libraries: raw.libraries, page_size, user })
 }
 
 fn valid_name(name: &str) -> bool {
@@ -377,6 +406,9 @@ token = "abc"
         assert_eq!(config.servers[0].name, "living-room");
         assert_eq!(config.servers[0].page_size, DEFAULT_PAGE_SIZE);
         assert_eq!(config.sync.full_every, Duration::from_secs(7 * 86_400));
+        let kinds: Vec<ServerKind> = config.servers.iter().map(|server| server.kind).collect();
+        assert_eq!(kinds, vec![ServerKind::Plex, ServerKind::Jellyfin, ServerKind::Emby]);
+        assert_eq!(config.servers[2].user.as_deref(), Some("alice"));
     }
 
     #[test]
@@ -422,6 +454,25 @@ token = "abc"
         assert!(duration.contains("full_every"), "{duration}");
         let page = error_of(&GOOD.replace("token = \"abc\"", "token = \"abc\"\npage_size = 0"));
         assert!(page.contains("page_size"), "{page}");
+    }
+
+    #[test]
+    fn jellyfin_and_emby_kinds_take_an_optional_user() {
+        let jellyfin = parse_str(&GOOD.replace("\"plex\"", "\"jellyfin\"")).unwrap();
+        assert_eq!(jellyfin.servers[0].kind, ServerKind::Jellyfin);
+        assert_eq!(jellyfin.servers[0].user, None);
+        let emby = parse_str(
+            &GOOD.replace("\"plex\"", "\"emby\"").replace("token = \"abc\"", "token = \"abc\"\nuser = \" alice \""),
+        )
+        .unwrap();
+        assert_eq!(emby.servers[0].kind, ServerKind::Emby);
+        assert_eq!(emby.servers[0].user.as_deref(), Some("alice"));
+        let plex_user = error_of(&GOOD.replace("token = \"abc\"", "token = \"abc\"\nuser = \"alice\""));
+        assert!(plex_user.contains("`user`"), "{plex_user}");
+        let empty = error_of(
+            &GOOD.replace("\"plex\"", "\"jellyfin\"").replace("token = \"abc\"", "token = \"abc\"\nuser = \"\""),
+        );
+        assert!(empty.contains("user"), "{empty}");
     }
 
     #[test]

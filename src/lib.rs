@@ -1,4 +1,4 @@
-//! mediasync keeps a local catalog of media libraries (Plex today) in sync,
+//! mediasync keeps a local catalog of media libraries (Plex, Jellyfin, Emby) in sync,
 //! incrementally, in one redb file. `main.rs` is a thin shell over `cli`;
 //! ARCHITECTURE.md maps the modules and their invariants.
 

@@ -3,5 +3,62 @@
 //! quirks included (`../shared/api-notes.md`): a fake kinder than the real
 //! server would hide bugs.
 
+pub mod jellyfin;
 pub mod plex;
 mod query;
+
+use crate::model::Kind;
+use std::collections::BTreeMap;
+
+/// One row of what an exact mirror of a fake must hold, whatever the server.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Expected {
+    pub library: String,
+    pub id: String,
+    pub kind: Kind,
+    pub title: String,
+    pub parent_id: Option<String>,
+    pub updated_at: i64,
+}
+
+/// A request header by name, matched case-insensitively as HTTP requires.
+fn header<'r>(request: &'r tiny_http::Request, name: &str) -> Option<&'r str> {
+    request
+        .headers()
+        .iter()
+        .find(|header| header.field.as_str().as_str().eq_ignore_ascii_case(name))
+        .map(|header| header.value.as_str())
+}
+
+/// How a fake misbehaves on a chosen request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// An HTTP error status with the server's usual error body.
+    Status(u16),
+    /// 429 with `Retry-After` seconds.
+    RateLimited(u64),
+    /// 200 with a body that is not JSON at all.
+    Garbage,
+    /// 200 with the real answer cut off halfway.
+    Truncated,
+}
+
+/// The failures a test injected, by request number.
+#[derive(Debug, Default)]
+struct Faults {
+    at: BTreeMap<u64, Failure>,
+    from: Option<(u64, Failure)>,
+}
+
+impl Faults {
+    /// The failure request `number` must suffer, if any (a one-off is used up).
+    fn take(&mut self, number: u64) -> Option<Failure> {
+        self.at
+            .remove(&number)
+            .or_else(|| self.from.as_ref().filter(|(from, _)| number >= *from).map(|(_, failure)| failure.clone()))
+    }
+
+    fn clear(&mut self) {
+        *self = Faults::default();
+    }
+}

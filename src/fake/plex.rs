@@ -6,26 +6,14 @@
 //! shaped like the recorded responses in `../shared/samples/plex`. Tests
 //! mutate its library and inject failures at chosen request numbers.
 
-use super::query;
+use super::{Faults, header, query};
 use crate::model::Kind;
 use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// How the fake misbehaves on a chosen request.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Failure {
-    /// An HTTP error status with an HTML body, as PMS sends.
-    Status(u16),
-    /// 429 with `Retry-After` seconds.
-    RateLimited(u64),
-    /// 200 with a body that is not JSON at all.
-    Garbage,
-    /// 200 with the real answer cut off halfway.
-    Truncated,
-}
+pub use super::Failure;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Logged {
@@ -81,16 +69,7 @@ pub struct FakeSection {
     pub items: Vec<FakeItem>,
 }
 
-/// One row of what an exact mirror of the fake must hold.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Expected {
-    pub library: String,
-    pub id: String,
-    pub kind: Kind,
-    pub title: String,
-    pub parent_id: Option<String>,
-    pub updated_at: i64,
-}
+pub use super::Expected;
 
 pub struct PlexState {
     pub token: String,
@@ -106,8 +85,7 @@ pub struct PlexState {
     pub delay: Duration,
     requests: u64,
     next_key: u64,
-    failures: BTreeMap<u64, Failure>,
-    fail_from: Option<(u64, Failure)>,
+    faults: Faults,
 }
 
 pub struct FakePlex {
@@ -151,8 +129,7 @@ impl FakePlex {
             delay: Duration::ZERO,
             requests: 0,
             next_key: 100,
-            failures: BTreeMap::new(),
-            fail_from: None,
+            faults: Faults::default(),
         }));
         let thread = {
             let server = Arc::clone(&server);
@@ -191,18 +168,16 @@ impl FakePlex {
 
     /// Makes request number `number` (counted from the start) fail.
     pub fn fail_at(&self, number: u64, failure: Failure) {
-        self.state().failures.insert(number, failure);
+        self.state().faults.at.insert(number, failure);
     }
 
     /// Makes every request from number `number` on fail.
     pub fn fail_from(&self, number: u64, failure: Failure) {
-        self.state().fail_from = Some((number, failure));
+        self.state().faults.from = Some((number, failure));
     }
 
     pub fn heal(&self) {
-        let mut state = self.state();
-        state.failures.clear();
-        state.fail_from = None;
+        self.state().faults.clear();
     }
 
     pub fn add_section(&self, title: &str, kind: SectionKind) -> String {
@@ -466,14 +441,6 @@ fn html(status: u16, text: &str) -> Answer {
     }
 }
 
-fn header<'r>(request: &'r tiny_http::Request, name: &str) -> Option<&'r str> {
-    request
-        .headers()
-        .iter()
-        .find(|header| header.field.as_str().as_str().eq_ignore_ascii_case(name))
-        .map(|header| header.value.as_str())
-}
-
 fn handle(state: &Mutex<PlexState>, request: tiny_http::Request) {
     let delay = state.lock().map(|state| state.delay).unwrap_or_default();
     if !delay.is_zero() {
@@ -501,10 +468,7 @@ fn answer(shared: &Mutex<PlexState>, request: &tiny_http::Request) -> Answer {
     let size = paging("X-Plex-Container-Size");
     let item_type = param("type").and_then(|value| value.parse::<u8>().ok());
     state.log.push(Logged { number, path: path.clone(), item_type, start, size, returned: 0 });
-    let failure = state
-        .failures
-        .remove(&number)
-        .or_else(|| state.fail_from.as_ref().filter(|(from, _)| number >= *from).map(|(_, failure)| failure.clone()));
+    let failure = state.faults.take(number);
     match &failure {
         Some(Failure::Status(code)) => return html(*code, "Internal Server Error"),
         Some(Failure::RateLimited(seconds)) => {

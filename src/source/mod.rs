@@ -1,8 +1,11 @@
 //! The one narrow interface between the sync engine and a media server.
-//! Each backend (only Plex today) implements `Source`; retries and rate-limit
-//! waits wrap the trait in `retry`, so no backend carries its own copy.
+//! Each backend (Plex, Jellyfin/Emby) implements `Source`; retries and
+//! rate-limit waits wrap the trait in `retry`, so no backend carries its own
+//! copy.
 
 pub mod http;
+pub mod jellyfin;
+pub mod lenient;
 pub mod plex;
 pub mod retry;
 
@@ -20,6 +23,14 @@ pub fn build(server: &ServerConfig, sync: &SyncConfig) -> Box<dyn Source> {
     };
     match server.kind {
         ServerKind::Plex => Box::new(retry::Retrying::new(plex::Plex::new(server, sync.timeout), policy)),
+        ServerKind::Jellyfin => Box::new(retry::Retrying::new(
+            jellyfin::Jellyfin::new(server, sync.timeout, jellyfin::Flavor::Jellyfin),
+            policy,
+        )),
+        ServerKind::Emby => Box::new(retry::Retrying::new(
+            jellyfin::Jellyfin::new(server, sync.timeout, jellyfin::Flavor::Emby),
+            policy,
+        )),
     }
 }
 
@@ -68,8 +79,28 @@ pub enum Order {
     /// A stable order in which items that appear later sort after the ones
     /// already walked (oldest addition first): used by full passes.
     Stable,
-    /// Most recently changed first: used by incremental passes.
+    /// Most recently changed first: used by incremental passes of sources
+    /// whose strategy is `Strategy::StopAtCursor`.
     NewestChanged,
+    /// Only the items saved at or after this server time (epoch seconds), in
+    /// the stable order: used by incremental passes of sources whose strategy
+    /// is `Strategy::ChangedSince`, and (with a page size of 0) to probe
+    /// whether the server honours the filter.
+    ChangedSince(i64),
+}
+
+/// How a source finds what changed since the last sync.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// Items carry a change time and the listing sorts by it: walk
+    /// `Order::NewestChanged` and stop at the first item older than the
+    /// newest stored change (Plex).
+    StopAtCursor,
+    /// Items carry no change time, but the listing filters by save time:
+    /// walk every page of `Order::ChangedSince(cursor)`, the cursor being
+    /// the server's own clock at the start of the last successful run
+    /// (Jellyfin, Emby).
+    ChangedSince,
 }
 
 /// An entry of a page the source could not turn into an `Item`. When its id
@@ -111,6 +142,17 @@ pub trait Source: Send + Sync {
 
     /// Requests sent to the server so far (retries included).
     fn requests(&self) -> u64;
+
+    /// How incremental passes find changes.
+    fn strategy(&self) -> Strategy {
+        Strategy::StopAtCursor
+    }
+
+    /// The server's clock (epoch seconds) as of its latest answer, from the
+    /// HTTP `Date` header, if the source tracks it.
+    fn server_time(&self) -> Option<i64> {
+        None
+    }
 }
 
 impl<S: Source + ?Sized> Source for Box<S> {
@@ -135,6 +177,12 @@ impl<S: Source + ?Sized> Source for Box<S> {
     }
     fn requests(&self) -> u64 {
         (**self).requests()
+    }
+    fn strategy(&self) -> Strategy {
+        (**self).strategy()
+    }
+    fn server_time(&self) -> Option<i64> {
+        (**self).server_time()
     }
 }
 

@@ -5,7 +5,7 @@
 //! unpaged responses. See `../shared/api-notes.md` for the server's quirks.
 
 use super::http::Http;
-use super::{BadItem, ErrorKind, Order, Page, Source, SourceError, filter_libraries};
+use super::{BadItem, ErrorKind, Order, Page, Source, SourceError, filter_libraries, lenient};
 use crate::config::ServerConfig;
 use crate::model::{Item, Kind, LibraryInfo};
 use serde::Deserialize;
@@ -78,7 +78,9 @@ impl Plex {
     fn listing_path(library: &LibraryInfo, kind: Kind, order: Order, start: u64, size: u32) -> String {
         let sort = match order {
             Order::Stable => "addedAt:asc",
-            Order::NewestChanged => "updatedAt:desc",
+            // Plex's strategy is StopAtCursor; the engine never asks it for a
+            // filtered listing, and a sorted one is the safe answer if it did.
+            Order::NewestChanged | Order::ChangedSince(_) => "updatedAt:desc",
         };
         // Paging travels as headers (as the notes prescribe) and again as
         // query parameters, which every PMS version reads; neither is secret.
@@ -100,7 +102,7 @@ impl Source for Plex {
         let container = self.get("/library/sections", None)?;
         let mut libraries = Vec::new();
         for directory in &container.directory {
-            let Some(id) = lenient_string(directory.get("key")) else {
+            let Some(id) = lenient::string(directory.get("key")) else {
                 continue;
             };
             let kinds = match directory.get("type").and_then(Value::as_str) {
@@ -109,7 +111,7 @@ impl Source for Plex {
                 Some("artist") => vec![Kind::Artist, Kind::Album, Kind::Track],
                 _ => continue, // photo libraries and anything newer
             };
-            let title = lenient_string(directory.get("title")).unwrap_or_else(|| id.clone());
+            let title = lenient::string(directory.get("title")).unwrap_or_else(|| id.clone());
             libraries.push(LibraryInfo { id, title, kinds });
         }
         Ok(filter_libraries(libraries, self.libraries.as_deref()))
@@ -145,7 +147,7 @@ impl Source for Plex {
 /// without an id is unusable; one with an id but missing essentials is
 /// reported with its id so the stored copy is kept.
 pub fn parse_item(value: &Value, listed: Kind) -> Result<Item, BadItem> {
-    let id = lenient_string(value.get("ratingKey"))
+    let id = lenient::string(value.get("ratingKey"))
         .ok_or_else(|| BadItem { id: None, reason: "entry has no ratingKey".into() })?;
     let bad = |reason: String| BadItem { id: Some(id.clone()), reason };
     if let Some(kind_name) = value.get("type").and_then(Value::as_str) {
@@ -153,11 +155,11 @@ pub fn parse_item(value: &Value, listed: Kind) -> Result<Item, BadItem> {
             return Err(bad(format!("listed as {listed} but has type \"{kind_name}\"")));
         }
     }
-    let title = lenient_string(value.get("title")).ok_or_else(|| bad("entry has no title".into()))?;
-    let added_at = lenient_i64(value.get("addedAt"));
-    let updated_at = lenient_i64(value.get("updatedAt")).or(added_at).unwrap_or(0);
+    let title = lenient::string(value.get("title")).ok_or_else(|| bad("entry has no title".into()))?;
+    let added_at = lenient::i64(value.get("addedAt"));
+    let updated_at = lenient::i64(value.get("updatedAt")).or(added_at).unwrap_or(0);
     let parent_id = match listed {
-        Kind::Season | Kind::Episode | Kind::Album | Kind::Track => lenient_string(value.get("parentRatingKey")),
+        Kind::Season | Kind::Episode | Kind::Album | Kind::Track => lenient::string(value.get("parentRatingKey")),
         _ => None,
     };
     let file = value
@@ -165,41 +167,24 @@ pub fn parse_item(value: &Value, listed: Kind) -> Result<Item, BadItem> {
         .and_then(|media| media.get(0))
         .and_then(|media| media.get("Part"))
         .and_then(|parts| parts.get(0))
-        .and_then(|part| lenient_string(part.get("file")));
+        .and_then(|part| lenient::string(part.get("file")));
     let mut item = Item::new(id, listed, title, updated_at);
-    item.sort_title = lenient_string(value.get("titleSort"));
+    item.sort_title = lenient::string(value.get("titleSort"));
     item.parent_id = parent_id;
     item.added_at = added_at;
-    item.year = lenient_i64(value.get("year")).and_then(|year| i32::try_from(year).ok());
-    item.index = lenient_i64(value.get("index"));
-    item.parent_index = lenient_i64(value.get("parentIndex"));
-    item.guid = lenient_string(value.get("guid"));
-    item.duration_ms = lenient_i64(value.get("duration"));
-    item.thumb = lenient_string(value.get("thumb"));
+    item.year = lenient::i64(value.get("year")).and_then(|year| i32::try_from(year).ok());
+    item.index = lenient::i64(value.get("index"));
+    item.parent_index = lenient::i64(value.get("parentIndex"));
+    item.guid = lenient::string(value.get("guid"));
+    item.duration_ms = lenient::i64(value.get("duration"));
+    item.thumb = lenient::string(value.get("thumb"));
     item.file = file;
     Ok(item)
 }
 
-/// A string, or a number written as one (Plex ids come both ways).
-fn lenient_string(value: Option<&Value>) -> Option<String> {
-    match value? {
-        Value::String(text) if !text.is_empty() => Some(text.clone()),
-        Value::Number(number) => Some(number.to_string()),
-        _ => None,
-    }
-}
-
-fn lenient_i64(value: Option<&Value>) -> Option<i64> {
-    match value? {
-        Value::Number(number) => number.as_i64().or_else(|| number.as_f64().map(|f| f as i64)),
-        Value::String(text) => text.trim().parse().ok(),
-        _ => None,
-    }
-}
-
 fn lenient_u64<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
     let value = Option::<Value>::deserialize(deserializer)?;
-    Ok(lenient_i64(value.as_ref()).and_then(|number| u64::try_from(number).ok()))
+    Ok(lenient::u64(value.as_ref()))
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! waited out while the total wait stays under a bound. Everything else is
 //! returned at once for the engine to decide on.
 
-use super::{ErrorKind, Order, Page, Source, SourceError};
+use super::{ErrorKind, Order, Page, Source, SourceError, Strategy};
 use crate::model::{Kind, LibraryInfo};
 use std::time::Duration;
 
@@ -76,6 +76,14 @@ impl<S: Source> Source for Retrying<S> {
 
     fn requests(&self) -> u64 {
         self.inner.requests()
+    }
+
+    fn strategy(&self) -> Strategy {
+        self.inner.strategy()
+    }
+
+    fn server_time(&self) -> Option<i64> {
+        self.inner.server_time()
     }
 }
 

@@ -107,8 +107,27 @@ pub struct Checkpoint {
     pub forced: bool,
     pub run: u64,
     pub started_at: i64,
+    /// The server's clock when the run started (sources that report it):
+    /// becomes `LibraryState::changed_since` when the run succeeds.
+    #[serde(default)]
+    pub server_started_at: Option<i64>,
     pub resumed: bool,
     pub counters: Counters,
+}
+
+/// What the engine knows about a source's changed-since filter for one
+/// library (`Strategy::ChangedSince`). Times are local epoch seconds, like
+/// `last_full_at`: they only decide when to check again.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "state")]
+pub enum FilterCheck {
+    #[default]
+    Unverified,
+    /// Probed and honoured.
+    Works { checked_at: i64 },
+    /// The server errors on, ignores or empties the filter: runs are full
+    /// passes until `full_every` after `checked_at`, then it is probed again.
+    Unusable { checked_at: i64, reason: String },
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -132,6 +151,13 @@ pub struct LibraryState {
     pub checkpoint: Option<Checkpoint>,
     pub runs: u64,
     pub generation: u64,
+    /// `Strategy::ChangedSince` sources: the server's clock at the start of
+    /// the last successful run; the next incremental pass asks for items
+    /// saved since then (minus a margin).
+    #[serde(default)]
+    pub changed_since: Option<i64>,
+    #[serde(default)]
+    pub filter: FilterCheck,
 }
 
 impl LibraryState {
@@ -184,5 +210,20 @@ mod tests {
         assert_eq!(decoded_header, header);
         assert_eq!(decoded, item);
         assert_eq!(decode_header(&record[..10]), None);
+    }
+
+    #[test]
+    fn states_written_before_the_changed_since_fields_still_decode() {
+        let old = r#"{"server":"home","library_id":"1","title":"Movies","next_ordinal":3,"counts":{"movie":3},
+            "newest":{"movie":17},"last_full_at":5,"last_success_at":5,"last_error":null,"needs_full":null,
+            "checkpoint":null,"runs":1,"generation":1}"#;
+        let state: LibraryState = serde_json::from_str(old).unwrap();
+        assert_eq!(state.changed_since, None);
+        assert_eq!(state.filter, FilterCheck::Unverified);
+        let mut state = state;
+        state.filter = FilterCheck::Unusable { checked_at: 9, reason: "HTTP 500".into() };
+        let text = serde_json::to_string(&state).unwrap();
+        assert!(text.contains(r#""filter":{"state":"unusable","checked_at":9,"reason":"HTTP 500"}"#), "{text}");
+        assert_eq!(serde_json::from_str::<LibraryState>(&text).unwrap(), state);
     }
 }

@@ -7,8 +7,8 @@
 pub mod plan;
 
 use crate::model::{Kind, LibraryInfo};
-use crate::source::{ErrorKind, Order, Source, SourceError};
-use crate::store::records::{Checkpoint, Counters, LibraryState, Pass, RunRecord, ServerState};
+use crate::source::{ErrorKind, Order, Source, SourceError, Strategy};
+use crate::store::records::{Checkpoint, Counters, FilterCheck, LibraryState, Pass, RunRecord, ServerState};
 use crate::store::{Outcome, Store, StoreError};
 use plan::Plan;
 use std::collections::BTreeMap;
@@ -18,6 +18,18 @@ use std::time::{Duration, Instant};
 /// Incremental passes fetch items changed at or after the newest stored
 /// change time minus this margin (server time, seconds).
 pub const CURSOR_MARGIN_SECS: i64 = 1;
+/// `Strategy::ChangedSince` passes ask for items saved since the server's
+/// clock at the start of the last successful run minus this margin: the
+/// `Date` header is rounded down to the second, and a server stamps an item's
+/// save time a moment before the save is visible to listings.
+pub const SERVER_CLOCK_MARGIN_SECS: i64 = 2;
+/// A save time before any media server existed: a changed-since filter that
+/// works counts every item for it. (Day two of the epoch, so no time-zone
+/// conversion on the server can take it below the epoch.)
+const FILTER_PROBE_PAST: i64 = 86_400; // 1970-01-02T00:00:00Z
+/// How far ahead of the server's clock the second probe asks: a filter that
+/// works counts nothing there.
+const FILTER_PROBE_AHEAD_SECS: i64 = 366 * 86_400;
 /// A full pass whose result disagrees with the server's count is repeated
 /// once in the same run (items can shift between pages while it walks).
 const MAX_FULL_PASSES: u32 = 2;
@@ -278,7 +290,8 @@ impl Run<'_> {
     /// Plans the run and commits its starting checkpoint.
     fn begin(&mut self, state: &mut LibraryState) -> Result<(), Failure> {
         let now = now_epoch();
-        let plan = plan::plan(state, self.library, self.options.full, self.options.full_every, now);
+        let strategy = self.source.strategy();
+        let plan = plan::plan(state, self.library, strategy, self.options.full, self.options.full_every, now);
         match plan {
             Plan::Resume => {
                 let checkpoint = state.checkpoint.as_mut().expect("resume needs a checkpoint");
@@ -300,8 +313,33 @@ impl Run<'_> {
             Plan::Start(pass, reason) => {
                 log::info!("{}/{}: {:?} pass ({reason})", state.server, self.library.id, pass);
                 state.runs += 1;
+                let started_as = pass;
+                let mut pass = pass;
+                let server_started_at = self.source.server_time();
+                if strategy == Strategy::ChangedSince && server_started_at.is_none() {
+                    log::warn!(
+                        "{}/{}: {} sent no Date header, so this run cannot move the changed-since cursor (later runs fetch more, or walk whole libraries); check any proxy in front of it",
+                        state.server,
+                        self.library.id,
+                        self.source.describe()
+                    );
+                }
+                if pass == Pass::Incremental && strategy == Strategy::ChangedSince {
+                    if let Some(reason) = self.check_filter(state, server_started_at.unwrap_or(now), now)? {
+                        log::warn!(
+                            "{}/{}: the server's changed-since filter is unusable ({reason}); reconciling with a full pass, and full passes until it is checked again",
+                            state.server,
+                            self.library.id
+                        );
+                        pass = Pass::Full;
+                    }
+                }
                 let cursors = match pass {
                     Pass::Full => BTreeMap::new(),
+                    Pass::Incremental if strategy == Strategy::ChangedSince => {
+                        let since = state.changed_since.unwrap_or(i64::MIN).saturating_sub(SERVER_CLOCK_MARGIN_SECS);
+                        self.library.kinds.iter().map(|kind| (*kind, since)).collect()
+                    }
                     Pass::Incremental => self
                         .library
                         .kinds
@@ -313,7 +351,9 @@ impl Run<'_> {
                         .collect(),
                 };
                 let checkpoint = Checkpoint {
-                    started_as: pass,
+                    // A filter found unusable turns an incremental run into a
+                    // reconcile, reported as "incremental+reconcile".
+                    started_as,
                     pass,
                     generation: state.generation,
                     kinds: self.library.kinds.clone(),
@@ -328,6 +368,7 @@ impl Run<'_> {
                     forced: self.options.force,
                     run: state.runs,
                     started_at: now,
+                    server_started_at,
                     resumed: false,
                     counters: Counters::default(),
                 };
@@ -378,7 +419,15 @@ impl Run<'_> {
             }
             let checkpoint = state.checkpoint.as_ref().expect("a run has a checkpoint");
             if (checkpoint.kind_index as usize) < checkpoint.kinds.len() {
-                self.page(state)?;
+                let filtered = self.filtered(checkpoint.pass);
+                match self.page(state) {
+                    Err(Failure::Source(err))
+                        if filtered && matches!(err.kind, ErrorKind::Unavailable | ErrorKind::Rejected) =>
+                    {
+                        self.filter_failed(state, err)?;
+                    }
+                    outcome => outcome?,
+                }
                 continue;
             }
             match checkpoint.pass {
@@ -422,8 +471,12 @@ impl Run<'_> {
         let checkpoint = state.checkpoint.as_ref().expect("a run has a checkpoint");
         let kind = checkpoint.kinds[checkpoint.kind_index as usize];
         let pass = checkpoint.pass;
+        let filtered = self.filtered(pass);
         let order = match pass {
             Pass::Full => Order::Stable,
+            Pass::Incremental if filtered => {
+                Order::ChangedSince(checkpoint.cursors.get(&kind).copied().unwrap_or(FILTER_PROBE_PAST))
+            }
             Pass::Incremental => Order::NewestChanged,
         };
         let size = self.options.page_size;
@@ -436,14 +489,18 @@ impl Run<'_> {
             let mut checkpoint = state.checkpoint.take().expect("a run has a checkpoint");
             let cursor = checkpoint.cursors.get(&kind).copied().unwrap_or(i64::MIN);
             let mut reached_cursor = false;
-            if pass == Pass::Incremental && !newest_first(&page.items) {
+            if pass == Pass::Incremental && !filtered && !newest_first(&page.items) {
                 // The stop rule below is only sound on a sorted listing.
                 checkpoint.order_broken = true;
             }
             for entry in &page.items {
                 match entry {
                     Ok(item) => {
-                        if pass == Pass::Incremental && !checkpoint.order_broken && item.updated_at < cursor {
+                        if pass == Pass::Incremental
+                            && !filtered
+                            && !checkpoint.order_broken
+                            && item.updated_at < cursor
+                        {
                             reached_cursor = true;
                             break;
                         }
@@ -470,7 +527,9 @@ impl Run<'_> {
                     }
                 }
             }
-            if let Some(total) = page.total {
+            // A filtered listing's total counts the changed items only; the
+            // library's count is asked for when the pass ends.
+            if let (Some(total), false) = (page.total, filtered) {
                 checkpoint.totals.insert(kind, total);
             }
             checkpoint.start += page.returned();
@@ -491,6 +550,82 @@ impl Run<'_> {
             writer.put_state(number, state)
         })?;
         Ok(())
+    }
+
+    /// Whether this pass walks a changed-since listing.
+    fn filtered(&self, pass: Pass) -> bool {
+        pass == Pass::Incremental && self.source.strategy() == Strategy::ChangedSince
+    }
+
+    /// Probes the changed-since filter unless it was found to work within
+    /// `full_every`: a filter that works counts every item of a kind for a
+    /// date before any save and none for a date ahead of the server's clock.
+    /// Records the verdict in `state` (committed with the run's first
+    /// checkpoint) and returns why the filter cannot be used, if it cannot.
+    /// An outage is returned as a failure, not blamed on the filter.
+    fn check_filter(&self, state: &mut LibraryState, server_now: i64, now: i64) -> Result<Option<String>, Failure> {
+        if let FilterCheck::Works { checked_at } = state.filter {
+            if plan::within(checked_at, self.options.full_every, now) {
+                return Ok(None);
+            }
+        }
+        for kind in &self.library.kinds {
+            let Some(total) = self.source.count(self.library, *kind)? else {
+                continue;
+            };
+            if total == 0 {
+                continue;
+            }
+            let probes = [
+                (FILTER_PROBE_PAST, total, "a date before any save"),
+                (server_now.saturating_add(FILTER_PROBE_AHEAD_SECS), 0, "a date a year ahead of the server's clock"),
+            ];
+            for (since, wanted, label) in probes {
+                let problem = match self.source.page(self.library, *kind, Order::ChangedSince(since), 0, 0) {
+                    Ok(page) if page.total == Some(wanted) => continue,
+                    Ok(page) => format!(
+                        "for {label} it counts {} {kind} items where {wanted} were expected",
+                        page.total.map_or_else(|| "no".to_string(), |got| got.to_string())
+                    ),
+                    Err(err) if err.kind == ErrorKind::Unauthorized => return Err(err.into()),
+                    Err(err) => {
+                        // The server answered the count a moment ago; if it
+                        // still does, the filter is what it cannot take.
+                        self.source.count(self.library, *kind)?;
+                        format!("it fails: {err}")
+                    }
+                };
+                state.filter = FilterCheck::Unusable { checked_at: now, reason: problem.clone() };
+                return Ok(Some(problem));
+            }
+            state.filter = FilterCheck::Works { checked_at: now };
+            return Ok(None);
+        }
+        // Nothing to probe on: an empty library has no edits to miss, and
+        // additions show in the counts.
+        Ok(None)
+    }
+
+    /// The filtered listing failed in the middle of an incremental pass. If
+    /// the server still answers an unfiltered count, the filter is to blame:
+    /// remember that and reconcile with a full pass now. Otherwise it is an
+    /// outage, and the run fails as usual, keeping its checkpoint.
+    fn filter_failed(&mut self, state: &mut LibraryState, err: SourceError) -> Result<(), Failure> {
+        let checkpoint = state.checkpoint.as_ref().expect("a run has a checkpoint");
+        let kind = checkpoint.kinds[checkpoint.kind_index as usize];
+        match self.source.count(self.library, kind) {
+            Ok(_) => {}
+            Err(count_err) if count_err.kind == ErrorKind::Unauthorized => return Err(count_err.into()),
+            Err(_) => return Err(err.into()),
+        }
+        log::warn!(
+            "{}/{}: the changed-since listing failed ({err}) while the server answers otherwise; reconciling with a full pass",
+            state.server,
+            self.library.id
+        );
+        state.filter = FilterCheck::Unusable { checked_at: now_epoch(), reason: format!("it fails: {err}") };
+        let kinds = self.library.kinds.clone();
+        self.start_full_pass(state, kinds)
     }
 
     /// Kinds of this pass whose stored count differs from the server's.
@@ -621,6 +756,9 @@ impl Run<'_> {
         }
         if checkpoint.pass == Pass::Full && checkpoint.started_as == Pass::Full {
             state.needs_full = None;
+        }
+        if checkpoint.server_started_at.is_some() {
+            state.changed_since = checkpoint.server_started_at;
         }
         state.last_success_at = Some(now);
         state.last_error = None;

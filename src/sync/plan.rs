@@ -2,7 +2,8 @@
 //! stored state, the options and the clock, so every rule is unit-tested.
 
 use crate::model::LibraryInfo;
-use crate::store::records::{LibraryState, Pass};
+use crate::source::Strategy;
+use crate::store::records::{FilterCheck, LibraryState, Pass};
 use std::time::Duration;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -13,7 +14,14 @@ pub enum Plan {
     Start(Pass, String),
 }
 
-pub fn plan(state: &LibraryState, library: &LibraryInfo, full: bool, full_every: Duration, now: i64) -> Plan {
+pub fn plan(
+    state: &LibraryState,
+    library: &LibraryInfo,
+    strategy: Strategy,
+    full: bool,
+    full_every: Duration,
+    now: i64,
+) -> Plan {
     if let Some(checkpoint) = &state.checkpoint {
         let same_kinds = checkpoint.kinds.iter().all(|kind| library.kinds.contains(kind));
         if !same_kinds {
@@ -33,11 +41,27 @@ pub fn plan(state: &LibraryState, library: &LibraryInfo, full: bool, full_every:
     if let Some(reason) = &state.needs_full {
         return Plan::Start(Pass::Full, reason.clone());
     }
-    let age = now.saturating_sub(last_full_at);
-    if age < 0 || age as u64 >= full_every.as_secs() {
+    if !within(last_full_at, full_every, now) {
         return Plan::Start(Pass::Full, format!("the last full pass is older than {}h", full_every.as_secs() / 3600));
     }
+    if strategy == Strategy::ChangedSince {
+        if state.changed_since.is_none() {
+            return Plan::Start(Pass::Full, "no server-clock cursor from an earlier run".into());
+        }
+        if let FilterCheck::Unusable { checked_at, reason } = &state.filter {
+            if within(*checked_at, full_every, now) {
+                return Plan::Start(Pass::Full, format!("the server's changed-since filter is unusable ({reason})"));
+            }
+        }
+    }
     Plan::Start(Pass::Incremental, "changes since the last sync".into())
+}
+
+/// Whether `at` lies less than `period` before `now` (a clock that went
+/// backwards counts as not within).
+pub fn within(at: i64, period: Duration, now: i64) -> bool {
+    let age = now.saturating_sub(at);
+    age >= 0 && (age as u64) < period.as_secs()
 }
 
 #[cfg(test)]
@@ -74,6 +98,7 @@ mod tests {
             forced: false,
             run: 1,
             started_at: NOW - 10,
+            server_started_at: None,
             resumed: false,
             counters: Counters::default(),
         }
@@ -85,36 +110,77 @@ mod tests {
 
     #[test]
     fn no_state_means_full() {
-        assert!(is_full(plan(&LibraryState::default(), &library(), false, WEEK, NOW)));
+        assert!(is_full(plan(&LibraryState::default(), &library(), Strategy::StopAtCursor, false, WEEK, NOW)));
     }
 
     #[test]
     fn recent_full_means_incremental() {
-        let plan = plan(&synced(NOW - 3600), &library(), false, WEEK, NOW);
+        let plan = plan(&synced(NOW - 3600), &library(), Strategy::StopAtCursor, false, WEEK, NOW);
         assert!(matches!(plan, Plan::Start(Pass::Incremental, _)), "{plan:?}");
     }
 
     #[test]
     fn old_full_flag_or_needs_full_mean_full() {
-        assert!(is_full(plan(&synced(NOW - WEEK.as_secs() as i64), &library(), false, WEEK, NOW)));
-        assert!(is_full(plan(&synced(NOW - 60), &library(), true, WEEK, NOW)));
+        assert!(is_full(plan(
+            &synced(NOW - WEEK.as_secs() as i64),
+            &library(),
+            Strategy::StopAtCursor,
+            false,
+            WEEK,
+            NOW
+        )));
+        assert!(is_full(plan(&synced(NOW - 60), &library(), Strategy::StopAtCursor, true, WEEK, NOW)));
         let mut state = synced(NOW - 60);
         state.needs_full = Some("mass deletion refused".into());
-        assert_eq!(plan(&state, &library(), false, WEEK, NOW), Plan::Start(Pass::Full, "mass deletion refused".into()));
+        assert_eq!(
+            plan(&state, &library(), Strategy::StopAtCursor, false, WEEK, NOW),
+            Plan::Start(Pass::Full, "mass deletion refused".into())
+        );
         // A clock that went backwards is no reason to trust an old pass.
-        assert!(is_full(plan(&synced(NOW + 86_400), &library(), false, WEEK, NOW)));
+        assert!(is_full(plan(&synced(NOW + 86_400), &library(), Strategy::StopAtCursor, false, WEEK, NOW)));
     }
 
     #[test]
     fn checkpoints_resume() {
         let mut state = synced(NOW - 60);
         state.checkpoint = Some(checkpoint(Pass::Full, vec![Kind::Movie]));
-        assert_eq!(plan(&state, &library(), false, WEEK, NOW), Plan::Resume);
-        assert_eq!(plan(&state, &library(), true, WEEK, NOW), Plan::Resume, "--full resumes a full pass");
+        assert_eq!(plan(&state, &library(), Strategy::StopAtCursor, false, WEEK, NOW), Plan::Resume);
+        assert_eq!(
+            plan(&state, &library(), Strategy::StopAtCursor, true, WEEK, NOW),
+            Plan::Resume,
+            "--full resumes a full pass"
+        );
         state.checkpoint = Some(checkpoint(Pass::Incremental, vec![Kind::Movie]));
-        assert_eq!(plan(&state, &library(), false, WEEK, NOW), Plan::Resume);
-        assert!(is_full(plan(&state, &library(), true, WEEK, NOW)), "--full replaces an incremental run");
+        assert_eq!(plan(&state, &library(), Strategy::StopAtCursor, false, WEEK, NOW), Plan::Resume);
+        assert!(
+            is_full(plan(&state, &library(), Strategy::StopAtCursor, true, WEEK, NOW)),
+            "--full replaces an incremental run"
+        );
         state.checkpoint = Some(checkpoint(Pass::Full, vec![Kind::Show]));
-        assert!(is_full(plan(&state, &library(), false, WEEK, NOW)));
+        assert!(is_full(plan(&state, &library(), Strategy::StopAtCursor, false, WEEK, NOW)));
+    }
+
+    #[test]
+    fn changed_since_sources_need_a_cursor_and_a_usable_filter() {
+        let changed_since = Strategy::ChangedSince;
+        let mut state = synced(NOW - 60);
+        assert!(is_full(plan(&state, &library(), changed_since, false, WEEK, NOW)), "no cursor yet");
+        state.changed_since = Some(NOW - 70);
+        let incremental = plan(&state, &library(), changed_since, false, WEEK, NOW);
+        assert!(matches!(incremental, Plan::Start(Pass::Incremental, _)), "{incremental:?}");
+        state.filter = FilterCheck::Unusable { checked_at: NOW - 60, reason: "HTTP 500".into() };
+        let Plan::Start(Pass::Full, reason) = plan(&state, &library(), changed_since, false, WEEK, NOW) else {
+            panic!("an unusable filter means full passes");
+        };
+        assert!(reason.contains("HTTP 500"), "{reason}");
+        // A week later the filter gets another chance (the server may have
+        // been upgraded).
+        state.filter = FilterCheck::Unusable { checked_at: NOW - WEEK.as_secs() as i64, reason: "x".into() };
+        let retry = plan(&state, &library(), changed_since, false, WEEK, NOW);
+        assert!(matches!(retry, Plan::Start(Pass::Incremental, _)), "{retry:?}");
+        // Plex keeps its rules whatever these fields say.
+        state.changed_since = None;
+        let plex = plan(&state, &library(), Strategy::StopAtCursor, false, WEEK, NOW);
+        assert!(matches!(plex, Plan::Start(Pass::Incremental, _)), "{plex:?}");
     }
 }

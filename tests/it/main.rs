@@ -6,12 +6,16 @@
 //! - `fake_plex`: the fake behaves like PMS (XML default, 401, paging, quirks)
 //! - `plex_sync`: the engine against the fake: exact mirrors, incremental
 //!   request counts, mutations, resume, guard, bad answers, failures
+//! - `jellyfin_sync`: the engine against the fake Jellyfin/Emby server, every
+//!   scenario for every version behaviour (10.8, 10.10, 10.11, 12, Emby),
+//!   the filter fallback, and the fake's own fidelity
 //! - `cli`: the binary as a user runs it: configs, exit codes, SIGKILL resume
 //! - `portability`: a store written on x86_64 reads identically on ARM
 //! - `power_loss`: the store under thousands of simulated power cuts
 
 mod cli;
 mod fake_plex;
+mod jellyfin_sync;
 mod plex_sync;
 mod portability;
 mod power_loss;

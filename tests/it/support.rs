@@ -1,5 +1,6 @@
 //! Shared fixtures: a fake Plex server, a store in a temporary directory, a
-//! sync helper using short retry delays, and export-vs-server comparison.
+//! sync helper using short retry delays, and export-vs-server comparison
+//! (`stored_rows`, shared with the Jellyfin/Emby scenarios).
 
 use mediasync::config::{ServerConfig, ServerKind};
 use mediasync::fake::plex::{Expected, FakePlex};
@@ -37,6 +38,7 @@ impl Setup {
             token: token.to_string(),
             libraries: None,
             page_size: self.page_size,
+            user: None,
         }
     }
 
@@ -69,24 +71,7 @@ impl Setup {
 
     /// The store's catalog in the fake's terms, sorted.
     pub fn stored(&self) -> Vec<Expected> {
-        let mut rows = Vec::new();
-        for (number, state) in self.store.libraries().unwrap() {
-            self.store
-                .for_each_item(number, |stored| {
-                    rows.push(Expected {
-                        library: state.library_id.clone(),
-                        id: stored.item.id.clone(),
-                        kind: stored.item.kind,
-                        title: stored.item.title.clone(),
-                        parent_id: stored.item.parent_id.clone(),
-                        updated_at: stored.item.updated_at,
-                    });
-                    true
-                })
-                .unwrap();
-        }
-        rows.sort();
-        rows
+        stored_rows(&self.store)
     }
 
     pub fn assert_exact(&self) {
@@ -107,6 +92,28 @@ impl Setup {
     pub fn listings(&self) -> Vec<(u8, u64)> {
         self.fake.log().iter().filter_map(|entry| Some((entry.item_type?, entry.start?))).collect()
     }
+}
+
+/// A store's catalog in the fakes' terms, sorted.
+pub fn stored_rows(store: &Store) -> Vec<Expected> {
+    let mut rows = Vec::new();
+    for (number, state) in store.libraries().unwrap() {
+        store
+            .for_each_item(number, |stored| {
+                rows.push(Expected {
+                    library: state.library_id.clone(),
+                    id: stored.item.id.clone(),
+                    kind: stored.item.kind,
+                    title: stored.item.title.clone(),
+                    parent_id: stored.item.parent_id.clone(),
+                    updated_at: stored.item.updated_at,
+                });
+                true
+            })
+            .unwrap();
+    }
+    rows.sort();
+    rows
 }
 
 pub fn assert_ok(report: &ServerReport) {

@@ -1,0 +1,444 @@
+//! Jellyfin (10.8 to 12) and Emby (4.8) as a `Source`: one module, since
+//! Emby is Jellyfin's ancestor and both speak the same API; `Flavor` holds
+//! the few differences. Authenticates with the `Authorization: MediaBrowser`
+//! header (the only one Jellyfin 12 accepts by default), lists the user's
+//! views and their items through the user-scoped routes every version has,
+//! and finds changes with the save-time filter (`Strategy::ChangedSince`).
+//! See the Jellyfin/Emby part of `../shared/api-notes.md`.
+
+use super::http::{Http, Response, encode};
+use super::{BadItem, ErrorKind, Order, Page, Source, SourceError, Strategy, filter_libraries, lenient};
+use crate::config::ServerConfig;
+use crate::model::{Item, Kind, LibraryInfo};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    Jellyfin,
+    Emby,
+}
+
+/// Only the fields that end up in an `Item`: asking for more makes every
+/// page heavier for nothing.
+const FIELDS: &str = "Etag,DateCreated,SortName,ProviderIds,Path,ParentId";
+
+/// No server time known yet.
+const NO_TIME: i64 = i64::MIN;
+
+pub struct Jellyfin {
+    name: String,
+    flavor: Flavor,
+    http: Http,
+    authorization: String,
+    user: Option<String>,
+    libraries: Option<Vec<String>>,
+    /// The user whose views are synced, resolved on first use.
+    user_id: Mutex<Option<String>>,
+    /// Library id → collection type, from the last views listing: which item
+    /// types a library's kinds stand for.
+    collection_types: Mutex<HashMap<String, String>>,
+    /// The server's clock at its latest answer (epoch seconds), or `NO_TIME`.
+    server_time: AtomicI64,
+    /// Set when the user-scoped routes answered 404: Jellyfin 10.9+
+    /// documents only `/UserViews?userId=` and `/Items?userId=` (the notes
+    /// say the old routes stay; a server without them is still served).
+    query_routes: AtomicBool,
+}
+
+impl Jellyfin {
+    pub fn new(server: &ServerConfig, timeout: Duration, flavor: Flavor) -> Jellyfin {
+        let authorization = format!(
+            "MediaBrowser Client=\"mediasync\", Device=\"mediasync\", DeviceId=\"mediasync-{}\", Version=\"{}\", Token=\"{}\"",
+            server.name,
+            env!("CARGO_PKG_VERSION"),
+            server.token
+        );
+        Jellyfin {
+            name: server.name.clone(),
+            flavor,
+            http: Http::new(&server.url, timeout),
+            authorization,
+            user: server.user.clone(),
+            libraries: server.libraries.clone(),
+            user_id: Mutex::new(None),
+            collection_types: Mutex::new(HashMap::new()),
+            server_time: AtomicI64::new(NO_TIME),
+            query_routes: AtomicBool::new(false),
+        }
+    }
+
+    fn product(&self) -> &'static str {
+        match self.flavor {
+            Flavor::Jellyfin => "Jellyfin",
+            Flavor::Emby => "Emby",
+        }
+    }
+
+    fn get(&self, path_and_query: &str) -> Result<Value, SourceError> {
+        let headers = [("Accept", "application/json"), ("Authorization", self.authorization.as_str())];
+        let Response { body, date, .. } = self.http.get(path_and_query, &headers)?;
+        if let Some(time) = date.as_deref().and_then(parse_http_date) {
+            self.server_time.store(time, Ordering::Relaxed);
+        }
+        serde_json::from_slice(&body).map_err(|err| {
+            SourceError::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "{}{path_and_query}: the answer is not {} JSON ({err}); the response may have been cut off",
+                    self.http.base(),
+                    self.product()
+                ),
+            )
+        })
+    }
+
+    /// The configured user's id, or the first administrator's.
+    fn user_id(&self) -> Result<String, SourceError> {
+        let mut cached = self.user_id.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(id) = cached.as_ref() {
+            return Ok(id.clone());
+        }
+        // Jellyfin lists users at /Users; Emby 4.8 documents /Users/Query (a
+        // QueryResult) instead. Each flavor asks its own route first and
+        // the other one if that does not exist.
+        let routes = match self.flavor {
+            Flavor::Jellyfin => ["/Users", "/Users/Query"],
+            Flavor::Emby => ["/Users/Query", "/Users"],
+        };
+        let answer = match self.get(routes[0]) {
+            Err(err) if err.kind == ErrorKind::Rejected => self.get(routes[1])?,
+            other => other?,
+        };
+        let users = answer.as_array().or_else(|| answer.get("Items").and_then(Value::as_array));
+        let users = users.map(Vec::as_slice).unwrap_or_default();
+        let found = match &self.user {
+            Some(wanted) => users
+                .iter()
+                .find(|user| lenient::string(user.get("Name")).is_some_and(|name| name.eq_ignore_ascii_case(wanted))),
+            None => users.iter().find(|user| {
+                user.get("Policy").and_then(|policy| policy.get("IsAdministrator")).and_then(Value::as_bool)
+                    == Some(true)
+            }),
+        };
+        let Some(id) = found.and_then(|user| lenient::string(user.get("Id"))) else {
+            let names: Vec<String> = users.iter().filter_map(|user| lenient::string(user.get("Name"))).collect();
+            let message = match &self.user {
+                Some(wanted) => format!(
+                    "the server has no user named \"{wanted}\" (it lists: {}); fix `user` in [[server]] \"{}\"",
+                    names.join(", "),
+                    self.name
+                ),
+                None => format!(
+                    "the server lists no administrator to sync as; set `user` in [[server]] \"{}\" to one of: {}",
+                    self.name,
+                    names.join(", ")
+                ),
+            };
+            return Err(SourceError::new(ErrorKind::Rejected, message));
+        };
+        *cached = Some(id.clone());
+        Ok(id)
+    }
+
+    fn item_type(&self, library: &LibraryInfo, kind: Kind) -> &'static str {
+        let types = self.collection_types.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        item_type(types.get(&library.id).map(String::as_str), kind)
+    }
+
+    /// The listing of one kind of a library. Parameter names are PascalCase:
+    /// Emby's spelling, which Jellyfin binds too (case-insensitively).
+    fn listing_path(
+        &self,
+        user_id: &str,
+        library: &LibraryInfo,
+        kind: Kind,
+        order: Order,
+        start: u64,
+        size: u32,
+    ) -> String {
+        let route = if self.query_routes.load(Ordering::Relaxed) {
+            format!("/Items?UserId={}&", encode(user_id))
+        } else {
+            format!("/Users/{}/Items?", encode(user_id))
+        };
+        let mut path = format!(
+            "{route}ParentId={}&Recursive=true&IncludeItemTypes={}&StartIndex={start}&Limit={size}",
+            encode(&library.id),
+            self.item_type(library, kind),
+        );
+        if size == 0 {
+            // A count: no fields, no sort, no user data to compute.
+            path.push_str("&EnableUserData=false");
+        } else {
+            // Oldest addition first, so items added during a walk land after
+            // the pages already walked.
+            path.push_str(&format!(
+                "&Fields={}&SortBy={}&SortOrder=Ascending&EnableUserData=false",
+                encode(FIELDS),
+                encode("DateCreated,SortName")
+            ));
+        }
+        if let Order::ChangedSince(since) = order {
+            let since = encode(&format_date(since));
+            path.push_str(&format!("&MinDateLastSaved={since}"));
+            // Jellyfin 10.8 and 10.10 bind the wrong SQL parameter for
+            // MinDateLastSaved alone (no rows, or HTTP 500); the ForUser twin
+            // with the same value fills it. On Emby the twin filters on
+            // user-data changes and would hide metadata edits: not sent.
+            if self.flavor == Flavor::Jellyfin {
+                path.push_str(&format!("&MinDateLastSavedForUser={since}"));
+            }
+        }
+        path
+    }
+}
+
+impl Source for Jellyfin {
+    fn describe(&self) -> String {
+        match self.flavor {
+            Flavor::Jellyfin => format!("jellyfin server \"{}\"", self.name),
+            Flavor::Emby => format!("emby server \"{}\"", self.name),
+        }
+    }
+
+    fn libraries(&self) -> Result<Vec<LibraryInfo>, SourceError> {
+        let user_id = self.user_id()?;
+        let user = encode(&user_id);
+        let views = match self.get(&format!("/Users/{user}/Views")) {
+            Err(err) if err.kind == ErrorKind::Rejected && self.flavor == Flavor::Jellyfin => {
+                let views = self.get(&format!("/UserViews?UserId={user}"))?;
+                self.query_routes.store(true, Ordering::Relaxed);
+                views
+            }
+            other => other?,
+        };
+        let mut libraries = Vec::new();
+        let mut types = HashMap::new();
+        for view in views.get("Items").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
+            let Some(id) = lenient::string(view.get("Id")) else {
+                continue;
+            };
+            let collection_type = view.get("CollectionType").and_then(Value::as_str).unwrap_or_default();
+            let kinds = match collection_type {
+                "movies" | "musicvideos" | "homevideos" => vec![Kind::Movie],
+                "tvshows" => vec![Kind::Show, Kind::Season, Kind::Episode],
+                "music" => vec![Kind::Artist, Kind::Album, Kind::Track],
+                "boxsets" => vec![Kind::Playlist],
+                _ => continue, // books, photos, playlists, livetv, mixed folders
+            };
+            let title = lenient::string(view.get("Name")).unwrap_or_else(|| id.clone());
+            types.insert(id.clone(), collection_type.to_string());
+            libraries.push(LibraryInfo { id, title, kinds });
+        }
+        *self.collection_types.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = types;
+        Ok(filter_libraries(libraries, self.libraries.as_deref()))
+    }
+
+    fn page(
+        &self,
+        library: &LibraryInfo,
+        kind: Kind,
+        order: Order,
+        start: u64,
+        size: u32,
+    ) -> Result<Page, SourceError> {
+        let user_id = self.user_id()?;
+        let answer = self.get(&self.listing_path(&user_id, library, kind, order, start, size))?;
+        let accepted = accepted_types(self.item_type(library, kind));
+        let items = answer.get("Items").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        Ok(Page {
+            items: items.iter().map(|value| parse_item(value, kind, accepted)).collect(),
+            total: lenient::u64(answer.get("TotalRecordCount")),
+        })
+    }
+
+    fn count(&self, library: &LibraryInfo, kind: Kind) -> Result<Option<u64>, SourceError> {
+        Ok(self.page(library, kind, Order::Stable, 0, 0)?.total)
+    }
+
+    fn requests(&self) -> u64 {
+        self.http.requests()
+    }
+
+    fn strategy(&self) -> Strategy {
+        Strategy::ChangedSince
+    }
+
+    fn server_time(&self) -> Option<i64> {
+        Some(self.server_time.load(Ordering::Relaxed)).filter(|time| *time != NO_TIME)
+    }
+}
+
+/// The server item type a kind stands for in a view of this collection type.
+/// Music videos and home videos are single films, so they map to movies; a
+/// collection (box set) is a named list of items, so it maps to a playlist.
+fn item_type(collection_type: Option<&str>, kind: Kind) -> &'static str {
+    match (collection_type, kind) {
+        (Some("musicvideos"), Kind::Movie) => "MusicVideo",
+        (Some("homevideos"), Kind::Movie) => "Video",
+        (_, Kind::Movie) => "Movie",
+        (_, Kind::Show) => "Series",
+        (_, Kind::Season) => "Season",
+        (_, Kind::Episode) => "Episode",
+        (_, Kind::Artist) => "MusicArtist",
+        (_, Kind::Album) => "MusicAlbum",
+        (_, Kind::Track) => "Audio",
+        (_, Kind::Playlist) => "BoxSet",
+    }
+}
+
+fn accepted_types(item_type: &'static str) -> &'static [&'static str] {
+    match item_type {
+        "Movie" => &["Movie"],
+        "MusicVideo" => &["MusicVideo"],
+        "Video" => &["Video"],
+        "Series" => &["Series"],
+        "Season" => &["Season"],
+        "Episode" => &["Episode"],
+        "MusicArtist" => &["MusicArtist"],
+        "MusicAlbum" => &["MusicAlbum"],
+        "Audio" => &["Audio"],
+        _ => &["BoxSet"],
+    }
+}
+
+/// Turns one entry of `Items` into an item of the listed kind. An entry
+/// without an id is unusable; one with an id but missing essentials is
+/// reported with its id so the stored copy is kept.
+pub fn parse_item(value: &Value, listed: Kind, accepted: &[&str]) -> Result<Item, BadItem> {
+    let id = lenient::string(value.get("Id")).ok_or_else(|| BadItem { id: None, reason: "entry has no Id".into() })?;
+    let bad = |reason: String| BadItem { id: Some(id.clone()), reason };
+    if let Some(item_type) = value.get("Type").and_then(Value::as_str) {
+        if !accepted.contains(&item_type) {
+            return Err(bad(format!("listed as {listed} but has Type \"{item_type}\"")));
+        }
+    }
+    let title = lenient::string(value.get("Name")).ok_or_else(|| bad("entry has no Name".into()))?;
+    let added_at = value.get("DateCreated").and_then(Value::as_str).and_then(parse_date);
+    let parent = |field: &str| lenient::string(value.get(field));
+    let parent_id = match listed {
+        Kind::Season => parent("SeriesId").or_else(|| parent("ParentId")),
+        Kind::Episode => parent("SeasonId").or_else(|| parent("SeriesId")),
+        Kind::Album => value
+            .get("AlbumArtists")
+            .and_then(|artists| artists.get(0))
+            .and_then(|artist| lenient::string(artist.get("Id")))
+            .or_else(|| parent("ParentId")),
+        Kind::Track => parent("AlbumId").or_else(|| parent("ParentId")),
+        _ => None,
+    };
+    // The server exposes no change time: the creation time stands in for
+    // `updated_at`, and `Etag` (a hash of the save time) is the change marker.
+    let mut item = Item::new(id, listed, title, added_at.unwrap_or(0));
+    item.sort_title = lenient::string(value.get("SortName"));
+    item.parent_id = parent_id;
+    item.added_at = added_at;
+    item.year = lenient::i64(value.get("ProductionYear")).and_then(|year| i32::try_from(year).ok());
+    item.index = lenient::i64(value.get("IndexNumber"));
+    item.parent_index = lenient::i64(value.get("ParentIndexNumber"));
+    item.guid = value.get("ProviderIds").and_then(provider_guid);
+    item.duration_ms = lenient::i64(value.get("RunTimeTicks")).map(|ticks| ticks / 10_000);
+    // A server-relative path, as Plex's thumb is; the tag changes with the
+    // image, so an image change is a change of the item.
+    item.thumb = value
+        .get("ImageTags")
+        .and_then(|tags| lenient::string(tags.get("Primary")))
+        .map(|tag| format!("/Items/{}/Images/Primary?tag={}", encode(&item.id), encode(&tag)));
+    item.file = lenient::string(value.get("Path"));
+    item.marker = lenient::string(value.get("Etag"));
+    Ok(item)
+}
+
+/// One external id as `provider://id`, the best-known provider first, so
+/// the choice does not depend on the server's key order.
+fn provider_guid(ids: &Value) -> Option<String> {
+    let ids = ids.as_object()?;
+    const PREFERRED: [&str; 6] = ["Imdb", "Tmdb", "Tvdb", "MusicBrainzAlbum", "MusicBrainzArtist", "MusicBrainzTrack"];
+    let mut names: Vec<&String> = ids.keys().collect();
+    names.sort_by_key(|name| {
+        (PREFERRED.iter().position(|preferred| preferred == name).unwrap_or(PREFERRED.len()), *name)
+    });
+    names
+        .into_iter()
+        .find_map(|name| lenient::string(ids.get(name)).map(|id| format!("{}://{id}", name.to_ascii_lowercase())))
+}
+
+/// Parses `2020-01-02T00:00:00.0000000Z` (and the same without a zone,
+/// which the servers mean as UTC) into epoch seconds.
+pub fn parse_date(text: &str) -> Option<i64> {
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Some(time.timestamp());
+    }
+    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|time| time.and_utc().timestamp())
+}
+
+/// The filter value for a server time, in the servers' own format.
+pub fn format_date(epoch: i64) -> String {
+    chrono::DateTime::from_timestamp(epoch, 0).unwrap_or_default().format("%Y-%m-%dT%H:%M:%S.0000000Z").to_string()
+}
+
+/// Parses an HTTP `Date` header (`Sun, 06 Nov 1994 08:49:37 GMT`).
+pub fn parse_http_date(text: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc2822(text.trim()).ok().map(|time| time.timestamp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn episode_fields_map() {
+        let value = json!({
+            "Name": "Pilot", "Id": "0a1b2c3d4e5f60718293a4b5c6d7e8f9", "Type": "Episode",
+            "SeriesId": "11112222333344445555666677778888", "SeasonId": "99990000aaaabbbbccccddddeeeeffff",
+            "IndexNumber": 1, "ParentIndexNumber": 1, "ProductionYear": 2014, "RunTimeTicks": 25_900_000_000i64,
+            "DateCreated": "2020-01-02T00:00:00.0000000Z", "Etag": "3f2a", "SortName": "pilot",
+            "ImageTags": {"Primary": "c0ffee", "Thumb": "beef"}, "Path": "/tv/The 100/S01E01.mkv",
+            "ProviderIds": {"Tvdb": "4812", "Imdb": "tt3231564"}, "UserData": {"PlayCount": 3}
+        });
+        let item = parse_item(&value, Kind::Episode, &["Episode"]).unwrap();
+        assert_eq!(item.id, "0a1b2c3d4e5f60718293a4b5c6d7e8f9");
+        assert_eq!(item.parent_id.as_deref(), Some("99990000aaaabbbbccccddddeeeeffff"));
+        assert_eq!(item.added_at, Some(1_577_923_200));
+        assert_eq!(item.updated_at, 1_577_923_200);
+        assert_eq!(item.duration_ms, Some(2_590_000));
+        assert_eq!(item.guid.as_deref(), Some("imdb://tt3231564"));
+        assert_eq!(item.thumb.as_deref(), Some("/Items/0a1b2c3d4e5f60718293a4b5c6d7e8f9/Images/Primary?tag=c0ffee"));
+        assert_eq!(item.marker.as_deref(), Some("3f2a"));
+        assert_eq!(item.file.as_deref(), Some("/tv/The 100/S01E01.mkv"));
+    }
+
+    #[test]
+    fn parents_fall_back_and_types_are_checked() {
+        let album = json!({"Id": 5012, "Name": "Album", "Type": "MusicAlbum", "AlbumArtists": [{"Name": "A", "Id": "77"}], "ParentId": "9"});
+        assert_eq!(parse_item(&album, Kind::Album, &["MusicAlbum"]).unwrap().parent_id.as_deref(), Some("77"));
+        let orphan = json!({"Id": "5013", "Name": "Album", "Type": "MusicAlbum", "ParentId": "9"});
+        assert_eq!(parse_item(&orphan, Kind::Album, &["MusicAlbum"]).unwrap().parent_id.as_deref(), Some("9"));
+        let track = json!({"Id": "1", "Name": "T", "Type": "Audio", "AlbumId": "5012"});
+        assert_eq!(parse_item(&track, Kind::Track, &["Audio"]).unwrap().parent_id.as_deref(), Some("5012"));
+        let wrong = json!({"Id": "2", "Name": "x", "Type": "Folder"});
+        assert_eq!(parse_item(&wrong, Kind::Movie, &["Movie"]).unwrap_err().id.as_deref(), Some("2"));
+        assert_eq!(parse_item(&json!({"Name": "x"}), Kind::Movie, &["Movie"]).unwrap_err().id, None);
+        let video = json!({"Id": "3", "Name": "Birthday", "Type": "Video"});
+        assert_eq!(
+            parse_item(&video, Kind::Movie, accepted_types(item_type(Some("homevideos"), Kind::Movie))).unwrap().title,
+            "Birthday"
+        );
+    }
+
+    #[test]
+    fn dates_round_trip_in_the_servers_format() {
+        assert_eq!(parse_date("2020-01-02T00:00:00.0000000Z"), Some(1_577_923_200));
+        assert_eq!(parse_date("2020-01-02T00:00:00"), Some(1_577_923_200));
+        assert_eq!(parse_date("2020-01-02T01:00:00.5+01:00"), Some(1_577_923_200));
+        assert_eq!(format_date(1_577_923_200), "2020-01-02T00:00:00.0000000Z");
+        assert_eq!(parse_date(&format_date(1_700_000_123)), Some(1_700_000_123));
+        assert_eq!(parse_http_date("Thu, 02 Jan 2020 00:00:00 GMT"), Some(1_577_923_200));
+        assert_eq!(parse_date("yesterday"), None);
+    }
+}

@@ -1,0 +1,636 @@
+//! The engine against the fake Jellyfin/Emby server. Every scenario runs for
+//! every version behaviour (10.8, 10.10, 10.11, 12, Emby), since each version
+//! breaks the changed-since filter or the authentication differently; the
+//! failure messages name the behaviour. The last tests pin the fake's own
+//! fidelity to the notes.
+
+use crate::support::{assert_ok, mode_of, stored_rows};
+use mediasync::config::{ServerConfig, ServerKind};
+use mediasync::fake::jellyfin::{Behaviour, Failure, FakeJellyfin, FilterFault, Logged};
+use mediasync::model::Kind;
+use mediasync::source::jellyfin::{Flavor, Jellyfin};
+use mediasync::source::retry::{RetryPolicy, Retrying};
+use mediasync::store::Store;
+use mediasync::store::records::FilterCheck;
+use mediasync::sync::{self, Options, ServerReport};
+use serde_json::Value;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+const KEY: &str = "jf-api-key-5ecret";
+
+struct Setup {
+    behaviour: Behaviour,
+    fake: FakeJellyfin,
+    _dir: tempfile::TempDir,
+    store: Store,
+    page_size: u32,
+    retries: u32,
+    user: Option<String>,
+}
+
+impl Setup {
+    fn new(behaviour: Behaviour) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("catalog.redb"), 4 << 20).unwrap();
+        Setup {
+            behaviour,
+            fake: FakeJellyfin::start(behaviour, KEY),
+            _dir: dir,
+            store,
+            page_size: 100,
+            retries: 2,
+            user: None,
+        }
+    }
+
+    fn server(&self, key: &str) -> ServerConfig {
+        ServerConfig {
+            name: "den".into(),
+            kind: if self.behaviour.is_emby() { ServerKind::Emby } else { ServerKind::Jellyfin },
+            url: self.fake.url().to_string(),
+            token: key.to_string(),
+            libraries: None,
+            page_size: self.page_size,
+            user: self.user.clone(),
+        }
+    }
+
+    fn sync_with(&self, key: &str, force: bool) -> ServerReport {
+        let flavor = if self.behaviour.is_emby() { Flavor::Emby } else { Flavor::Jellyfin };
+        let source = Retrying::new(
+            Jellyfin::new(&self.server(key), Duration::from_secs(10), flavor),
+            RetryPolicy {
+                retries: self.retries,
+                delay: Duration::from_millis(2),
+                max_rate_limit_wait: Duration::from_secs(2),
+            },
+        );
+        let options = Options {
+            full: false,
+            force,
+            full_every: Duration::from_secs(7 * 86_400),
+            max_delete_share: 0.5,
+            history: 5,
+            page_size: self.page_size,
+        };
+        sync::sync_server("den", &source, &self.store, &options, &AtomicBool::new(false))
+    }
+
+    fn sync(&self) -> ServerReport {
+        self.sync_with(KEY, false)
+    }
+
+    fn synced(&self) -> ServerReport {
+        let report = self.sync();
+        assert!(report.ok(), "{}: sync failed: {report:#?}", self.behaviour.name());
+        report
+    }
+
+    fn assert_exact(&self) {
+        let stored = stored_rows(&self.store);
+        let expected = self.fake.expected();
+        if stored != expected {
+            let missing: Vec<_> = expected.iter().filter(|row| !stored.contains(row)).take(5).collect();
+            let extra: Vec<_> = stored.iter().filter(|row| !expected.contains(row)).take(5).collect();
+            panic!(
+                "{}: not an exact mirror: {} stored, {} on the server\nmissing: {missing:#?}\nextra: {extra:#?}",
+                self.behaviour.name(),
+                stored.len(),
+                expected.len()
+            );
+        }
+    }
+
+    fn library<'r>(&self, report: &'r ServerReport, view: &str) -> &'r sync::LibraryReport {
+        let id = self.fake.view_id(view);
+        report.libraries.iter().find(|library| library.library_id == id).expect("library in report")
+    }
+
+    /// Item listings (not counts) requested since the log was cleared.
+    fn listings(&self) -> Vec<Logged> {
+        self.fake
+            .log()
+            .into_iter()
+            .filter(|entry| entry.path.ends_with("/Items") && entry.param("Limit") != Some("0"))
+            .collect()
+    }
+}
+
+/// Libraries of `add_library_of` and their kinds: movies, shows (3), music
+/// (3), home videos, music videos, collections.
+const LIBRARIES: u64 = 6;
+const KINDS: u64 = 10;
+
+#[test]
+fn initial_sync_is_exact_and_unchanged_resyncs_are_cheap() {
+    for behaviour in Behaviour::ALL {
+        let setup = Setup::new(behaviour);
+        setup.fake.add_library_of(700);
+        let report = setup.synced();
+        setup.assert_exact();
+        assert_eq!(report.libraries.len() as u64, LIBRARIES, "{}: photos and playlists are skipped", behaviour.name());
+        for library in &report.libraries {
+            assert_eq!(library.mode, "full");
+        }
+
+        // The first incremental run probes the filter once per library: a
+        // count and two filtered counts; then per kind a filtered page and
+        // a count. /Users and /Views come first.
+        for (run, budget) in [(1, 2 + 3 * LIBRARIES + 2 * KINDS), (2, 2 + 2 * KINDS)] {
+            setup.fake.clear_log();
+            let before = setup.fake.requests();
+            let report = setup.synced();
+            let made = setup.fake.requests() - before;
+            println!(
+                "{}: unchanged resync {run} of {} items: {made} requests",
+                behaviour.name(),
+                setup.fake.item_count()
+            );
+            assert!(made <= budget, "{}: {made} requests for an unchanged library (budget {budget})", behaviour.name());
+            assert_eq!(report.requests, made);
+            for library in &report.libraries {
+                assert_eq!(library.mode, "incremental", "{}", behaviour.name());
+                assert_eq!(library.counters.new + library.counters.changed + library.counters.deleted, 0);
+            }
+            for listing in setup.listings() {
+                assert!(
+                    listing.param("MinDateLastSaved").is_some(),
+                    "{}: a full listing: {listing:?}",
+                    behaviour.name()
+                );
+                assert_eq!(
+                    listing.param("MinDateLastSavedForUser").is_some(),
+                    !behaviour.is_emby(),
+                    "{}: the ForUser twin goes to Jellyfin only: {listing:?}",
+                    behaviour.name()
+                );
+            }
+        }
+        setup.assert_exact();
+    }
+}
+
+#[test]
+fn additions_edits_and_deletions_are_mirrored() {
+    for behaviour in Behaviour::ALL {
+        let setup = Setup::new(behaviour);
+        setup.fake.add_library_of(600);
+        setup.synced();
+        setup.synced(); // the filter is probed and found working
+
+        let movies_view = setup.fake.view_id("Movies");
+        let shows_view = setup.fake.view_id("Shows");
+        let music_view = setup.fake.view_id("Music");
+        let movies = setup.fake.ids(&movies_view, Kind::Movie);
+        let shows = setup.fake.ids(&shows_view, Kind::Show);
+        let seasons = setup.fake.ids(&shows_view, Kind::Season);
+        let albums = setup.fake.ids(&music_view, Kind::Album);
+        setup.fake.add_item(&movies_view, Kind::Movie, "Brand New Movie", None);
+        setup.fake.add_item(&shows_view, Kind::Episode, "A New Episode", Some(&seasons[4]));
+        setup.fake.add_item(&music_view, Kind::Track, "A New Track", Some(&albums[0]));
+        setup.fake.edit_title(&movies[10], "Renamed Movie");
+        setup.fake.edit_overview(&movies[11]); // only the Etag changes
+        setup.fake.replace_image(&movies[12]);
+        setup.fake.play(&movies[13]); // not a change of the catalog
+        setup.fake.edit_title(&seasons[0], "Season One (Remastered)");
+        setup.fake.delete(&movies[20]);
+        setup.fake.delete(&shows[1]); // its 2 seasons and 20 episodes go too
+
+        let report = setup.synced();
+        setup.assert_exact();
+        let movies_report = setup.library(&report, "Movies");
+        assert_eq!(
+            (movies_report.counters.new, movies_report.counters.changed, movies_report.counters.deleted),
+            (1, 3, 1),
+            "{}: new, changed (title, overview, image; playback is no change), deleted",
+            behaviour.name()
+        );
+        assert_eq!(mode_of(&report, &movies_view), "incremental+reconcile", "{}", behaviour.name());
+        let tv = setup.library(&report, "Shows");
+        assert_eq!(tv.counters.deleted, 1 + 2 + 20, "{}", behaviour.name());
+        assert_eq!(tv.counters.new, 1, "{}", behaviour.name());
+        let number = setup.store.find_library("den", &movies_view).unwrap().unwrap();
+        let edited = setup.store.item(number, &movies[11]).unwrap().unwrap();
+        assert!(edited.item.marker.is_some(), "{}: the Etag is stored", behaviour.name());
+
+        let before = setup.fake.requests();
+        let report = setup.synced();
+        assert!(setup.fake.requests() - before <= 2 + 2 * KINDS, "{}", behaviour.name());
+        assert_eq!(mode_of(&report, &movies_view), "incremental");
+        setup.assert_exact();
+    }
+}
+
+#[test]
+fn deletion_hidden_by_an_addition_is_found() {
+    for behaviour in Behaviour::ALL {
+        let setup = Setup::new(behaviour);
+        let view = setup.fake.add_movies("Movies", 300);
+        setup.synced();
+        let movies = setup.fake.ids(&view, Kind::Movie);
+        setup.fake.delete(&movies[7]);
+        setup.fake.add_item(&view, Kind::Movie, "Replacement", None);
+        let report = setup.synced();
+        setup.assert_exact();
+        assert_eq!(
+            (report.libraries[0].counters.new, report.libraries[0].counters.deleted),
+            (1, 1),
+            "{}",
+            behaviour.name()
+        );
+    }
+}
+
+#[test]
+fn interrupted_initial_sync_resumes_without_refetching() {
+    for behaviour in Behaviour::ALL {
+        let mut setup = Setup::new(behaviour);
+        setup.retries = 1;
+        setup.fake.add_movies("Movies", 1_000);
+        // Requests 1 and 2 find the user and the views, 3..5 fetch pages at
+        // 0, 100, 200; then the server breaks (each failure retried once).
+        setup.fake.fail_from(6, Failure::Status(500));
+        let report = setup.sync();
+        assert!(!report.ok());
+        assert!(report.libraries[0].error.as_deref().unwrap().contains("HTTP 500"), "{report:#?}");
+        assert_eq!(stored_rows(&setup.store).len(), 300, "{}: three pages were committed", behaviour.name());
+
+        setup.fake.heal();
+        setup.fake.clear_log();
+        let report = setup.synced();
+        assert_eq!(report.libraries[0].mode, "resumed");
+        setup.assert_exact();
+        let listings = setup.listings();
+        let starts: Vec<&str> = listings.iter().map(|entry| entry.param("StartIndex").unwrap_or("?")).collect();
+        assert_eq!(
+            starts,
+            vec!["300", "400", "500", "600", "700", "800", "900"],
+            "{}: committed pages were fetched again",
+            behaviour.name()
+        );
+    }
+}
+
+#[test]
+fn mass_deletion_is_refused_unless_forced() {
+    for behaviour in Behaviour::ALL {
+        let setup = Setup::new(behaviour);
+        let view = setup.fake.add_movies("Movies", 400);
+        setup.synced();
+        for id in &setup.fake.ids(&view, Kind::Movie)[..300] {
+            setup.fake.delete(id);
+        }
+        let report = setup.sync();
+        let error = report.libraries[0].error.clone().unwrap_or_default();
+        assert!(
+            error.contains("refusing to delete 300 of 400") && error.contains("--force"),
+            "{}: {error}",
+            behaviour.name()
+        );
+        assert_eq!(stored_rows(&setup.store).len(), 400, "{}: nothing may be deleted", behaviour.name());
+        let report = setup.sync_with(KEY, true);
+        assert_ok(&report);
+        assert_eq!(report.libraries[0].counters.deleted, 300);
+        setup.assert_exact();
+    }
+}
+
+#[test]
+fn wrong_key_stops_the_server_with_a_clear_message() {
+    for behaviour in Behaviour::ALL {
+        let setup = Setup::new(behaviour);
+        setup.fake.add_library_of(200);
+        let report = setup.sync_with("wrong-key", false);
+        let error = report.error.clone().unwrap_or_default();
+        assert!(error.contains("refused the token") && error.contains("token"), "{}: {error}", behaviour.name());
+        assert!(!error.contains("wrong-key") && !error.contains(KEY), "{}: {error}", behaviour.name());
+        assert_eq!(setup.fake.requests(), 1, "{}: an unauthorized server is not retried", behaviour.name());
+        assert!(stored_rows(&setup.store).is_empty());
+        // Nothing is poisoned: the right key syncs the same store.
+        setup.synced();
+        setup.assert_exact();
+    }
+}
+
+#[test]
+fn a_missing_user_is_a_clear_error_and_a_named_user_is_used() {
+    let mut setup = Setup::new(Behaviour::Jellyfin10_11);
+    setup.fake.add_movies("Movies", 20);
+    setup.user = Some("nobody".into());
+    let error = setup.sync().error.unwrap_or_default();
+    assert!(error.contains("no user named \"nobody\"") && error.contains("`user`"), "{error}");
+    assert!(error.contains("alice"), "the message lists the users: {error}");
+    setup.user = Some("Alice".into());
+    setup.synced();
+    let alice = setup.fake.state().users.iter().find(|user| user.name == "alice").unwrap().id.clone();
+    assert!(setup.fake.log().iter().any(|entry| entry.path == format!("/Users/{alice}/Views")));
+    setup.assert_exact();
+}
+
+/// Emby 4.8 documents only `/Users/Query`, Jellyfin only `/Users`; a server
+/// that has just the other one must still be usable.
+#[test]
+fn users_are_found_on_either_route() {
+    use mediasync::source::Source;
+    let setup = Setup::new(Behaviour::Emby);
+    setup.fake.add_movies("Movies", 5);
+    let source = Jellyfin::new(&setup.server(KEY), Duration::from_secs(10), Flavor::Jellyfin);
+    assert_eq!(source.libraries().unwrap().len(), 1);
+    let paths: Vec<String> = setup.fake.log().into_iter().map(|entry| entry.path).collect();
+    assert_eq!(paths[..2], ["/Users".to_string(), "/Users/Query".to_string()]);
+}
+
+/// Jellyfin 10.9+ documents only `/UserViews?userId=` and `/Items?userId=`;
+/// a server that dropped the user-scoped routes must still sync exactly
+/// and incrementally.
+#[test]
+fn a_jellyfin_without_user_scoped_routes_is_served_by_the_query_routes() {
+    for behaviour in [Behaviour::Jellyfin10_10, Behaviour::Jellyfin12] {
+        let setup = Setup::new(behaviour);
+        setup.fake.state().user_routes = false;
+        let view = setup.fake.add_movies("Movies", 250);
+        setup.synced();
+        setup.assert_exact();
+        let movies = setup.fake.ids(&view, Kind::Movie);
+        setup.fake.edit_overview(&movies[9]);
+        setup.fake.clear_log();
+        let report = setup.synced();
+        assert_eq!((mode_of(&report, &view).as_str(), report.libraries[0].counters.changed), ("incremental", 1));
+        let paths: Vec<String> = setup.fake.log().into_iter().map(|entry| entry.path).collect();
+        assert!(paths.contains(&"/UserViews".to_string()) && paths.contains(&"/Items".to_string()), "{paths:?}");
+        setup.assert_exact();
+    }
+}
+
+#[test]
+fn an_unusable_filter_falls_back_to_a_full_reconcile_and_is_remembered() {
+    for (behaviour, fault) in [
+        (Behaviour::Jellyfin10_11, FilterFault::Ignored),
+        (Behaviour::Jellyfin10_10, FilterFault::Fails),
+        (Behaviour::Emby, FilterFault::Empties),
+    ] {
+        let setup = Setup::new(behaviour);
+        let view = setup.fake.add_movies("Movies", 250);
+        setup.fake.add_shows("Shows", 4, 2, 5);
+        setup.synced();
+        let movies = setup.fake.ids(&view, Kind::Movie);
+        setup.fake.state().filter_fault = Some(fault);
+        setup.fake.edit_title(&movies[3], "Edited behind a broken filter");
+        let report = setup.synced();
+        setup.assert_exact();
+        assert_eq!(mode_of(&report, &view), "incremental+reconcile", "{fault:?}");
+        assert_eq!(report.libraries[0].counters.changed, 1, "{fault:?}");
+        let number = setup.store.find_library("den", &view).unwrap().unwrap();
+        let state = setup.store.state(number).unwrap().unwrap();
+        assert!(matches!(state.filter, FilterCheck::Unusable { .. }), "{fault:?}: {:?}", state.filter);
+
+        // Remembered: the next runs are cheap full passes, not probes.
+        setup.fake.edit_title(&movies[4], "Edited again");
+        setup.fake.clear_log();
+        let report = setup.synced();
+        assert_eq!(mode_of(&report, &view), "full", "{fault:?}");
+        assert!(
+            setup.fake.log().iter().all(|entry| entry.param("MinDateLastSaved").is_none()),
+            "{fault:?}: probed again"
+        );
+        setup.assert_exact();
+    }
+}
+
+#[test]
+fn a_filter_failing_mid_pass_falls_back_and_an_outage_does_not() {
+    let setup = Setup::new(Behaviour::Jellyfin10_11);
+    let view = setup.fake.add_movies("Movies", 300);
+    setup.synced();
+    setup.synced(); // probed and found working, so the next run does not probe
+    let movies = setup.fake.ids(&view, Kind::Movie);
+    setup.fake.edit_title(&movies[0], "Changed");
+    // An outage is not blamed on the filter: the run fails and keeps state.
+    setup.fake.fail_from(setup.fake.requests() + 1, Failure::Status(503));
+    assert!(!setup.sync().ok());
+    setup.fake.heal();
+    let number = setup.store.find_library("den", &view).unwrap().unwrap();
+    assert!(matches!(setup.store.state(number).unwrap().unwrap().filter, FilterCheck::Works { .. }));
+    // The filter alone failing is.
+    setup.fake.state().filter_fault = Some(FilterFault::Fails);
+    let report = setup.synced();
+    assert_eq!(mode_of(&report, &view), "incremental+reconcile");
+    assert!(matches!(setup.store.state(number).unwrap().unwrap().filter, FilterCheck::Unusable { .. }));
+    setup.assert_exact();
+}
+
+#[test]
+fn short_pages_and_garbage_answers_are_survived() {
+    for behaviour in [Behaviour::Jellyfin10_8, Behaviour::Emby] {
+        let mut setup = Setup::new(behaviour);
+        setup.retries = 3;
+        setup.fake.add_library_of(900);
+        setup.fake.state().max_page = Some(37);
+        setup.fake.fail_at(3, Failure::Garbage);
+        setup.fake.fail_at(5, Failure::Truncated);
+        setup.fake.fail_at(8, Failure::RateLimited(0));
+        setup.synced();
+        setup.assert_exact();
+        let movies = setup.fake.ids(&setup.fake.view_id("Movies"), Kind::Movie);
+        setup.fake.delete(&movies[3]);
+        setup.fake.edit_title(&movies[40], "Renamed");
+        setup.synced();
+        setup.assert_exact();
+    }
+}
+
+/// Through the binary, as a user runs it: the config's `kind`, the source
+/// built from it, a SIGKILL in the middle of the first sync, and a rerun
+/// that resumes without refetching committed pages and exports exactly.
+#[test]
+fn sigkill_during_the_first_sync_then_rerun_is_exact() {
+    for (behaviour, kind) in [(Behaviour::Jellyfin12, "jellyfin"), (Behaviour::Emby, "emby")] {
+        let fake = FakeJellyfin::start(behaviour, KEY);
+        fake.add_library_of(2_000);
+        fake.state().delay = Duration::from_millis(15);
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.toml");
+        let text = format!(
+            "[store]\npath = \"{}\"\n[sync]\nretry_delay = \"5ms\"\nretries = 1\n[[server]]\nname = \"den\"\nkind = \"{kind}\"\nurl = \"{}\"\ntoken = \"{KEY}\"\npage_size = 50\n",
+            dir.path().join("catalog.redb").display(),
+            fake.url()
+        );
+        std::fs::write(&config, text).unwrap();
+        let binary = || {
+            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_mediasync"));
+            command.env_remove("MEDIASYNC_CONFIG").env("RUST_LOG", "warn").arg("--config").arg(&config);
+            command
+        };
+        // Pages of full passes; a library the first run finished is walked
+        // incrementally (filtered) by the second, which is no refetch.
+        let page = |entry: &Logged| {
+            if entry.param("Limit") == Some("0") || entry.param("MinDateLastSaved").is_some() {
+                return None;
+            }
+            Some((
+                entry.param("ParentId")?.to_string(),
+                entry.param("IncludeItemTypes")?.to_string(),
+                entry.param("StartIndex")?.to_string(),
+            ))
+        };
+        let mut child = binary()
+            .arg("sync")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while fake.requests() < 20 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let first: Vec<_> = fake.log().iter().filter_map(page).collect();
+        assert!(first.len() >= 15, "{}: killed too early to prove anything", behaviour.name());
+        fake.state().delay = Duration::ZERO;
+        fake.clear_log();
+
+        let output = binary().arg("sync").output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{}: {}", behaviour.name(), String::from_utf8_lossy(&output.stderr));
+        assert!(stdout.contains("mode=resumed"), "{stdout}");
+        let second: Vec<_> = fake.log().iter().filter_map(page).collect();
+        let refetched = second.iter().filter(|page| first.contains(page)).count();
+        // Only a page in flight at the kill (fetched, not committed) may come again.
+        assert!(refetched <= 1, "{}: {refetched} pages fetched twice: {second:?}", behaviour.name());
+
+        let export = binary().arg("export").output().unwrap();
+        let mut stored: Vec<(String, String, String)> = String::from_utf8_lossy(&export.stdout)
+            .lines()
+            .map(|line| {
+                let value: Value = serde_json::from_str(line).unwrap();
+                let field = |name: &str| value[name].as_str().unwrap().to_string();
+                (field("library"), field("id"), field("title"))
+            })
+            .collect();
+        stored.sort();
+        let expected: Vec<(String, String, String)> =
+            fake.expected().into_iter().map(|row| (row.library, row.id, row.title)).collect();
+        assert_eq!(stored, expected, "{}", behaviour.name());
+    }
+}
+
+// The fake's fidelity: it must be no kinder than the real servers.
+
+fn get(fake: &FakeJellyfin, path: &str, headers: &[(&str, &str)]) -> (u16, Option<String>, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut request = agent.get(format!("{}{path}", fake.url()));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let mut response = request.call().unwrap();
+    let date = response.headers().get("date").map(|value| value.to_str().unwrap().to_string());
+    let status = response.status().as_u16();
+    (status, date, response.body_mut().read_to_string().unwrap())
+}
+
+fn authorization() -> String {
+    format!("MediaBrowser Client=\"t\", Device=\"t\", DeviceId=\"t\", Version=\"1\", Token=\"{KEY}\"")
+}
+
+fn items(fake: &FakeJellyfin, query: &str) -> (u16, Value) {
+    let admin = fake.state().users.iter().find(|user| user.admin).unwrap().id.clone();
+    let (status, _, body) = get(fake, &format!("/Users/{admin}/Items?{query}"), &[("Authorization", &authorization())]);
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+#[test]
+fn fake_authentication_follows_each_version() {
+    for behaviour in Behaviour::ALL {
+        let fake = FakeJellyfin::start(behaviour, KEY);
+        let legacy = behaviour != Behaviour::Jellyfin12;
+        let expect =
+            |status: u16, allowed: bool| assert_eq!(status == 200, allowed, "{}: HTTP {status}", behaviour.name());
+        let users = if behaviour.is_emby() { "/Users/Query" } else { "/Users" };
+        expect(get(&fake, users, &[("Authorization", &authorization())]).0, true);
+        expect(get(&fake, users, &[("X-Emby-Token", KEY)]).0, legacy);
+        expect(get(&fake, &format!("{users}?api_key={KEY}"), &[]).0, legacy);
+        expect(get(&fake, users, &[("Authorization", "MediaBrowser Token=\"nope\"")]).0, false);
+        expect(get(&fake, users, &[]).0, false);
+        let other = if behaviour.is_emby() { "/Users" } else { "/Users/Query" };
+        assert_eq!(get(&fake, other, &[("Authorization", &authorization())]).0, 404, "{}", behaviour.name());
+    }
+}
+
+#[test]
+fn fake_date_filter_has_each_versions_bug() {
+    for behaviour in Behaviour::ALL {
+        let fake = FakeJellyfin::start(behaviour, KEY);
+        let view = fake.add_movies("Movies", 30);
+        let movies = fake.ids(&view, Kind::Movie);
+        fake.edit_title(&movies[0], "Edited");
+        fake.play(&movies[1]);
+        let since = mediasync::source::jellyfin::format_date(fake.state().clock - 5);
+        let base = format!("ParentId={view}&Recursive=true&IncludeItemTypes=Movie&StartIndex=0&Limit=50");
+        let (status, alone) = items(&fake, &format!("{base}&MinDateLastSaved={since}"));
+        let (_, both) = items(&fake, &format!("{base}&MinDateLastSaved={since}&MinDateLastSavedForUser={since}"));
+        let count = |value: &Value| value["Items"].as_array().map_or(0, Vec::len);
+        match behaviour {
+            Behaviour::Jellyfin10_8 => assert_eq!((status, count(&alone)), (200, 0)),
+            Behaviour::Jellyfin10_10 => assert_eq!(status, 500),
+            _ => assert_eq!((status, count(&alone)), (200, 1), "{}", behaviour.name()),
+        }
+        // Emby reads the twin as user-data changes: the played item, not the
+        // edited one, passes it, so together they match nothing.
+        let expected_both = if behaviour.is_emby() { 0 } else { 1 };
+        assert_eq!(count(&both), expected_both, "{}", behaviour.name());
+    }
+}
+
+#[test]
+fn fake_answers_like_the_real_servers() {
+    for behaviour in Behaviour::ALL {
+        let fake = FakeJellyfin::start(behaviour, KEY);
+        let view = fake.add_movies("Movies", 30);
+        let users = if behaviour.is_emby() { "/Users/Query" } else { "/Users" };
+        let (status, date, _) = get(&fake, users, &[("Authorization", &authorization())]);
+        assert_eq!(status, 200);
+        let clock = fake.state().clock;
+        assert_eq!(
+            mediasync::source::jellyfin::parse_http_date(&date.unwrap()),
+            Some(clock),
+            "the Date is the server's clock"
+        );
+
+        let base = format!("ParentId={view}&Recursive=true&IncludeItemTypes=Movie");
+        let (_, count) = items(&fake, &format!("{base}&Limit=0"));
+        assert_eq!(count["TotalRecordCount"], 30);
+        assert_eq!(count["Items"].as_array().unwrap().len(), 0);
+        let (_, plain) = items(&fake, &format!("{base}&StartIndex=10&Limit=5"));
+        let first = &plain["Items"][0];
+        assert!(first.get("Etag").is_none() && first.get("DateCreated").is_none(), "optional fields need Fields=");
+        assert_eq!(
+            plain["StartIndex"].is_null(),
+            behaviour.is_emby(),
+            "{}: Emby sends no StartIndex",
+            behaviour.name()
+        );
+        let id = first["Id"].as_str().unwrap();
+        if behaviour.is_emby() {
+            assert!(id.chars().all(|c| c.is_ascii_digit()), "{id}");
+        } else {
+            assert!(id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit()), "{id}");
+        }
+        let (_, with_fields) = items(&fake, &format!("{base}&StartIndex=10&Limit=5&Fields=Etag,DateCreated"));
+        let etag = with_fields["Items"][0]["Etag"].as_str().unwrap().to_string();
+        assert!(with_fields["Items"][0]["DateCreated"].as_str().unwrap().ends_with(".0000000Z"));
+        // Playback does not change the Etag; a metadata edit does.
+        fake.play(id);
+        let (_, played) = items(&fake, &format!("{base}&StartIndex=10&Limit=5&Fields=Etag"));
+        assert_eq!(played["Items"][0]["Etag"].as_str().unwrap(), etag);
+        fake.edit_overview(id);
+        let (_, edited) = items(&fake, &format!("{base}&StartIndex=10&Limit=5&Fields=Etag"));
+        assert_ne!(edited["Items"][0]["Etag"].as_str().unwrap(), etag);
+        // Jellyfin binds query names in any case; Emby only PascalCase.
+        let (_, lower) = items(&fake, &format!("parentId={view}&recursive=true&includeItemTypes=Movie&limit=0"));
+        // (Emby reads no limit there, so it lists every item.)
+        assert_eq!(lower["TotalRecordCount"], 30);
+        assert_eq!(lower["Items"].as_array().unwrap().is_empty(), !behaviour.is_emby(), "{}", behaviour.name());
+    }
+}
