@@ -113,6 +113,9 @@ pub struct Checkpoint {
     pub server_started_at: Option<i64>,
     pub resumed: bool,
     pub counters: Counters,
+    /// Time spent on this run so far, over all attempts.
+    #[serde(default)]
+    pub elapsed_ms: u64,
 }
 
 /// What the engine knows about a source's changed-since filter for one

@@ -227,7 +227,17 @@ fn sync_library(
             return (report, false);
         }
     };
-    let mut run = Run { source, store, library, number, options, requests_base: source.requests(), requests_before: 0 };
+    let mut run = Run {
+        source,
+        store,
+        library,
+        number,
+        options,
+        requests_base: source.requests(),
+        requests_before: 0,
+        started,
+        elapsed_before: 0,
+    };
     let outcome = run.begin(&mut state).and_then(|()| run.walk(&mut state, stop));
     let checkpoint = state.checkpoint.clone();
     if let Some(checkpoint) = &checkpoint {
@@ -280,11 +290,18 @@ struct Run<'a> {
     requests_base: u64,
     /// Requests counted by earlier attempts of a resumed run.
     requests_before: u64,
+    /// When this process took up the run, and the time earlier attempts took.
+    started: Instant,
+    elapsed_before: u64,
 }
 
 impl Run<'_> {
     fn requests(&self) -> u64 {
         self.requests_before + self.source.requests().saturating_sub(self.requests_base)
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        self.elapsed_before + self.started.elapsed().as_millis() as u64
     }
 
     /// Plans the run and commits its starting checkpoint.
@@ -298,6 +315,7 @@ impl Run<'_> {
                 checkpoint.resumed = true;
                 checkpoint.forced |= self.options.force;
                 self.requests_before = checkpoint.counters.requests;
+                self.elapsed_before = checkpoint.elapsed_ms;
                 log::info!(
                     "{}/{}: resuming the interrupted {:?} pass at {} {}",
                     state.server,
@@ -371,6 +389,7 @@ impl Run<'_> {
                     server_started_at,
                     resumed: false,
                     counters: Counters::default(),
+                    elapsed_ms: 0,
                 };
                 state.checkpoint = Some(checkpoint);
                 if pass == Pass::Full {
@@ -749,7 +768,10 @@ impl Run<'_> {
     fn finish(&mut self, state: &mut LibraryState) -> Result<(), StoreError> {
         let now = now_epoch();
         let checkpoint = state.checkpoint.take().expect("a run has a checkpoint");
-        let covered_all = self.library.kinds.iter().all(|kind| checkpoint.kinds.contains(kind));
+        // A run that started full walked every kind in its first pass, even
+        // when a repair pass then walked only some of them again.
+        let covered_all = checkpoint.started_as == Pass::Full
+            || self.library.kinds.iter().all(|kind| checkpoint.kinds.contains(kind));
         if checkpoint.pass == Pass::Full && covered_all {
             state.last_full_at = Some(now);
             state.needs_full = None;
@@ -762,7 +784,7 @@ impl Run<'_> {
         }
         state.last_success_at = Some(now);
         state.last_error = None;
-        let record = run_record(&checkpoint, now, None);
+        let record = run_record(&checkpoint, now, self.elapsed_ms(), None);
         let number = self.number;
         let history = self.options.history;
         self.store.write(|writer| {
@@ -782,7 +804,11 @@ impl Run<'_> {
         let history = self.options.history;
         let mut state = self.store.state(number)?.unwrap_or_default();
         state.last_error = Some(message.to_string());
-        let record = state.checkpoint.as_ref().map(|checkpoint| run_record(checkpoint, now, Some(message)));
+        let elapsed_ms = self.elapsed_ms();
+        if let Some(checkpoint) = state.checkpoint.as_mut() {
+            checkpoint.elapsed_ms = elapsed_ms;
+        }
+        let record = state.checkpoint.as_ref().map(|checkpoint| run_record(checkpoint, now, elapsed_ms, Some(message)));
         if refused_sweep {
             state.checkpoint = None;
             state.needs_full = Some("the previous full pass was refused by the mass-deletion guard".into());
@@ -799,13 +825,13 @@ impl Run<'_> {
     }
 }
 
-fn run_record(checkpoint: &Checkpoint, now: i64, error: Option<&str>) -> RunRecord {
+fn run_record(checkpoint: &Checkpoint, now: i64, elapsed_ms: u64, error: Option<&str>) -> RunRecord {
     RunRecord {
         run: checkpoint.run,
         mode: mode_name(checkpoint),
         started_at: checkpoint.started_at,
         finished_at: now,
-        duration_ms: (now.saturating_sub(checkpoint.started_at).max(0) as u64) * 1000,
+        duration_ms: elapsed_ms,
         counters: checkpoint.counters,
         error: error.map(str::to_string),
     }

@@ -101,6 +101,7 @@ mod tests {
             server_started_at: None,
             resumed: false,
             counters: Counters::default(),
+            elapsed_ms: 0,
         }
     }
 

@@ -324,3 +324,17 @@ fn library_filter_selects_by_title_or_key() {
     let ids: Vec<&str> = report.libraries.iter().map(|library| library.library_id.as_str()).collect();
     assert_eq!(ids, vec!["1", "3"]);
 }
+
+#[test]
+fn a_repair_pass_still_counts_as_the_weekly_full_pass() {
+    let setup = Setup::new();
+    setup.fake.add_movies("Movies", 300);
+    assert_ok(&setup.sync());
+    let (_, state) = setup.store.libraries().unwrap().remove(0);
+    assert!(state.last_full_at.is_some(), "the first sync is a full pass");
+    let runs = setup.store.runs(1).unwrap();
+    assert!(runs[0].duration_ms > 0, "run durations are measured, not rounded to seconds");
+    // The next sync is incremental: the full pass was recorded.
+    let report = setup.sync();
+    assert_eq!(mode_of(&report, "1"), "incremental");
+}
