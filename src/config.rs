@@ -28,6 +28,25 @@ struct RawConfig {
     sync: RawSync,
     #[serde(default)]
     server: Vec<RawServer>,
+    #[serde(default)]
+    status: RawStatus,
+    #[serde(default)]
+    daemon: RawDaemon,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStatus {
+    listen: Option<String>,
+    admin_token: Option<String>,
+    admin_token_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDaemon {
+    max_concurrent_syncs: Option<u32>,
+    freshness: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -60,6 +79,7 @@ struct RawServer {
     libraries: Option<Vec<String>>,
     page_size: Option<u32>,
     user: Option<String>,
+    schedule: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,6 +105,52 @@ pub struct Config {
     pub store: StoreConfig,
     pub sync: SyncConfig,
     pub servers: Vec<ServerConfig>,
+    pub status: StatusConfig,
+    pub daemon: DaemonConfig,
+}
+
+/// `[status]`: where the status page and API listen, and the token the
+/// control endpoints require. `Debug` redacts the token.
+#[derive(Clone)]
+pub struct StatusConfig {
+    pub listen: std::net::SocketAddr,
+    pub admin_token: Option<String>,
+}
+
+impl std::fmt::Debug for StatusConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatusConfig")
+            .field("listen", &self.listen)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
+
+impl Default for StatusConfig {
+    fn default() -> StatusConfig {
+        StatusConfig { listen: DEFAULT_LISTEN.parse().expect("a valid address"), admin_token: None }
+    }
+}
+
+/// `[daemon]` plus each server's `schedule`, kept apart from `ServerConfig`
+/// so one-shot commands never see them.
+#[derive(Clone, Debug)]
+pub struct DaemonConfig {
+    pub max_concurrent_syncs: u32,
+    /// Sync at start when the last success is older than this; `None`: the
+    /// server's schedule interval.
+    pub freshness: Option<Duration>,
+    /// Explicit `schedule` per server name; servers without one get a
+    /// staggered default (`daemon::schedule::default_for`).
+    pub schedules: std::collections::BTreeMap<String, cron::Schedule>,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> DaemonConfig {
+        DaemonConfig { max_concurrent_syncs: 1, freshness: None, schedules: Default::default() }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -198,9 +264,22 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
 
     let sync = parse_sync(raw.sync, &where_.to_string())?;
 
+    let status = parse_status(raw.status, &where_.to_string())?;
+    let mut daemon = parse_daemon(raw.daemon, &where_.to_string())?;
+
     let mut servers: Vec<ServerConfig> = Vec::new();
-    for (position, raw_server) in raw.server.into_iter().enumerate() {
+    for (position, mut raw_server) in raw.server.into_iter().enumerate() {
+        let schedule = raw_server.schedule.take();
         let server = parse_server(raw_server, position + 1, path)?;
+        if let Some(text) = schedule {
+            let schedule = parse_schedule(&text).map_err(|why| {
+                ConfigError(format!(
+                    "config {where_}: [[server]] \"{}\": schedule = \"{text}\" {why}; write six fields with seconds first, like \"0 10 */12 * * *\" (every 12 hours at minute 10)",
+                    server.name
+                ))
+            })?;
+            daemon.schedules.insert(server.name.clone(), schedule);
+        }
         if servers.iter().any(|other| other.name == server.name) {
             return Err(ConfigError(format!(
                 "config {where_}: [[server]] name \"{}\" is used twice; give each server a unique name",
@@ -214,7 +293,73 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             "config {where_}: no [[server]] entries; add one (see config/mediasync.example.toml)"
         )));
     }
-    Ok(Config { path: path.to_path_buf(), store, sync, servers })
+    Ok(Config { path: path.to_path_buf(), store, sync, servers, status, daemon })
+}
+
+/// Parses a cron expression (cron crate syntax: seconds, minutes, hours, day
+/// of month, month, day of week, optional year) that fires at least once.
+pub fn parse_schedule(text: &str) -> Result<cron::Schedule, String> {
+    use std::str::FromStr;
+    let schedule = cron::Schedule::from_str(text.trim()).map_err(|err| format!("is not a valid schedule ({err})"))?;
+    if schedule.upcoming(chrono::Utc).next().is_none() {
+        return Err("never fires".into());
+    }
+    Ok(schedule)
+}
+
+fn parse_status(raw: RawStatus, where_: &str) -> Result<StatusConfig, ConfigError> {
+    let listen_text = raw.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+    let listen = listen_text.parse().map_err(|_| {
+        ConfigError(format!(
+            "config {where_}: [status] listen = \"{listen_text}\" is not an address and port; write \"127.0.0.1:8787\" (this machine only) or \"0.0.0.0:8787\" (the LAN)"
+        ))
+    })?;
+    let admin_token = match (raw.admin_token, raw.admin_token_file) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError(format!(
+                "config {where_}: [status] both `admin_token` and `admin_token_file` are set; keep one"
+            )));
+        }
+        (Some(token), None) => Some(token.trim().to_string()),
+        (None, Some(file)) => Some(
+            std::fs::read_to_string(&file)
+                .map_err(|err| {
+                    ConfigError(format!(
+                        "config {where_}: [status] cannot read admin_token_file {}: {err}; check the path and that mediasync may read it",
+                        file.display()
+                    ))
+                })?
+                .trim()
+                .to_string(),
+        ),
+        (None, None) => None,
+    };
+    if let Some(token) = &admin_token {
+        if token.len() < 8 || token.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(ConfigError(format!(
+                "config {where_}: [status] the admin token must be at least 8 characters without spaces; generate one with `openssl rand -hex 16`"
+            )));
+        }
+    }
+    Ok(StatusConfig { listen, admin_token })
+}
+
+fn parse_daemon(raw: RawDaemon, where_: &str) -> Result<DaemonConfig, ConfigError> {
+    let max_concurrent_syncs = raw.max_concurrent_syncs.unwrap_or(1);
+    if !(1..=16).contains(&max_concurrent_syncs) {
+        return Err(ConfigError(format!(
+            "config {where_}: [daemon] max_concurrent_syncs = {max_concurrent_syncs} must be between 1 and 16"
+        )));
+    }
+    let freshness = match raw.freshness {
+        Some(text) => Some(parse_duration(&text).ok_or_else(|| {
+            ConfigError(format!(
+                "config {where_}: [daemon] freshness = \"{text}\" is not a duration; write it like \"12h\" (units: ms, s, m, h, d)"
+            ))
+        })?),
+        None => None,
+    };
+    Ok(DaemonConfig { max_concurrent_syncs, freshness, schedules: Default::default() })
 }
 
 fn parse_sync(raw: RawSync, where_: &str) -> Result<SyncConfig, ConfigError> {
@@ -473,6 +618,47 @@ token = "abc"
             &GOOD.replace("\"plex\"", "\"jellyfin\"").replace("token = \"abc\"", "token = \"abc\"\nuser = \"\""),
         );
         assert!(empty.contains("user"), "{empty}");
+    }
+
+    #[test]
+    fn daemon_and_status_defaults() {
+        let config = parse_str(GOOD).unwrap();
+        assert_eq!(config.status.listen.to_string(), DEFAULT_LISTEN);
+        assert!(config.status.admin_token.is_none());
+        assert_eq!(config.daemon.max_concurrent_syncs, 1);
+        assert!(config.daemon.freshness.is_none());
+        assert!(config.daemon.schedules.is_empty());
+    }
+
+    #[test]
+    fn daemon_and_status_keys() {
+        let text = format!(
+            "{}\n[status]\nlisten = \"0.0.0.0:9000\"\nadmin_token = \"s3cret-admin-token\"\n[daemon]\nmax_concurrent_syncs = 2\nfreshness = \"6h\"\n",
+            GOOD.replace("token = \"abc\"", "token = \"abc\"\nschedule = \"0 30 3 * * *\"")
+        );
+        let config = parse_str(&text).unwrap();
+        assert_eq!(config.status.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(config.status.admin_token.as_deref(), Some("s3cret-admin-token"));
+        assert!(!format!("{config:?}").contains("s3cret-admin-token"), "admin token leaked through Debug");
+        assert_eq!(config.daemon.max_concurrent_syncs, 2);
+        assert_eq!(config.daemon.freshness, Some(Duration::from_secs(6 * 3600)));
+        assert!(config.daemon.schedules.contains_key("living-room"));
+    }
+
+    #[test]
+    fn bad_daemon_keys_name_the_key() {
+        let schedule = error_of(&GOOD.replace("token = \"abc\"", "token = \"abc\"\nschedule = \"every night\""));
+        assert!(schedule.contains("schedule") && schedule.contains("seconds first"), "{schedule}");
+        let five_fields = error_of(&GOOD.replace("token = \"abc\"", "token = \"abc\"\nschedule = \"10 */12 * * *\""));
+        assert!(five_fields.contains("schedule"), "{five_fields}");
+        let listen = error_of(&format!("{GOOD}\n[status]\nlisten = \"8787\"\n"));
+        assert!(listen.contains("[status] listen"), "{listen}");
+        let short = error_of(&format!("{GOOD}\n[status]\nadmin_token = \"x y\"\n"));
+        assert!(short.contains("admin token") && !short.contains("x y"), "{short}");
+        let concurrent = error_of(&format!("{GOOD}\n[daemon]\nmax_concurrent_syncs = 0\n"));
+        assert!(concurrent.contains("max_concurrent_syncs"), "{concurrent}");
+        let freshness = error_of(&format!("{GOOD}\n[daemon]\nfreshness = \"soon\"\n"));
+        assert!(freshness.contains("freshness"), "{freshness}");
     }
 
     #[test]
