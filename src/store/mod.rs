@@ -4,7 +4,9 @@
 //! read transactions and never load a whole library into memory.
 
 pub mod backend;
+mod controls;
 mod open;
+mod paging;
 pub mod records;
 pub mod tables;
 
@@ -15,6 +17,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use tables::*;
 
+pub use controls::ServerControl;
 pub use open::{StoreError, StoreErrorKind};
 
 pub struct Store {

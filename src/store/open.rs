@@ -118,6 +118,7 @@ fn initialise(db: &Database) -> Result<(), StoreError> {
         txn.open_table(tables::CHANGES).map_err(|err| other(&err))?;
         txn.open_table(tables::RUNS).map_err(|err| other(&err))?;
         txn.open_table(tables::SERVERS).map_err(|err| other(&err))?;
+        txn.open_table(tables::CONTROLS).map_err(|err| other(&err))?;
     }
     txn.commit().map_err(|err| other(&err))
 }

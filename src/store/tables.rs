@@ -28,6 +28,9 @@ pub const CHANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("changes")
 pub const RUNS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("runs");
 /// server name → JSON `ServerState`.
 pub const SERVERS: TableDefinition<&str, &[u8]> = TableDefinition::new("servers");
+/// server name → JSON `ServerControl` (paused by the daemon's controls).
+/// Created by `open` in stores made before it existed.
+pub const CONTROLS: TableDefinition<&str, &[u8]> = TableDefinition::new("controls");
 
 pub const SEEN_CHUNK_BITS: u32 = 8192;
 pub const SEEN_CHUNK_BYTES: usize = (SEEN_CHUNK_BITS / 8) as usize;
