@@ -3,7 +3,7 @@
 //! for benchmarks. Errors carry the exit code `main` returns.
 
 use crate::config::{self, Config, ConfigError};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoreErrorKind};
 use crate::sync::{self, Options};
 use std::io::Write;
 use std::path::PathBuf;
@@ -21,6 +21,15 @@ commands:
         stored items as JSON Lines on stdout
   status
         per server and library state, as JSON on stdout
+  (sync, export and status go through the daemon's local API when
+  `mediasync run` holds the store)
+  run
+        the daemon: sync each server on its schedule, serve the status
+        page and API on [status] listen; stops on SIGTERM/SIGINT
+  demo [--listen ADDR] [--items N]
+        the daemon against a built-in simulated Plex server whose library
+        changes every minute, with fast schedules and a temporary store;
+        status page on http://127.0.0.1:8787/ (no config needed)
   fake-plex [--listen ADDR] [--items N] [--token TOKEN]
         run a simulated Plex server with a generated library (for trying
         mediasync and for benchmarks); prints its URL, runs until stopped
@@ -133,6 +142,8 @@ pub fn run(args: &[String]) -> Result<i32, CliError> {
         Some("export") => export_command(&args),
         Some("status") => status_command(&args),
         Some("fake-plex") => fake_plex_command(&args),
+        Some("run") => run_command(&args),
+        Some("demo") => crate::demo::run(args.listen.as_deref(), args.items).map(|()| 0).map_err(CliError::Failed),
         Some(other) => Err(CliError::Usage(format!("unknown command {other}"))),
         None => Err(CliError::Usage("no command given".into())),
     }
@@ -160,7 +171,10 @@ fn check_server(config: &Config, server: Option<&str>) -> Result<(), CliError> {
 fn sync_command(args: &Args) -> Result<i32, CliError> {
     let config = load_config(args)?;
     check_server(&config, args.server.as_deref())?;
-    let store = Store::open(&config.store.path, config.store.cache_bytes)?;
+    let store = match Store::open(&config.store.path, config.store.cache_bytes) {
+        Err(err) if err.kind == StoreErrorKind::Locked => return sync_through_daemon(&config, args),
+        opened => opened?,
+    };
     let stop = AtomicBool::new(false);
     let mut all_ok = true;
     let mut stdout = std::io::stdout().lock();
@@ -198,8 +212,15 @@ fn sync_command(args: &Args) -> Result<i32, CliError> {
 fn export_command(args: &Args) -> Result<i32, CliError> {
     let config = load_config(args)?;
     check_server(&config, args.server.as_deref())?;
-    let store = Store::open(&config.store.path, config.store.cache_bytes)?;
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let store = match Store::open(&config.store.path, config.store.cache_bytes) {
+        Err(err) if err.kind == StoreErrorKind::Locked => {
+            crate::web::client::export(&config, args.server.as_deref(), &mut stdout).map_err(CliError::Failed)?;
+            let _ = stdout.flush();
+            return Ok(0);
+        }
+        opened => opened?,
+    };
     crate::export::write(&store, args.server.as_deref(), &mut stdout)?;
     report_peak_memory();
     Ok(0)
@@ -207,9 +228,35 @@ fn export_command(args: &Args) -> Result<i32, CliError> {
 
 fn status_command(args: &Args) -> Result<i32, CliError> {
     let config = load_config(args)?;
-    let store = Store::open(&config.store.path, config.store.cache_bytes)?;
-    let document = crate::status::document(&config, &store)?;
+    let document = match Store::open(&config.store.path, config.store.cache_bytes) {
+        Err(err) if err.kind == StoreErrorKind::Locked => {
+            crate::web::client::get_json(&config, "/api/status").map_err(CliError::Failed)?
+        }
+        opened => crate::status::document(&config, &opened?)?,
+    };
     println!("{}", serde_json::to_string_pretty(&document).expect("JSON values serialize"));
+    Ok(0)
+}
+
+/// `sync` while the daemon holds the store: ask it to sync each server (or
+/// the one named) as soon as it can, and say how to follow the runs.
+fn sync_through_daemon(config: &Config, args: &Args) -> Result<i32, CliError> {
+    for server in &config.servers {
+        if args.server.as_deref().is_some_and(|name| name != server.name) {
+            continue;
+        }
+        let message = crate::web::client::request_sync(config, &server.name, args.full).map_err(CliError::Failed)?;
+        println!("{}: {message} from the running daemon; follow it with `mediasync status`", server.name);
+    }
+    Ok(0)
+}
+
+/// `mediasync run`: the daemon. The store is opened first so a lock or a
+/// damaged file is reported with the store's exit code.
+fn run_command(args: &Args) -> Result<i32, CliError> {
+    let config = load_config(args)?;
+    let store = Store::open(&config.store.path, config.store.cache_bytes)?;
+    crate::daemon::run(config, store).map_err(CliError::Failed)?;
     Ok(0)
 }
 

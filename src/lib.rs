@@ -4,6 +4,8 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
+pub mod demo;
 pub mod export;
 pub mod fake;
 pub mod model;
@@ -11,3 +13,4 @@ pub mod source;
 pub mod status;
 pub mod store;
 pub mod sync;
+pub mod web;

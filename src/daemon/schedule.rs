@@ -1,0 +1,113 @@
+//! Schedule maths as pure functions over an explicit clock, so they are
+//! tested with fixed times: the staggered default schedules, the next run
+//! after a moment, a schedule's interval, and the freshness rule that
+//! decides whether a server syncs as soon as the daemon starts.
+
+use chrono::{DateTime, TimeZone};
+use cron::Schedule;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Minute of the first server's default slot, and the gap between servers.
+const FIRST_MINUTE: usize = 10;
+const STAGGER_MINUTES: usize = 4;
+
+/// The default schedule of the server at `position` (0-based) in the
+/// config: every 12 hours, at minute 10 for the first server, 14 for the
+/// second, 18 for the third, and so on, so servers never hit the network or
+/// the SD card at the same time. Past minute 59 the slot moves to the next
+/// hour (the 14th server syncs at 01:02 and 13:02).
+pub fn default_for(position: usize) -> Schedule {
+    let offset = FIRST_MINUTE + STAGGER_MINUTES * position;
+    let minute = offset % 60;
+    let hour = (offset / 60) % 12;
+    let text = format!("0 {minute} {hour},{} * * *", hour + 12);
+    Schedule::from_str(&text).expect("the default schedule is valid cron")
+}
+
+/// The schedule of one server: its configured one, else the staggered default.
+pub fn for_server(config: &crate::config::Config, name: &str) -> Schedule {
+    if let Some(schedule) = config.daemon.schedules.get(name) {
+        return schedule.clone();
+    }
+    let position = config.servers.iter().position(|server| server.name == name).unwrap_or(0);
+    default_for(position)
+}
+
+/// The first firing strictly after `now`.
+pub fn next_after<Tz: TimeZone>(schedule: &Schedule, now: &DateTime<Tz>) -> Option<DateTime<Tz>> {
+    schedule.after(now).next()
+}
+
+/// The gap between the next two firings after `now`: the schedule's
+/// interval, used as the default freshness window.
+pub fn interval<Tz: TimeZone>(schedule: &Schedule, now: &DateTime<Tz>) -> Duration {
+    let mut upcoming = schedule.after(now);
+    match (upcoming.next(), upcoming.next()) {
+        (Some(first), Some(second)) => (second - first).to_std().unwrap_or(Duration::ZERO),
+        _ => Duration::from_secs(12 * 3600),
+    }
+}
+
+/// Whether a server syncs as soon as the daemon starts: only when it never
+/// succeeded, or its last success (epoch seconds) is at least `freshness`
+/// old. A last success in the future (a clock that jumped back) counts as
+/// fresh, so a wrong clock never causes a burst of syncs.
+pub fn due_at_start(last_success: Option<i64>, freshness: Duration, now: i64) -> bool {
+    match last_success {
+        None => true,
+        Some(last) => now.saturating_sub(last) >= freshness.as_secs() as i64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Timelike, Utc};
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn defaults_are_staggered_by_position() {
+        let midnight = at("2026-01-01T00:00:00Z");
+        let minutes: Vec<u32> =
+            (0..4).map(|position| next_after(&default_for(position), &midnight).unwrap().minute()).collect();
+        assert_eq!(minutes, vec![10, 14, 18, 22]);
+        for position in 0..20 {
+            let next = next_after(&default_for(position), &midnight).unwrap();
+            assert_eq!(next.second(), 0);
+            assert_eq!(interval(&default_for(position), &midnight), Duration::from_secs(12 * 3600));
+        }
+        // The 13th server wraps past minute 59 into the next hour.
+        assert_eq!(next_after(&default_for(13), &midnight).unwrap(), at("2026-01-01T01:02:00Z"));
+        let slots: std::collections::BTreeSet<_> =
+            (0..30).map(|position| next_after(&default_for(position), &midnight).unwrap()).collect();
+        assert_eq!(slots.len(), 30, "two servers share a slot");
+    }
+
+    #[test]
+    fn next_run_is_strictly_after_now() {
+        let schedule = default_for(0);
+        assert_eq!(next_after(&schedule, &at("2026-01-01T00:00:00Z")).unwrap(), at("2026-01-01T00:10:00Z"));
+        assert_eq!(next_after(&schedule, &at("2026-01-01T00:10:00Z")).unwrap(), at("2026-01-01T12:10:00Z"));
+        assert_eq!(next_after(&schedule, &at("2026-01-01T23:59:59Z")).unwrap(), at("2026-01-02T00:10:00Z"));
+        let nightly = crate::config::parse_schedule("0 30 3 * * *").unwrap();
+        assert_eq!(next_after(&nightly, &at("2026-01-01T04:00:00Z")).unwrap(), at("2026-01-02T03:30:00Z"));
+        assert_eq!(interval(&nightly, &at("2026-01-01T04:00:00Z")), Duration::from_secs(86_400));
+        let fast = crate::config::parse_schedule("*/20 * * * * *").unwrap();
+        assert_eq!(interval(&fast, &at("2026-01-01T04:00:05Z")), Duration::from_secs(20));
+    }
+
+    #[test]
+    fn freshness_window_decides_the_start() {
+        let now = at("2026-01-01T12:00:00Z").timestamp();
+        let twelve_hours = Duration::from_secs(12 * 3600);
+        assert!(due_at_start(None, twelve_hours, now), "never synced: sync now");
+        assert!(!due_at_start(Some(now - 3600), twelve_hours, now), "fresh: wait for the slot");
+        assert!(due_at_start(Some(now - 12 * 3600), twelve_hours, now), "exactly stale: sync now");
+        assert!(due_at_start(Some(now - 13 * 3600), twelve_hours, now));
+        assert!(!due_at_start(Some(now + 3600), twelve_hours, now), "a future success counts as fresh");
+    }
+}

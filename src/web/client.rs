@@ -1,0 +1,109 @@
+//! The one-shot commands' way into a running daemon: while `mediasync run`
+//! holds the store (redb lets one process open it), `status`, `export` and
+//! `sync` ask the daemon's local API instead of failing on the lock.
+
+use crate::config::Config;
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+/// The daemon's API as seen from this machine: an unspecified listen
+/// address (0.0.0.0, [::]) is reached through loopback.
+pub fn local_base(listen: SocketAddr) -> String {
+    let ip = match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, listen.port()))
+}
+
+fn agent(timeout: Option<Duration>) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(timeout)
+        .timeout_connect(Some(Duration::from_secs(5)))
+        .http_status_as_error(false)
+        .user_agent(concat!("mediasync/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into()
+}
+
+fn unreachable(config: &Config, err: impl std::fmt::Display) -> String {
+    format!(
+        "the store is in use by another mediasync, and its status API at {} did not answer ({err}); is `mediasync run` up? (systemctl status mediasync)",
+        local_base(config.status.listen)
+    )
+}
+
+fn error_text(status: u16, body: &str) -> String {
+    let message = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|value| value["error"].as_str().map(str::to_string))
+        .unwrap_or_else(|| body.chars().take(200).collect());
+    format!("the running daemon answered {status}: {message}")
+}
+
+/// GETs a JSON document from the daemon.
+pub fn get_json(config: &Config, path: &str) -> Result<serde_json::Value, String> {
+    let url = format!("{}{path}", local_base(config.status.listen));
+    let mut response = agent(Some(Duration::from_secs(30))).get(&url).call().map_err(|err| unreachable(config, err))?;
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_to_string().map_err(|err| unreachable(config, err))?;
+    if status != 200 {
+        return Err(error_text(status, &body));
+    }
+    serde_json::from_str(&body).map_err(|err| format!("the running daemon sent JSON that does not parse: {err}"))
+}
+
+/// Streams the daemon's export to `out`.
+pub fn export(config: &Config, server: Option<&str>, out: &mut dyn Write) -> Result<(), String> {
+    let mut url = format!("{}/api/export", local_base(config.status.listen));
+    if let Some(server) = server {
+        url.push_str(&format!("?server={server}"));
+    }
+    let mut response = agent(None).get(&url).call().map_err(|err| unreachable(config, err))?;
+    let status = response.status().as_u16();
+    if status != 200 {
+        let body = response.body_mut().read_to_string().unwrap_or_default();
+        return Err(error_text(status, &body));
+    }
+    let mut reader = response.into_body().into_reader();
+    match std::io::copy(&mut reader, out) {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(err) => Err(format!("the export from the running daemon broke off: {err}")),
+    }
+}
+
+/// Asks the daemon to sync a server now (with the admin token, if one is
+/// configured; without one the daemon accepts loopback requests).
+pub fn request_sync(config: &Config, server: &str, full: bool) -> Result<String, String> {
+    let url =
+        format!("{}/api/servers/{server}/sync{}", local_base(config.status.listen), if full { "?full=1" } else { "" });
+    let mut request = agent(Some(Duration::from_secs(30))).post(&url);
+    if let Some(token) = &config.status.admin_token {
+        request = request.header("Authorization", &format!("Bearer {token}"));
+    }
+    let mut response = request.send_empty().map_err(|err| unreachable(config, err))?;
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_to_string().unwrap_or_default();
+    if status != 202 {
+        return Err(error_text(status, &body));
+    }
+    Ok(serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|value| value["message"].as_str().map(str::to_string))
+        .unwrap_or_else(|| "requested".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unspecified_listen_addresses_are_reached_through_loopback() {
+        assert_eq!(local_base("0.0.0.0:8787".parse().unwrap()), "http://127.0.0.1:8787");
+        assert_eq!(local_base("[::]:8787".parse().unwrap()), "http://[::1]:8787");
+        assert_eq!(local_base("192.168.1.5:9000".parse().unwrap()), "http://192.168.1.5:9000");
+    }
+}

@@ -1,0 +1,111 @@
+//! The status server: the page, the JSON API, metrics and the controls,
+//! over the small HTTP server in `http`. This file routes requests and
+//! guards the controls; `api`, `page` and `metrics` build the answers from
+//! the store and the daemon's live state.
+
+pub mod api;
+pub mod client;
+pub mod http;
+pub mod metrics;
+pub mod page;
+
+use crate::daemon::{ControlError, Daemon};
+use http::{Request, Response};
+use std::sync::Arc;
+
+/// Starts serving on `listener` (already bound; tests bind port 0).
+pub fn start(daemon: Arc<Daemon>, listener: std::net::TcpListener) -> std::io::Result<http::Server> {
+    start_with(daemon, listener, http::Limits::default())
+}
+
+pub fn start_with(
+    daemon: Arc<Daemon>,
+    listener: std::net::TcpListener,
+    limits: http::Limits,
+) -> std::io::Result<http::Server> {
+    http::Server::start(listener, limits, Box::new(move |request| route(&daemon, request)))
+}
+
+fn route(daemon: &Arc<Daemon>, request: &Request) -> Response {
+    let path = request.path.as_str();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let get = |handler: &dyn Fn() -> Response| match request.method.as_str() {
+        "GET" => handler(),
+        _ => not_allowed("GET"),
+    };
+    match segments.as_slice() {
+        [""] => get(&|| page::render(daemon)),
+        ["healthz"] => get(&|| Response::new(200, "text/plain; charset=utf-8", "ok\n")),
+        ["metrics"] => get(&|| metrics::render(daemon)),
+        ["api", "status"] => get(&|| api::status(daemon)),
+        ["api", "items"] => get(&|| api::items(daemon, request)),
+        ["api", "changes"] => get(&|| api::changes(daemon, request)),
+        ["api", "export"] => get(&|| api::export(daemon, request)),
+        ["api", "servers", name, action] if matches!(*action, "sync" | "pause" | "resume" | "reset") => {
+            if request.method != "POST" {
+                return not_allowed("POST");
+            }
+            if let Err(refused) = authorize(daemon, request) {
+                return refused;
+            }
+            control(daemon, name, action, request.param("full").is_some_and(|full| full == "1" || full == "true"))
+        }
+        _ => Response::error(404, "no such page; see / for the status page and /api/status for the API"),
+    }
+}
+
+fn not_allowed(allowed: &'static str) -> Response {
+    Response::error(405, &format!("method not allowed; use {allowed}")).with_header("Allow", allowed)
+}
+
+/// Controls need `Authorization: Bearer <[status] admin_token>`; with no
+/// token configured they are accepted from loopback only. A browser request
+/// from another site (an `Origin` that is not this server) is refused, so a
+/// web page cannot press the buttons through a visitor's browser.
+fn authorize(daemon: &Daemon, request: &Request) -> Result<(), Response> {
+    if let Some(origin) = request.header("origin") {
+        let host = request.header("host").unwrap_or_default();
+        let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+        if origin_host != host {
+            return Err(Response::error(403, "cross-site control requests are refused"));
+        }
+    }
+    match &daemon.config.status.admin_token {
+        Some(token) => {
+            let given = request.header("authorization").and_then(|value| value.strip_prefix("Bearer ")).unwrap_or("");
+            if constant_time_eq(given.trim().as_bytes(), token.as_bytes()) {
+                Ok(())
+            } else {
+                Err(Response::error(401, "this control needs Authorization: Bearer <[status] admin_token>")
+                    .with_header("WWW-Authenticate", "Bearer realm=\"mediasync\""))
+            }
+        }
+        None if request.peer.ip().is_loopback() => Ok(()),
+        None => Err(Response::error(
+            403,
+            "controls are accepted from this machine only; set [status] admin_token to use them over the network",
+        )),
+    }
+}
+
+fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
+    if left.len() != right.len() {
+        return false;
+    }
+    left.iter().zip(right).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+fn control(daemon: &Daemon, name: &str, action: &str, full: bool) -> Response {
+    let result = match action {
+        "sync" => daemon.request_sync(name, full).map(|()| format!("sync of {name} requested")),
+        "pause" => daemon.pause(name).map(|()| format!("{name} paused")),
+        "resume" => daemon.resume(name).map(|()| format!("{name} resumed")),
+        _ => daemon.reset(name).map(|libraries| format!("{name} reset ({libraries} libraries); the next run is full")),
+    };
+    match result {
+        Ok(message) => Response::json(202, &serde_json::json!({ "ok": true, "message": message })),
+        Err(ControlError::NotFound(message)) => Response::error(404, &message),
+        Err(ControlError::Conflict(message)) => Response::error(409, &message),
+        Err(ControlError::Store(message)) => Response::error(500, &message),
+    }
+}

@@ -1,0 +1,222 @@
+//! `GET /`: the status page. One small self-contained HTML document (no
+//! external assets, no framework), rendered on the server from the same
+//! document as `/api/status`, readable on a phone. It reloads itself every
+//! few seconds while a sync runs; the buttons call the control API.
+
+use super::http::Response;
+use crate::daemon::Daemon;
+use chrono::{Local, TimeZone};
+use serde_json::Value;
+use std::fmt::Write;
+
+pub fn render(daemon: &Daemon) -> Response {
+    match super::api::status_document(daemon) {
+        Ok(document) => Response::new(200, "text/html; charset=utf-8", html(&document)).with_header(
+            "Content-Security-Policy",
+            "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'",
+        ),
+        Err(err) => Response::error(500, &format!("reading the store failed: {err}")),
+    }
+}
+
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// "2026-01-01 12:10 (3 min ago)" in the daemon's local time.
+fn when(value: &Value, now: i64) -> String {
+    let Some(at) = value.as_i64() else { return "never".into() };
+    let absolute =
+        Local.timestamp_opt(at, 0).single().map_or_else(|| at.to_string(), |t| t.format("%Y-%m-%d %H:%M").to_string());
+    format!("{absolute} ({})", relative(at - now))
+}
+
+fn relative(delta: i64) -> String {
+    let span = delta.unsigned_abs();
+    let text = match span {
+        0..=59 => format!("{span} s"),
+        60..=3599 => format!("{} min", span / 60),
+        3600..=172_799 => format!("{:.1} h", span as f64 / 3600.0),
+        _ => format!("{} days", span / 86_400),
+    };
+    if delta < 0 { format!("{text} ago") } else { format!("in {text}") }
+}
+
+fn duration(seconds: u64) -> String {
+    match seconds {
+        0..=59 => format!("{seconds} s"),
+        60..=3599 => format!("{} min {} s", seconds / 60, seconds % 60),
+        _ => format!("{} h {} min", seconds / 3600, seconds % 3600 / 60),
+    }
+}
+
+const STYLE: &str = "body{font:15px/1.4 system-ui,sans-serif;margin:0;padding:12px;background:#f4f5f7;color:#222;max-width:900px}\
+h1{font-size:20px;margin:4px 0 12px}section{background:#fff;border-radius:8px;padding:12px;margin:0 0 12px;box-shadow:0 1px 2px #0002}\
+h2{font-size:17px;margin:0 0 6px;display:flex;gap:8px;align-items:center;flex-wrap:wrap}.muted{color:#666;font-size:13px}\
+.badge{font-size:12px;padding:2px 8px;border-radius:10px;background:#ddd}.idle{background:#d4f4dd}.syncing,.queued{background:#d6e6ff}\
+.failed{background:#ffd9d6}.paused{background:#fff1c2}.interrupted,.new{background:#eee}\
+table{border-collapse:collapse;width:100%;margin-top:8px;font-size:14px}td,th{text-align:left;padding:4px 6px;border-top:1px solid #eee;vertical-align:top}\
+button{font:inherit;padding:6px 12px;margin:4px 4px 0 0;border-radius:6px;border:1px solid #bbb;background:#fafafa}\
+progress{width:100%}.error{color:#a40000}#msg{min-height:1.2em}";
+
+const SCRIPT: &str = "async function act(server,action){const h={};let t=sessionStorage.getItem('mediasync-token');\
+if(t)h['Authorization']='Bearer '+t;let r=await fetch('/api/servers/'+encodeURIComponent(server)+'/'+action,{method:'POST',headers:h});\
+if(r.status==401){t=prompt('Admin token ([status] admin_token):');if(!t)return;sessionStorage.setItem('mediasync-token',t);\
+h['Authorization']='Bearer '+t;r=await fetch('/api/servers/'+encodeURIComponent(server)+'/'+action,{method:'POST',headers:h});}\
+const j=await r.json().catch(()=>({}));document.getElementById('msg').textContent=j.message||j.error||r.status;setTimeout(()=>location.reload(),800);}";
+
+pub fn html(document: &Value) -> String {
+    let now = document["daemon"]["now"].as_i64().unwrap_or_else(crate::sync::now_epoch);
+    let servers = document["servers"].as_array().cloned().unwrap_or_default();
+    let busy = servers.iter().any(|server| matches!(server["state"].as_str(), Some("syncing" | "queued")));
+    let mut out = String::with_capacity(8 * 1024);
+    let _ = write!(
+        out,
+        "<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport content=\"width=device-width,initial-scale=1\">{}<title>mediasync</title><style>{STYLE}</style></head><body>\
+<h1>mediasync</h1><p class=muted>version {} · store {} · {}</p><p id=msg></p>",
+        if busy { "<meta http-equiv=refresh content=3>" } else { "" },
+        escape(document["version"].as_str().unwrap_or_default()),
+        escape(document["store"].as_str().unwrap_or_default()),
+        if busy { "refreshing every 3 s while a sync runs" } else { "idle" },
+    );
+    for server in &servers {
+        server_section(&mut out, server, now);
+    }
+    let _ = write!(
+        out,
+        "<p class=muted>JSON: <a href=/api/status>/api/status</a> · <a href=/metrics>/metrics</a> · <a href=/api/changes?limit=20>/api/changes</a></p><script>{SCRIPT}</script></body></html>"
+    );
+    out
+}
+
+fn server_section(out: &mut String, server: &Value, now: i64) {
+    let name = server["name"].as_str().unwrap_or_default();
+    let state = server["state"].as_str().unwrap_or("idle");
+    let live = &server["live"];
+    let _ = write!(
+        out,
+        "<section><h2>{} <span class=\"badge {state}\">{state}</span></h2><div class=muted>{} · {} · schedule <code>{}</code></div>",
+        escape(name),
+        escape(server["kind"].as_str().unwrap_or_default()),
+        escape(server["url"].as_str().unwrap_or_default()),
+        escape(server["schedule"].as_str().unwrap_or_default()),
+    );
+    let _ = write!(
+        out,
+        "<div>Last success: {} · Next run: {}</div>",
+        when(&server["last_success_at"], now),
+        if server["paused"].as_bool() == Some(true) { "paused".to_string() } else { when(&live["next_run_at"], now) },
+    );
+    if let Some(error) = server["last_error"].as_str() {
+        let _ = write!(out, "<div class=error>Failed: {}</div>", escape(error));
+    }
+    let quoted = escape(&serde_json::to_string(name).unwrap_or_default());
+    let _ = write!(out, "<div>");
+    for (action, label) in [("sync", "Sync now"), ("sync?full=1", "Full sync")] {
+        let _ = write!(out, "<button onclick='act({quoted},\"{action}\")'>{label}</button>");
+    }
+    let toggle = if server["paused"].as_bool() == Some(true) { ("resume", "Resume") } else { ("pause", "Pause") };
+    let _ = write!(out, "<button onclick='act({quoted},\"{}\")'>{}</button>", toggle.0, toggle.1);
+    let _ = write!(
+        out,
+        "<button onclick='if(confirm(\"Forget where this server stands? The next run is a full one.\"))act({quoted},\"reset\")'>Reset</button></div>"
+    );
+    let libraries = server["libraries"].as_array().cloned().unwrap_or_default();
+    if libraries.is_empty() {
+        let _ = write!(out, "<p class=muted>No library stored yet.</p></section>");
+        return;
+    }
+    let _ = write!(out, "<table><tr><th>Library</th><th>State</th><th>Items</th><th>Last run</th></tr>");
+    for library in &libraries {
+        library_row(out, library, now);
+    }
+    let _ = write!(out, "</table></section>");
+}
+
+fn library_row(out: &mut String, library: &Value, now: i64) {
+    let state = library["state"].as_str().unwrap_or("idle");
+    let counts = library["counts"]
+        .as_object()
+        .map(|counts| counts.iter().map(|(kind, count)| format!("{count} {kind}")).collect::<Vec<_>>().join(", "))
+        .unwrap_or_default();
+    let mut status = format!("<span class=\"badge {state}\">{state}</span>");
+    let progress = &library["progress"];
+    if !progress.is_null() {
+        match (progress["done"].as_u64(), progress["total"].as_u64()) {
+            (Some(done), Some(total)) => {
+                let eta = progress["eta_seconds"]
+                    .as_u64()
+                    .map(|eta| format!(", about {} left", duration(eta)))
+                    .unwrap_or_default();
+                let _ = write!(
+                    status,
+                    "<progress value={done} max={total}></progress><div class=muted>{} pass, {} {done}/{total}{eta}</div>",
+                    escape(progress["pass"].as_str().unwrap_or_default()),
+                    escape(progress["kind"].as_str().unwrap_or_default()),
+                );
+            }
+            _ => {
+                let _ = write!(
+                    status,
+                    "<div class=muted>fetching changes ({} seen)</div>",
+                    progress["done"].as_u64().unwrap_or(0)
+                );
+            }
+        }
+    }
+    if let Some(error) = library["last_error"].as_str() {
+        let _ = write!(status, "<div class=error>{}</div>", escape(error));
+    }
+    let run = &library["last_run"];
+    let last_run = if run.is_null() {
+        "none yet".to_string()
+    } else {
+        let counters = &run["counters"];
+        format!(
+            "{} · {} · new {} changed {} deleted {} · {} requests · {:.1} s",
+            escape(run["mode"].as_str().unwrap_or_default()),
+            when(&run["finished_at"], now),
+            counters["new"],
+            counters["changed"],
+            counters["deleted"],
+            counters["requests"],
+            run["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0,
+        )
+    };
+    let _ = write!(
+        out,
+        "<tr><td>{}<div class=muted>last success {}</div></td><td>{status}</td><td>{}<div class=muted>{}</div></td><td>{last_run}</td></tr>",
+        escape(library["title"].as_str().unwrap_or_default()),
+        when(&library["last_success_at"], now),
+        library["items"],
+        escape(&counts),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(escape("<b a=\"1\">&'"), "&lt;b a=&quot;1&quot;&gt;&amp;&#39;");
+    }
+
+    #[test]
+    fn relative_times() {
+        assert_eq!(relative(-30), "30 s ago");
+        assert_eq!(relative(600), "in 10 min");
+        assert_eq!(relative(-7200), "2.0 h ago");
+    }
+}
