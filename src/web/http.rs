@@ -50,6 +50,17 @@ pub struct Request {
 }
 
 impl Request {
+    /// A request as the parser builds it (tests use it to play other peers).
+    pub fn new(method: &str, target: &str, headers: &[(&str, &str)], peer: SocketAddr) -> Request {
+        Request {
+            method: method.to_string(),
+            path: target.to_string(),
+            query: Vec::new(),
+            headers: headers.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect(),
+            peer,
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
     }

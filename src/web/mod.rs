@@ -109,3 +109,56 @@ fn control(daemon: &Daemon, name: &str, action: &str, full: bool) -> Response {
         Err(ControlError::Store(message)) => Response::error(500, &message),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn daemon(admin_token: Option<&str>) -> (Arc<Daemon>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let status = admin_token.map(|token| format!("[status]\nadmin_token = \"{token}\"\n")).unwrap_or_default();
+        let text = format!(
+            "[store]\npath = \"{}\"\n[[server]]\nname = \"home\"\nkind = \"plex\"\nurl = \"http://127.0.0.1:9\"\ntoken = \"t\"\n{status}",
+            dir.path().join("s.redb").display()
+        );
+        let config = crate::config::parse(&text, &dir.path().join("c.toml")).unwrap();
+        let store = crate::store::Store::open(&config.store.path, 1 << 20).unwrap();
+        (Arc::new(Daemon::new(config, store)), dir)
+    }
+
+    #[test]
+    fn without_a_token_controls_from_another_machine_are_refused() {
+        let (daemon, _dir) = daemon(None);
+        let lan: std::net::SocketAddr = "192.168.1.50:40000".parse().unwrap();
+        let answer = route(&daemon, &Request::new("POST", "/api/servers/home/pause", &[], lan));
+        assert_eq!(answer.status, 403);
+        assert!(!daemon.store.control("home").unwrap().paused);
+        // Reading stays open to the LAN.
+        assert_eq!(route(&daemon, &Request::new("GET", "/healthz", &[], lan)).status, 200);
+        let local: std::net::SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        assert_eq!(route(&daemon, &Request::new("POST", "/api/servers/home/pause", &[], local)).status, 202);
+        assert!(daemon.store.control("home").unwrap().paused);
+        let ipv6_local: std::net::SocketAddr = "[::1]:40000".parse().unwrap();
+        assert_eq!(route(&daemon, &Request::new("POST", "/api/servers/home/resume", &[], ipv6_local)).status, 202);
+    }
+
+    #[test]
+    fn with_a_token_any_machine_may_control_with_it() {
+        let (daemon, _dir) = daemon(Some("lan-admin-token-42"));
+        let lan: std::net::SocketAddr = "192.168.1.50:40000".parse().unwrap();
+        let headers =
+            [("Authorization", "Bearer lan-admin-token-42"), ("Host", "pi:8787"), ("Origin", "http://pi:8787")];
+        assert_eq!(route(&daemon, &Request::new("POST", "/api/servers/home/pause", &headers, lan)).status, 202);
+        let cross_site =
+            [("Authorization", "Bearer lan-admin-token-42"), ("Host", "pi:8787"), ("Origin", "http://evil")];
+        assert_eq!(route(&daemon, &Request::new("POST", "/api/servers/home/resume", &cross_site, lan)).status, 403);
+        assert!(daemon.store.control("home").unwrap().paused);
+    }
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+}

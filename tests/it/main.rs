@@ -12,11 +12,17 @@
 //! - `cli`: the binary as a user runs it: configs, exit codes, SIGKILL resume
 //! - `portability`: a store written on x86_64 reads identically on ARM
 //! - `power_loss`: the store under thousands of simulated power cuts
+//! - `status_server`: the status page and API over real HTTP: endpoints,
+//!   control auth, the change feed, limits against slow and flooding clients
+//! - `daemon`: `mediasync run` as systemd runs it: READY and watchdog,
+//!   one-shot commands through the running daemon, SIGTERM mid-sync resumes
 
 mod cli;
+mod daemon;
 mod fake_plex;
 mod jellyfin_sync;
 mod plex_sync;
 mod portability;
 mod power_loss;
+mod status_server;
 mod support;

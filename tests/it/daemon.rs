@@ -1,0 +1,197 @@
+//! `mediasync run` as systemd runs it: READY after the store opened and a
+//! fed watchdog; `status`, `export` and `sync` going through the running
+//! daemon instead of failing on the store lock; and SIGTERM in the middle
+//! of a first sync: a prompt clean exit, a checkpoint left in the store,
+//! and a restart that resumes from it to an exact mirror.
+
+use crate::status_server::{config_text, get};
+use crate::support::TOKEN;
+use mediasync::fake::plex::FakePlex;
+use mediasync::store::Store;
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_address() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+struct Daemon {
+    child: Child,
+    address: SocketAddr,
+}
+
+impl Daemon {
+    fn start(config: &Path, address: SocketAddr, env: &[(&str, &str)]) -> Daemon {
+        let log = std::fs::File::create(config.with_extension("log")).unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mediasync"));
+        command.env_remove("MEDIASYNC_CONFIG").env("RUST_LOG", "info").arg("--config").arg(config).arg("run");
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let child = command.stdout(Stdio::null()).stderr(log).spawn().unwrap();
+        let daemon = Daemon { child, address };
+        daemon.wait_until("the status server answers", |daemon| {
+            std::net::TcpStream::connect(daemon.address).is_ok() && get(daemon.address, "/healthz").status == 200
+        });
+        daemon
+    }
+
+    fn status(&self) -> serde_json::Value {
+        get(self.address, "/api/status").json()
+    }
+
+    fn wait_until(&self, what: &str, mut done: impl FnMut(&Daemon) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !done(self) {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+
+    /// SIGTERM, then the exit status (it must come within a few seconds).
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let killed = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
+        assert!(killed.success());
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(started.elapsed() < Duration::from_secs(10), "exit took {:?}", started.elapsed());
+                return status;
+            }
+            assert!(started.elapsed() < Duration::from_secs(15), "the daemon ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_config(dir: &Path, url: &str, address: SocketAddr) -> std::path::PathBuf {
+    let path = dir.join("config.toml");
+    let text = config_text(&dir.join("catalog.redb"), url, &format!("[status]\nlisten = \"{address}\"\n"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn cli(config: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_mediasync"))
+        .env_remove("MEDIASYNC_CONFIG")
+        .env("RUST_LOG", "warn")
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn syncing_with_progress(status: &serde_json::Value) -> bool {
+    status["servers"][0]["libraries"]
+        .as_array()
+        .is_some_and(|libraries| libraries.iter().any(|library| library["progress"]["done"].as_u64() > Some(0)))
+}
+
+#[test]
+fn sigterm_mid_sync_leaves_a_checkpoint_and_a_restart_resumes_it() {
+    let fake = FakePlex::start(TOKEN);
+    fake.add_library_of(3_000);
+    fake.state().delay = Duration::from_millis(25);
+    let dir = tempfile::tempdir().unwrap();
+    let address = free_address();
+    let config = write_config(dir.path(), fake.url(), address);
+
+    let daemon = Daemon::start(&config, address, &[]);
+    daemon.wait_until("a sync is under way", |daemon| syncing_with_progress(&daemon.status()));
+    let page = get(address, "/");
+    assert!(page.body.contains("<progress") && page.body.contains("http-equiv=refresh"), "{}", page.body);
+    let status = daemon.terminate();
+    assert!(status.success(), "{status:?}");
+
+    let store = Store::open(&dir.path().join("catalog.redb"), 1 << 20).unwrap();
+    let libraries = store.libraries().unwrap();
+    assert!(libraries.iter().any(|(_, state)| state.checkpoint.is_some()), "no checkpoint left: {libraries:#?}");
+    let stored_before = store.item_count().unwrap();
+    assert!(stored_before > 0 && (stored_before as usize) < fake.item_count());
+    drop(store);
+
+    fake.state().delay = Duration::ZERO;
+    let daemon = Daemon::start(&config, address, &[]);
+    daemon.wait_until("the resumed sync finished", |daemon| {
+        let status = daemon.status();
+        status["servers"][0]["last_success_at"].is_i64() && status["servers"][0]["state"] == "idle"
+    });
+    let status = daemon.status();
+    let modes: Vec<&str> = status["servers"][0]["libraries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|library| library["last_run"]["mode"].as_str())
+        .collect();
+    assert!(modes.contains(&"resumed"), "no library resumed: {modes:?}");
+
+    // The one-shot commands go through the running daemon.
+    let printed = cli(&config, &["status"]);
+    assert!(printed.status.success(), "{}", String::from_utf8_lossy(&printed.stderr));
+    let document: serde_json::Value = serde_json::from_slice(&printed.stdout).unwrap();
+    assert!(document["daemon"]["started_at"].is_i64(), "status did not come from the daemon");
+    let export = cli(&config, &["export"]);
+    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+    let mut exported: Vec<(String, String)> = String::from_utf8_lossy(&export.stdout)
+        .lines()
+        .map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            (value["library"].as_str().unwrap().to_string(), value["id"].as_str().unwrap().to_string())
+        })
+        .collect();
+    exported.sort();
+    let mut expected: Vec<(String, String)> = fake.expected().into_iter().map(|row| (row.library, row.id)).collect();
+    expected.sort();
+    assert_eq!(exported, expected, "the resumed mirror is not exact");
+    let sync = cli(&config, &["sync", "--full"]);
+    assert!(sync.status.success(), "{}", String::from_utf8_lossy(&sync.stderr));
+    assert!(String::from_utf8_lossy(&sync.stdout).contains("requested from the running daemon"));
+    let log = std::fs::read_to_string(config.with_extension("log")).unwrap();
+    assert!(!log.contains(TOKEN), "the token leaked into the log");
+    assert!(log.contains("home/1 (Movies): mode="), "no summary line per library:\n{log}");
+    assert!(daemon.terminate().success());
+}
+
+#[test]
+fn ready_and_watchdog_reach_systemd() {
+    let fake = FakePlex::start(TOKEN);
+    fake.add_movies("Movies", 20);
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let address = free_address();
+    let config = write_config(dir.path(), fake.url(), address);
+    let daemon = Daemon::start(
+        &config,
+        address,
+        &[("NOTIFY_SOCKET", socket_path.to_str().unwrap()), ("WATCHDOG_USEC", "200000")],
+    );
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 256];
+    while !received.iter().any(|message: &String| message == "WATCHDOG=1") {
+        let length = socket.recv(&mut buffer).expect("no notification from the daemon");
+        received.push(String::from_utf8_lossy(&buffer[..length]).into_owned());
+    }
+    assert_eq!(received[0], "READY=1", "{received:?}");
+    assert!(daemon.terminate().success());
+    let mut last = String::new();
+    while let Ok(length) = socket.recv(&mut buffer) {
+        last = String::from_utf8_lossy(&buffer[..length]).into_owned();
+        if last == "STOPPING=1" {
+            break;
+        }
+    }
+    assert_eq!(last, "STOPPING=1");
+}

@@ -1,0 +1,417 @@
+//! The status server over real HTTP on port 0, in-process against a daemon
+//! whose store was synced from the fake Plex server: every endpoint, the
+//! controls' auth, the change feed (followed from 0 it rebuilds the catalog
+//! exactly, and keeps it exact as the server changes), and the limits that
+//! keep it safe on a LAN (oversized headers, slow clients, floods, 405s).
+
+use crate::support::TOKEN;
+use mediasync::config;
+use mediasync::daemon::Daemon;
+use mediasync::fake::plex::FakePlex;
+use mediasync::model::Kind;
+use mediasync::store::Store;
+use mediasync::web::{self, http};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+pub const ADMIN_TOKEN: &str = "admin-token-0123456789";
+
+pub struct Running {
+    pub fake: FakePlex,
+    pub daemon: Arc<Daemon>,
+    pub server: http::Server,
+    pub _dir: tempfile::TempDir,
+}
+
+pub fn config_text(store: &std::path::Path, url: &str, extra: &str) -> String {
+    format!(
+        "[store]\npath = \"{}\"\n[sync]\nretry_delay = \"5ms\"\nretries = 1\n[[server]]\nname = \"home\"\nkind = \"plex\"\nurl = \"{url}\"\ntoken = \"{TOKEN}\"\npage_size = 50\n{extra}",
+        store.display()
+    )
+}
+
+impl Running {
+    pub fn start(items: usize, admin_token: Option<&str>, limits: http::Limits) -> Running {
+        let fake = FakePlex::start(TOKEN);
+        fake.add_library_of(items);
+        let dir = tempfile::tempdir().unwrap();
+        let store_path = dir.path().join("catalog.redb");
+        let extra = admin_token.map(|token| format!("[status]\nadmin_token = \"{token}\"\n")).unwrap_or_default();
+        let config = config::parse(&config_text(&store_path, fake.url(), &extra), &dir.path().join("c.toml")).unwrap();
+        let store = Store::open(&store_path, 4 << 20).unwrap();
+        let daemon = Arc::new(Daemon::new(config, store));
+        let running = Running {
+            server: web::start_with(Arc::clone(&daemon), TcpListener::bind("127.0.0.1:0").unwrap(), limits).unwrap(),
+            daemon,
+            fake,
+            _dir: dir,
+        };
+        running.sync();
+        running
+    }
+
+    pub fn sync(&self) {
+        let server = &self.daemon.config.servers[0];
+        let source = mediasync::source::build(server, &self.daemon.config.sync);
+        let options = mediasync::sync::Options {
+            full: false,
+            force: false,
+            full_every: Duration::from_secs(86_400),
+            max_delete_share: 0.9,
+            history: 5,
+            page_size: 50,
+        };
+        let report = mediasync::sync::sync_server(
+            "home",
+            source.as_ref(),
+            &self.daemon.store,
+            &options,
+            &AtomicBool::new(false),
+        );
+        assert!(report.ok(), "{report:#?}");
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.server.address()
+    }
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|err| panic!("not JSON ({err}): {}", self.body))
+    }
+}
+
+/// Sends raw bytes, reads the answer to the end (the server closes).
+pub fn raw(address: SocketAddr, request: &[u8]) -> Answer {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let _ = stream.write_all(request);
+    let mut bytes = Vec::new();
+    let _ = stream.read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
+    Answer { status, head: head.to_string(), body: body.to_string() }
+}
+
+pub fn request(address: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)]) -> Answer {
+    let mut text = format!("{method} {target} HTTP/1.1\r\nHost: {address}\r\n");
+    for (name, value) in headers {
+        text.push_str(&format!("{name}: {value}\r\n"));
+    }
+    text.push_str("Content-Length: 0\r\n\r\n");
+    raw(address, text.as_bytes())
+}
+
+pub fn get(address: SocketAddr, target: &str) -> Answer {
+    request(address, "GET", target, &[])
+}
+
+/// The store's catalog as `/api/export` lines keyed by (server, library, id).
+fn exported(address: SocketAddr) -> BTreeMap<(String, String, String), Value> {
+    let answer = get(address, "/api/export");
+    assert_eq!(answer.status, 200);
+    answer
+        .body
+        .lines()
+        .map(|line| {
+            let value: Value = serde_json::from_str(line).unwrap();
+            let key = (
+                value["server"].as_str().unwrap().to_string(),
+                value["library"].as_str().unwrap().to_string(),
+                value["id"].as_str().unwrap().to_string(),
+            );
+            (key, value)
+        })
+        .collect()
+}
+
+#[test]
+fn every_get_endpoint_answers() {
+    let running = Running::start(600, None, http::Limits::default());
+    let address = running.address();
+
+    assert_eq!(get(address, "/healthz").body, "ok\n");
+
+    let page = get(address, "/");
+    assert_eq!(page.status, 200);
+    assert!(page.head.contains("text/html"));
+    for needle in ["home", "Movies", "TV Shows", "Music", "Sync now", "Pause", "Reset", "idle"] {
+        assert!(page.body.contains(needle), "the page lacks {needle}");
+    }
+    assert!(!page.body.contains(TOKEN), "the server token leaked into the page");
+    assert!(!page.body.contains("http-equiv=refresh"), "an idle page must not reload itself");
+
+    let status = get(address, "/api/status").json();
+    let server = &status["servers"][0];
+    assert_eq!(server["name"], "home");
+    assert_eq!(server["state"], "idle");
+    assert_eq!(server["paused"], false);
+    assert_eq!(server["schedule"], "0 10 0,12 * * *", "the first server's staggered default");
+    assert_eq!(server["libraries"].as_array().unwrap().len(), 3);
+    assert_eq!(server["libraries"][0]["last_run"]["mode"], "full");
+    assert!(!status.to_string().contains(TOKEN));
+
+    let metrics = get(address, "/metrics");
+    assert_eq!(metrics.status, 200);
+    assert!(metrics.head.contains("text/plain; version=0.0.4"));
+    for needle in [
+        "mediasync_items{server=\"home\",library=\"1\",kind=\"movie\"} 240",
+        "mediasync_last_success_timestamp_seconds{server=\"home\",library=\"1\"}",
+        "mediasync_last_run_requests{server=\"home\",library=\"1\"}",
+        "mediasync_runs_total{server=\"home\"} 0",
+        "# TYPE mediasync_requests_total counter",
+    ] {
+        assert!(metrics.body.contains(needle), "metrics lack {needle}:\n{}", metrics.body);
+    }
+
+    // Paging /api/items by its cursor visits every item of a library once.
+    let mut ids = Vec::new();
+    let mut after = String::new();
+    let mut pages = 0;
+    loop {
+        let page = get(address, &format!("/api/items?server=home&library=2&limit=37&after={after}")).json();
+        pages += 1;
+        ids.extend(page["items"].as_array().unwrap().iter().map(|item| item["id"].as_str().unwrap().to_string()));
+        match page["next"].as_str() {
+            Some(next) => after = next.to_string(),
+            None => break,
+        }
+    }
+    let mut stored = Vec::new();
+    let number = running.daemon.store.find_library("home", "2").unwrap().unwrap();
+    running
+        .daemon
+        .store
+        .for_each_item(number, |item| {
+            stored.push(item.item.id);
+            true
+        })
+        .unwrap();
+    assert_eq!(ids, stored, "paging lost, repeated or reordered items");
+    assert!(pages > 3);
+    let seasons = get(address, "/api/items?server=home&library=2&kind=season&limit=1000").json();
+    let seasons = seasons["items"].as_array().unwrap();
+    assert!(!seasons.is_empty() && seasons.iter().all(|item| item["kind"] == "season"));
+
+    assert_eq!(exported(address).len(), running.fake.item_count());
+}
+
+#[test]
+fn bad_parameters_get_clear_errors() {
+    let running = Running::start(50, None, http::Limits::default());
+    let address = running.address();
+    for (target, status, needle) in [
+        ("/api/items?server=home", 400, "library="),
+        ("/api/items?server=home&library=1&limit=0", 400, "limit=0"),
+        ("/api/items?server=home&library=1&limit=5000", 400, "1 to 1000"),
+        ("/api/items?server=home&library=1&kind=sitcom", 400, "kind=sitcom"),
+        ("/api/items?server=home&library=99", 404, "no library 99"),
+        ("/api/changes?since=-1", 400, "since=-1"),
+        ("/api/changes?limit=abc", 400, "limit=abc"),
+        ("/api/export?server=nope", 404, "nope"),
+        ("/nowhere", 404, "no such page"),
+        ("/api/items?server=%zz", 400, "malformed"),
+    ] {
+        let answer = get(address, target);
+        assert_eq!(answer.status, status, "{target}: {}", answer.body);
+        assert!(answer.head.contains("application/json"), "{target}");
+        let error = answer.json()["error"].as_str().unwrap().to_string();
+        assert!(error.contains(needle), "{target}: {error}");
+    }
+}
+
+#[test]
+fn other_methods_get_405() {
+    let running = Running::start(20, None, http::Limits::default());
+    let address = running.address();
+    for (method, target, allowed) in [
+        ("DELETE", "/api/status", "GET"),
+        ("POST", "/", "GET"),
+        ("PUT", "/api/items", "GET"),
+        ("GET", "/api/servers/home/pause", "POST"),
+        ("DELETE", "/api/servers/home/sync", "POST"),
+    ] {
+        let answer = request(address, method, target, &[]);
+        assert_eq!(answer.status, 405, "{method} {target}");
+        assert!(answer.head.contains(&format!("Allow: {allowed}")), "{}", answer.head);
+    }
+    assert_eq!(raw(address, b"GET / HTTP/2.0\r\n\r\n").status, 505);
+    assert_eq!(raw(address, b"garbage\r\n\r\n").status, 400);
+}
+
+#[test]
+fn controls_need_the_admin_token() {
+    let running = Running::start(100, Some(ADMIN_TOKEN), http::Limits::default());
+    let address = running.address();
+    let bearer = format!("Bearer {ADMIN_TOKEN}");
+    let with_token = [("Authorization", bearer.as_str())];
+
+    let none = request(address, "POST", "/api/servers/home/pause", &[]);
+    assert_eq!(none.status, 401, "loopback is not enough once a token is set");
+    assert!(none.head.contains("WWW-Authenticate: Bearer"));
+    let wrong = request(address, "POST", "/api/servers/home/pause", &[("Authorization", "Bearer wrong-token-123456")]);
+    assert_eq!(wrong.status, 401);
+    assert!(!wrong.body.contains(ADMIN_TOKEN));
+    assert!(!running.daemon.store.control("home").unwrap().paused);
+
+    let paused = request(address, "POST", "/api/servers/home/pause", &with_token);
+    assert_eq!(paused.status, 202, "{}", paused.body);
+    assert_eq!(get(address, "/api/status").json()["servers"][0]["state"], "paused");
+    assert!(get(address, "/").body.contains("Resume"));
+    let refused = request(address, "POST", "/api/servers/home/sync", &with_token);
+    assert_eq!(refused.status, 409, "a paused server does not sync: {}", refused.body);
+    assert_eq!(request(address, "POST", "/api/servers/home/resume", &with_token).status, 202);
+    assert!(!running.daemon.store.control("home").unwrap().paused);
+    assert_eq!(request(address, "POST", "/api/servers/home/sync?full=1", &with_token).status, 202);
+    assert_eq!(request(address, "POST", "/api/servers/attic/sync", &with_token).status, 404);
+
+    let reset = request(address, "POST", "/api/servers/home/reset", &with_token);
+    assert_eq!(reset.status, 202, "{}", reset.body);
+    for (_, state) in running.daemon.store.libraries().unwrap() {
+        assert!(state.needs_full.is_some() && state.checkpoint.is_none());
+    }
+    let cross_site = request(
+        address,
+        "POST",
+        "/api/servers/home/pause",
+        &[("Authorization", bearer.as_str()), ("Origin", "http://evil.example")],
+    );
+    assert_eq!(cross_site.status, 403);
+    assert!(!get(address, "/api/status").body.contains(ADMIN_TOKEN));
+    assert!(!get(address, "/").body.contains(ADMIN_TOKEN));
+    assert!(!get(address, "/metrics").body.contains(ADMIN_TOKEN));
+}
+
+#[test]
+fn without_a_token_loopback_controls_work_and_pause_survives_a_restart() {
+    let running = Running::start(30, None, http::Limits::default());
+    let address = running.address();
+    assert_eq!(request(address, "POST", "/api/servers/home/pause", &[]).status, 202);
+    let store_path = running.daemon.config.store.path.clone();
+    let Running { daemon, mut server, _dir, fake } = running;
+    server.stop();
+    drop(server);
+    let daemon = Arc::try_unwrap(daemon).ok().expect("nothing else holds the daemon");
+    drop(daemon);
+    let store = Store::open(&store_path, 1 << 20).unwrap();
+    assert!(store.control("home").unwrap().paused, "pause did not survive a restart");
+    drop((store, fake, _dir));
+}
+
+#[test]
+fn change_feed_followed_from_zero_rebuilds_the_catalog() {
+    let running = Running::start(500, None, http::Limits::default());
+    let address = running.address();
+    let mut mirror: BTreeMap<(String, String, String), Value> = BTreeMap::new();
+    let mut since = 0u64;
+    let follow = |mirror: &mut BTreeMap<(String, String, String), Value>, since: &mut u64| {
+        loop {
+            let page = get(address, &format!("/api/changes?since={}&limit=97", *since)).json();
+            for change in page["changes"].as_array().unwrap() {
+                let key = (
+                    change["server"].as_str().unwrap().to_string(),
+                    change["library"].as_str().unwrap().to_string(),
+                    change["id"].as_str().unwrap().to_string(),
+                );
+                assert!(change["seq"].as_u64().unwrap() > *since);
+                match change["op"].as_str().unwrap() {
+                    "upsert" => {
+                        mirror.insert(key, change["item"].clone());
+                    }
+                    _ => {
+                        mirror.remove(&key);
+                    }
+                }
+            }
+            *since = page["next"].as_u64().unwrap();
+            if page["more"] == false {
+                break;
+            }
+        }
+    };
+    follow(&mut mirror, &mut since);
+    assert_eq!(mirror, exported(address), "the feed from 0 does not rebuild the catalog");
+
+    // The server changes; the follower catches up from where it stopped.
+    let movies = running.fake.keys("1", Kind::Movie);
+    running.fake.edit_title(&movies[3], "Renamed");
+    running.fake.delete(&movies[5]);
+    running.fake.add_item("1", Kind::Movie, "Brand new", None);
+    running.fake.delete(&running.fake.keys("2", Kind::Show)[0]);
+    let before = since;
+    running.sync();
+    follow(&mut mirror, &mut since);
+    assert!(since > before);
+    let catalog = exported(address);
+    assert_eq!(mirror, catalog, "the followed feed drifted from the catalog");
+    assert_eq!(catalog.len(), running.fake.item_count());
+}
+
+#[test]
+fn oversized_requests_are_refused() {
+    let running = Running::start(10, None, http::Limits::default());
+    let address = running.address();
+    let huge = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Padding: {}\r\n\r\n", "a".repeat(20_000));
+    assert_eq!(raw(address, huge.as_bytes()).status, 431);
+    let endless = format!("GET /{} HTTP/1.1\r\n", "a".repeat(64 * 1024));
+    assert_eq!(raw(address, endless.as_bytes()).status, 431);
+    let body = b"POST /api/servers/home/sync HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n";
+    assert_eq!(raw(address, body).status, 413);
+    let chunked = b"POST /api/servers/home/sync HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    assert_eq!(raw(address, chunked).status, 411);
+    assert_eq!(get(address, "/healthz").status, 200, "the server survives");
+}
+
+fn quick_limits() -> http::Limits {
+    http::Limits { max_connections: 16, request_timeout: Duration::from_secs(2), ..http::Limits::default() }
+}
+
+#[test]
+fn a_slow_client_does_not_block_a_normal_request() {
+    let running = Running::start(10, None, quick_limits());
+    let address = running.address();
+    let mut slow = TcpStream::connect(address).unwrap();
+    slow.write_all(b"GET / HT").unwrap();
+    let started = Instant::now();
+    assert_eq!(get(address, "/api/status").status, 200);
+    assert!(started.elapsed() < Duration::from_secs(1), "a normal request waited {:?}", started.elapsed());
+    // The slow client is cut off at its deadline with 408.
+    slow.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut answer = String::new();
+    let _ = slow.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
+
+#[test]
+fn a_flood_of_connections_leaves_room_for_a_normal_request() {
+    let running = Running::start(10, None, quick_limits());
+    let address = running.address();
+    let mut flood = Vec::new();
+    for number in 0..200 {
+        let Ok(mut stream) = TcpStream::connect(address) else { continue };
+        let _ = stream.write_all(if number % 2 == 0 { b"GET / HTTP/1.1\r\nX-Slow: " } else { b"" });
+        flood.push(stream);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    for _ in 0..3 {
+        let started = Instant::now();
+        let answer = get(address, "/healthz");
+        assert_eq!(answer.status, 200, "{}", answer.head);
+        assert!(started.elapsed() < Duration::from_secs(1), "a normal request waited {:?}", started.elapsed());
+    }
+    assert!(running.server.connections() <= 16, "{} connections held", running.server.connections());
+    drop(flood);
+}
