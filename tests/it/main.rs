@@ -14,9 +14,11 @@
 //! - `power_loss`: the store under thousands of simulated power cuts
 //! - `status_server`: the status page and API over real HTTP: endpoints,
 //!   control auth, the change feed, limits against slow and flooding clients
+//! - `browser`: the status page rendered by headless Chromium (screenshot kept)
 //! - `daemon`: `mediasync run` as systemd runs it: READY and watchdog,
 //!   one-shot commands through the running daemon, SIGTERM mid-sync resumes
 
+mod browser;
 mod cli;
 mod daemon;
 mod fake_plex;
