@@ -87,7 +87,13 @@ max_concurrent_syncs = 1
         crate::web::client::local_base(config.status.listen).trim_start_matches("http://"),
     );
     let changer = std::thread::spawn(move || change_forever(living_room, movies));
-    let result = crate::daemon::run(config, store);
+    let result = crate::daemon::run(config, store).map_err(|err| {
+        if err.contains("cannot listen") {
+            format!("{err}; or run the demo elsewhere: demo --listen 127.0.0.1:9000")
+        } else {
+            err
+        }
+    });
     drop(changer);
     result
 }

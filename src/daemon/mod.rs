@@ -183,7 +183,12 @@ pub fn run(config: Config, store: Store) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|err| format!("cannot start the async runtime: {err}"))?;
-    runtime.block_on(serve(config, store))
+    let result = runtime.block_on(serve(config, store));
+    // Dropping a runtime waits for every blocking task; a sync stuck in a
+    // request (or a retry's backoff) must not hold the exit. Its last page
+    // is committed already.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
 }
 
 async fn serve(config: Config, store: Store) -> Result<(), String> {

@@ -195,3 +195,68 @@ fn ready_and_watchdog_reach_systemd() {
     }
     assert_eq!(last, "STOPPING=1");
 }
+
+#[test]
+fn servers_take_turns_with_one_sync_slot() {
+    let home = FakePlex::start(TOKEN);
+    home.add_library_of(800);
+    let cabin = FakePlex::start(TOKEN);
+    cabin.add_library_of(800);
+    for fake in [&home, &cabin] {
+        fake.state().delay = Duration::from_millis(10);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let address = free_address();
+    let path = dir.path().join("config.toml");
+    let second = format!(
+        "[[server]]\nname = \"cabin\"\nkind = \"plex\"\nurl = \"{}\"\ntoken = \"{TOKEN}\"\npage_size = 50\n[status]\nlisten = \"{address}\"\n",
+        cabin.url()
+    );
+    std::fs::write(&path, config_text(&dir.path().join("catalog.redb"), home.url(), &second)).unwrap();
+    let daemon = Daemon::start(&path, address, &[]);
+    let mut saw_queued = false;
+    daemon.wait_until("both servers synced", |daemon| {
+        let status = daemon.status();
+        let servers = status["servers"].as_array().unwrap();
+        let syncing = servers.iter().filter(|server| server["state"] == "syncing").count();
+        assert!(syncing <= 1, "two syncs at once with max_concurrent_syncs = 1: {status}");
+        saw_queued |= servers.iter().any(|server| server["state"] == "queued");
+        servers.iter().all(|server| server["last_success_at"].is_i64() && server["state"] == "idle")
+    });
+    assert!(saw_queued, "the second server never waited for the slot");
+    // Both were due at start (never synced); neither is due again until its
+    // staggered slot, minute 10 and minute 14 of every 12 hours.
+    let status = daemon.status();
+    assert_eq!(status["servers"][0]["schedule"], "0 10 0,12 * * *");
+    assert_eq!(status["servers"][1]["schedule"], "0 14 0,12 * * *");
+    for server in status["servers"].as_array().unwrap() {
+        assert_eq!(server["live"]["runs"], 1, "{server}");
+        assert!(server["live"]["next_run_at"].as_i64() > status["daemon"]["now"].as_i64());
+    }
+    assert!(daemon.terminate().success());
+
+    // Restarted at once, both are fresh: nothing syncs until their slots.
+    let daemon = Daemon::start(&path, address, &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    for server in daemon.status()["servers"].as_array().unwrap() {
+        assert_eq!(server["state"], "idle", "{server}");
+        assert_eq!(server["live"]["runs"], 0, "a fresh server synced at start: {server}");
+    }
+    assert!(daemon.terminate().success());
+}
+
+#[test]
+fn sigterm_while_a_request_hangs_still_exits_promptly() {
+    let fake = FakePlex::start(TOKEN);
+    fake.add_movies("Movies", 10);
+    fake.state().delay = Duration::from_secs(40);
+    let dir = tempfile::tempdir().unwrap();
+    let address = free_address();
+    let config = write_config(dir.path(), fake.url(), address);
+    let daemon = Daemon::start(&config, address, &[]);
+    daemon.wait_until("the sync started", |daemon| daemon.status()["servers"][0]["state"] == "syncing");
+    // `terminate` asserts the exit comes within 10 s.
+    assert!(daemon.terminate().success());
+    let store = Store::open(&dir.path().join("catalog.redb"), 1 << 20).unwrap();
+    assert_eq!(store.item_count().unwrap(), 0);
+}
