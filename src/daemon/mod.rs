@@ -34,6 +34,10 @@ pub struct Live {
     pub run_started_at: Option<i64>,
     pub run_full: bool,
     pub next_run_at: Option<i64>,
+    /// The running sync waits (rate limit, or backoff after a failed
+    /// request) until then, epoch seconds, for the reason given.
+    pub waiting_until: Option<i64>,
+    pub waiting_for: Option<String>,
     /// Runs, failed runs, requests and seconds spent since the daemon started.
     pub runs: u64,
     pub failed_runs: u64,
@@ -364,6 +368,19 @@ async fn run_once(daemon: &Arc<Daemon>, slot: &Slot, name: &str, full: bool) {
         tokio::task::spawn_blocking(move || {
             let server = daemon.config.servers.iter().find(|server| server.name == name).expect("a configured server");
             let source = crate::source::build(server, &daemon.config.sync);
+            let observed = Arc::clone(&daemon);
+            let observed_name = name.clone();
+            source.observe_waits(Arc::new(move |err, pause| {
+                let reason = match err.kind {
+                    crate::source::ErrorKind::RateLimited(_) => "the server's rate limit",
+                    _ => "the server to answer again",
+                };
+                if let Some(slot) = observed.slots.get(&observed_name) {
+                    let mut live = Daemon::live_of(slot);
+                    live.waiting_until = Some(sync::now_epoch() + pause.as_secs_f64().ceil() as i64);
+                    live.waiting_for = Some(reason.to_string());
+                }
+            }));
             let options = Options {
                 full,
                 force: false,
@@ -379,6 +396,8 @@ async fn run_once(daemon: &Arc<Daemon>, slot: &Slot, name: &str, full: bool) {
     let mut live = Daemon::live_of(slot);
     live.syncing = false;
     live.run_stop = None;
+    live.waiting_until = None;
+    live.waiting_for = None;
     live.runs += 1;
     live.run_seconds += started.elapsed().as_secs_f64();
     match report {

@@ -153,7 +153,15 @@ pub trait Source: Send + Sync {
     fn server_time(&self) -> Option<i64> {
         None
     }
+
+    /// Registers a callback told about every wait (backoff, rate limit)
+    /// before it starts; the daemon shows it on the status page. Only
+    /// wrappers that wait (`Retrying`) call it.
+    fn observe_waits(&self, _observer: WaitObserver) {}
 }
+
+/// See `Source::observe_waits`: the error being waited out and the wait.
+pub type WaitObserver = std::sync::Arc<dyn Fn(&SourceError, std::time::Duration) + Send + Sync>;
 
 impl<S: Source + ?Sized> Source for Box<S> {
     fn describe(&self) -> String {
@@ -183,6 +191,9 @@ impl<S: Source + ?Sized> Source for Box<S> {
     }
     fn server_time(&self) -> Option<i64> {
         (**self).server_time()
+    }
+    fn observe_waits(&self, observer: WaitObserver) {
+        (**self).observe_waits(observer)
     }
 }
 

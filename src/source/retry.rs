@@ -19,11 +19,12 @@ pub struct RetryPolicy {
 pub struct Retrying<S> {
     inner: S,
     policy: RetryPolicy,
+    observer: std::sync::Mutex<Option<super::WaitObserver>>,
 }
 
 impl<S: Source> Retrying<S> {
     pub fn new(inner: S, policy: RetryPolicy) -> Retrying<S> {
-        Retrying { inner, policy }
+        Retrying { inner, policy, observer: std::sync::Mutex::new(None) }
     }
 
     fn call<T>(&self, mut attempt_once: impl FnMut() -> Result<T, SourceError>) -> Result<T, SourceError> {
@@ -45,6 +46,9 @@ impl<S: Source> Retrying<S> {
             failures += 1;
             waited += pause;
             log::warn!("{err}; trying again in {:.1}s", pause.as_secs_f64());
+            if let Some(observer) = self.observer.lock().ok().and_then(|observer| observer.clone()) {
+                observer(&err, pause);
+            }
             std::thread::sleep(pause);
         }
     }
@@ -84,6 +88,12 @@ impl<S: Source> Source for Retrying<S> {
 
     fn server_time(&self) -> Option<i64> {
         self.inner.server_time()
+    }
+
+    fn observe_waits(&self, observer: super::WaitObserver) {
+        if let Ok(mut slot) = self.observer.lock() {
+            *slot = Some(observer);
+        }
     }
 }
 

@@ -38,6 +38,8 @@ pub fn status_document(daemon: &Daemon) -> Result<Value, crate::store::StoreErro
             let control = daemon.store.control(&name)?;
             let state = if control.paused {
                 "paused"
+            } else if live.syncing && live.waiting_until.is_some_and(|until| until > now) {
+                "waiting"
             } else if live.syncing {
                 "syncing"
             } else if live.queued {

@@ -64,7 +64,7 @@ fn duration(seconds: u64) -> String {
 const STYLE: &str = "body{font:15px/1.4 system-ui,sans-serif;margin:0;padding:12px;background:#f4f5f7;color:#222;max-width:900px}\
 h1{font-size:20px;margin:4px 0 12px}section{background:#fff;border-radius:8px;padding:12px;margin:0 0 12px;box-shadow:0 1px 2px #0002}\
 h2{font-size:17px;margin:0 0 6px;display:flex;gap:8px;align-items:center;flex-wrap:wrap}.muted{color:#666;font-size:13px}\
-.badge{font-size:12px;padding:2px 8px;border-radius:10px;background:#ddd}.idle{background:#d4f4dd}.syncing,.queued{background:#d6e6ff}\
+.badge{font-size:12px;padding:2px 8px;border-radius:10px;background:#ddd}.idle{background:#d4f4dd}.syncing,.queued{background:#d6e6ff}.waiting{background:#ffe6c7}\
 .failed{background:#ffd9d6}.paused{background:#fff1c2}.interrupted,.new{background:#eee}\
 table{border-collapse:collapse;width:100%;margin-top:8px;font-size:14px}td,th{text-align:left;padding:4px 6px;border-top:1px solid #eee;vertical-align:top}\
 button{font:inherit;padding:6px 12px;margin:4px 4px 0 0;border-radius:6px;border:1px solid #bbb;background:#fafafa}\
@@ -79,7 +79,7 @@ const j=await r.json().catch(()=>({}));document.getElementById('msg').textConten
 pub fn html(document: &Value) -> String {
     let now = document["daemon"]["now"].as_i64().unwrap_or_else(crate::sync::now_epoch);
     let servers = document["servers"].as_array().cloned().unwrap_or_default();
-    let busy = servers.iter().any(|server| matches!(server["state"].as_str(), Some("syncing" | "queued")));
+    let busy = servers.iter().any(|server| matches!(server["state"].as_str(), Some("syncing" | "queued" | "waiting")));
     let mut out = String::with_capacity(8 * 1024);
     let _ = write!(
         out,
@@ -118,6 +118,14 @@ fn server_section(out: &mut String, server: &Value, now: i64) {
         when(&server["last_success_at"], now),
         if server["paused"].as_bool() == Some(true) { "paused".to_string() } else { when(&live["next_run_at"], now) },
     );
+    if state == "waiting" {
+        let _ = write!(
+            out,
+            "<div>Waiting for {} until {}</div>",
+            escape(live["waiting_for"].as_str().unwrap_or("the server")),
+            when(&live["waiting_until"], now)
+        );
+    }
     if let Some(error) = server["last_error"].as_str() {
         let _ = write!(out, "<div class=error>Failed: {}</div>", escape(error));
     }

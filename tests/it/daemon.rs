@@ -260,3 +260,28 @@ fn sigterm_while_a_request_hangs_still_exits_promptly() {
     let store = Store::open(&dir.path().join("catalog.redb"), 1 << 20).unwrap();
     assert_eq!(store.item_count().unwrap(), 0);
 }
+
+#[test]
+fn a_rate_limit_wait_shows_until_when() {
+    let fake = FakePlex::start(TOKEN);
+    fake.add_movies("Movies", 300);
+    fake.fail_at(3, mediasync::fake::plex::Failure::RateLimited(3));
+    let dir = tempfile::tempdir().unwrap();
+    let address = free_address();
+    let config = write_config(dir.path(), fake.url(), address);
+    let daemon = Daemon::start(&config, address, &[]);
+    daemon
+        .wait_until("the sync waits for the rate limit", |daemon| daemon.status()["servers"][0]["state"] == "waiting");
+    let status = daemon.status();
+    let server = &status["servers"][0];
+    assert_eq!(server["live"]["waiting_for"], "the server's rate limit");
+    assert!(server["live"]["waiting_until"].as_i64() > status["daemon"]["now"].as_i64());
+    let page = get(address, "/").body;
+    assert!(page.contains("Waiting for the server&#39;s rate limit until"), "{page}");
+    daemon.wait_until("the sync finished after the wait", |daemon| {
+        let status = daemon.status();
+        status["servers"][0]["state"] == "idle" && status["servers"][0]["last_success_at"].is_i64()
+    });
+    assert!(daemon.status()["servers"][0]["live"]["waiting_until"].is_null());
+    assert!(daemon.terminate().success());
+}
