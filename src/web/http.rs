@@ -27,6 +27,9 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Time a client has to take each chunk of the answer.
     pub write_timeout: Duration,
+    /// Time a client has to take a whole answer (a streamed export too), so
+    /// a client reading a byte now and then cannot hold a connection.
+    pub response_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -37,6 +40,7 @@ impl Default for Limits {
             max_body_bytes: 4 * 1024,
             request_timeout: Duration::from_secs(5),
             write_timeout: Duration::from_secs(10),
+            response_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -263,7 +267,12 @@ fn serve_connection(shared: &Shared, id: u64, mut stream: TcpStream, peer: Socke
         Err(Some(response)) => response,
         Err(None) => return,
     };
-    let _ = write_response(&mut stream, response);
+    let mut writer = DeadlineWriter {
+        stream: &mut stream,
+        deadline: Instant::now() + limits.response_timeout,
+        chunk_timeout: limits.write_timeout,
+    };
+    let _ = write_response(&mut writer, response);
     let _ = stream.flush();
     let _ = stream.shutdown(Shutdown::Write);
     // Drain briefly so the client reads the answer before the close.
@@ -416,7 +425,29 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-fn write_response(stream: &mut TcpStream, response: Response) -> std::io::Result<()> {
+/// A socket writer that gives up at a deadline for the whole answer.
+struct DeadlineWriter<'a> {
+    stream: &'a mut TcpStream,
+    deadline: Instant,
+    chunk_timeout: Duration,
+}
+
+impl Write for DeadlineWriter<'_> {
+    fn write(&mut self, buffer: &[u8]) -> std::io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the client took too long to read"));
+        }
+        self.stream.set_write_timeout(Some(left.min(self.chunk_timeout)))?;
+        self.stream.write(buffer)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.stream.flush()
+    }
+}
+
+fn write_response(stream: &mut DeadlineWriter<'_>, response: Response) -> std::io::Result<()> {
     let mut head = format!(
         "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nConnection: close\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n",
         response.status,
