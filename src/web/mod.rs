@@ -80,7 +80,9 @@ fn authorize(daemon: &Daemon, request: &Request) -> Result<(), Response> {
                     .with_header("WWW-Authenticate", "Bearer realm=\"mediasync\""))
             }
         }
-        None if request.peer.ip().is_loopback() => Ok(()),
+        // `to_canonical`: on a dual-stack [::] listener, IPv4 loopback
+        // arrives as ::ffff:127.0.0.1.
+        None if request.peer.ip().to_canonical().is_loopback() => Ok(()),
         None => Err(Response::error(
             403,
             "controls are accepted from this machine only; set [status] admin_token to use them over the network",
@@ -140,6 +142,10 @@ mod tests {
         assert!(daemon.store.control("home").unwrap().paused);
         let ipv6_local: std::net::SocketAddr = "[::1]:40000".parse().unwrap();
         assert_eq!(route(&daemon, &Request::new("POST", "/api/servers/home/resume", &[], ipv6_local)).status, 202);
+        let mapped: std::net::SocketAddr = "[::ffff:127.0.0.1]:40000".parse().unwrap();
+        assert_eq!(route(&daemon, &Request::new("POST", "/api/servers/home/pause", &[], mapped)).status, 202);
+        let mapped_lan: std::net::SocketAddr = "[::ffff:192.168.1.50]:40000".parse().unwrap();
+        assert_eq!(route(&daemon, &Request::new("POST", "/api/servers/home/resume", &[], mapped_lan)).status, 403);
     }
 
     #[test]
