@@ -203,7 +203,7 @@ fn servers_take_turns_with_one_sync_slot() {
     let cabin = FakePlex::start(TOKEN);
     cabin.add_library_of(800);
     for fake in [&home, &cabin] {
-        fake.state().delay = Duration::from_millis(10);
+        fake.state().delay = Duration::from_millis(25);
     }
     let dir = tempfile::tempdir().unwrap();
     let address = free_address();
