@@ -231,3 +231,58 @@ pub fn export(daemon: &Arc<Daemon>, request: &Request) -> Response {
         })),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::records::{Checkpoint, Counters};
+
+    fn state_with(pass: Pass, kind_index: u32, start: u64, resumed: bool) -> LibraryState {
+        let mut state = LibraryState::default();
+        state.counts.insert(Kind::Episode, 500);
+        state.checkpoint = Some(Checkpoint {
+            started_as: pass,
+            pass,
+            generation: 1,
+            kinds: vec![Kind::Show, Kind::Season, Kind::Episode],
+            kind_index,
+            start,
+            cursors: BTreeMap::new(),
+            totals: [(Kind::Show, 10), (Kind::Season, 40)].into_iter().collect(),
+            unstored: BTreeMap::new(),
+            full_passes: 0,
+            sweep_approved: false,
+            order_broken: false,
+            forced: false,
+            run: 1,
+            started_at: 1_000,
+            server_started_at: None,
+            resumed,
+            counters: Counters::default(),
+            elapsed_ms: 0,
+        });
+        state
+    }
+
+    #[test]
+    fn progress_counts_finished_kinds_and_estimates_the_rest() {
+        // Shows and seasons done (50), 100 episodes of an estimated 500.
+        let progress = progress(&state_with(Pass::Full, 2, 100, false), 1_030);
+        assert_eq!(progress["done"], 150);
+        assert_eq!(progress["total"], 550);
+        assert_eq!(progress["kind"], "episode");
+        assert_eq!(progress["percent"], 27.3);
+        // 150 items in 30 s: 400 more take 80 s.
+        assert_eq!(progress["eta_seconds"], 80);
+    }
+
+    #[test]
+    fn progress_has_no_total_for_incremental_passes_and_no_eta_when_resumed() {
+        let incremental = progress(&state_with(Pass::Incremental, 1, 5, false), 1_030);
+        assert!(incremental["total"].is_null() && incremental["eta_seconds"].is_null());
+        assert_eq!(incremental["done"], 15);
+        let resumed = progress(&state_with(Pass::Full, 2, 100, true), 1_030);
+        assert!(resumed["eta_seconds"].is_null(), "a resumed run's pace is unknown");
+        assert_eq!(progress(&LibraryState::default(), 0), Value::Null);
+    }
+}

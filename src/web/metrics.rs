@@ -110,3 +110,13 @@ pub fn text(daemon: &Daemon) -> Result<String, crate::store::StoreError> {
     let _ = writeln!(out, "mediasync_up_since_timestamp_seconds {}", daemon.started_at);
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}
