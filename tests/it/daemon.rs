@@ -4,7 +4,7 @@
 //! of a first sync: a prompt clean exit, a checkpoint left in the store,
 //! and a restart that resumes from it to an exact mirror.
 
-use crate::status_server::{config_text, get};
+use crate::status_server::{config_text, get, request};
 use crate::support::TOKEN;
 use mediasync::fake::plex::FakePlex;
 use mediasync::store::Store;
@@ -283,5 +283,49 @@ fn a_rate_limit_wait_shows_until_when() {
         status["servers"][0]["state"] == "idle" && status["servers"][0]["last_success_at"].is_i64()
     });
     assert!(daemon.status()["servers"][0]["live"]["waiting_until"].is_null());
+    assert!(daemon.terminate().success());
+}
+
+#[test]
+fn pause_stops_a_running_sync_and_resume_with_sync_now_finishes_it() {
+    let fake = FakePlex::start(TOKEN);
+    fake.add_library_of(2_000);
+    fake.state().delay = Duration::from_millis(25);
+    let dir = tempfile::tempdir().unwrap();
+    let address = free_address();
+    let config = write_config(dir.path(), fake.url(), address);
+    let daemon = Daemon::start(&config, address, &[]);
+    daemon.wait_until("a sync is under way", |daemon| syncing_with_progress(&daemon.status()));
+
+    let reset = request(address, "POST", "/api/servers/home/reset", &[]);
+    assert_eq!(reset.status, 409, "a reset must not overlap a sync: {}", reset.body);
+    assert_eq!(request(address, "POST", "/api/servers/home/pause", &[]).status, 202);
+    daemon.wait_until("the sync stopped at a page boundary", |daemon| {
+        daemon.status()["servers"][0]["live"]["syncing"] == false
+    });
+    let status = daemon.status();
+    assert_eq!(status["servers"][0]["state"], "paused");
+    let libraries = status["servers"][0]["libraries"].as_array().unwrap().clone();
+    assert!(libraries.iter().any(|library| library["checkpoint"].is_object()), "no checkpoint kept: {libraries:#?}");
+    let requests = fake.requests();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(fake.requests(), requests, "a paused server is still being synced");
+
+    assert_eq!(request(address, "POST", "/api/servers/home/resume", &[]).status, 202);
+    fake.state().delay = Duration::ZERO;
+    assert_eq!(request(address, "POST", "/api/servers/home/sync", &[]).status, 202);
+    daemon.wait_until("the resumed sync finished", |daemon| {
+        let status = daemon.status();
+        status["servers"][0]["state"] == "idle" && status["servers"][0]["last_success_at"].is_i64()
+    });
+    let status = daemon.status();
+    let modes: Vec<&str> = status["servers"][0]["libraries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|library| library["last_run"]["mode"].as_str())
+        .collect();
+    assert!(modes.contains(&"resumed"), "{modes:?}");
+    assert_eq!(request(address, "POST", "/api/servers/home/reset", &[]).status, 202);
     assert!(daemon.terminate().success());
 }
