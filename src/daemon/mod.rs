@@ -302,16 +302,7 @@ async fn server_loop(daemon: Arc<Daemon>, name: String, semaphore: Arc<tokio::sy
         if requested.is_none() && !fired {
             continue;
         }
-        let paused = {
-            let daemon = Arc::clone(&daemon);
-            let name = name.clone();
-            tokio::task::spawn_blocking(move || daemon.store.control(&name).map(|control| control.paused))
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or(false)
-        };
-        if paused {
+        if is_paused(&daemon, &name).await {
             log::info!("{name}: paused; skipping this slot");
             continue;
         }
@@ -324,9 +315,23 @@ async fn server_loop(daemon: Arc<Daemon>, name: String, semaphore: Arc<tokio::sy
         let Some(permit) = permit else {
             return;
         };
+        // Paused while it waited for the slot.
+        if is_paused(&daemon, &name).await {
+            continue;
+        }
         run_once(&daemon, slot, &name, requested.unwrap_or(false)).await;
         drop(permit);
     }
+}
+
+async fn is_paused(daemon: &Arc<Daemon>, name: &str) -> bool {
+    let daemon = Arc::clone(daemon);
+    let name = name.to_string();
+    tokio::task::spawn_blocking(move || daemon.store.control(&name).map(|control| control.paused))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or(false)
 }
 
 async fn wait_for_stop(daemon: &Daemon) {
