@@ -23,7 +23,7 @@ use std::time::Duration;
 /// boot) moves the schedule within a minute.
 const MAX_SLEEP: Duration = Duration::from_secs(30);
 /// How long shutdown waits for running syncs to reach a page boundary.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// What the daemon knows about a server beyond the store.
 #[derive(Clone, Debug, Default, Serialize)]
