@@ -27,8 +27,8 @@ commands:
         the daemon: sync each server on its schedule, serve the status
         page and API on [status] listen; stops on SIGTERM/SIGINT
   demo [--listen ADDR] [--items N]
-        the daemon against a built-in simulated Plex server whose library
-        changes every minute, with fast schedules and a temporary store;
+        the daemon against built-in simulated Plex and Jellyfin servers
+        (Plex's library changes every minute), fast schedules, a temporary store;
         status page on http://127.0.0.1:8787/ (no config needed)
   fake-plex [--listen ADDR] [--items N] [--token TOKEN]
         run a simulated Plex server with a generated library (for trying

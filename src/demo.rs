@@ -1,9 +1,10 @@
-//! `mediasync demo`: the daemon against two built-in simulated Plex servers
-//! (the fakes the tests use) holding a generated library of a few thousand
-//! items that changes every minute, with fast schedules, a temporary store
+//! `mediasync demo`: the daemon against built-in simulated servers (the
+//! fakes the tests use): a Plex server holding a generated library of a few
+//! thousand items that changes every minute, and a Jellyfin server, with fast schedules, a temporary store
 //! and the status page on 127.0.0.1:8787, so a newcomer sees full and
 //! incremental syncs happen without owning a media server.
 
+use crate::fake::jellyfin::{Behaviour, FakeJellyfin};
 use crate::fake::plex::{FakePlex, SectionKind};
 use crate::model::Kind;
 use crate::store::Store;
@@ -38,9 +39,10 @@ pub fn run(listen: Option<&str>, items: Option<usize>) -> Result<(), String> {
     let items = items.unwrap_or(3_000).clamp(10, 200_000);
     let listen = listen.unwrap_or(crate::config::DEFAULT_LISTEN);
     let living_room = FakePlex::start(DEMO_TOKEN);
-    let cabin = FakePlex::start(DEMO_TOKEN);
+    let den = FakeJellyfin::start(Behaviour::Jellyfin10_11, DEMO_TOKEN);
     let movies = fill(&living_room, items);
-    fill(&cabin, items / 3);
+    den.add_library_of((items / 3).max(10));
+    den.state().delay = LATENCY;
 
     let dir = TempDir(std::env::temp_dir().join(format!("mediasync-demo-{}", std::process::id())));
     std::fs::create_dir_all(&dir.0).map_err(|err| format!("cannot create {}: {err}", dir.0.display()))?;
@@ -60,9 +62,9 @@ token = "{DEMO_TOKEN}"
 page_size = 100
 schedule = "0,30 * * * * *"
 [[server]]
-name = "cabin"
-kind = "plex"
-url = "{cabin}"
+name = "den"
+kind = "jellyfin"
+url = "{den}"
 token = "{DEMO_TOKEN}"
 page_size = 100
 schedule = "15,45 * * * * *"
@@ -73,20 +75,21 @@ max_concurrent_syncs = 1
 "#,
         store = store_path.display().to_string().replace('\\', "\\\\").replace('"', "\\\""),
         living_room = living_room.url(),
-        cabin = cabin.url(),
+        den = den.url(),
     );
     let config = crate::config::parse(&text, &dir.0.join("demo.toml")).map_err(|err| err.to_string())?;
     let store = Store::open(&config.store.path, config.store.cache_bytes).map_err(|err| err.to_string())?;
     eprintln!(
-        "mediasync demo: two simulated Plex servers ({} and {} items) that change every minute;\n\
-         syncs every 30 s (full every 5 min); store {}\n\
+        "mediasync demo: a simulated Plex server ({} items, changing every minute) and a\n\
+         simulated Jellyfin server ({} items); syncs every 30 s (full every 5 min); store {}\n\
          open http://{}/ in a browser; Ctrl-C stops",
         living_room.item_count(),
-        cabin.item_count(),
+        den.item_count(),
         store_path.display(),
         crate::web::client::local_base(config.status.listen).trim_start_matches("http://"),
     );
     let changer = std::thread::spawn(move || change_forever(living_room, movies));
+    let _den = den;
     let result = crate::daemon::run(config, store).map_err(|err| {
         if err.contains("cannot listen") {
             format!("{err}; or run the demo elsewhere: demo --listen 127.0.0.1:9000")
