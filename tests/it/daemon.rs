@@ -329,3 +329,32 @@ fn pause_stops_a_running_sync_and_resume_with_sync_now_finishes_it() {
     assert_eq!(request(address, "POST", "/api/servers/home/reset", &[]).status, 202);
     assert!(daemon.terminate().success());
 }
+
+#[test]
+fn the_demo_syncs_its_simulated_servers_and_cleans_up() {
+    let address = free_address();
+    let child = Command::new(env!("CARGO_BIN_EXE_mediasync"))
+        .env_remove("MEDIASYNC_CONFIG")
+        .env("RUST_LOG", "warn")
+        .args(["demo", "--items", "300", "--listen", &address.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let store_dir = std::env::temp_dir().join(format!("mediasync-demo-{}", child.id()));
+    let demo = Daemon { child, address };
+    demo.wait_until("the demo answers", |demo| {
+        std::net::TcpStream::connect(demo.address).is_ok() && get(demo.address, "/healthz").status == 200
+    });
+    assert!(store_dir.join("demo.redb").exists(), "the demo store is not where expected");
+    demo.wait_until("both simulated servers synced", |demo| {
+        let status = demo.status();
+        status["servers"].as_array().unwrap().iter().all(|server| server["last_success_at"].is_i64())
+    });
+    let status = demo.status();
+    let kinds: Vec<&str> =
+        status["servers"].as_array().unwrap().iter().filter_map(|server| server["kind"].as_str()).collect();
+    assert_eq!(kinds, ["plex", "jellyfin"]);
+    assert!(demo.terminate().success());
+    assert!(!store_dir.exists(), "the demo left its temporary store behind");
+}

@@ -16,7 +16,8 @@
 //!   control auth, the change feed, limits against slow and flooding clients
 //! - `browser`: the status page rendered by headless Chromium (screenshot kept)
 //! - `daemon`: `mediasync run` as systemd runs it: READY and watchdog,
-//!   one-shot commands through the running daemon, SIGTERM mid-sync resumes
+//!   one-shot commands through the running daemon, SIGTERM mid-sync resumes,
+//!   sync slots, pause and resume, rate-limit waits, the demo
 
 mod browser;
 mod cli;
