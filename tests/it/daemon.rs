@@ -98,17 +98,38 @@ fn syncing_with_progress(status: &serde_json::Value) -> bool {
         .is_some_and(|libraries| libraries.iter().any(|library| library["progress"]["done"].as_u64() > Some(0)))
 }
 
-#[test]
-fn sigterm_mid_sync_leaves_a_checkpoint_and_a_restart_resumes_it() {
+/// A daemon in the middle of its first sync of a slow fake's library.
+fn mid_first_sync(items: usize) -> (FakePlex, tempfile::TempDir, std::path::PathBuf, Daemon) {
     let fake = FakePlex::start(TOKEN);
-    fake.add_library_of(3_000);
+    fake.add_library_of(items);
     fake.state().delay = Duration::from_millis(25);
     let dir = tempfile::tempdir().unwrap();
     let address = free_address();
     let config = write_config(dir.path(), fake.url(), address);
-
     let daemon = Daemon::start(&config, address, &[]);
     daemon.wait_until("a sync is under way", |daemon| syncing_with_progress(&daemon.status()));
+    (fake, dir, config, daemon)
+}
+
+fn idle_after_success(daemon: &Daemon) -> bool {
+    let status = daemon.status();
+    status["servers"][0]["state"] == "idle" && status["servers"][0]["last_success_at"].is_i64()
+}
+
+/// The mode of each library's last run.
+fn last_modes(status: &serde_json::Value) -> Vec<String> {
+    status["servers"][0]["libraries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|library| library["last_run"]["mode"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn sigterm_mid_sync_leaves_a_checkpoint_and_a_restart_resumes_it() {
+    let (fake, dir, config, daemon) = mid_first_sync(3_000);
+    let address = daemon.address;
     let page = get(address, "/");
     assert!(page.body.contains("<progress") && page.body.contains("http-equiv=refresh"), "{}", page.body);
     let status = daemon.terminate();
@@ -123,18 +144,9 @@ fn sigterm_mid_sync_leaves_a_checkpoint_and_a_restart_resumes_it() {
 
     fake.state().delay = Duration::ZERO;
     let daemon = Daemon::start(&config, address, &[]);
-    daemon.wait_until("the resumed sync finished", |daemon| {
-        let status = daemon.status();
-        status["servers"][0]["last_success_at"].is_i64() && status["servers"][0]["state"] == "idle"
-    });
-    let status = daemon.status();
-    let modes: Vec<&str> = status["servers"][0]["libraries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|library| library["last_run"]["mode"].as_str())
-        .collect();
-    assert!(modes.contains(&"resumed"), "no library resumed: {modes:?}");
+    daemon.wait_until("the resumed sync finished", idle_after_success);
+    let modes = last_modes(&daemon.status());
+    assert!(modes.iter().any(|mode| mode == "resumed"), "no library resumed: {modes:?}");
 
     // The one-shot commands go through the running daemon.
     let printed = cli(&config, &["status"]);
@@ -278,25 +290,15 @@ fn a_rate_limit_wait_shows_until_when() {
     assert!(server["live"]["waiting_until"].as_i64() > status["daemon"]["now"].as_i64());
     let page = get(address, "/").body;
     assert!(page.contains("Waiting for the server&#39;s rate limit until"), "{page}");
-    daemon.wait_until("the sync finished after the wait", |daemon| {
-        let status = daemon.status();
-        status["servers"][0]["state"] == "idle" && status["servers"][0]["last_success_at"].is_i64()
-    });
+    daemon.wait_until("the sync finished after the wait", idle_after_success);
     assert!(daemon.status()["servers"][0]["live"]["waiting_until"].is_null());
     assert!(daemon.terminate().success());
 }
 
 #[test]
 fn pause_stops_a_running_sync_and_resume_with_sync_now_finishes_it() {
-    let fake = FakePlex::start(TOKEN);
-    fake.add_library_of(2_000);
-    fake.state().delay = Duration::from_millis(25);
-    let dir = tempfile::tempdir().unwrap();
-    let address = free_address();
-    let config = write_config(dir.path(), fake.url(), address);
-    let daemon = Daemon::start(&config, address, &[]);
-    daemon.wait_until("a sync is under way", |daemon| syncing_with_progress(&daemon.status()));
-
+    let (fake, _dir, _config, daemon) = mid_first_sync(2_000);
+    let address = daemon.address;
     let reset = request(address, "POST", "/api/servers/home/reset", &[]);
     assert_eq!(reset.status, 409, "a reset must not overlap a sync: {}", reset.body);
     assert_eq!(request(address, "POST", "/api/servers/home/pause", &[]).status, 202);
@@ -314,18 +316,9 @@ fn pause_stops_a_running_sync_and_resume_with_sync_now_finishes_it() {
     assert_eq!(request(address, "POST", "/api/servers/home/resume", &[]).status, 202);
     fake.state().delay = Duration::ZERO;
     assert_eq!(request(address, "POST", "/api/servers/home/sync", &[]).status, 202);
-    daemon.wait_until("the resumed sync finished", |daemon| {
-        let status = daemon.status();
-        status["servers"][0]["state"] == "idle" && status["servers"][0]["last_success_at"].is_i64()
-    });
-    let status = daemon.status();
-    let modes: Vec<&str> = status["servers"][0]["libraries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|library| library["last_run"]["mode"].as_str())
-        .collect();
-    assert!(modes.contains(&"resumed"), "{modes:?}");
+    daemon.wait_until("the resumed sync finished", idle_after_success);
+    let modes = last_modes(&daemon.status());
+    assert!(modes.iter().any(|mode| mode == "resumed"), "{modes:?}");
     assert_eq!(request(address, "POST", "/api/servers/home/reset", &[]).status, 202);
     assert!(daemon.terminate().success());
 }
