@@ -12,11 +12,10 @@
 
 pub use super::Expected;
 pub use super::Failure;
-use super::{Faults, header, query};
+use super::{Faults, Listener, header, query};
 use crate::model::{Kind, content_hash};
 use serde_json::{Map, Value, json};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// Which server, and which version of it, the fake plays.
@@ -162,19 +161,8 @@ pub struct JellyfinState {
 }
 
 pub struct FakeJellyfin {
-    url: String,
     state: Arc<Mutex<JellyfinState>>,
-    server: Arc<tiny_http::Server>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Drop for FakeJellyfin {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
+    listener: Listener,
 }
 
 const BASE_TIME: i64 = 1_700_000_000;
@@ -188,8 +176,6 @@ const SYNCED: [&str; 6] = ["movies", "tvshows", "music", "musicvideos", "homevid
 impl FakeJellyfin {
     /// Starts an empty server on 127.0.0.1 with an OS-chosen port.
     pub fn start(behaviour: Behaviour, api_key: &str) -> FakeJellyfin {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("binding 127.0.0.1:0 works"));
-        let port = server.server_addr().to_ip().map(|address| address.port()).expect("an IP listener");
         let mut state = JellyfinState {
             behaviour,
             api_key: api_key.to_string(),
@@ -212,21 +198,14 @@ impl FakeJellyfin {
             state.users.push(FakeUser { id, name: name.to_string(), admin });
         }
         let state = Arc::new(Mutex::new(state));
-        let thread = {
-            let server = Arc::clone(&server);
-            let state = Arc::clone(&state);
-            std::thread::spawn(move || {
-                for request in server.incoming_requests() {
-                    let state = Arc::clone(&state);
-                    std::thread::spawn(move || handle(&state, request));
-                }
-            })
-        };
-        FakeJellyfin { url: format!("http://127.0.0.1:{port}"), state, server, thread: Some(thread) }
+        let served = Arc::clone(&state);
+        let listener =
+            Listener::start("127.0.0.1:0", move |request| handle(&served, request)).expect("binding 127.0.0.1:0 works");
+        FakeJellyfin { state, listener }
     }
 
     pub fn url(&self) -> &str {
-        &self.url
+        &self.listener.url
     }
 
     pub fn state(&self) -> MutexGuard<'_, JellyfinState> {

@@ -9,6 +9,48 @@ mod query;
 
 use crate::model::Kind;
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// A fake's HTTP listener: accepts on a thread of its own, serves every
+/// request on another (a real server serves clients concurrently), and
+/// stops when dropped.
+struct Listener {
+    url: String,
+    server: Arc<tiny_http::Server>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Listener {
+    fn start(address: &str, handle: impl Fn(tiny_http::Request) + Send + Sync + 'static) -> Result<Listener, String> {
+        let server = tiny_http::Server::http(address).map_err(|err| format!("cannot listen on {address}: {err}"))?;
+        let server = Arc::new(server);
+        let port =
+            server.server_addr().to_ip().map(|address| address.port()).ok_or("the fake server has no IP address")?;
+        let host = address.rsplit_once(':').map_or("127.0.0.1", |(host, _)| host);
+        let host = if host == "0.0.0.0" { "127.0.0.1" } else { host };
+        let handle = Arc::new(handle);
+        let thread = {
+            let server = Arc::clone(&server);
+            std::thread::spawn(move || {
+                for request in server.incoming_requests() {
+                    let handle = Arc::clone(&handle);
+                    std::thread::spawn(move || handle(request));
+                }
+            })
+        };
+        Ok(Listener { url: format!("http://{host}:{port}"), server, thread: Some(thread) })
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
 
 /// One row of what an exact mirror of a fake must hold, whatever the server.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -6,11 +6,10 @@
 //! shaped like the recorded responses in `../shared/samples/plex`. Tests
 //! mutate its library and inject failures at chosen request numbers.
 
-use super::{Faults, header, query};
+use super::{Faults, Listener, header, query};
 use crate::model::Kind;
 use serde_json::{Map, Value, json};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub use super::Failure;
@@ -89,19 +88,8 @@ pub struct PlexState {
 }
 
 pub struct FakePlex {
-    url: String,
     state: Arc<Mutex<PlexState>>,
-    server: Arc<tiny_http::Server>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Drop for FakePlex {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
+    listener: Listener,
 }
 
 const BASE_TIME: i64 = 1_600_000_000;
@@ -113,12 +101,6 @@ impl FakePlex {
     }
 
     pub fn start_on(address: &str, token: &str) -> Result<FakePlex, String> {
-        let server = tiny_http::Server::http(address).map_err(|err| format!("cannot listen on {address}: {err}"))?;
-        let server = Arc::new(server);
-        let port =
-            server.server_addr().to_ip().map(|address| address.port()).ok_or("the fake server has no IP address")?;
-        let host = address.rsplit_once(':').map_or("127.0.0.1", |(host, _)| host);
-        let host = if host == "0.0.0.0" { "127.0.0.1" } else { host };
         let state = Arc::new(Mutex::new(PlexState {
             token: token.to_string(),
             sections: Vec::new(),
@@ -131,23 +113,13 @@ impl FakePlex {
             next_key: 100,
             faults: Faults::default(),
         }));
-        let thread = {
-            let server = Arc::clone(&server);
-            let state = Arc::clone(&state);
-            std::thread::spawn(move || {
-                for request in server.incoming_requests() {
-                    let state = Arc::clone(&state);
-                    // One thread per request, as a real server serves
-                    // clients concurrently.
-                    std::thread::spawn(move || handle(&state, request));
-                }
-            })
-        };
-        Ok(FakePlex { url: format!("http://{host}:{port}"), state, server, thread: Some(thread) })
+        let served = Arc::clone(&state);
+        let listener = Listener::start(address, move |request| handle(&served, request))?;
+        Ok(FakePlex { state, listener })
     }
 
     pub fn url(&self) -> &str {
-        &self.url
+        &self.listener.url
     }
 
     pub fn state(&self) -> MutexGuard<'_, PlexState> {
