@@ -12,10 +12,10 @@
 
 pub use super::Expected;
 pub use super::Failure;
-use super::{Faults, Listener, header, query};
+use super::{Fake, Faults, Recording, header, query};
 use crate::model::{Kind, content_hash};
 use serde_json::{Map, Value, json};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// Which server, and which version of it, the fake plays.
@@ -160,9 +160,20 @@ pub struct JellyfinState {
     faults: Faults,
 }
 
-pub struct FakeJellyfin {
-    state: Arc<Mutex<JellyfinState>>,
-    listener: Listener,
+/// A fake server; `Fake`'s methods control it, these mutate its library.
+pub type FakeJellyfin = Fake<JellyfinState>;
+
+impl Recording for JellyfinState {
+    type Entry = Logged;
+    fn requests(&self) -> u64 {
+        self.requests
+    }
+    fn log_mut(&mut self) -> &mut Vec<Logged> {
+        &mut self.log
+    }
+    fn faults_mut(&mut self) -> &mut Faults {
+        &mut self.faults
+    }
 }
 
 const BASE_TIME: i64 = 1_700_000_000;
@@ -173,7 +184,7 @@ const GENERATED_AT: i64 = BASE_TIME - 20_000_000;
 /// playlists, ...) exist on real servers and must be skipped.
 const SYNCED: [&str; 6] = ["movies", "tvshows", "music", "musicvideos", "homevideos", "boxsets"];
 
-impl FakeJellyfin {
+impl Fake<JellyfinState> {
     /// Starts an empty server on 127.0.0.1 with an OS-chosen port.
     pub fn start(behaviour: Behaviour, api_key: &str) -> FakeJellyfin {
         let mut state = JellyfinState {
@@ -197,45 +208,7 @@ impl FakeJellyfin {
             let id = state.take_id();
             state.users.push(FakeUser { id, name: name.to_string(), admin });
         }
-        let state = Arc::new(Mutex::new(state));
-        let served = Arc::clone(&state);
-        let listener =
-            Listener::start("127.0.0.1:0", move |request| handle(&served, request)).expect("binding 127.0.0.1:0 works");
-        FakeJellyfin { state, listener }
-    }
-
-    pub fn url(&self) -> &str {
-        &self.listener.url
-    }
-
-    pub fn state(&self) -> MutexGuard<'_, JellyfinState> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    pub fn requests(&self) -> u64 {
-        self.state().requests
-    }
-
-    pub fn log(&self) -> Vec<Logged> {
-        self.state().log.clone()
-    }
-
-    pub fn clear_log(&self) {
-        self.state().log.clear();
-    }
-
-    /// Makes request number `number` (counted from the start) fail.
-    pub fn fail_at(&self, number: u64, failure: Failure) {
-        self.state().faults.at.insert(number, failure);
-    }
-
-    /// Makes every request from number `number` on fail.
-    pub fn fail_from(&self, number: u64, failure: Failure) {
-        self.state().faults.from = Some((number, failure));
-    }
-
-    pub fn heal(&self) {
-        self.state().faults.clear();
+        Fake::serve("127.0.0.1:0", state, handle).expect("binding 127.0.0.1:0 works")
     }
 
     /// Adds a view (library) of a collection type, returning its id.

@@ -9,8 +9,69 @@ mod query;
 
 use crate::model::Kind;
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+
+/// A running fake server: its state, shared with the request threads, and
+/// its listener. The test controls every fake offers live here once;
+/// each fake adds its own library mutations in `impl Fake<ItsState>`.
+pub struct Fake<S> {
+    state: Arc<Mutex<S>>,
+    listener: Listener,
+}
+
+/// What every fake's state records: how many requests it served, a log
+/// entry per request, and the failures a test injected.
+pub trait Recording {
+    type Entry: Clone;
+    fn requests(&self) -> u64;
+    fn log_mut(&mut self) -> &mut Vec<Self::Entry>;
+    fn faults_mut(&mut self) -> &mut Faults;
+}
+
+impl<S: Recording + Send + 'static> Fake<S> {
+    /// Starts serving `state` on `address`, each request through `handle`.
+    fn serve(address: &str, state: S, handle: fn(&Mutex<S>, tiny_http::Request)) -> Result<Fake<S>, String> {
+        let state = Arc::new(Mutex::new(state));
+        let served = Arc::clone(&state);
+        let listener = Listener::start(address, move |request| handle(&served, request))?;
+        Ok(Fake { state, listener })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.listener.url
+    }
+
+    pub fn state(&self) -> MutexGuard<'_, S> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.state().requests()
+    }
+
+    pub fn log(&self) -> Vec<S::Entry> {
+        self.state().log_mut().clone()
+    }
+
+    pub fn clear_log(&self) {
+        self.state().log_mut().clear();
+    }
+
+    /// Makes request number `number` (counted from the start) fail.
+    pub fn fail_at(&self, number: u64, failure: Failure) {
+        self.state().faults_mut().at.insert(number, failure);
+    }
+
+    /// Makes every request from number `number` on fail.
+    pub fn fail_from(&self, number: u64, failure: Failure) {
+        self.state().faults_mut().from = Some((number, failure));
+    }
+
+    pub fn heal(&self) {
+        self.state().faults_mut().clear();
+    }
+}
 
 /// A fake's HTTP listener: accepts on a thread of its own, serves every
 /// request on another (a real server serves clients concurrently), and
@@ -87,7 +148,7 @@ pub enum Failure {
 
 /// The failures a test injected, by request number.
 #[derive(Debug, Default)]
-struct Faults {
+pub struct Faults {
     at: BTreeMap<u64, Failure>,
     from: Option<(u64, Failure)>,
 }

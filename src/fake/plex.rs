@@ -6,10 +6,10 @@
 //! shaped like the recorded responses in `../shared/samples/plex`. Tests
 //! mutate its library and inject failures at chosen request numbers.
 
-use super::{Faults, Listener, header, query};
+use super::{Fake, Faults, Recording, header, query};
 use crate::model::Kind;
 use serde_json::{Map, Value, json};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::Duration;
 
 pub use super::Failure;
@@ -87,21 +87,32 @@ pub struct PlexState {
     faults: Faults,
 }
 
-pub struct FakePlex {
-    state: Arc<Mutex<PlexState>>,
-    listener: Listener,
+/// A fake server; `Fake`'s methods control it, these mutate its library.
+pub type FakePlex = Fake<PlexState>;
+
+impl Recording for PlexState {
+    type Entry = Logged;
+    fn requests(&self) -> u64 {
+        self.requests
+    }
+    fn log_mut(&mut self) -> &mut Vec<Logged> {
+        &mut self.log
+    }
+    fn faults_mut(&mut self) -> &mut Faults {
+        &mut self.faults
+    }
 }
 
 const BASE_TIME: i64 = 1_600_000_000;
 
-impl FakePlex {
+impl Fake<PlexState> {
     /// Starts an empty server on 127.0.0.1 with an OS-chosen port.
     pub fn start(token: &str) -> FakePlex {
         FakePlex::start_on("127.0.0.1:0", token).expect("binding 127.0.0.1:0 works")
     }
 
     pub fn start_on(address: &str, token: &str) -> Result<FakePlex, String> {
-        let state = Arc::new(Mutex::new(PlexState {
+        let state = PlexState {
             token: token.to_string(),
             sections: Vec::new(),
             clock: BASE_TIME,
@@ -112,44 +123,8 @@ impl FakePlex {
             requests: 0,
             next_key: 100,
             faults: Faults::default(),
-        }));
-        let served = Arc::clone(&state);
-        let listener = Listener::start(address, move |request| handle(&served, request))?;
-        Ok(FakePlex { state, listener })
-    }
-
-    pub fn url(&self) -> &str {
-        &self.listener.url
-    }
-
-    pub fn state(&self) -> MutexGuard<'_, PlexState> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    pub fn requests(&self) -> u64 {
-        self.state().requests
-    }
-
-    pub fn log(&self) -> Vec<Logged> {
-        self.state().log.clone()
-    }
-
-    pub fn clear_log(&self) {
-        self.state().log.clear();
-    }
-
-    /// Makes request number `number` (counted from the start) fail.
-    pub fn fail_at(&self, number: u64, failure: Failure) {
-        self.state().faults.at.insert(number, failure);
-    }
-
-    /// Makes every request from number `number` on fail.
-    pub fn fail_from(&self, number: u64, failure: Failure) {
-        self.state().faults.from = Some((number, failure));
-    }
-
-    pub fn heal(&self) {
-        self.state().faults.clear();
+        };
+        Fake::serve(address, state, handle)
     }
 
     pub fn add_section(&self, title: &str, kind: SectionKind) -> String {
@@ -749,14 +724,6 @@ fn attribute(out: &mut String, key: &str, text: &str) {
     out.push(' ');
     out.push_str(key);
     out.push_str("=\"");
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            other => out.push(other),
-        }
-    }
+    out.push_str(&crate::web::page::escape(text));
     out.push('"');
 }
