@@ -182,7 +182,7 @@ fn sync_command(args: &Args) -> Result<i32, CliError> {
         if args.server.as_deref().is_some_and(|name| name != server.name) {
             continue;
         }
-        let source = crate::source::build(server, &config.sync);
+        let source = crate::source::build(server, &config.sync, &store);
         let options = Options {
             full: args.full,
             force: args.force,

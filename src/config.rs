@@ -80,6 +80,12 @@ struct RawServer {
     page_size: Option<u32>,
     user: Option<String>,
     schedule: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    client_secret_file: Option<PathBuf>,
+    api_url: Option<String>,
+    accounts_url: Option<String>,
+    redirect_uri: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,6 +93,7 @@ pub enum ServerKind {
     Plex,
     Jellyfin,
     Emby,
+    Spotify,
 }
 
 impl ServerKind {
@@ -95,6 +102,7 @@ impl ServerKind {
             ServerKind::Plex => "plex",
             ServerKind::Jellyfin => "jellyfin",
             ServerKind::Emby => "emby",
+            ServerKind::Spotify => "spotify",
         }
     }
 }
@@ -197,7 +205,40 @@ pub struct ServerConfig {
     /// Jellyfin/Emby: whose views to sync, by user name; `None` means the
     /// server's first administrator.
     pub user: Option<String>,
+    /// Spotify only: the app's credentials and endpoints (`url` holds the
+    /// API URL and `token` is empty: the tokens live in the store).
+    pub spotify: Option<SpotifyConfig>,
 }
+
+/// A Spotify app. `client_secret` is `None` for a PKCE app. `Debug` redacts
+/// the secret.
+#[derive(Clone)]
+pub struct SpotifyConfig {
+    pub client_id: String,
+    pub client_secret: Option<String>,
+    pub accounts_url: String,
+    /// The callback Spotify sends the browser back to; `None`: the status
+    /// page's own `/spotify/callback` on 127.0.0.1 (see `web::spotify`).
+    pub redirect_uri: Option<String>,
+}
+
+impl std::fmt::Debug for SpotifyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpotifyConfig")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "<redacted>"))
+            .field("accounts_url", &self.accounts_url)
+            .field("redirect_uri", &self.redirect_uri)
+            .finish()
+    }
+}
+
+pub const SPOTIFY_API_URL: &str = "https://api.spotify.com/v1";
+pub const SPOTIFY_ACCOUNTS_URL: &str = "https://accounts.spotify.com";
+/// The libraries of a Spotify server, in the order they are synced.
+pub const SPOTIFY_LIBRARIES: [&str; 4] = ["tracks", "albums", "artists", "playlists"];
+/// Spotify's paging limit.
+pub const SPOTIFY_MAX_PAGE: u32 = 50;
 
 impl std::fmt::Debug for ServerConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -209,6 +250,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("libraries", &self.libraries)
             .field("page_size", &self.page_size)
             .field("user", &self.user)
+            .field("spotify", &self.spotify)
             .finish()
     }
 }
@@ -391,9 +433,9 @@ fn parse_sync(raw: RawSync, where_: &str) -> Result<SyncConfig, ConfigError> {
     })
 }
 
-fn parse_server(raw: RawServer, position: usize, path: &Path) -> Result<ServerConfig, ConfigError> {
+fn parse_server(mut raw: RawServer, position: usize, path: &Path) -> Result<ServerConfig, ConfigError> {
     let where_ = path.display();
-    let name = match raw.name {
+    let name = match raw.name.take() {
         Some(name) if valid_name(&name) => name,
         Some(name) => {
             return Err(ConfigError(format!(
@@ -411,15 +453,33 @@ fn parse_server(raw: RawServer, position: usize, path: &Path) -> Result<ServerCo
         Some("plex") => ServerKind::Plex,
         Some("jellyfin") => ServerKind::Jellyfin,
         Some("emby") => ServerKind::Emby,
+        Some("spotify") => return parse_spotify(raw, name, &at),
         Some(other) => {
             return Err(ConfigError(format!(
-                "{at}: kind = \"{other}\" is not supported; use kind = \"plex\", \"jellyfin\" or \"emby\""
+                "{at}: kind = \"{other}\" is not supported; use kind = \"plex\", \"jellyfin\", \"emby\" or \"spotify\""
             )));
         }
         None => {
-            return Err(ConfigError(format!("{at}: missing `kind`; add kind = \"plex\", \"jellyfin\" or \"emby\"")));
+            return Err(ConfigError(format!(
+                "{at}: missing `kind`; add kind = \"plex\", \"jellyfin\", \"emby\" or \"spotify\""
+            )));
         }
     };
+    for (key, set) in [
+        ("client_id", raw.client_id.is_some()),
+        ("client_secret", raw.client_secret.is_some()),
+        ("client_secret_file", raw.client_secret_file.is_some()),
+        ("api_url", raw.api_url.is_some()),
+        ("accounts_url", raw.accounts_url.is_some()),
+        ("redirect_uri", raw.redirect_uri.is_some()),
+    ] {
+        if set {
+            return Err(ConfigError(format!(
+                "{at}: `{key}` applies to kind = \"spotify\" only; remove it (this server's kind is {})",
+                kind.name()
+            )));
+        }
+    }
     let user = match raw.user {
         Some(_) if kind == ServerKind::Plex => {
             return Err(ConfigError(format!(
@@ -478,7 +538,102 @@ fn parse_server(raw: RawServer, position: usize, path: &Path) -> Result<ServerCo
             )));
         }
     }
-    Ok(ServerConfig { name, kind, url, token, libraries: raw.libraries, page_size, user })
+    Ok(ServerConfig { name, kind, url, token, libraries: raw.libraries, page_size, user, spotify: None })
+}
+
+/// A `kind = "spotify"` entry: an app's client id (and secret, unless it is a
+/// PKCE app), no token (the user connects from the status page).
+fn parse_spotify(raw: RawServer, name: String, at: &str) -> Result<ServerConfig, ConfigError> {
+    for (key, set, why) in [
+        ("url", raw.url.is_some(), "use api_url to point at another API"),
+        ("token", raw.token.is_some(), "connect the account from the status page instead"),
+        ("token_file", raw.token_file.is_some(), "connect the account from the status page instead"),
+        ("user", raw.user.is_some(), "the account connected on the status page is the user"),
+    ] {
+        if set {
+            return Err(ConfigError(format!("{at}: `{key}` does not apply to kind = \"spotify\"; remove it ({why})")));
+        }
+    }
+    let client_id = match raw.client_id.map(|id| id.trim().to_string()) {
+        Some(id) if !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()) => id,
+        Some(_) => {
+            return Err(ConfigError(format!(
+                "{at}: client_id must be the app's Client ID from developer.spotify.com (letters and digits)"
+            )));
+        }
+        None => {
+            return Err(ConfigError(format!(
+                "{at}: missing `client_id`; create an app at https://developer.spotify.com/dashboard and copy its Client ID"
+            )));
+        }
+    };
+    let client_secret = match (raw.client_secret, raw.client_secret_file) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError(format!("{at}: both `client_secret` and `client_secret_file` are set; keep one")));
+        }
+        (Some(secret), None) => Some(secret.trim().to_string()),
+        (None, Some(file)) => Some(
+            std::fs::read_to_string(&file)
+                .map_err(|err| {
+                    ConfigError(format!(
+                        "{at}: cannot read client_secret_file {}: {err}; check the path and that mediasync may read it",
+                        file.display()
+                    ))
+                })?
+                .trim()
+                .to_string(),
+        ),
+        (None, None) => None,
+    };
+    if client_secret.as_ref().is_some_and(|secret| secret.is_empty() || secret.chars().any(|c| c.is_control() || c.is_whitespace())) {
+        return Err(ConfigError(format!(
+            "{at}: the client secret is empty or holds spaces; paste the Client secret alone, or remove it for a PKCE app"
+        )));
+    }
+    let endpoint = |key: &str, value: Option<String>, default: &str| match value {
+        None => Ok(default.to_string()),
+        Some(url) => validate_url(&url).map_err(|why| {
+            ConfigError(format!("{at}: {key} = \"{url}\" {why}; remove it to use Spotify's ({default})"))
+        }),
+    };
+    let url = endpoint("api_url", raw.api_url, SPOTIFY_API_URL)?;
+    let accounts_url = endpoint("accounts_url", raw.accounts_url, SPOTIFY_ACCOUNTS_URL)?;
+    let redirect_uri = match raw.redirect_uri {
+        None => None,
+        Some(uri) => Some(validate_url(&uri).map_err(|why| {
+            ConfigError(format!(
+                "{at}: redirect_uri = \"{uri}\" {why}; write it like \"http://127.0.0.1:8787/spotify/callback\" and register the same in the Spotify app"
+            ))
+        })?),
+    };
+    let page_size = raw.page_size.unwrap_or(SPOTIFY_MAX_PAGE);
+    if page_size == 0 || page_size > SPOTIFY_MAX_PAGE {
+        return Err(ConfigError(format!(
+            "{at}: page_size = {page_size} must be between 1 and {SPOTIFY_MAX_PAGE} (Spotify's limit)"
+        )));
+    }
+    if let Some(libraries) = &raw.libraries {
+        if libraries.is_empty() {
+            return Err(ConfigError(format!(
+                "{at}: libraries = [] selects nothing; remove the key to sync every library"
+            )));
+        }
+        if let Some(unknown) = libraries.iter().find(|name| !SPOTIFY_LIBRARIES.contains(&name.as_str())) {
+            return Err(ConfigError(format!(
+                "{at}: libraries names \"{unknown}\"; a Spotify server has \"tracks\", \"albums\", \"artists\" and \"playlists\""
+            )));
+        }
+    }
+    Ok(ServerConfig {
+        name,
+        kind: ServerKind::Spotify,
+        url,
+        token: String::new(),
+        libraries: raw.libraries,
+        page_size,
+        user: None,
+        spotify: Some(SpotifyConfig { client_id, client_secret, accounts_url, redirect_uri }),
+    })
 }
 
 fn valid_name(name: &str) -> bool {

@@ -372,7 +372,7 @@ async fn run_once(daemon: &Arc<Daemon>, slot: &Slot, name: &str, full: bool) {
         let name = name.to_string();
         tokio::task::spawn_blocking(move || {
             let server = daemon.config.servers.iter().find(|server| server.name == name).expect("a configured server");
-            let source = crate::source::build(server, &daemon.config.sync);
+            let source = crate::source::build(server, &daemon.config.sync, &daemon.store);
             let observed = Arc::clone(&daemon);
             let observed_name = name.clone();
             source.observe_waits(Arc::new(move |err, pause| {

@@ -45,28 +45,10 @@ impl Http {
     /// GETs `path_and_query` (which starts with '/') and returns the body of
     /// a 2xx answer; every other outcome becomes a `SourceError`.
     pub fn get(&self, path_and_query: &str, headers: &[(&str, &str)]) -> Result<Response, SourceError> {
-        let url = format!("{}{}", self.base, path_and_query);
-        let mut request = self.agent.get(&url);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        let mut response = request.call().map_err(|err| transport_error(&self.base, path_and_query, &err))?;
-        let status = response.status().as_u16();
-        let date = response.headers().get("date").and_then(|value| value.to_str().ok()).map(str::to_string);
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.trim().parse::<u64>().ok());
-        let body = response.body_mut().with_config().limit(MAX_BODY_BYTES).read_to_vec().map_err(|err| {
-            SourceError::new(
-                ErrorKind::Unavailable,
-                format!("{}{path_and_query}: the response body could not be read ({err})", self.base),
-            )
-        })?;
+        let raw = self.send(path_and_query, headers, None)?;
+        let status = raw.status;
         match status {
-            200..=299 => Ok(Response { status, body, date }),
+            200..=299 => Ok(Response { status, body: raw.body, date: raw.date }),
             401 | 403 => Err(SourceError::new(
                 ErrorKind::Unauthorized,
                 format!(
@@ -75,7 +57,7 @@ impl Http {
                 ),
             )),
             429 => {
-                let wait = Duration::from_secs(retry_after.unwrap_or(30));
+                let wait = Duration::from_secs(raw.retry_after.unwrap_or(30));
                 Err(SourceError::new(
                     ErrorKind::RateLimited(wait),
                     format!("{}{path_and_query}: rate limited (HTTP 429), retry after {}s", self.base, wait.as_secs()),
@@ -91,6 +73,56 @@ impl Http {
             )),
         }
     }
+
+    /// Sends a GET (or, with a body, a form POST) and returns whatever the
+    /// server answered; only a failed exchange is an error. For sources that
+    /// read their server's error bodies.
+    pub fn send(
+        &self,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        form: Option<&str>,
+    ) -> Result<RawResponse, SourceError> {
+        let url = format!("{}{}", self.base, path_and_query);
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let result = match form {
+            None => {
+                let mut request = self.agent.get(&url);
+                for (name, value) in headers {
+                    request = request.header(*name, *value);
+                }
+                request.call()
+            }
+            Some(form) => {
+                let mut request = self.agent.post(&url).header("Content-Type", "application/x-www-form-urlencoded");
+                for (name, value) in headers {
+                    request = request.header(*name, *value);
+                }
+                request.send(form.as_bytes())
+            }
+        };
+        let mut response = result.map_err(|err| transport_error(&self.base, path_and_query, &err))?;
+        let status = response.status().as_u16();
+        let header = |name: &str| response.headers().get(name).and_then(|value| value.to_str().ok()).map(str::to_string);
+        let date = header("date");
+        let retry_after = header("retry-after").and_then(|value| value.trim().parse::<u64>().ok());
+        let body = response.body_mut().with_config().limit(MAX_BODY_BYTES).read_to_vec().map_err(|err| {
+            SourceError::new(
+                ErrorKind::Unavailable,
+                format!("{}{path_and_query}: the response body could not be read ({err})", self.base),
+            )
+        })?;
+        Ok(RawResponse { status, body, date, retry_after })
+    }
+}
+
+/// An answer of any status (`Http::send`).
+pub struct RawResponse {
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub date: Option<String>,
+    /// `Retry-After` in seconds, when sent as a number.
+    pub retry_after: Option<u64>,
 }
 
 fn transport_error(base: &str, path: &str, err: &ureq::Error) -> SourceError {

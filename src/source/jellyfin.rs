@@ -253,6 +253,7 @@ impl Source for Jellyfin {
         Ok(Page {
             items: items.iter().map(|value| parse_item(value, kind, accepted)).collect(),
             total: lenient::u64(answer.get("TotalRecordCount")),
+            next: Default::default(),
         })
     }
 

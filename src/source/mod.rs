@@ -8,14 +8,17 @@ pub mod jellyfin;
 pub mod lenient;
 pub mod plex;
 pub mod retry;
+pub mod spotify;
 
 use crate::config::{ServerConfig, ServerKind, SyncConfig};
 use crate::model::{Item, Kind, LibraryInfo};
+use crate::store::Store;
 use std::time::Duration;
 
 /// The source for a configured server, wrapped in the shared retry policy.
-/// The one place that maps a `ServerKind` to a backend.
-pub fn build(server: &ServerConfig, sync: &SyncConfig) -> Box<dyn Source> {
+/// The one place that maps a `ServerKind` to a backend. Sources that keep a
+/// session between runs (Spotify's tokens and waits) keep it in `store`.
+pub fn build<'a>(server: &'a ServerConfig, sync: &SyncConfig, store: &'a Store) -> Box<dyn Source + 'a> {
     let policy = retry::RetryPolicy {
         retries: sync.retries,
         delay: sync.retry_delay,
@@ -31,6 +34,7 @@ pub fn build(server: &ServerConfig, sync: &SyncConfig) -> Box<dyn Source> {
             jellyfin::Jellyfin::new(server, sync.timeout, jellyfin::Flavor::Emby),
             policy,
         )),
+        ServerKind::Spotify => Box::new(retry::Retrying::new(spotify::Spotify::new(server, sync.timeout, store), policy)),
     }
 }
 
@@ -101,6 +105,24 @@ pub enum Strategy {
     /// the server's own clock at the start of the last successful run
     /// (Jellyfin, Emby).
     ChangedSince,
+    /// Items carry no change time and the listing has no filter: every run
+    /// is a full pass with a sweep (Spotify's followed artists and
+    /// playlists, where a page costs little and nothing else is sound).
+    Unordered,
+}
+
+/// Where the page after this one starts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Next {
+    /// `returned()` entries further on; the listing ends when a page comes
+    /// back short or the total is reached.
+    #[default]
+    Offset,
+    /// After this cursor (cursor-paged listings, like Spotify's followed
+    /// artists).
+    After(String),
+    /// The server said this is the last page.
+    End,
 }
 
 /// An entry of a page the source could not turn into an `Item`. When its id
@@ -116,6 +138,7 @@ pub struct Page {
     pub items: Vec<Result<Item, BadItem>>,
     /// How many entries the listing holds, when the server said so.
     pub total: Option<u64>,
+    pub next: Next,
 }
 
 impl Page {
@@ -137,6 +160,34 @@ pub trait Source: Send + Sync {
     fn page(&self, library: &LibraryInfo, kind: Kind, order: Order, start: u64, size: u32)
     -> Result<Page, SourceError>;
 
+    /// `page` for listings paged by cursor: `after` is the cursor the
+    /// previous page returned (`Next::After`), `None` on the first page.
+    fn page_after(
+        &self,
+        library: &LibraryInfo,
+        kind: Kind,
+        order: Order,
+        start: u64,
+        _after: Option<&str>,
+        size: u32,
+    ) -> Result<Page, SourceError> {
+        self.page(library, kind, order, start, size)
+    }
+
+    /// Whether the library's items have children listed per parent (a
+    /// Spotify playlist's entries). The engine then stores a parent only
+    /// once its children are fetched, and fetches them (`children`) only
+    /// for parents that are new or changed. Children's ids are the parent's
+    /// id, '/', and a suffix that sorts in listing order.
+    fn nested(&self, _library: &LibraryInfo) -> bool {
+        false
+    }
+
+    /// One page of a parent's children, `start` entries in.
+    fn children(&self, library: &LibraryInfo, parent: &str, _start: u64, _size: u32) -> Result<Page, SourceError> {
+        Err(SourceError::new(ErrorKind::Rejected, format!("{}: {}/{parent} has no children", self.describe(), library.id)))
+    }
+
     /// How many items of one kind the library holds, if the server says.
     fn count(&self, library: &LibraryInfo, kind: Kind) -> Result<Option<u64>, SourceError>;
 
@@ -146,6 +197,12 @@ pub trait Source: Send + Sync {
     /// How incremental passes find changes.
     fn strategy(&self) -> Strategy {
         Strategy::StopAtCursor
+    }
+
+    /// How incremental passes find changes in one library, when a source's
+    /// libraries differ.
+    fn strategy_for(&self, _library: &LibraryInfo) -> Strategy {
+        self.strategy()
     }
 
     /// The server's clock (epoch seconds) as of its latest answer, from the
@@ -180,8 +237,28 @@ impl<S: Source + ?Sized> Source for Box<S> {
     ) -> Result<Page, SourceError> {
         (**self).page(library, kind, order, start, size)
     }
+    fn page_after(
+        &self,
+        library: &LibraryInfo,
+        kind: Kind,
+        order: Order,
+        start: u64,
+        after: Option<&str>,
+        size: u32,
+    ) -> Result<Page, SourceError> {
+        (**self).page_after(library, kind, order, start, after, size)
+    }
+    fn nested(&self, library: &LibraryInfo) -> bool {
+        (**self).nested(library)
+    }
+    fn children(&self, library: &LibraryInfo, parent: &str, start: u64, size: u32) -> Result<Page, SourceError> {
+        (**self).children(library, parent, start, size)
+    }
     fn count(&self, library: &LibraryInfo, kind: Kind) -> Result<Option<u64>, SourceError> {
         (**self).count(library, kind)
+    }
+    fn strategy_for(&self, library: &LibraryInfo) -> Strategy {
+        (**self).strategy_for(library)
     }
     fn requests(&self) -> u64 {
         (**self).requests()

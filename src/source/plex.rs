@@ -130,6 +130,7 @@ impl Source for Plex {
         Ok(Page {
             items: container.metadata.iter().map(|value| parse_item(value, kind)).collect(),
             total: container.total_size,
+            next: Default::default(),
         })
     }
 

@@ -74,8 +74,32 @@ impl<S: Source> Source for Retrying<S> {
         self.call(|| self.inner.page(library, kind, order, start, size))
     }
 
+    fn page_after(
+        &self,
+        library: &LibraryInfo,
+        kind: Kind,
+        order: Order,
+        start: u64,
+        after: Option<&str>,
+        size: u32,
+    ) -> Result<Page, SourceError> {
+        self.call(|| self.inner.page_after(library, kind, order, start, after, size))
+    }
+
+    fn nested(&self, library: &LibraryInfo) -> bool {
+        self.inner.nested(library)
+    }
+
+    fn children(&self, library: &LibraryInfo, parent: &str, start: u64, size: u32) -> Result<Page, SourceError> {
+        self.call(|| self.inner.children(library, parent, start, size))
+    }
+
     fn count(&self, library: &LibraryInfo, kind: Kind) -> Result<Option<u64>, SourceError> {
         self.call(|| self.inner.count(library, kind))
+    }
+
+    fn strategy_for(&self, library: &LibraryInfo) -> Strategy {
+        self.inner.strategy_for(library)
     }
 
     fn requests(&self) -> u64 {

@@ -8,6 +8,7 @@ mod controls;
 mod open;
 mod paging;
 pub mod records;
+mod session;
 pub mod tables;
 
 use crate::model::{Item, Kind, content_hash};
@@ -19,6 +20,7 @@ use tables::*;
 
 pub use controls::ServerControl;
 pub use open::{StoreError, StoreErrorKind};
+pub use session::Session;
 
 pub struct Store {
     db: Database,

@@ -119,6 +119,8 @@ fn initialise(db: &Database) -> Result<(), StoreError> {
         txn.open_table(tables::RUNS).map_err(|err| other(&err))?;
         txn.open_table(tables::SERVERS).map_err(|err| other(&err))?;
         txn.open_table(tables::CONTROLS).map_err(|err| other(&err))?;
+        txn.open_table(tables::SESSIONS).map_err(|err| other(&err))?;
+        txn.open_table(tables::PENDING).map_err(|err| other(&err))?;
     }
     txn.commit().map_err(|err| other(&err))
 }

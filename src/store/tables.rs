@@ -32,6 +32,16 @@ pub const SERVERS: TableDefinition<&str, &[u8]> = TableDefinition::new("servers"
 /// Created by `open` in stores made before it existed.
 pub const CONTROLS: TableDefinition<&str, &[u8]> = TableDefinition::new("controls");
 
+/// server name → JSON `Session`: what a source keeps between runs outside
+/// the catalog (Spotify's tokens, the time before which the server must not
+/// be asked again). Created by `open` in stores made before it existed.
+pub const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
+/// library number (u32 BE) ++ parent item id → JSON `Item`: a parent (a
+/// Spotify playlist) listed with a new version whose children are still
+/// being fetched; it replaces the stored copy when its last child page
+/// commits. Created by `open` in stores made before it existed.
+pub const PENDING: TableDefinition<&[u8], &[u8]> = TableDefinition::new("pending");
+
 pub const SEEN_CHUNK_BITS: u32 = 8192;
 pub const SEEN_CHUNK_BYTES: usize = (SEEN_CHUNK_BITS / 8) as usize;
 

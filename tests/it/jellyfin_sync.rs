@@ -53,6 +53,7 @@ impl Setup {
             libraries: None,
             page_size: self.page_size,
             user: self.user.clone(),
+            spotify: None,
         }
     }
 

@@ -39,6 +39,7 @@ impl Setup {
             libraries: None,
             page_size: self.page_size,
             user: None,
+            spotify: None,
         }
     }
 
