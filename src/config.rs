@@ -585,7 +585,10 @@ fn parse_spotify(raw: RawServer, name: String, at: &str) -> Result<ServerConfig,
         ),
         (None, None) => None,
     };
-    if client_secret.as_ref().is_some_and(|secret| secret.is_empty() || secret.chars().any(|c| c.is_control() || c.is_whitespace())) {
+    if client_secret
+        .as_ref()
+        .is_some_and(|secret| secret.is_empty() || secret.chars().any(|c| c.is_control() || c.is_whitespace()))
+    {
         return Err(ConfigError(format!(
             "{at}: the client secret is empty or holds spaces; paste the Client secret alone, or remove it for a PKCE app"
         )));

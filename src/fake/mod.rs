@@ -6,6 +6,7 @@
 pub mod jellyfin;
 pub mod plex;
 mod query;
+pub mod spotify;
 
 use crate::model::Kind;
 use std::collections::BTreeMap;

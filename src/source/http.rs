@@ -103,7 +103,8 @@ impl Http {
         };
         let mut response = result.map_err(|err| transport_error(&self.base, path_and_query, &err))?;
         let status = response.status().as_u16();
-        let header = |name: &str| response.headers().get(name).and_then(|value| value.to_str().ok()).map(str::to_string);
+        let header =
+            |name: &str| response.headers().get(name).and_then(|value| value.to_str().ok()).map(str::to_string);
         let date = header("date");
         let retry_after = header("retry-after").and_then(|value| value.trim().parse::<u64>().ok());
         let body = response.body_mut().with_config().limit(MAX_BODY_BYTES).read_to_vec().map_err(|err| {

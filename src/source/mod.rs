@@ -34,7 +34,9 @@ pub fn build<'a>(server: &'a ServerConfig, sync: &SyncConfig, store: &'a Store) 
             jellyfin::Jellyfin::new(server, sync.timeout, jellyfin::Flavor::Emby),
             policy,
         )),
-        ServerKind::Spotify => Box::new(retry::Retrying::new(spotify::Spotify::new(server, sync.timeout, store), policy)),
+        ServerKind::Spotify => {
+            Box::new(retry::Retrying::new(spotify::Spotify::new(server, sync.timeout, store), policy))
+        }
     }
 }
 
@@ -185,7 +187,10 @@ pub trait Source: Send + Sync {
 
     /// One page of a parent's children, `start` entries in.
     fn children(&self, library: &LibraryInfo, parent: &str, _start: u64, _size: u32) -> Result<Page, SourceError> {
-        Err(SourceError::new(ErrorKind::Rejected, format!("{}: {}/{parent} has no children", self.describe(), library.id)))
+        Err(SourceError::new(
+            ErrorKind::Rejected,
+            format!("{}: {}/{parent} has no children", self.describe(), library.id),
+        ))
     }
 
     /// How many items of one kind the library holds, if the server says.

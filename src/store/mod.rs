@@ -5,6 +5,7 @@
 
 pub mod backend;
 mod controls;
+mod nested;
 mod open;
 mod paging;
 pub mod records;
@@ -313,6 +314,7 @@ pub struct Writer<'t> {
     changes: Table<'t, u64, &'static [u8]>,
     runs: Table<'t, &'static [u8], &'static [u8]>,
     servers: Table<'t, &'static str, &'static [u8]>,
+    pending: Table<'t, &'static [u8], &'static [u8]>,
     next_seq: u64,
     seq_dirty: bool,
     /// Seen chunks touched by this transaction, written back by `finish`.
@@ -332,6 +334,7 @@ impl<'t> Writer<'t> {
             changes: txn.open_table(CHANGES).map_err(db_error)?,
             runs: txn.open_table(RUNS).map_err(db_error)?,
             servers: txn.open_table(SERVERS).map_err(db_error)?,
+            pending: txn.open_table(PENDING).map_err(db_error)?,
             next_seq,
             seq_dirty: false,
             seen_chunks: BTreeMap::new(),

@@ -112,10 +112,27 @@ pub struct Checkpoint {
     #[serde(default)]
     pub server_started_at: Option<i64>,
     pub resumed: bool,
+    /// Cursor-paged listings: the cursor the next page starts after.
+    #[serde(default)]
+    pub after: Option<String>,
+    /// Nested libraries: set once the parents' walk and sweep are done, while
+    /// the children of new and changed parents are fetched.
+    #[serde(default)]
+    pub children: Option<ChildCursor>,
     pub counters: Counters,
     /// Time spent on this run so far, over all attempts.
     #[serde(default)]
     pub elapsed_ms: u64,
+}
+
+/// Where the children phase of a nested library stands: the parent being
+/// fetched (`None`: the next one waiting), how far in, and the id of the last
+/// child written.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChildCursor {
+    pub parent: Option<String>,
+    pub start: u64,
+    pub last: Option<String>,
 }
 
 /// What the engine knows about a source's changed-since filter for one
@@ -161,6 +178,11 @@ pub struct LibraryState {
     pub changed_since: Option<i64>,
     #[serde(default)]
     pub filter: FilterCheck,
+    /// Nested libraries: parents whose children the server would not list
+    /// (a playlist the user neither owns nor collaborates on), by id, with
+    /// the reason; retried when the parent changes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub skipped: BTreeMap<String, String>,
 }
 
 impl LibraryState {

@@ -7,8 +7,10 @@
 pub mod plan;
 
 use crate::model::{Kind, LibraryInfo};
-use crate::source::{ErrorKind, Order, Source, SourceError, Strategy};
-use crate::store::records::{Checkpoint, Counters, FilterCheck, LibraryState, Pass, RunRecord, ServerState};
+use crate::source::{ErrorKind, Next, Order, Source, SourceError, Strategy};
+use crate::store::records::{
+    Checkpoint, ChildCursor, Counters, FilterCheck, LibraryState, Pass, RunRecord, ServerState,
+};
 use crate::store::{Outcome, Store, StoreError};
 use plan::Plan;
 use std::collections::BTreeMap;
@@ -140,15 +142,23 @@ pub fn sync_server(
             report.error = Some("stopped before every library was synced".into());
             break;
         }
-        let (library_report, unauthorized) = sync_library(server, source, store, library, options, stop);
+        let (library_report, halt) = sync_library(server, source, store, library, options, stop);
         log::info!("{}", summary_line(server, &library_report));
+        let error = library_report.error.clone().unwrap_or_default();
         report.libraries.push(library_report);
-        if unauthorized {
-            report.error = Some(format!(
-                "{} refused the token; the remaining libraries were not synced: check `token` or `token_file` for [[server]] \"{server}\"",
-                source.describe()
-            ));
-            break;
+        match halt {
+            Some(Halt::Unauthorized) => {
+                report.error = Some(format!(
+                    "{} refused the token ({error}); the remaining libraries were not synced",
+                    source.describe()
+                ));
+                break;
+            }
+            Some(Halt::RateLimited) => {
+                report.error = Some(format!("{error}; the remaining libraries wait for the next run"));
+                break;
+            }
+            None => {}
         }
     }
     let server_error =
@@ -202,7 +212,17 @@ pub fn summary_line(server: &str, report: &LibraryReport) -> String {
     )
 }
 
-/// Syncs one library; the flag says the server refused the credentials.
+/// Why a server's remaining libraries are not synced in this run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Halt {
+    /// The server refused the credentials.
+    Unauthorized,
+    /// The server asked for a pause longer than this run waits.
+    RateLimited,
+}
+
+/// Syncs one library, and says whether the server's other libraries must
+/// wait.
 fn sync_library(
     server: &str,
     source: &dyn Source,
@@ -210,7 +230,7 @@ fn sync_library(
     library: &LibraryInfo,
     options: &Options,
     stop: &AtomicBool,
-) -> (LibraryReport, bool) {
+) -> (LibraryReport, Option<Halt>) {
     let started = Instant::now();
     let mut report = LibraryReport {
         library_id: library.id.clone(),
@@ -224,13 +244,15 @@ fn sync_library(
         Ok(found) => found,
         Err(err) => {
             report.error = Some(err.to_string());
-            return (report, false);
+            return (report, None);
         }
     };
     let mut run = Run {
         source,
         store,
         library,
+        strategy: source.strategy_for(library),
+        nested: source.nested(library),
         number,
         options,
         requests_base: source.requests(),
@@ -244,7 +266,7 @@ fn sync_library(
         report.mode = mode_name(checkpoint);
         report.counters = checkpoint.counters;
     }
-    let mut unauthorized = false;
+    let mut halt = None;
     match outcome {
         Ok(()) => {
             if let Err(err) = run.finish(&mut state) {
@@ -252,7 +274,11 @@ fn sync_library(
             }
         }
         Err(failure) => {
-            unauthorized = matches!(&failure, Failure::Source(err) if err.kind == ErrorKind::Unauthorized);
+            halt = match &failure {
+                Failure::Source(err) if err.kind == ErrorKind::Unauthorized => Some(Halt::Unauthorized),
+                Failure::Source(err) if matches!(err.kind, ErrorKind::RateLimited(_)) => Some(Halt::RateLimited),
+                _ => None,
+            };
             let message = failure.to_string();
             if let Err(err) = run.record_failure(&message, matches!(failure, Failure::MassDeletion(_))) {
                 log::error!("could not record the failure of {server}/{}: {err}", library.id);
@@ -261,7 +287,7 @@ fn sync_library(
         }
     }
     report.duration = started.elapsed();
-    (report, unauthorized)
+    (report, halt)
 }
 
 fn mode_name(checkpoint: &Checkpoint) -> String {
@@ -284,6 +310,10 @@ struct Run<'a> {
     source: &'a dyn Source,
     store: &'a Store,
     library: &'a LibraryInfo,
+    /// How this library's incremental passes find changes.
+    strategy: Strategy,
+    /// Whether its items have children fetched per parent.
+    nested: bool,
     number: u32,
     options: &'a Options,
     /// The source's request counter when this process took up the run.
@@ -307,7 +337,7 @@ impl Run<'_> {
     /// Plans the run and commits its starting checkpoint.
     fn begin(&mut self, state: &mut LibraryState) -> Result<(), Failure> {
         let now = now_epoch();
-        let strategy = self.source.strategy();
+        let strategy = self.strategy;
         let plan = plan::plan(state, self.library, strategy, self.options.full, self.options.full_every, now);
         match plan {
             Plan::Resume => {
@@ -388,6 +418,8 @@ impl Run<'_> {
                     started_at: now,
                     server_started_at,
                     resumed: false,
+                    after: None,
+                    children: None,
                     counters: Counters::default(),
                     elapsed_ms: 0,
                 };
@@ -420,11 +452,17 @@ impl Run<'_> {
         checkpoint.unstored.clear();
         checkpoint.sweep_approved = false;
         checkpoint.order_broken = false;
+        checkpoint.after = None;
+        checkpoint.children = None;
         checkpoint.full_passes += 1;
         let number = self.number;
+        let nested = self.nested;
         let state_copy = state.clone();
         self.store.write(|writer| {
             writer.clear_seen(number)?;
+            if nested {
+                writer.clear_pending(number)?;
+            }
             writer.put_state(number, &state_copy)
         })?;
         Ok(())
@@ -464,7 +502,13 @@ impl Run<'_> {
                     self.start_full_pass(state, mismatched)?;
                 }
                 Pass::Full => {
-                    self.sweep(state)?;
+                    let in_children = state.checkpoint.as_ref().is_some_and(|checkpoint| checkpoint.children.is_some());
+                    if !in_children {
+                        self.sweep(state)?;
+                    }
+                    if self.nested {
+                        self.children(state, stop)?;
+                    }
                     let mismatched = self.mismatched_kinds(state)?;
                     let passes = state.checkpoint.as_ref().map_or(0, |checkpoint| checkpoint.full_passes);
                     if mismatched.is_empty() {
@@ -499,7 +543,9 @@ impl Run<'_> {
             Pass::Incremental => Order::NewestChanged,
         };
         let size = self.options.page_size;
-        let page = self.source.page(self.library, kind, order, checkpoint.start, size)?;
+        let page =
+            self.source.page_after(self.library, kind, order, checkpoint.start, checkpoint.after.as_deref(), size)?;
+        let nested = self.nested;
         let requests = self.requests();
         let number = self.number;
         let server = state.server.clone();
@@ -523,7 +569,12 @@ impl Run<'_> {
                             reached_cursor = true;
                             break;
                         }
-                        match writer.upsert(number, state, item, pass == Pass::Full)? {
+                        let outcome = if nested {
+                            writer.upsert_parent(number, item)?
+                        } else {
+                            writer.upsert(number, state, item, pass == Pass::Full)?
+                        };
+                        match outcome {
                             Outcome::New => checkpoint.counters.new += 1,
                             Outcome::Changed => checkpoint.counters.changed += 1,
                             Outcome::Unchanged => checkpoint.counters.unchanged += 1,
@@ -554,14 +605,15 @@ impl Run<'_> {
             checkpoint.start += page.returned();
             let exhausted = reached_cursor
                 || (pass == Pass::Incremental && checkpoint.order_broken)
-                || page.returned() == 0
-                || match page.total {
-                    Some(total) => checkpoint.start >= total,
-                    None => page.returned() < u64::from(size),
-                };
+                || listing_ends(&page, checkpoint.start, size);
+            checkpoint.after = match &page.next {
+                Next::After(cursor) => Some(cursor.clone()),
+                _ => None,
+            };
             if exhausted {
                 checkpoint.kind_index += 1;
                 checkpoint.start = 0;
+                checkpoint.after = None;
             }
             checkpoint.counters.pages += 1;
             checkpoint.counters.requests = requests;
@@ -573,7 +625,96 @@ impl Run<'_> {
 
     /// Whether this pass walks a changed-since listing.
     fn filtered(&self, pass: Pass) -> bool {
-        pass == Pass::Incremental && self.source.strategy() == Strategy::ChangedSince
+        pass == Pass::Incremental && self.strategy == Strategy::ChangedSince
+    }
+
+    /// The children phase of a nested library: for every parent waiting in
+    /// `pending` (new or changed in this pass's listing), fetches its
+    /// children page by page, each page committed with the cursor, and on
+    /// the last page deletes the children past the end and stores the
+    /// parent. A parent whose children the server refuses (403) is stored,
+    /// recorded in `skipped` and its old children deleted.
+    fn children(&mut self, state: &mut LibraryState, stop: &AtomicBool) -> Result<(), Failure> {
+        let number = self.number;
+        if state.checkpoint.as_ref().is_some_and(|checkpoint| checkpoint.children.is_none()) {
+            if let Some(checkpoint) = state.checkpoint.as_mut() {
+                checkpoint.children = Some(ChildCursor::default());
+            }
+            let state_copy = state.clone();
+            self.store.write(|writer| writer.put_state(number, &state_copy))?;
+        }
+        let size = self.options.page_size;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return Err(Failure::Interrupted);
+            }
+            let checkpoint = state.checkpoint.as_ref().expect("a run has a checkpoint");
+            let cursor = checkpoint.children.clone().unwrap_or_default();
+            let parent = match cursor.parent.clone() {
+                Some(parent) => parent,
+                None => match self.store.first_pending(number)? {
+                    Some(parent) => parent,
+                    None => return Ok(()),
+                },
+            };
+            let fetched = self.source.children(self.library, &parent, cursor.start, size);
+            let page = match fetched {
+                Ok(page) => Some(page),
+                Err(err) if err.kind == ErrorKind::Rejected => {
+                    log::info!("{}/{}: skipped the entries of {parent}: {err}", state.server, self.library.id);
+                    state.skipped.insert(parent.clone(), err.message.clone());
+                    None
+                }
+                Err(err) => return Err(err.into()),
+            };
+            let requests = self.requests();
+            self.store.write(|writer| {
+                let mut checkpoint = state.checkpoint.take().expect("a run has a checkpoint");
+                let mut next =
+                    ChildCursor { parent: Some(parent.clone()), start: cursor.start, last: cursor.last.clone() };
+                let done = match &page {
+                    None => true,
+                    Some(page) => {
+                        for entry in &page.items {
+                            match entry {
+                                Ok(item) => {
+                                    match writer.upsert(number, state, item, false)? {
+                                        Outcome::New => checkpoint.counters.new += 1,
+                                        Outcome::Changed => checkpoint.counters.changed += 1,
+                                        Outcome::Unchanged => checkpoint.counters.unchanged += 1,
+                                    }
+                                    next.last = Some(item.id.clone());
+                                }
+                                Err(bad) => {
+                                    checkpoint.counters.bad += 1;
+                                    log::warn!(
+                                        "{}/{parent}: skipped an unreadable entry: {}",
+                                        state.server,
+                                        bad.reason
+                                    );
+                                }
+                            }
+                        }
+                        next.start += page.returned();
+                        listing_ends(page, next.start, size)
+                    }
+                };
+                if done {
+                    let last = if page.is_some() { next.last.as_deref() } else { None };
+                    checkpoint.counters.deleted += writer.delete_children_after(number, state, &parent, last)?;
+                    writer.store_pending(number, state, &parent)?;
+                    if page.is_some() {
+                        state.skipped.remove(&parent);
+                    }
+                    next = ChildCursor::default();
+                }
+                checkpoint.children = Some(next);
+                checkpoint.counters.pages += 1;
+                checkpoint.counters.requests = requests;
+                state.checkpoint = Some(checkpoint);
+                writer.put_state(number, state)
+            })?;
+        }
     }
 
     /// Probes the changed-since filter unless it was found to work within
@@ -709,6 +850,7 @@ impl Run<'_> {
             let state_copy = state.clone();
             self.store.write(|writer| writer.put_state(number, &state_copy))?;
         }
+        let nested = self.nested;
         let mut after: Option<Vec<u8>> = None;
         loop {
             let (keys, complete) = self.store.unseen(number, &kinds, after.as_deref(), SWEEP_BATCH)?;
@@ -718,6 +860,11 @@ impl Run<'_> {
                     for key in &keys {
                         if writer.delete_key(state, key)? {
                             deleted += 1;
+                            if nested {
+                                let parent = String::from_utf8_lossy(&key[4..]).into_owned();
+                                deleted += writer.delete_children_after(number, state, &parent, None)?;
+                                state.skipped.remove(&parent);
+                            }
                         }
                     }
                     let checkpoint = state.checkpoint.as_mut().expect("a run has a checkpoint");
@@ -834,6 +981,20 @@ fn run_record(checkpoint: &Checkpoint, now: i64, elapsed_ms: u64, error: Option<
         duration_ms: elapsed_ms,
         counters: checkpoint.counters,
         error: error.map(str::to_string),
+    }
+}
+
+/// Whether a listing ends with this page, `start` entries in: the server
+/// said so, or it came back empty or short, or the total is reached.
+fn listing_ends(page: &crate::source::Page, start: u64, size: u32) -> bool {
+    match page.next {
+        Next::End => true,
+        _ if page.returned() == 0 => true,
+        Next::After(_) => false,
+        Next::Offset => match page.total {
+            Some(total) => start >= total,
+            None => page.returned() < u64::from(size),
+        },
     }
 }
 

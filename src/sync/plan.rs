@@ -41,6 +41,9 @@ pub fn plan(
     if let Some(reason) = &state.needs_full {
         return Plan::Start(Pass::Full, reason.clone());
     }
+    if strategy == Strategy::Unordered {
+        return Plan::Start(Pass::Full, "the listing has no change marker, so every run walks it whole".into());
+    }
     if !within(last_full_at, full_every, now) {
         return Plan::Start(Pass::Full, format!("the last full pass is older than {}h", full_every.as_secs() / 3600));
     }
@@ -100,6 +103,8 @@ mod tests {
             started_at: NOW - 10,
             server_started_at: None,
             resumed: false,
+            after: None,
+            children: None,
             counters: Counters::default(),
             elapsed_ms: 0,
         }
@@ -118,6 +123,12 @@ mod tests {
     fn recent_full_means_incremental() {
         let plan = plan(&synced(NOW - 3600), &library(), Strategy::StopAtCursor, false, WEEK, NOW);
         assert!(matches!(plan, Plan::Start(Pass::Incremental, _)), "{plan:?}");
+    }
+
+    #[test]
+    fn unordered_listings_are_always_walked_whole() {
+        let plan = plan(&synced(NOW - 3600), &library(), Strategy::Unordered, false, WEEK, NOW);
+        assert!(is_full(plan));
     }
 
     #[test]

@@ -258,6 +258,8 @@ mod tests {
             started_at: 1_000,
             server_started_at: None,
             resumed,
+            after: None,
+            children: None,
             counters: Counters::default(),
             elapsed_ms: 0,
         });

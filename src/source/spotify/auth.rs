@@ -100,10 +100,16 @@ impl<'a> Accounts<'a> {
             }),
             429 => {
                 let wait = Duration::from_secs(raw.retry_after.unwrap_or(30));
-                Err((SourceError::new(ErrorKind::RateLimited(wait), format!("{at}: rate limited (HTTP 429)")), Refusal::Other))
+                Err((
+                    SourceError::new(ErrorKind::RateLimited(wait), format!("{at}: rate limited (HTTP 429)")),
+                    Refusal::Other,
+                ))
             }
             408 | 500..=599 => Err((
-                SourceError::new(ErrorKind::Unavailable, format!("{at}: server error (HTTP {}); will retry", raw.status)),
+                SourceError::new(
+                    ErrorKind::Unavailable,
+                    format!("{at}: server error (HTTP {}); will retry", raw.status),
+                ),
                 Refusal::Other,
             )),
             status => {

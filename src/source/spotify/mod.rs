@@ -179,7 +179,8 @@ impl<'a> Spotify<'a> {
             self.gate()?;
             let token = self.access_token()?;
             let bearer = format!("Bearer {token}");
-            let raw = self.api.send(path, &[("Authorization", bearer.as_str()), ("Accept", "application/json")], None)?;
+            let raw =
+                self.api.send(path, &[("Authorization", bearer.as_str()), ("Accept", "application/json")], None)?;
             let at = format!("{}{path}", self.api.base());
             let message = || error_message(&raw.body);
             return match raw.status {
@@ -196,11 +197,17 @@ impl<'a> Spotify<'a> {
                 }
                 401 => Err(SourceError::new(
                     ErrorKind::Unauthorized,
-                    format!("{at}: Spotify refused a fresh access token (HTTP 401 {}); connect the account again on the status page", message()),
+                    format!(
+                        "{at}: Spotify refused a fresh access token (HTTP 401 {}); connect the account again on the status page",
+                        message()
+                    ),
                 )),
                 403 => Err(SourceError::new(
                     ErrorKind::Rejected,
-                    format!("{at}: forbidden (HTTP 403 {}): Spotify lets an app read only playlists the user owns or collaborates on, and only with the scopes granted when connecting", message()),
+                    format!(
+                        "{at}: forbidden (HTTP 403 {}): Spotify lets an app read only playlists the user owns or collaborates on, and only with the scopes granted when connecting",
+                        message()
+                    ),
                 )),
                 429 => Err(self.rate_limited(raw.retry_after, &at)),
                 408 | 500..=599 => Err(SourceError::new(
@@ -253,7 +260,14 @@ impl Source for Spotify<'_> {
         Ok(filter_libraries(all, self.libraries.as_deref()))
     }
 
-    fn page(&self, library: &LibraryInfo, kind: Kind, order: Order, start: u64, size: u32) -> Result<Page, SourceError> {
+    fn page(
+        &self,
+        library: &LibraryInfo,
+        kind: Kind,
+        order: Order,
+        start: u64,
+        size: u32,
+    ) -> Result<Page, SourceError> {
         self.page_after(library, kind, order, start, None, size)
     }
 
@@ -308,7 +322,8 @@ impl Source for Spotify<'_> {
         );
         let answer = self.get(&path)?;
         let entries = answer.get("items").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-        let items = entries.iter().enumerate().map(|(n, entry)| playlist_entry(entry, parent, start + n as u64)).collect();
+        let items =
+            entries.iter().enumerate().map(|(n, entry)| playlist_entry(entry, parent, start + n as u64)).collect();
         let next = if answer.get("next").and_then(Value::as_str).is_some() { Next::Offset } else { Next::End };
         Ok(Page { items, total: lenient::u64(answer.get("total")), next })
     }
@@ -416,7 +431,10 @@ fn playlist(entry: &Value) -> Result<Item, BadItem> {
 /// track may appear twice.
 fn playlist_entry(entry: &Value, playlist: &str, position: u64) -> Result<Item, BadItem> {
     // `item` since 2026; `track` before.
-    let object = entry.get("item").filter(|value| value.is_object()).or_else(|| entry.get("track").filter(|value| value.is_object()));
+    let object = entry
+        .get("item")
+        .filter(|value| value.is_object())
+        .or_else(|| entry.get("track").filter(|value| value.is_object()));
     let kind = match object.and_then(|object| object.get("type")).and_then(Value::as_str) {
         Some("episode") => Kind::Episode,
         _ => Kind::Track,
@@ -454,7 +472,10 @@ mod tests {
     fn playlist_entries_keep_position_and_read_both_spellings() {
         let entry = json!({"added_at": null, "track": {"type": "episode", "name": "Ep", "uri": "spotify:episode:e"}});
         let item = playlist_entry(&entry, "p1", 7).unwrap();
-        assert_eq!((item.id.as_str(), item.kind, item.index, item.updated_at), ("p1/000007", Kind::Episode, Some(7), 0));
+        assert_eq!(
+            (item.id.as_str(), item.kind, item.index, item.updated_at),
+            ("p1/000007", Kind::Episode, Some(7), 0)
+        );
         let entry = json!({"added_at": "2024-05-01T10:00:00Z", "item": null, "track": null});
         let item = playlist_entry(&entry, "p1", 0).unwrap();
         assert_eq!((item.title.as_str(), item.kind, item.guid), ("", Kind::Track, None));

@@ -1,0 +1,108 @@
+//! Parents whose children are listed per parent (a Spotify playlist and its
+//! entries). A parent listed with a new version waits in `pending` while its
+//! children are fetched, page by page; it replaces the stored copy in the
+//! transaction of its last child page, so a crash in between leaves the old
+//! version stored and the next run fetches the children again. A child's id
+//! is its parent's id, '/', and a suffix that sorts in listing order.
+
+use super::records::{LibraryState, decode_header};
+use super::tables::{PENDING, item_key, library_range};
+use super::{Outcome, Store, StoreError, Writer, db_error, json_error};
+use crate::model::{Item, content_hash};
+use redb::ReadableTable;
+
+/// The key range of a parent's children: [parent ++ "/", parent ++ "0").
+fn children_range(library: u32, parent: &str) -> (Vec<u8>, Vec<u8>) {
+    (item_key(library, &format!("{parent}/")), item_key(library, &format!("{parent}0")))
+}
+
+impl Store {
+    /// The first parent still waiting for its children, by id.
+    pub fn first_pending(&self, library: u32) -> Result<Option<String>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let table = txn.open_table(PENDING).map_err(db_error)?;
+        let (start, end) = library_range(library);
+        let mut range = table.range::<&[u8]>(start.as_slice()..end.as_slice()).map_err(db_error)?;
+        match range.next() {
+            Some(entry) => {
+                let (key, _) = entry.map_err(db_error)?;
+                Ok(Some(String::from_utf8_lossy(&key.value()[4..]).into_owned()))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+impl Writer<'_> {
+    /// A parent from the listing: unchanged, it is only marked seen; new or
+    /// changed, it waits in `pending` for its children (a stored copy is
+    /// still marked seen, so the sweep keeps it).
+    pub fn upsert_parent(&mut self, library: u32, item: &Item) -> Result<Outcome, StoreError> {
+        let key = item_key(library, &item.id);
+        let body = item.body_json();
+        let hash = content_hash(&body);
+        let stored = self.items.get(key.as_slice()).map_err(db_error)?.and_then(|value| decode_header(value.value()));
+        match stored {
+            Some(old) if old.hash == hash && old.kind == item.kind => {
+                self.mark_seen(library, old.ordinal)?;
+                self.pending.remove(key.as_slice()).map_err(db_error)?;
+                Ok(Outcome::Unchanged)
+            }
+            Some(old) => {
+                self.mark_seen(library, old.ordinal)?;
+                self.pending.insert(key.as_slice(), body.as_slice()).map_err(db_error)?;
+                Ok(Outcome::Changed)
+            }
+            None => {
+                self.pending.insert(key.as_slice(), body.as_slice()).map_err(db_error)?;
+                Ok(Outcome::New)
+            }
+        }
+    }
+
+    /// Takes a parent out of `pending` and stores it (marked seen).
+    pub fn store_pending(&mut self, library: u32, state: &mut LibraryState, parent: &str) -> Result<(), StoreError> {
+        let key = item_key(library, parent);
+        let body = self.pending.remove(key.as_slice()).map_err(db_error)?.map(|value| value.value().to_vec());
+        if let Some(body) = body {
+            let item: Item = serde_json::from_slice(&body).map_err(json_error)?;
+            self.upsert(library, state, &item, true)?;
+        }
+        Ok(())
+    }
+
+    /// Forgets every waiting parent of a library (a new full pass lists
+    /// them again).
+    pub fn clear_pending(&mut self, library: u32) -> Result<(), StoreError> {
+        let (start, end) = library_range(library);
+        self.pending.retain_in::<&[u8], _>(start.as_slice()..end.as_slice(), |_, _| false).map_err(db_error)?;
+        Ok(())
+    }
+
+    /// Deletes the parent's children after `last` (all of them when `None`):
+    /// the ones a shortened listing no longer has. Returns how many.
+    pub fn delete_children_after(
+        &mut self,
+        library: u32,
+        state: &mut LibraryState,
+        parent: &str,
+        last: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let (start, end) = children_range(library, parent);
+        let mut keys = Vec::new();
+        for entry in self.items.range::<&[u8]>(start.as_slice()..end.as_slice()).map_err(db_error)? {
+            let (key, _) = entry.map_err(db_error)?;
+            let key = key.value().to_vec();
+            if last.is_none_or(|last| key.as_slice() > item_key(library, last).as_slice()) {
+                keys.push(key);
+            }
+        }
+        let mut deleted = 0;
+        for key in keys {
+            if self.delete_key(state, &key)? {
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
+}
