@@ -4,7 +4,7 @@
 
 use crate::config::Config;
 use crate::store::records::LibraryState;
-use crate::store::{Store, StoreError};
+use crate::store::{Session, Store, StoreError};
 use serde_json::{Value, json};
 
 pub fn document(config: &Config, store: &Store) -> Result<Value, StoreError> {
@@ -17,7 +17,7 @@ pub fn document(config: &Config, store: &Store) -> Result<Value, StoreError> {
             let runs = store.runs(*number)?;
             entries.push(library(state, runs.last()));
         }
-        servers.push(json!({
+        let mut entry = json!({
             "name": server.name,
             "kind": server.kind.name(),
             "url": server.url,
@@ -25,13 +25,31 @@ pub fn document(config: &Config, store: &Store) -> Result<Value, StoreError> {
             "last_success_at": server_state.last_success_at,
             "last_error": server_state.last_error,
             "libraries": entries,
-        }));
+        });
+        if server.spotify.is_some() {
+            entry["account"] = account(&store.session(&server.name)?);
+        }
+        servers.push(entry);
     }
     Ok(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "store": config.store.path.display().to_string(),
         "servers": servers,
     }))
+}
+
+/// A Spotify account as the status shows it: never a token.
+fn account(session: &Session) -> Value {
+    let now = crate::sync::now_epoch();
+    let waiting_until = session.waiting_until(now);
+    json!({
+        "connected": session.connected(),
+        "connected_at": session.connected_at,
+        "reauthorize": session.reauthorize,
+        "scope": session.scope,
+        "waiting_until": waiting_until,
+        "waiting_for": waiting_until.and(session.not_before_reason.clone()),
+    })
 }
 
 fn library(state: &LibraryState, last_run: Option<&crate::store::records::RunRecord>) -> Value {
@@ -60,6 +78,7 @@ fn library(state: &LibraryState, last_run: Option<&crate::store::records::RunRec
         "last_full_at": state.last_full_at,
         "last_error": state.last_error,
         "needs_full": state.needs_full,
+        "skipped": state.skipped,
         "checkpoint": checkpoint,
         "last_run": last_run,
     })

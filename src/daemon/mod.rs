@@ -76,6 +76,8 @@ pub struct Daemon {
     pub started_at: i64,
     stopping: AtomicBool,
     slots: BTreeMap<String, Slot>,
+    /// Spotify authorisations started from the status page.
+    pub spotify_flows: crate::web::spotify::Flows,
 }
 
 impl Daemon {
@@ -85,7 +87,14 @@ impl Daemon {
             .iter()
             .map(|server| (server.name.clone(), Slot { live: Mutex::default(), wake: tokio::sync::Notify::new() }))
             .collect();
-        Daemon { config, store, started_at: sync::now_epoch(), stopping: AtomicBool::new(false), slots }
+        Daemon {
+            config,
+            store,
+            started_at: sync::now_epoch(),
+            stopping: AtomicBool::new(false),
+            slots,
+            spotify_flows: Default::default(),
+        }
     }
 
     pub fn stopping(&self) -> bool {
@@ -272,11 +281,26 @@ async fn server_loop(daemon: Arc<Daemon>, name: String, semaphore: Arc<tokio::sy
     if !due {
         log::info!("{name}: last success is recent; waiting for the next slot");
     }
+    // A server told to wait (Spotify's Retry-After or spent daily quota,
+    // stored with the session) runs again as soon as the wait is over,
+    // rather than hammering it on schedule or waiting for the next slot.
+    let mut resume = waiting_until(&daemon, &name).await;
     loop {
         if daemon.stopping() {
             return;
         }
-        let next = if due { Local::now() } else { next_slot(&schedule) };
+        let next = match resume.take() {
+            Some(at) => {
+                let at = Local.timestamp_opt(at, 0).single().unwrap_or_else(Local::now);
+                if due { at } else { at.min(next_slot(&schedule)) }
+            }
+            None if due => Local::now(),
+            None => next_slot(&schedule),
+        };
+        if due {
+            // The wait, not the freshness rule, decides when it runs.
+            due = next <= Local::now();
+        }
         Daemon::live_of(slot).next_run_at = Some(next.timestamp());
         let mut fired = due;
         while !fired && !daemon.stopping() {
@@ -321,7 +345,30 @@ async fn server_loop(daemon: Arc<Daemon>, name: String, semaphore: Arc<tokio::sy
         }
         run_once(&daemon, slot, &name, requested.unwrap_or(false)).await;
         drop(permit);
+        resume = waiting_until(&daemon, &name).await;
+        if let Some(at) = resume {
+            log::info!(
+                "{name}: the server asked to wait; the next run starts at {}",
+                Local
+                    .timestamp_opt(at, 0)
+                    .single()
+                    .map_or_else(|| at.to_string(), |time| time.format("%Y-%m-%d %H:%M:%S").to_string())
+            );
+        }
     }
+}
+
+/// The end of a stored wait the server asked for, if one is running.
+async fn waiting_until(daemon: &Arc<Daemon>, name: &str) -> Option<i64> {
+    let daemon = Arc::clone(daemon);
+    let name = name.to_string();
+    tokio::task::spawn_blocking(move || {
+        daemon.store.session(&name).map(|session| session.waiting_until(sync::now_epoch()))
+    })
+    .await
+    .ok()
+    .and_then(Result::ok)
+    .flatten()
 }
 
 async fn is_paused(daemon: &Arc<Daemon>, name: &str) -> bool {

@@ -142,6 +142,7 @@ pub struct Saved<T> {
     pub item: T,
 }
 
+#[derive(Default)]
 pub struct SpotifyState {
     pub user_id: String,
     pub display_name: String,
@@ -230,34 +231,11 @@ impl Fake<SpotifyState> {
             display_name: "Listener One".into(),
             client_id: CLIENT_ID.into(),
             client_secret: Some(CLIENT_SECRET.into()),
-            saved_tracks: Vec::new(),
-            saved_albums: Vec::new(),
-            followed_artists: Vec::new(),
-            playlists: Vec::new(),
             clock: BASE_TIME,
-            log: Vec::new(),
-            rate_limit: None,
-            quota: None,
             quota_reset_secs: 86_400,
             token_lifetime_secs: 3600,
-            rotate_refresh_tokens: false,
-            deny_authorization: false,
-            token_failure: None,
-            delay: Duration::ZERO,
-            requests: 0,
-            token_requests: 0,
-            violations: 0,
-            quota_used: 0,
-            window: VecDeque::new(),
-            not_before: None,
-            access_tokens: HashMap::new(),
-            refresh_tokens: Vec::new(),
-            revoked: Vec::new(),
-            codes: HashMap::new(),
-            serial: 0,
             seed: seed as u64,
-            listings: 0,
-            faults: Faults::default(),
+            ..SpotifyState::default()
         };
         Fake::serve(address, state, handle)
     }
@@ -898,16 +876,11 @@ impl SpotifyState {
         }
         let needs = |wanted: &str| (!has_scope(scope, wanted)).then(|| api_error(403, "Insufficient client scope"));
         let result = match route {
-            "/me" => Ok(json!({
-                "display_name": self.display_name,
-                "external_urls": {"spotify": format!("https://open.spotify.com/user/{}", self.user_id)},
-                "followers": {"href": null, "total": 3},
-                "href": format!("{base}/users/{}", self.user_id),
-                "id": self.user_id,
-                "images": [],
-                "type": "user",
-                "uri": format!("spotify:user:{}", self.user_id),
-            })),
+            "/me" => {
+                let fields =
+                    json!({"display_name": self.display_name, "followers": {"href": null, "total": 3}, "images": []});
+                Ok(object("user", &self.user_id, base, fields))
+            }
             "/me/tracks" => needs("user-library-read").map_or_else(|| self.saved_tracks_page(params, base), Err),
             "/me/albums" => needs("user-library-read").map_or_else(|| self.saved_albums_page(params, base), Err),
             "/me/following" => needs("user-follow-read").map_or_else(|| self.following(params, base), Err),
@@ -943,14 +916,7 @@ impl SpotifyState {
         if param(params, "type") != Some("artist") {
             return Err(api_error(400, "Missing or bad type"));
         }
-        let limit = match param(params, "limit") {
-            None => 20,
-            Some(text) => text
-                .parse()
-                .ok()
-                .filter(|limit| (1..=50).contains(limit))
-                .ok_or_else(|| api_error(400, "Invalid limit"))?,
-        };
+        let limit = limit(params, 50)?;
         let after = param(params, "after").unwrap_or("");
         let mut artists: Vec<&FakeArtist> = self.followed_artists.iter().collect();
         artists.sort_by(|a, b| a.id.cmp(&b.id));
@@ -979,7 +945,6 @@ impl SpotifyState {
         let items = self.playlists.iter().skip(offset).take(limit).map(|playlist| {
             let owner = &playlist.owner;
             let href = format!("{base}/playlists/{}", playlist.id);
-            let entries = json!({"href": format!("{href}/tracks"), "total": playlist.entries.len()});
             // Real image URLs are temporary: they differ on every listing.
             let images: Vec<Value> = if playlist.entries.is_empty() {
                 Vec::new()
@@ -988,30 +953,13 @@ impl SpotifyState {
                 let url = format!("https://image-cdn-ak.spotifycdn.com/image/ab67706c0000da84{image}?t={listing}");
                 vec![json!({"height": null, "url": url, "width": null})]
             };
-            json!({
-                "collaborative": playlist.collaborative,
-                "description": playlist.description,
-                "external_urls": {"spotify": format!("https://open.spotify.com/playlist/{}", playlist.id)},
-                "href": href,
-                "id": playlist.id,
-                "images": images,
-                "name": playlist.name,
-                "owner": {
-                    "display_name": if *owner == self.user_id { self.display_name.clone() } else { owner.to_uppercase() },
-                    "external_urls": {"spotify": format!("https://open.spotify.com/user/{owner}")},
-                    "href": format!("{base}/users/{owner}"),
-                    "id": owner,
-                    "type": "user",
-                    "uri": format!("spotify:user:{owner}"),
-                },
-                "primary_color": null,
-                "public": playlist.public,
-                "snapshot_id": playlist.snapshot_id,
-                "items": entries,
-                "tracks": entries,
-                "type": "playlist",
-                "uri": format!("spotify:playlist:{}", playlist.id),
-            })
+            let display_name = if *owner == self.user_id { self.display_name.clone() } else { owner.to_uppercase() };
+            let fields = json!({"collaborative": playlist.collaborative, "description": playlist.description,
+                "images": images, "items": {"href": format!("{href}/items"), "total": playlist.entries.len()},
+                "name": playlist.name, "owner": object("user", owner, base, json!({"display_name": display_name})),
+                "primary_color": null, "public": playlist.public, "snapshot_id": playlist.snapshot_id,
+                "tracks": {"href": format!("{href}/tracks"), "total": playlist.entries.len()}});
+            object("playlist", &playlist.id, base, fields)
         });
         let items = items.collect();
         Ok(page(&format!("{base}/me/playlists"), items, offset, limit, self.playlists.len()))
@@ -1039,15 +987,7 @@ impl SpotifyState {
                 }
                 PlaylistItem::Unavailable => Value::Null,
             };
-            let added_by = entry.added_by.as_ref().map(|user| {
-                json!({
-                    "external_urls": {"spotify": format!("https://open.spotify.com/user/{user}")},
-                    "href": format!("{base}/users/{user}"),
-                    "id": user,
-                    "type": "user",
-                    "uri": format!("spotify:user:{user}"),
-                })
-            });
+            let added_by = entry.added_by.as_ref().map(|user| object("user", user, base, json!({})));
             json!({
                 "added_at": entry.added_at.map(timestamp),
                 "added_by": added_by,
@@ -1063,21 +1003,23 @@ impl SpotifyState {
     }
 }
 
-/// `offset` and `limit` (1..=`most`, default 20), or the 400 Spotify sends.
+/// `offset` and `limit`, or the 400 Spotify sends.
 fn paging(params: &Params, most: usize) -> Result<(usize, usize), Answer> {
-    let limit = match param(params, "limit") {
-        None => 20,
-        Some(text) => text
-            .parse()
-            .ok()
-            .filter(|limit| (1..=most).contains(limit))
-            .ok_or_else(|| api_error(400, "Invalid limit"))?,
-    };
     let offset = match param(params, "offset") {
         None => 0,
         Some(text) => text.parse().map_err(|_| api_error(400, "Invalid offset"))?,
     };
-    Ok((offset, limit))
+    Ok((offset, limit(params, most)?))
+}
+
+/// `limit`: 1..=`most`, default 20.
+fn limit(params: &Params, most: usize) -> Result<usize, Answer> {
+    match param(params, "limit") {
+        None => Ok(20),
+        Some(text) => {
+            text.parse().ok().filter(|limit| (1..=most).contains(limit)).ok_or_else(|| api_error(400, "Invalid limit"))
+        }
+    }
 }
 
 fn page(href: &str, items: Vec<Value>, offset: usize, limit: usize, total: usize) -> Value {
@@ -1095,173 +1037,107 @@ fn page(href: &str, items: Vec<Value>, offset: usize, limit: usize, total: usize
 
 const MARKETS: [&str; 6] = ["AD", "AT", "BE", "DE", "GB", "US"];
 
-fn images(kind_prefix: &str, id: &str) -> Value {
+/// Stable image URLs in three sizes, like the CDN's.
+fn images(prefix: &str, id: &str) -> Value {
     let image = hex_of(id);
-    json!([
-        {"height": 640, "url": format!("https://i.scdn.co/image/{kind_prefix}b273{image}"), "width": 640},
-        {"height": 300, "url": format!("https://i.scdn.co/image/{kind_prefix}1e02{image}"), "width": 300},
-        {"height": 64, "url": format!("https://i.scdn.co/image/{kind_prefix}4851{image}"), "width": 64},
-    ])
+    let image = |size: u32, kind: &str| json!({"height": size, "url": format!("https://i.scdn.co/image/{prefix}{kind}{image}"), "width": size});
+    json!([image(640, "b273"), image(300, "1e02"), image(64, "4851")])
+}
+
+/// An object with an id: its fields plus the href, uri and links all carry.
+fn object(kind: &str, id: &str, base: &str, mut fields: Value) -> Value {
+    let links = json!({"external_urls": {"spotify": format!("https://open.spotify.com/{kind}/{id}")},
+        "href": format!("{base}/{kind}s/{id}"), "id": id, "type": kind, "uri": format!("spotify:{kind}:{id}")});
+    if let (Value::Object(map), Value::Object(links)) = (&mut fields, links) {
+        map.extend(links);
+    }
+    fields
 }
 
 fn artist_json(artist: &FakeArtist, base: &str, full: bool) -> Value {
-    let mut value = json!({
-        "external_urls": {"spotify": format!("https://open.spotify.com/artist/{}", artist.id)},
-        "href": format!("{base}/artists/{}", artist.id),
-        "id": artist.id,
-        "name": artist.name,
-        "type": "artist",
-        "uri": format!("spotify:artist:{}", artist.id),
-    });
-    if full {
-        let popularity = artist.id.bytes().map(u64::from).sum::<u64>() % 100;
-        value["followers"] = json!({"href": null, "total": popularity * 1013});
-        value["genres"] = json!(["indie rock"]);
-        value["images"] = images("ab676161000", &artist.id);
-        value["popularity"] = json!(popularity);
-    }
-    value
+    let popularity = artist.id.bytes().map(u64::from).sum::<u64>() % 100;
+    let fields = if full {
+        json!({"followers": {"href": null, "total": popularity * 1013}, "genres": ["indie rock"],
+            "images": images("ab676161000", &artist.id), "name": artist.name, "popularity": popularity})
+    } else {
+        json!({"name": artist.name})
+    };
+    object("artist", &artist.id, base, fields)
 }
 
 fn album_json(album: &FakeAlbum, base: &str, full: bool) -> Value {
-    let mut value = json!({
-        "album_type": if album.total_tracks < 4 { "single" } else { "album" },
-        "artists": album.artists.iter().map(|artist| artist_json(artist, base, false)).collect::<Vec<_>>(),
-        "available_markets": MARKETS,
-        "external_urls": {"spotify": format!("https://open.spotify.com/album/{}", album.id)},
-        "href": format!("{base}/albums/{}", album.id),
-        "id": album.id,
-        "images": images("ab67616d0000", &album.id),
-        "is_playable": true,
-        "name": album.name,
-        "release_date": album.release_date,
-        "release_date_precision": "day",
-        "total_tracks": album.total_tracks,
-        "type": "album",
-        "uri": format!("spotify:album:{}", album.id),
-    });
+    let artists: Vec<Value> = album.artists.iter().map(|artist| artist_json(artist, base, false)).collect();
+    let mut fields = json!({
+        "album_type": if album.total_tracks < 4 { "single" } else { "album" }, "artists": artists,
+        "available_markets": MARKETS, "images": images("ab67616d0000", &album.id), "is_playable": true,
+        "name": album.name, "release_date": album.release_date, "release_date_precision": "day",
+        "total_tracks": album.total_tracks});
     if full {
-        // The album's own tracks, ids derived from the album's so that
-        // listings are stable.
+        // The album's own tracks: ids derived from the album's, so listings are stable.
         let tracks: Vec<Value> = (1..=album.total_tracks)
             .map(|number| {
                 let id = format!("t{}", &hex_of(&format!("{}/{number}", album.id))[..21]);
-                json!({
-                    "artists": value["artists"],
-                    "available_markets": MARKETS,
-                    "disc_number": 1,
-                    "duration_ms": 150_000 + number * 9_001,
-                    "explicit": false,
-                    "external_urls": {"spotify": format!("https://open.spotify.com/track/{id}")},
-                    "href": format!("{base}/tracks/{id}"),
-                    "id": id,
-                    "is_local": false,
-                    "name": format!("{} {number}", album.name),
-                    "preview_url": null,
-                    "track_number": number,
-                    "type": "track",
-                    "uri": format!("spotify:track:{id}"),
-                })
+                let fields = json!({"artists": artists, "available_markets": MARKETS, "disc_number": 1,
+                    "duration_ms": 150_000 + number * 9_001, "explicit": false, "is_local": false,
+                    "name": format!("{} {number}", album.name), "preview_url": null, "track_number": number});
+                object("track", &id, base, fields)
             })
             .collect();
         let href = format!("{base}/albums/{}/tracks", album.id);
-        value["tracks"] = page(&href, tracks, 0, 50, album.total_tracks as usize);
-        value["copyrights"] = json!([{"text": format!("{} Fake Records", &album.release_date[..4]), "type": "C"}]);
-        value["external_ids"] = json!({"upc": format!("00{}", &hex_of(&album.id)[..10])});
-        value["genres"] = json!([]);
-        value["label"] = json!("Fake Records");
-        value["popularity"] = json!(album.total_tracks * 7);
+        fields["tracks"] = page(&href, tracks, 0, 50, album.total_tracks as usize);
+        fields["copyrights"] = json!([{"text": format!("{} Fake Records", &album.release_date[..4]), "type": "C"}]);
+        fields["external_ids"] = json!({"upc": format!("00{}", &hex_of(&album.id)[..10])});
+        fields["genres"] = json!([]);
+        fields["label"] = json!("Fake Records");
+        fields["popularity"] = json!(album.total_tracks * 7);
     }
-    value
+    object("album", &album.id, base, fields)
 }
 
 fn track_json(track: &FakeTrack, base: &str) -> Value {
-    json!({
-        "album": album_json(&track.album, base, false),
-        "artists": track.artists.iter().map(|artist| artist_json(artist, base, false)).collect::<Vec<_>>(),
-        "available_markets": MARKETS,
-        "disc_number": 1,
-        "duration_ms": track.duration_ms,
-        "explicit": track.duration_ms % 7 == 0,
-        "external_ids": {"isrc": format!("QZ{}", &hex_of(&track.id)[..10].to_uppercase())},
-        "external_urls": {"spotify": format!("https://open.spotify.com/track/{}", track.id)},
-        "href": format!("{base}/tracks/{}", track.id),
-        "id": track.id,
-        "is_local": false,
-        "is_playable": true,
-        "name": track.name,
-        "popularity": track.duration_ms % 100,
-        "preview_url": null,
-        "track_number": track.track_number,
-        "type": "track",
-        "uri": format!("spotify:track:{}", track.id),
-    })
+    let artists: Vec<Value> = track.artists.iter().map(|artist| artist_json(artist, base, false)).collect();
+    let fields = json!({
+        "album": album_json(&track.album, base, false), "artists": artists, "available_markets": MARKETS,
+        "disc_number": 1, "duration_ms": track.duration_ms, "explicit": track.duration_ms % 7 == 0,
+        "external_ids": {"isrc": format!("QZ{}", &hex_of(&track.id)[..10].to_uppercase())}, "is_local": false,
+        "is_playable": true, "name": track.name, "popularity": track.duration_ms % 100, "preview_url": null,
+        "track_number": track.track_number});
+    object("track", &track.id, base, fields)
 }
 
-/// An episode as an EpisodeObject when the client asked for episodes
-/// (`additional_types=episode`), else in the legacy track shape.
+/// An EpisodeObject when the client asked for episodes
+/// (`additional_types=episode`), else the legacy track shape, whose
+/// `episode`/`track` flags are wrong as on the real API: only `type` and
+/// `uri` tell.
 fn episode_json(episode: &FakeEpisode, base: &str, as_episode: bool) -> Value {
-    let show = json!({
-        "available_markets": MARKETS,
-        "copyrights": [],
-        "description": format!("{}: a podcast", episode.show_name),
-        "explicit": false,
-        "external_urls": {"spotify": format!("https://open.spotify.com/show/{}", episode.show_id)},
-        "href": format!("{base}/shows/{}", episode.show_id),
-        "html_description": format!("<p>{}: a podcast</p>", episode.show_name),
-        "id": episode.show_id,
-        "images": images("ab6765630000", &episode.show_id),
-        "is_externally_hosted": false,
-        "languages": ["en"],
-        "media_type": "audio",
-        "name": episode.show_name,
-        "publisher": "Fake Pods",
-        "total_episodes": 120,
-        "type": "show",
-        "uri": format!("spotify:show:{}", episode.show_id),
-    });
-    let external_urls = json!({"spotify": format!("https://open.spotify.com/episode/{}", episode.id)});
-    let uri = format!("spotify:episode:{}", episode.id);
-    if !as_episode {
-        return json!({
-            "album": {"album_type": "show", "artists": [{"external_urls": show["external_urls"], "href": show["href"],
-                "id": episode.show_id, "name": episode.show_name, "type": "show", "uri": show["uri"]}],
-                "available_markets": MARKETS, "external_urls": show["external_urls"], "href": show["href"],
-                "id": episode.show_id, "images": show["images"], "name": episode.show_name,
-                "release_date": episode.release_date, "release_date_precision": "day", "total_tracks": 1,
-                "type": "show", "uri": show["uri"]},
-            "artists": [{"external_urls": show["external_urls"], "href": show["href"], "id": episode.show_id,
-                "name": episode.show_name, "type": "show", "uri": show["uri"]}],
-            "available_markets": MARKETS, "disc_number": 0, "duration_ms": episode.duration_ms,
-            "episode": true, "explicit": false, "external_ids": {}, "external_urls": external_urls,
-            "href": format!("{base}/episodes/{}", episode.id), "id": episode.id, "is_local": false,
-            "name": episode.name, "popularity": 0, "preview_url": null, "track": false, "track_number": 0,
-            "type": "episode", "uri": uri,
-        });
-    }
-    json!({
-        "audio_preview_url": null,
-        "description": format!("In {}, we talk.", episode.name),
-        "duration_ms": episode.duration_ms,
-        "explicit": false,
-        "external_urls": external_urls,
-        "href": format!("{base}/episodes/{}", episode.id),
-        "html_description": format!("<p>In {}, we talk.</p>", episode.name),
-        "id": episode.id,
-        "images": show["images"],
-        "is_externally_hosted": false,
-        "is_playable": true,
-        "language": "en",
-        "languages": ["en"],
-        "name": episode.name,
-        "release_date": episode.release_date,
-        "release_date_precision": "day",
-        "show": show,
-        "type": "episode",
-        "uri": uri,
-    })
+    let show_fields = json!({
+        "available_markets": MARKETS, "copyrights": [], "description": format!("{}: a podcast", episode.show_name),
+        "explicit": false, "html_description": format!("<p>{}: a podcast</p>", episode.show_name),
+        "images": images("ab6765630000", &episode.show_id), "is_externally_hosted": false, "languages": ["en"],
+        "media_type": "audio", "name": episode.show_name, "publisher": "Fake Pods", "total_episodes": 120});
+    let show = object("show", &episode.show_id, base, show_fields);
+    let fields = if as_episode {
+        json!({"audio_preview_url": null, "description": format!("In {}, we talk.", episode.name),
+            "duration_ms": episode.duration_ms, "explicit": false,
+            "html_description": format!("<p>In {}, we talk.</p>", episode.name), "images": show["images"],
+            "is_externally_hosted": false, "is_playable": true, "language": "en", "languages": ["en"],
+            "name": episode.name, "release_date": episode.release_date, "release_date_precision": "day",
+            "show": show})
+    } else {
+        let artist = object("show", &episode.show_id, base, json!({"name": episode.show_name}));
+        let album = json!({"album_type": "show", "artists": [artist], "available_markets": MARKETS,
+            "images": show["images"], "name": episode.show_name, "release_date": episode.release_date,
+            "release_date_precision": "day", "total_tracks": 1});
+        json!({"album": object("show", &episode.show_id, base, album), "artists": [artist],
+            "available_markets": MARKETS, "disc_number": 0, "duration_ms": episode.duration_ms, "episode": false,
+            "explicit": false, "external_ids": {"spotify": format!("https://open.spotify.com/episode/{}", episode.id)},
+            "is_local": false, "name": episode.name, "popularity": 0, "preview_url": null, "track": true,
+            "track_number": 0})
+    };
+    object("episode", &episode.id, base, fields)
 }
 
+/// A local file: no ids, no links, a `spotify:local:` URI.
 fn local_json(name: &str, artist: &str, album: &str, duration_ms: u64) -> Value {
     let uri = format!("spotify:local:{}:{}:{}:{}", encode(artist), encode(album), encode(name), duration_ms / 1000);
     json!({
@@ -1269,21 +1145,9 @@ fn local_json(name: &str, artist: &str, album: &str, duration_ms: u64) -> Value 
             "id": null, "images": [], "name": album, "release_date": null, "release_date_precision": null,
             "type": "album", "uri": null},
         "artists": [{"external_urls": {}, "href": null, "id": null, "name": artist, "type": "artist", "uri": null}],
-        "available_markets": [],
-        "disc_number": 0,
-        "duration_ms": duration_ms,
-        "explicit": false,
-        "external_ids": {},
-        "external_urls": {},
-        "href": null,
-        "id": null,
-        "is_local": true,
-        "name": name,
-        "popularity": 0,
-        "preview_url": null,
-        "track_number": 0,
-        "type": "track",
-        "uri": uri,
+        "available_markets": [], "disc_number": 0, "duration_ms": duration_ms, "explicit": false, "external_ids": {},
+        "external_urls": {}, "href": null, "id": null, "is_local": true, "name": name, "popularity": 0,
+        "preview_url": null, "track_number": 0, "type": "track", "uri": uri,
     })
 }
 

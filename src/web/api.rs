@@ -36,9 +36,16 @@ pub fn status_document(daemon: &Daemon) -> Result<Value, crate::store::StoreErro
             let name = server["name"].as_str().unwrap_or_default().to_string();
             let live = daemon.live(&name).unwrap_or_default();
             let control = daemon.store.control(&name)?;
+            let account_wait = server["account"]["waiting_until"].as_i64();
             let state = if control.paused {
                 "paused"
+            } else if server["account"]["reauthorize"].is_string()
+                || server["account"]["connected"].as_bool() == Some(false)
+            {
+                "disconnected"
             } else if live.syncing && live.waiting_until.is_some_and(|until| until > now) {
+                "waiting"
+            } else if !live.syncing && account_wait.is_some() {
                 "waiting"
             } else if live.syncing {
                 "syncing"
@@ -59,7 +66,7 @@ pub fn status_document(daemon: &Daemon) -> Result<Value, crate::store::StoreErro
                     let Some(stored) = libraries.get(&(name.clone(), id)) else { continue };
                     if live.syncing && stored.checkpoint.is_some() {
                         library["state"] = json!("syncing");
-                        library["progress"] = progress(stored, now);
+                        library["progress"] = progress(stored, now, live.run_started_at);
                     }
                 }
             }
@@ -76,7 +83,7 @@ pub fn status_document(daemon: &Daemon) -> Result<Value, crate::store::StoreErro
 /// How far a running pass got: items walked of the server's total, and an
 /// estimate of the time left from the pace so far. Incremental passes stop
 /// at the first unchanged item, so they have no total to show.
-pub fn progress(state: &LibraryState, now: i64) -> Value {
+pub fn progress(state: &LibraryState, now: i64, attempt_started_at: Option<i64>) -> Value {
     let Some(checkpoint) = &state.checkpoint else { return Value::Null };
     let kind_total = |kind: &Kind| checkpoint.totals.get(kind).copied().unwrap_or_else(|| state.count(*kind));
     let index = checkpoint.kind_index as usize;
@@ -87,8 +94,14 @@ pub fn progress(state: &LibraryState, now: i64) -> Value {
         return json!({ "pass": checkpoint.pass, "kind": kind, "done": done, "total": null, "percent": null, "eta_seconds": null });
     }
     let done = done.min(total);
-    let elapsed = (now - checkpoint.started_at).max(0) as f64;
-    let eta = (done > 0 && !checkpoint.resumed).then(|| (elapsed * (total - done) as f64 / done as f64).round() as u64);
+    // A resumed run (a first Spotify sync may take days under its limits)
+    // counts the time of its earlier attempts plus this one's.
+    let elapsed = if checkpoint.resumed {
+        checkpoint.elapsed_ms as f64 / 1000.0 + attempt_started_at.map_or(0, |at| (now - at).max(0)) as f64
+    } else {
+        (now - checkpoint.started_at).max(0) as f64
+    };
+    let eta = (done > 0 && elapsed > 0.0).then(|| (elapsed * (total - done) as f64 / done as f64).round() as u64);
     json!({
         "pass": checkpoint.pass,
         "kind": kind,
@@ -269,7 +282,7 @@ mod tests {
     #[test]
     fn progress_counts_finished_kinds_and_estimates_the_rest() {
         // Shows and seasons done (50), 100 episodes of an estimated 500.
-        let progress = progress(&state_with(Pass::Full, 2, 100, false), 1_030);
+        let progress = progress(&state_with(Pass::Full, 2, 100, false), 1_030, None);
         assert_eq!(progress["done"], 150);
         assert_eq!(progress["total"], 550);
         assert_eq!(progress["kind"], "episode");
@@ -279,12 +292,15 @@ mod tests {
     }
 
     #[test]
-    fn progress_has_no_total_for_incremental_passes_and_no_eta_when_resumed() {
-        let incremental = progress(&state_with(Pass::Incremental, 1, 5, false), 1_030);
+    fn progress_has_no_total_for_incremental_passes_and_a_resumed_eta_counts_every_attempt() {
+        let incremental = progress(&state_with(Pass::Incremental, 1, 5, false), 1_030, None);
         assert!(incremental["total"].is_null() && incremental["eta_seconds"].is_null());
         assert_eq!(incremental["done"], 15);
-        let resumed = progress(&state_with(Pass::Full, 2, 100, true), 1_030);
-        assert!(resumed["eta_seconds"].is_null(), "a resumed run's pace is unknown");
-        assert_eq!(progress(&LibraryState::default(), 0), Value::Null);
+        let resumed = progress(&state_with(Pass::Full, 2, 100, true), 1_030, None);
+        assert!(resumed["eta_seconds"].is_null(), "a resumed run's pace is unknown without its attempt's start");
+        // Resumed 30 s ago with no earlier time recorded: the same pace as above.
+        let resumed = progress(&state_with(Pass::Full, 2, 100, true), 1_030, Some(1_000));
+        assert_eq!(resumed["eta_seconds"], 80);
+        assert_eq!(progress(&LibraryState::default(), 0, None), Value::Null);
     }
 }

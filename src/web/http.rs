@@ -51,6 +51,8 @@ pub struct Request {
     pub query: Vec<(String, String)>,
     headers: Vec<(String, String)>,
     pub peer: SocketAddr,
+    /// The request body (at most `Limits::max_body_bytes`).
+    pub body: Vec<u8>,
 }
 
 impl Request {
@@ -62,6 +64,7 @@ impl Request {
             query: Vec::new(),
             headers: headers.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect(),
             peer,
+            body: Vec::new(),
         }
     }
 
@@ -321,7 +324,8 @@ fn read_request(stream: &mut TcpStream, limits: &Limits, peer: SocketAddr) -> Re
         };
         headers.push((name.trim().to_string(), value.trim().to_string()));
     }
-    let request = Request { method: method.to_string(), path: String::new(), query: Vec::new(), headers, peer };
+    let mut request =
+        Request { method: method.to_string(), path: String::new(), query: Vec::new(), headers, peer, body: Vec::new() };
     if request.header("transfer-encoding").is_some() {
         return Err(Some(Response::error(411, "chunked request bodies are not accepted; send Content-Length")));
     }
@@ -332,24 +336,32 @@ fn read_request(stream: &mut TcpStream, limits: &Limits, peer: SocketAddr) -> Re
     if length > limits.max_body_bytes {
         return Err(Some(Response::error(413, "request body too large")));
     }
-    // The body (controls take none) is read and discarded.
-    let mut have = buffer.len() - (header_end + 4);
-    while have < length {
-        have += read_some(stream, &mut chunk, deadline)?;
+    // The body: controls take none; the Spotify form takes a pasted address.
+    let mut body = buffer[header_end + 4..].to_vec();
+    while body.len() < length {
+        let read = read_some(stream, &mut chunk, deadline)?;
+        body.extend_from_slice(&chunk[..read]);
     }
+    body.truncate(length);
+    request.body = body;
     let (path, query) = match target.split_once('?') {
         Some((path, query)) => (path, query),
         None => (target, ""),
     };
     let path = percent_decode(path).ok_or_else(|| Some(bad("malformed path")))?;
-    let mut pairs = Vec::new();
-    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let key = percent_decode(key).ok_or_else(|| Some(bad("malformed query string")))?;
-        let value = percent_decode(value).ok_or_else(|| Some(bad("malformed query string")))?;
-        pairs.push((key, value));
-    }
+    let pairs = parse_pairs(query).ok_or_else(|| Some(bad("malformed query string")))?;
     Ok(Request { path, query: pairs, ..request })
+}
+
+/// The pairs of a query string or form body (`a=1&b=x%20y`); `None` when
+/// one is not valid percent-encoded UTF-8.
+pub fn parse_pairs(text: &str) -> Option<Vec<(String, String)>> {
+    let mut pairs = Vec::new();
+    for pair in text.split('&').filter(|pair| !pair.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        pairs.push((percent_decode(key)?, percent_decode(value)?));
+    }
+    Some(pairs)
 }
 
 fn bad(message: &str) -> Response {

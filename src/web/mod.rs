@@ -8,6 +8,7 @@ pub mod client;
 pub mod http;
 pub mod metrics;
 pub mod page;
+pub mod spotify;
 
 use crate::daemon::{ControlError, Daemon};
 use http::{Request, Response};
@@ -41,6 +42,25 @@ fn route(daemon: &Arc<Daemon>, request: &Request) -> Response {
         ["api", "items"] => get(&|| api::items(daemon, request)),
         ["api", "changes"] => get(&|| api::changes(daemon, request)),
         ["api", "export"] => get(&|| api::export(daemon, request)),
+        ["spotify", "callback"] => get(&|| spotify::callback(daemon, request)),
+        ["api", "spotify", "callback"] => {
+            if request.method != "POST" {
+                return not_allowed("POST");
+            }
+            if let Err(refused) = authorize(daemon, request) {
+                return refused;
+            }
+            spotify::pasted(daemon, request)
+        }
+        ["api", "servers", name, "connect"] => {
+            if request.method != "POST" {
+                return not_allowed("POST");
+            }
+            if let Err(refused) = authorize(daemon, request) {
+                return refused;
+            }
+            spotify::connect(daemon, name)
+        }
         ["api", "servers", name, action] if matches!(*action, "sync" | "pause" | "resume" | "reset") => {
             if request.method != "POST" {
                 return not_allowed("POST");

@@ -65,16 +65,21 @@ const STYLE: &str = "body{font:15px/1.4 system-ui,sans-serif;margin:0;padding:12
 h1{font-size:20px;margin:4px 0 12px}section{background:#fff;border-radius:8px;padding:12px;margin:0 0 12px;box-shadow:0 1px 2px #0002}\
 h2{font-size:17px;margin:0 0 6px;display:flex;gap:8px;align-items:center;flex-wrap:wrap}.muted{color:#666;font-size:13px}\
 .badge{font-size:12px;padding:2px 8px;border-radius:10px;background:#ddd}.idle{background:#d4f4dd}.syncing,.queued{background:#d6e6ff}.waiting{background:#ffe6c7}\
-.failed{background:#ffd9d6}.paused{background:#fff1c2}.interrupted,.new{background:#eee}\
+.failed,.disconnected{background:#ffd9d6}.paused{background:#fff1c2}.interrupted,.new{background:#eee}\
 table{border-collapse:collapse;width:100%;margin-top:8px;font-size:14px}td,th{text-align:left;padding:4px 6px;border-top:1px solid #eee;vertical-align:top}\
 button{font:inherit;padding:6px 12px;margin:4px 4px 0 0;border-radius:6px;border:1px solid #bbb;background:#fafafa}\
 progress{width:100%}.error{color:#a40000}#msg{min-height:1.2em}";
 
-const SCRIPT: &str = "async function act(server,action){const h={};let t=sessionStorage.getItem('mediasync-token');\
-if(t)h['Authorization']='Bearer '+t;let r=await fetch('/api/servers/'+encodeURIComponent(server)+'/'+action,{method:'POST',headers:h});\
-if(r.status==401){t=prompt('Admin token ([status] admin_token):');if(!t)return;sessionStorage.setItem('mediasync-token',t);\
-h['Authorization']='Bearer '+t;r=await fetch('/api/servers/'+encodeURIComponent(server)+'/'+action,{method:'POST',headers:h});}\
-const j=await r.json().catch(()=>({}));document.getElementById('msg').textContent=j.message||j.error||r.status;setTimeout(()=>location.reload(),800);}";
+const SCRIPT: &str = "async function call(path,body){const h={};let t=sessionStorage.getItem('mediasync-token');\
+if(t)h['Authorization']='Bearer '+t;const o={method:'POST',headers:h};\
+if(body!==undefined){h['Content-Type']='application/x-www-form-urlencoded';o.body=body;}let r=await fetch(path,o);\
+if(r.status==401){t=prompt('Admin token ([status] admin_token):');if(!t)return null;sessionStorage.setItem('mediasync-token',t);\
+h['Authorization']='Bearer '+t;r=await fetch(path,o);}const j=await r.json().catch(()=>({}));\
+document.getElementById('msg').textContent=j.message||j.error||r.status;return j;}\
+async function act(s,a){await call('/api/servers/'+encodeURIComponent(s)+'/'+a);setTimeout(()=>location.reload(),800);}\
+async function connect(s){const j=await call('/api/servers/'+encodeURIComponent(s)+'/connect');if(j&&j.url)location.href=j.url;}\
+async function paste(i){const v=document.getElementById('paste'+i).value;\
+const j=await call('/api/spotify/callback','url='+encodeURIComponent(v));if(j&&j.ok)setTimeout(()=>location.reload(),800);}";
 
 pub fn html(document: &Value) -> String {
     let now = document["daemon"]["now"].as_i64().unwrap_or_else(crate::sync::now_epoch);
@@ -90,8 +95,8 @@ pub fn html(document: &Value) -> String {
         escape(document["store"].as_str().unwrap_or_default()),
         if busy { "refreshing every 3 s while a sync runs" } else { "idle" },
     );
-    for server in &servers {
-        server_section(&mut out, server, now);
+    for (index, server) in servers.iter().enumerate() {
+        server_section(&mut out, server, index, now);
     }
     let _ = write!(
         out,
@@ -100,7 +105,7 @@ pub fn html(document: &Value) -> String {
     out
 }
 
-fn server_section(out: &mut String, server: &Value, now: i64) {
+fn server_section(out: &mut String, server: &Value, index: usize, now: i64) {
     let name = server["name"].as_str().unwrap_or_default();
     let state = server["state"].as_str().unwrap_or("idle");
     let live = &server["live"];
@@ -130,6 +135,9 @@ fn server_section(out: &mut String, server: &Value, now: i64) {
         let _ = write!(out, "<div class=error>Failed: {}</div>", escape(error));
     }
     let quoted = escape(&serde_json::to_string(name).unwrap_or_default());
+    if server["account"].is_object() {
+        account_block(out, &server["account"], &quoted, index, now);
+    }
     let _ = write!(out, "<div>");
     for (action, label) in [("sync", "Sync now"), ("sync?full=1", "Full sync")] {
         let _ = write!(out, "<button onclick='act({quoted},\"{action}\")'>{label}</button>");
@@ -150,6 +158,35 @@ fn server_section(out: &mut String, server: &Value, now: i64) {
         library_row(out, library, now);
     }
     let _ = write!(out, "</table></section>");
+}
+
+/// A Spotify server's account: connected or not, a re-authorisation the
+/// user must do, a rate-limit or quota pause, and "Connect Spotify" with the
+/// fallback for a browser that is not on the box.
+fn account_block(out: &mut String, account: &Value, quoted: &str, index: usize, now: i64) {
+    let connected = account["connected"].as_bool() == Some(true);
+    if let Some(reason) = account["reauthorize"].as_str() {
+        let _ = write!(out, "<div class=error>Re-authorise needed: {}</div>", escape(reason));
+    } else if connected {
+        let _ = write!(out, "<div>Spotify account connected {}</div>", when(&account["connected_at"], now));
+    } else {
+        let _ = write!(out, "<div>Not connected to a Spotify account yet.</div>");
+    }
+    if account["waiting_until"].is_i64() {
+        let _ = write!(
+            out,
+            "<div>Waiting for Spotify's {} until {}; progress is saved and the sync resumes then.</div>",
+            escape(account["waiting_for"].as_str().unwrap_or("rate limit")),
+            when(&account["waiting_until"], now)
+        );
+    }
+    let label = if connected { "Re-connect Spotify" } else { "Connect Spotify" };
+    let _ = write!(
+        out,
+        "<div><button onclick='connect({quoted})'>{label}</button></div><details><summary class=muted>Browser not on this box?</summary>\
+<p class=muted>After you agree, Spotify sends your browser to this box's address on 127.0.0.1, which only loads on the box itself. If that page does not load, copy the address from the address bar and paste it here:</p>\
+<input id=paste{index} size=40 placeholder='http://127.0.0.1:…/spotify/callback?code=…'> <button onclick='paste({index})'>Finish connecting</button></details>"
+    );
 }
 
 fn library_row(out: &mut String, library: &Value, now: i64) {
@@ -185,6 +222,13 @@ fn library_row(out: &mut String, library: &Value, now: i64) {
     }
     if let Some(error) = library["last_error"].as_str() {
         let _ = write!(status, "<div class=error>{}</div>", escape(error));
+    }
+    if let Some(skipped) = library["skipped"].as_object().filter(|skipped| !skipped.is_empty()) {
+        let _ = write!(
+            status,
+            "<div class=muted>{} skipped: entries not readable (Spotify lists only playlists you own or collaborate on)</div>",
+            skipped.len()
+        );
     }
     let run = &library["last_run"];
     let last_run = if run.is_null() {
