@@ -8,16 +8,17 @@
 //! followed artists by an `after` cursor in id order, answers 403 for the
 //! items of playlists the user neither owns nor collaborates on, sends
 //! playlist images whose URLs change on every listing (real ones are
-//! temporary), episodes shaped as tracks (`"episode": true`) unless
-//! `additional_types=episode`, local files with null ids, null items for
-//! unavailable tracks, and null `added_at` in very old playlists. Generated
-//! saves come in bursts sharing one `added_at` second. Rate limits: a rolling
-//! window and a daily quota, both 429 with `Retry-After`; a request sent
-//! before the last `Retry-After` ran out is logged `early` (a violation).
-//! Accounts: the authorization code flow (PKCE or client secret, single-use
-//! codes, `localhost` redirect URIs refused since November 2025), refresh
-//! tokens that rotate, are revoked (the 6-month expiry) or stay, and access
-//! tokens that expire. Tokens never reach the log.
+//! temporary), episodes in the legacy track shape (with wrong `episode` and
+//! `track` flags) unless `additional_types=episode`, local files with null
+//! ids, null items for unavailable tracks, and null `added_at` in very old
+//! playlists. Generated saves come in bursts sharing one `added_at` second.
+//! Rate limits: a rolling window and a daily quota, both 429 with
+//! `Retry-After`; a request sent before the last `Retry-After` ran out is
+//! logged `early` (a violation). Accounts: the authorization code flow (PKCE
+//! or client secret, single-use codes, `localhost` redirect URIs refused
+//! since November 2025), refresh tokens that rotate, are revoked (the
+//! 6-month expiry) or stay, and access tokens that expire. Tokens never
+//! reach the log.
 
 pub use super::{Expected, Failure};
 use super::{Fake, Faults, Recording, header, query};

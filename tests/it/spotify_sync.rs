@@ -1,0 +1,430 @@
+//! The engine and the Spotify source against the fake Spotify API and
+//! accounts service: exact mirrors after a first sync and after additions,
+//! removals and playlist edits; the cost of an unchanged resync; repeated
+//! 429s and a spent quota with no page fetched twice and no request before
+//! a stored `Retry-After` has passed, across restarts; token expiry,
+//! rotation and `invalid_grant`; playlists the user may not read; and the
+//! "Connect Spotify" flow over HTTP.
+
+use crate::support::stored_rows;
+use mediasync::config::{self, ServerConfig, ServerKind, SpotifyConfig, SyncConfig};
+use mediasync::fake::spotify::{CLIENT_ID, CLIENT_SECRET, FakeSpotify};
+use mediasync::store::Store;
+use mediasync::sync::{self, Options, ServerReport};
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+const NAME: &str = "music";
+
+struct Setup {
+    fake: FakeSpotify,
+    store: Store,
+    dir: tempfile::TempDir,
+    max_rate_limit_wait: Duration,
+}
+
+impl Setup {
+    /// A fake with a library and a store whose account is connected.
+    fn new(tracks: usize, albums: usize, artists: usize, playlists: usize, entries: usize) -> Setup {
+        let fake = FakeSpotify::start().unwrap();
+        fake.generate(tracks, albums, artists, playlists, entries);
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("catalog.redb"), 4 << 20).unwrap();
+        let refresh = fake.issue_refresh_token();
+        store.update_session(NAME, |session| session.refresh_token = Some(refresh)).unwrap();
+        Setup { fake, store, dir, max_rate_limit_wait: Duration::from_secs(60) }
+    }
+
+    fn server(&self) -> ServerConfig {
+        ServerConfig {
+            name: NAME.into(),
+            kind: ServerKind::Spotify,
+            url: self.fake.api_url(),
+            token: String::new(),
+            libraries: None,
+            page_size: 50,
+            user: None,
+            spotify: Some(SpotifyConfig {
+                client_id: CLIENT_ID.into(),
+                client_secret: Some(CLIENT_SECRET.into()),
+                accounts_url: self.fake.accounts_url(),
+                redirect_uri: None,
+            }),
+        }
+    }
+
+    /// One run, with a source built afresh as a restarted process would.
+    fn sync(&self) -> ServerReport {
+        let server = self.server();
+        let sync_config = SyncConfig {
+            retries: 2,
+            retry_delay: Duration::from_millis(5),
+            max_rate_limit_wait: self.max_rate_limit_wait,
+            ..SyncConfig::default()
+        };
+        let source = mediasync::source::build(&server, &sync_config, &self.store);
+        let options = Options {
+            full: false,
+            force: false,
+            full_every: Duration::from_secs(7 * 86_400),
+            max_delete_share: 0.5,
+            history: 5,
+            page_size: 50,
+        };
+        sync::sync_server(NAME, source.as_ref(), &self.store, &options, &AtomicBool::new(false))
+    }
+
+    fn assert_exact(&self) {
+        let stored = stored_rows(&self.store);
+        let expected = self.fake.expected();
+        if stored != expected {
+            let missing: Vec<_> = expected.iter().filter(|row| !stored.contains(row)).take(5).collect();
+            let extra: Vec<_> = stored.iter().filter(|row| !expected.contains(row)).take(5).collect();
+            panic!(
+                "not an exact mirror: {} stored, {} on the server\nmissing: {missing:#?}\nextra: {extra:#?}",
+                stored.len(),
+                expected.len()
+            );
+        }
+    }
+
+    /// Successful API requests by path and query: a page fetched twice
+    /// shows up with a count above one.
+    fn fetched(&self) -> BTreeMap<String, u32> {
+        let mut fetched = BTreeMap::new();
+        for entry in self.fake.log().iter().filter(|entry| entry.number > 0 && entry.status == 200) {
+            *fetched.entry(format!("{}?{}", entry.path, entry.query)).or_insert(0) += 1;
+        }
+        fetched
+    }
+
+    fn item_paths(&self) -> Vec<String> {
+        self.fake.log().iter().filter(|entry| entry.path.ends_with("/items")).map(|entry| entry.path.clone()).collect()
+    }
+}
+
+fn assert_ok(report: &ServerReport) {
+    assert!(report.ok(), "sync failed: {report:#?}");
+}
+
+#[test]
+fn first_sync_is_exact_and_an_unchanged_resync_costs_one_request_per_listing_page() {
+    let setup = Setup::new(120, 60, 70, 8, 30);
+    let report = setup.sync();
+    assert_ok(&report);
+    setup.assert_exact();
+    let libraries: Vec<&str> = report.libraries.iter().map(|library| library.library_id.as_str()).collect();
+    assert_eq!(libraries, ["tracks", "albums", "artists", "playlists"], "saved tracks first: the most used data");
+    assert_eq!(setup.fake.violations(), 0);
+
+    setup.fake.clear_log();
+    let before = setup.fake.requests();
+    let report = setup.sync();
+    assert_ok(&report);
+    setup.assert_exact();
+    // Tracks and albums: the newest page only. Followed artists (no change
+    // marker): 70 → 2 pages. Playlists: 8 → 1 listing page, no /items.
+    assert_eq!(setup.fake.requests() - before, 1 + 1 + 2 + 1, "{:#?}", setup.fake.log());
+    assert_eq!(report.requests, 5);
+    assert!(setup.item_paths().is_empty(), "unchanged playlists are not refetched: {:?}", setup.item_paths());
+    assert_eq!(setup.fake.token_requests(), 1, "the access token is kept between runs");
+}
+
+#[test]
+fn additions_removals_and_playlist_edits_mirror_exactly_and_only_changed_playlists_are_refetched() {
+    let setup = Setup::new(80, 30, 20, 6, 60);
+    assert_ok(&setup.sync());
+    setup.assert_exact();
+    let owned: Vec<String> = {
+        let state = setup.fake.state();
+        state
+            .playlists
+            .iter()
+            .filter(|playlist| playlist.owner == state.user_id)
+            .map(|playlist| playlist.id.clone())
+            .collect()
+    };
+    assert!(owned.len() >= 2, "the generated library has playlists of the user's own");
+    let (old_track, old_album, artist) = {
+        let state = setup.fake.state();
+        (
+            state.saved_tracks[40].item.id.clone(),
+            state.saved_albums[10].item.id.clone(),
+            state.followed_artists[3].id.clone(),
+        )
+    };
+    setup.fake.save_track("New Song");
+    setup.fake.unsave_track(&old_track);
+    setup.fake.save_album("New Album");
+    setup.fake.unsave_album(&old_album);
+    setup.fake.unfollow_artist(&artist);
+    setup.fake.follow_artist("New Artist");
+    setup.fake.playlist_insert(&owned[0], 3, "Inserted Song");
+    setup.fake.playlist_remove(&owned[0], 50);
+    setup.fake.remove_playlist(&owned[1]);
+    let user = setup.fake.state().user_id.clone();
+    let added = setup.fake.add_playlist("Brand New", &user, false, 7);
+    setup.fake.clear_log();
+    let report = setup.sync();
+    assert_ok(&report);
+    setup.assert_exact();
+    let mut refetched = setup.item_paths();
+    refetched.dedup();
+    assert!(refetched.contains(&format!("/v1/playlists/{}/items", owned[0])), "{refetched:?}");
+    assert!(refetched.contains(&format!("/v1/playlists/{added}/items")), "{refetched:?}");
+    assert_eq!(refetched.len(), 2, "only the edited and the new playlist: {refetched:?}");
+}
+
+#[test]
+fn playlists_the_user_cannot_read_are_recorded_and_skipped() {
+    let setup = Setup::new(10, 5, 5, 8, 12);
+    let foreign = setup.fake.add_playlist("Someone else's", "other-user", false, 5);
+    let report = setup.sync();
+    assert_ok(&report);
+    setup.assert_exact();
+    let (_, state) =
+        setup.store.libraries().unwrap().into_iter().find(|(_, state)| state.library_id == "playlists").unwrap();
+    assert!(state.skipped.contains_key(&foreign), "{:?}", state.skipped);
+    assert!(state.skipped[&foreign].contains("403"), "{}", state.skipped[&foreign]);
+    // Unchanged, it is not asked for again.
+    setup.fake.clear_log();
+    assert_ok(&setup.sync());
+    assert!(setup.item_paths().is_empty(), "{:?}", setup.item_paths());
+}
+
+#[test]
+fn a_first_sync_through_repeated_429s_is_exact_fetches_no_page_twice_and_never_asks_early() {
+    let setup = Setup::new(400, 120, 130, 5, 60);
+    // Six requests per rolling second: the first sync runs into the limit
+    // again and again.
+    setup.fake.state().rate_limit = Some((6, 1));
+    let report = setup.sync();
+    assert_ok(&report);
+    setup.assert_exact();
+    let limited = setup.fake.log().iter().filter(|entry| entry.status == 429).count();
+    assert!(limited >= 3, "the limit was hit repeatedly ({limited} times)");
+    assert_eq!(setup.fake.violations(), 0, "no request before Retry-After ran out");
+    let twice: Vec<_> = setup.fetched().into_iter().filter(|(_, count)| *count > 1).collect();
+    assert!(twice.is_empty(), "pages fetched twice: {twice:?}");
+}
+
+#[test]
+fn a_restart_during_a_rate_limit_wait_asks_nothing_until_it_ends_then_resumes_exactly() {
+    let mut setup = Setup::new(300, 20, 10, 2, 10);
+    // This run gives up on waits over a second, as a daemon stopped mid-wait.
+    setup.max_rate_limit_wait = Duration::from_secs(1);
+    setup.fake.fail_at(4, mediasync::fake::Failure::RateLimited(3));
+    let report = setup.sync();
+    assert!(!report.ok());
+    let error = report.error.clone().unwrap_or_default();
+    assert!(error.contains("waiting until") && error.contains("progress is saved"), "{error}");
+    let session = setup.store.session(NAME).unwrap();
+    assert!(session.not_before.is_some(), "the wait is stored: {session:?}");
+    let pages_before = setup.fetched().len();
+
+    // A restarted process during the wait asks nothing at all.
+    let requests = setup.fake.requests();
+    let tokens = setup.fake.token_requests();
+    let report = setup.sync();
+    assert!(!report.ok());
+    assert_eq!(setup.fake.requests(), requests, "no API request before the stored Retry-After");
+    assert_eq!(setup.fake.token_requests(), tokens);
+    assert_eq!(report.requests, 0);
+
+    // After the wait it resumes where it stopped: every page once.
+    let until = session.not_before.unwrap();
+    while sync::now_epoch() < until {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    setup.max_rate_limit_wait = Duration::from_secs(60);
+    let report = setup.sync();
+    assert_ok(&report);
+    setup.assert_exact();
+    assert_eq!(setup.fake.violations(), 0);
+    let twice: Vec<_> = setup.fetched().into_iter().filter(|(_, count)| *count > 1).collect();
+    assert!(twice.is_empty(), "pages fetched twice: {twice:?}");
+    assert!(setup.fetched().len() > pages_before);
+    let tracks = report.libraries.iter().find(|library| library.library_id == "tracks").unwrap();
+    assert_eq!(tracks.mode, "resumed");
+}
+
+#[test]
+fn a_spent_daily_quota_pauses_the_server_until_it_resets() {
+    let setup = Setup::new(200, 10, 10, 2, 10);
+    {
+        let mut state = setup.fake.state();
+        state.quota = Some(3);
+        state.quota_reset_secs = 20 * 3600;
+    }
+    let started = std::time::Instant::now();
+    let report = setup.sync();
+    assert!(!report.ok());
+    assert!(started.elapsed() < Duration::from_secs(10), "a quota is not waited out inside a run");
+    let error = report.error.clone().unwrap_or_default();
+    assert!(error.contains("daily quota") && error.contains("waiting until"), "{error}");
+    assert!(error.contains("remaining libraries wait"), "one server's pause stops its other libraries: {error}");
+    let session = setup.store.session(NAME).unwrap();
+    let until = session.not_before.expect("the quota's reset is stored");
+    assert!(until >= sync::now_epoch() + 20 * 3600);
+    assert_eq!(session.not_before_reason.as_deref(), Some("daily quota"));
+    let requests = setup.fake.requests();
+    assert!(!setup.sync().ok());
+    assert_eq!(setup.fake.requests(), requests, "nothing is asked while the quota is spent");
+
+    // The day passes (on the fake, and in the stored wait), and the sync
+    // resumes where it stopped.
+    setup.fake.reset_quota();
+    setup.fake.state().quota = None;
+    setup.store.update_session(NAME, |session| session.not_before = Some(sync::now_epoch() - 1)).unwrap();
+    let report = setup.sync();
+    assert_ok(&report);
+    setup.assert_exact();
+    assert_eq!(setup.fake.violations(), 0);
+    let twice: Vec<_> = setup.fetched().into_iter().filter(|(_, count)| *count > 1).collect();
+    assert!(twice.is_empty(), "pages fetched twice: {twice:?}");
+}
+
+#[test]
+fn expired_tokens_are_refreshed_rotated_tokens_replace_the_old_and_invalid_grant_asks_to_reconnect() {
+    let setup = Setup::new(150, 10, 10, 2, 10);
+    setup.fake.state().rotate_refresh_tokens = true;
+    setup.fake.fail_at(3, mediasync::fake::Failure::Status(500));
+    assert_ok(&setup.sync());
+    let rotated = setup.store.session(NAME).unwrap().refresh_token.clone();
+    assert_eq!(rotated, setup.fake.refresh_token(), "the rotated refresh token replaced the old one");
+
+    // 401 mid-run: refreshed once, the run goes on.
+    setup.fake.save_track("After expiry");
+    setup.fake.expire_access_tokens();
+    let tokens = setup.fake.token_requests();
+    assert_ok(&setup.sync());
+    setup.assert_exact();
+    assert_eq!(setup.fake.token_requests(), tokens + 1);
+    assert_eq!(setup.store.session(NAME).unwrap().refresh_token, setup.fake.refresh_token());
+
+    // Six months on: invalid_grant puts the account in "re-authorise".
+    setup.fake.revoke_refresh_tokens();
+    setup.fake.expire_access_tokens();
+    let report = setup.sync();
+    assert!(!report.ok());
+    let session = setup.store.session(NAME).unwrap();
+    let reason = session.reauthorize.clone().expect("re-authorise state");
+    assert!(reason.contains("invalid_grant") && reason.contains("status page"), "{reason}");
+    let shown = format!("{report:?}");
+    let secret = setup.fake.state().client_secret.clone().unwrap();
+    assert!(!shown.contains(&secret));
+    // No crash loop: the next runs ask nothing until the user reconnects.
+    let (requests, tokens) = (setup.fake.requests(), setup.fake.token_requests());
+    assert!(!setup.sync().ok());
+    assert_eq!((setup.fake.requests(), setup.fake.token_requests()), (requests, tokens));
+    let _ = &setup.dir;
+}
+
+#[test]
+fn the_status_page_connects_an_account_end_to_end_over_http() {
+    for pkce in [false, true] {
+        let fake = FakeSpotify::start().unwrap();
+        fake.generate(5, 2, 2, 1, 3);
+        if pkce {
+            fake.state().client_secret = None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let secret = if pkce { String::new() } else { format!("client_secret = \"{CLIENT_SECRET}\"\n") };
+        let text = format!(
+            "[store]\npath = \"{}\"\n[[server]]\nname = \"{NAME}\"\nkind = \"spotify\"\nclient_id = \"{CLIENT_ID}\"\n{secret}api_url = \"{}\"\naccounts_url = \"{}\"\nredirect_uri = \"http://127.0.0.1:{port}/spotify/callback\"\n",
+            dir.path().join("s.redb").display(),
+            fake.api_url(),
+            fake.accounts_url(),
+        );
+        let config = config::parse(&text, &dir.path().join("c.toml")).unwrap();
+        let store = Store::open(&dir.path().join("s.redb"), 1 << 20).unwrap();
+        let daemon = std::sync::Arc::new(mediasync::daemon::Daemon::new(config, store));
+        let mut server = mediasync::web::start(std::sync::Arc::clone(&daemon), listener).unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let agent: ureq::Agent =
+            ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
+
+        let page = agent.get(&format!("{base}/")).call().unwrap().body_mut().read_to_string().unwrap();
+        assert!(page.contains("Connect Spotify") && page.contains("Not connected"), "{page}");
+
+        let mut answer = agent.post(&format!("{base}/api/servers/{NAME}/connect")).send_empty().unwrap();
+        assert_eq!(answer.status(), 200);
+        let body: serde_json::Value = serde_json::from_str(&answer.body_mut().read_to_string().unwrap()).unwrap();
+        let url = body["url"].as_str().unwrap().to_string();
+        assert!(url.contains("code_challenge=") == pkce, "{url}");
+
+        // The browser at Spotify, sent back to the box.
+        let answer = agent.get(&url).call().unwrap();
+        assert_eq!(answer.status(), 302);
+        let location = answer.headers().get("location").unwrap().to_str().unwrap().to_string();
+        assert!(location.starts_with(&format!("{base}/spotify/callback?")), "{location}");
+        let mut answer = agent.get(&location).call().unwrap();
+        let text = answer.body_mut().read_to_string().unwrap();
+        assert_eq!(answer.status(), 200, "{text}");
+        assert!(text.contains("Connected"), "{text}");
+        let session = daemon.store.session(NAME).unwrap();
+        assert_eq!(session.refresh_token, fake.refresh_token());
+        assert!(session.connected());
+
+        // The code and state are single-use.
+        let answer = agent.get(&location).call().unwrap();
+        assert_eq!(answer.status(), 400);
+
+        // The status never shows a token.
+        let status = agent.get(&format!("{base}/api/status")).call().unwrap().body_mut().read_to_string().unwrap();
+        assert!(status.contains("\"connected\":true"), "{status}");
+        assert!(!status.contains(session.refresh_token.as_deref().unwrap()));
+        assert!(!status.contains(session.access_token.as_deref().unwrap()));
+        server.stop();
+    }
+}
+
+#[test]
+fn a_pasted_callback_address_finishes_the_flow_and_a_forged_state_is_refused() {
+    let fake = FakeSpotify::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let text = format!(
+        "[store]\npath = \"{}\"\n[[server]]\nname = \"{NAME}\"\nkind = \"spotify\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\napi_url = \"{}\"\naccounts_url = \"{}\"\n",
+        dir.path().join("s.redb").display(),
+        fake.api_url(),
+        fake.accounts_url(),
+    );
+    let config = config::parse(&text, &dir.path().join("c.toml")).unwrap();
+    let store = Store::open(&dir.path().join("s.redb"), 1 << 20).unwrap();
+    let daemon = std::sync::Arc::new(mediasync::daemon::Daemon::new(config, store));
+    let mut server = mediasync::web::start(std::sync::Arc::clone(&daemon), listener).unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
+    let mut answer = agent.post(&format!("{base}/api/servers/{NAME}/connect")).send_empty().unwrap();
+    let body: serde_json::Value = serde_json::from_str(&answer.body_mut().read_to_string().unwrap()).unwrap();
+    // No redirect_uri configured: the box's own callback on 127.0.0.1 at
+    // the configured listen port (8787 by default).
+    assert_eq!(body["redirect_uri"], "http://127.0.0.1:8787/spotify/callback");
+    let answer = agent.get(body["url"].as_str().unwrap()).call().unwrap();
+    let location = answer.headers().get("location").unwrap().to_str().unwrap().to_string();
+
+    let forged = location.replace("state=", "state=forged");
+    let form = |address: &str| format!("url={}", mediasync::source::http::encode(address));
+    let answer = agent
+        .post(&format!("{base}/api/spotify/callback"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .send(form(&forged))
+        .unwrap();
+    assert_eq!(answer.status(), 400);
+    assert!(daemon.store.session(NAME).unwrap().refresh_token.is_none());
+
+    let mut answer = agent
+        .post(&format!("{base}/api/spotify/callback"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .send(form(&location))
+        .unwrap();
+    let text = answer.body_mut().read_to_string().unwrap();
+    assert_eq!(answer.status(), 200, "{text}");
+    assert_eq!(daemon.store.session(NAME).unwrap().refresh_token, fake.refresh_token());
+    server.stop();
+}
