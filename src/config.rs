@@ -710,8 +710,33 @@ token = "abc"
         assert_eq!(config.servers[0].page_size, DEFAULT_PAGE_SIZE);
         assert_eq!(config.sync.full_every, Duration::from_secs(7 * 86_400));
         let kinds: Vec<ServerKind> = config.servers.iter().map(|server| server.kind).collect();
-        assert_eq!(kinds, vec![ServerKind::Plex, ServerKind::Jellyfin, ServerKind::Emby]);
+        assert_eq!(kinds, vec![ServerKind::Plex, ServerKind::Jellyfin, ServerKind::Emby, ServerKind::Spotify]);
         assert_eq!(config.servers[2].user.as_deref(), Some("alice"));
+        let spotify = &config.servers[3];
+        assert_eq!((spotify.url.as_str(), spotify.page_size), (SPOTIFY_API_URL, SPOTIFY_MAX_PAGE));
+        let app = spotify.spotify.as_ref().unwrap();
+        assert_eq!((app.accounts_url.as_str(), app.client_secret.as_deref()), (SPOTIFY_ACCOUNTS_URL, None));
+    }
+
+    #[test]
+    fn spotify_entries_take_an_app_and_refuse_tokens() {
+        let base = "[store]\npath = \"/tmp/x.redb\"\n[[server]]\nname = \"s\"\nkind = \"spotify\"\n";
+        let config = parse_str(&format!("{base}client_id = \"abc123\"\nclient_secret = \"s3cret\"\n")).unwrap();
+        let shown = format!("{:?}", config.servers[0]);
+        assert!(!shown.contains("s3cret") && shown.contains("<redacted>"), "{shown}");
+        for (extra, wanted) in [
+            ("", "missing `client_id`"),
+            ("client_id = \"has-dash\"\n", "client_id must be"),
+            ("client_id = \"abc\"\ntoken = \"t\"\n", "`token` does not apply"),
+            ("client_id = \"abc\"\npage_size = 51\n", "between 1 and 50"),
+            ("client_id = \"abc\"\nlibraries = [\"podcasts\"]\n", "\"tracks\", \"albums\""),
+            ("client_id = \"abc\"\nredirect_uri = \"ftp://x\"\n", "redirect_uri"),
+        ] {
+            let error = error_of(&format!("{base}{extra}"));
+            assert!(error.contains(wanted), "{extra}: {error}");
+        }
+        let plex = "[store]\npath = \"/tmp/x.redb\"\n[[server]]\nname = \"p\"\nkind = \"plex\"\nurl = \"http://h\"\ntoken = \"t\"\nclient_id = \"a\"\n";
+        assert!(error_of(plex).contains("applies to kind = \"spotify\" only"), "{}", error_of(plex));
     }
 
     #[test]

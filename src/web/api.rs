@@ -43,9 +43,9 @@ pub fn status_document(daemon: &Daemon) -> Result<Value, crate::store::StoreErro
                 || server["account"]["connected"].as_bool() == Some(false)
             {
                 "disconnected"
-            } else if live.syncing && live.waiting_until.is_some_and(|until| until > now) {
-                "waiting"
-            } else if !live.syncing && account_wait.is_some() {
+            } else if (live.syncing && live.waiting_until.is_some_and(|until| until > now))
+                || (!live.syncing && account_wait.is_some())
+            {
                 "waiting"
             } else if live.syncing {
                 "syncing"

@@ -123,7 +123,7 @@ fn server_section(out: &mut String, server: &Value, index: usize, now: i64) {
         when(&server["last_success_at"], now),
         if server["paused"].as_bool() == Some(true) { "paused".to_string() } else { when(&live["next_run_at"], now) },
     );
-    if state == "waiting" {
+    if state == "waiting" && live["waiting_until"].is_i64() {
         let _ = write!(
             out,
             "<div>Waiting for {} until {}</div>",
