@@ -9,6 +9,11 @@
 //! - `jellyfin_sync`: the engine against the fake Jellyfin/Emby server, every
 //!   scenario for every version behaviour (10.8, 10.10, 10.11, 12, Emby),
 //!   the filter fallback, and the fake's own fidelity
+//! - `fake_spotify`: the fake Spotify API and accounts service behave like
+//!   the real ones (paging, cursors, snapshots, 403s, tokens, 429s, quota)
+//! - `spotify_sync`: the engine and the Spotify source against that fake:
+//!   exact mirrors, resync cost, rate limits and quota across restarts,
+//!   token refresh and re-authorisation, Connect Spotify over HTTP
 //! - `cli`: the binary as a user runs it: configs, exit codes, SIGKILL resume
 //! - `portability`: a store written on x86_64 reads identically on ARM
 //! - `power_loss`: the store under thousands of simulated power cuts
