@@ -64,9 +64,16 @@ pub fn status_document(daemon: &Daemon) -> Result<Value, crate::store::StoreErro
                 for library in entries {
                     let id = library["id"].as_str().unwrap_or_default().to_string();
                     let Some(stored) = libraries.get(&(name.clone(), id)) else { continue };
-                    if live.syncing && stored.checkpoint.is_some() {
+                    if stored.checkpoint.is_none() {
+                        continue;
+                    }
+                    if live.syncing {
                         library["state"] = json!("syncing");
                         library["progress"] = progress(stored, now, live.run_started_at);
+                    } else {
+                        // Between attempts (a rate-limit or quota wait, an
+                        // outage): how far it got, and the pace so far.
+                        library["progress"] = progress(stored, now, None);
                     }
                 }
             }

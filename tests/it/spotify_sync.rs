@@ -222,6 +222,11 @@ fn a_restart_during_a_rate_limit_wait_asks_nothing_until_it_ends_then_resumes_ex
     let session = setup.store.session(NAME).unwrap();
     assert!(session.not_before.is_some(), "the wait is stored: {session:?}");
     let pages_before = setup.fetched().len();
+    // The page shows how far the interrupted first sync got while it waits.
+    let (_, tracks) =
+        setup.store.libraries().unwrap().into_iter().find(|(_, state)| state.library_id == "tracks").unwrap();
+    let shown = mediasync::web::api::progress(&tracks, sync::now_epoch(), None);
+    assert_eq!((shown["done"].as_u64(), shown["total"].as_u64()), (Some(150), Some(300)), "{shown}");
 
     // A restarted process during the wait asks nothing at all.
     let requests = setup.fake.requests();
