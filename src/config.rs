@@ -356,26 +356,8 @@ fn parse_status(raw: RawStatus, where_: &str) -> Result<StatusConfig, ConfigErro
             "config {where_}: [status] listen = \"{listen_text}\" is not an address and port; write \"127.0.0.1:8787\" (this machine only) or \"0.0.0.0:8787\" (the LAN)"
         ))
     })?;
-    let admin_token = match (raw.admin_token, raw.admin_token_file) {
-        (Some(_), Some(_)) => {
-            return Err(ConfigError(format!(
-                "config {where_}: [status] both `admin_token` and `admin_token_file` are set; keep one"
-            )));
-        }
-        (Some(token), None) => Some(token.trim().to_string()),
-        (None, Some(file)) => Some(
-            std::fs::read_to_string(&file)
-                .map_err(|err| {
-                    ConfigError(format!(
-                        "config {where_}: [status] cannot read admin_token_file {}: {err}; check the path and that mediasync may read it",
-                        file.display()
-                    ))
-                })?
-                .trim()
-                .to_string(),
-        ),
-        (None, None) => None,
-    };
+    let admin_token =
+        inline_or_file(raw.admin_token, raw.admin_token_file, &format!("config {where_}: [status]"), "admin_token")?;
     if let Some(token) = &admin_token {
         if token.len() < 8 || token.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return Err(ConfigError(format!(
@@ -502,25 +484,10 @@ fn parse_server(mut raw: RawServer, position: usize, path: &Path) -> Result<Serv
             return Err(ConfigError(format!("{at}: missing `url`; add url = \"http://192.168.1.10:32400\"")));
         }
     };
-    let token = match (raw.token, raw.token_file) {
-        (Some(_), Some(_)) => {
-            return Err(ConfigError(format!("{at}: both `token` and `token_file` are set; keep one")));
-        }
-        (Some(token), None) => token.trim().to_string(),
-        (None, Some(file)) => std::fs::read_to_string(&file)
-            .map_err(|err| {
-                ConfigError(format!(
-                    "{at}: cannot read token_file {}: {err}; check the path and that mediasync may read it",
-                    file.display()
-                ))
-            })?
-            .trim()
-            .to_string(),
-        (None, None) => {
-            return Err(ConfigError(format!(
-                "{at}: missing `token`; add token = \"…\" or token_file = \"/etc/mediasync/plex.token\""
-            )));
-        }
+    let Some(token) = inline_or_file(raw.token, raw.token_file, &at, "token")? else {
+        return Err(ConfigError(format!(
+            "{at}: missing `token`; add token = \"…\" or token_file = \"/etc/mediasync/plex.token\""
+        )));
     };
     if token.is_empty() || token.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(ConfigError(format!(
@@ -567,24 +534,7 @@ fn parse_spotify(raw: RawServer, name: String, at: &str) -> Result<ServerConfig,
             )));
         }
     };
-    let client_secret = match (raw.client_secret, raw.client_secret_file) {
-        (Some(_), Some(_)) => {
-            return Err(ConfigError(format!("{at}: both `client_secret` and `client_secret_file` are set; keep one")));
-        }
-        (Some(secret), None) => Some(secret.trim().to_string()),
-        (None, Some(file)) => Some(
-            std::fs::read_to_string(&file)
-                .map_err(|err| {
-                    ConfigError(format!(
-                        "{at}: cannot read client_secret_file {}: {err}; check the path and that mediasync may read it",
-                        file.display()
-                    ))
-                })?
-                .trim()
-                .to_string(),
-        ),
-        (None, None) => None,
-    };
+    let client_secret = inline_or_file(raw.client_secret, raw.client_secret_file, at, "client_secret")?;
     if client_secret
         .as_ref()
         .is_some_and(|secret| secret.is_empty() || secret.chars().any(|c| c.is_control() || c.is_whitespace()))
@@ -637,6 +587,27 @@ fn parse_spotify(raw: RawServer, name: String, at: &str) -> Result<ServerConfig,
         user: None,
         spotify: Some(SpotifyConfig { client_id, client_secret, accounts_url, redirect_uri }),
     })
+}
+
+/// A secret given inline as `key` or in the file `key_file` (one of them at
+/// most), trimmed.
+fn inline_or_file(
+    inline: Option<String>,
+    file: Option<PathBuf>,
+    at: &str,
+    key: &str,
+) -> Result<Option<String>, ConfigError> {
+    match (inline, file) {
+        (Some(_), Some(_)) => Err(ConfigError(format!("{at}: both `{key}` and `{key}_file` are set; keep one"))),
+        (Some(value), None) => Ok(Some(value.trim().to_string())),
+        (None, Some(file)) => std::fs::read_to_string(&file).map(|text| Some(text.trim().to_string())).map_err(|err| {
+            ConfigError(format!(
+                "{at}: cannot read {key}_file {}: {err}; check the path and that mediasync may read it",
+                file.display()
+            ))
+        }),
+        (None, None) => Ok(None),
+    }
 }
 
 fn valid_name(name: &str) -> bool {

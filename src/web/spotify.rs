@@ -94,8 +94,7 @@ pub fn connect(daemon: &Daemon, name: &str) -> Response {
 
 /// `GET /spotify/callback`: the browser back from Spotify.
 pub fn callback(daemon: &Daemon, request: &Request) -> Response {
-    let params: Vec<(String, String)> = request.query.clone();
-    html_result(finish(daemon, &params))
+    html_result(finish(daemon, &request.query))
 }
 
 /// `POST /api/spotify/callback` (guarded): the callback address pasted into

@@ -4,7 +4,7 @@
 //! failure messages name the behaviour. The last tests pin the fake's own
 //! fidelity to the notes.
 
-use crate::support::{assert_ok, mode_of, stored_rows};
+use crate::support::{assert_mirror, assert_ok, mode_of, stored_rows};
 use mediasync::config::{ServerConfig, ServerKind};
 use mediasync::fake::jellyfin::{Behaviour, Failure, FakeJellyfin, FilterFault, Logged};
 use mediasync::model::Kind;
@@ -89,18 +89,7 @@ impl Setup {
     }
 
     fn assert_exact(&self) {
-        let stored = stored_rows(&self.store);
-        let expected = self.fake.expected();
-        if stored != expected {
-            let missing: Vec<_> = expected.iter().filter(|row| !stored.contains(row)).take(5).collect();
-            let extra: Vec<_> = stored.iter().filter(|row| !expected.contains(row)).take(5).collect();
-            panic!(
-                "{}: not an exact mirror: {} stored, {} on the server\nmissing: {missing:#?}\nextra: {extra:#?}",
-                self.behaviour.name(),
-                stored.len(),
-                expected.len()
-            );
-        }
+        assert_mirror(&format!("{}: ", self.behaviour.name()), &stored_rows(&self.store), &self.fake.expected());
     }
 
     fn library<'r>(&self, report: &'r ServerReport, view: &str) -> &'r sync::LibraryReport {

@@ -6,7 +6,7 @@
 //! rotation and `invalid_grant`; playlists the user may not read; and the
 //! "Connect Spotify" flow over HTTP.
 
-use crate::support::stored_rows;
+use crate::support::{assert_mirror, stored_rows};
 use mediasync::config::{self, ServerConfig, ServerKind, SpotifyConfig, SyncConfig};
 use mediasync::fake::spotify::{CLIENT_ID, CLIENT_SECRET, FakeSpotify};
 use mediasync::store::Store;
@@ -20,7 +20,7 @@ const NAME: &str = "music";
 struct Setup {
     fake: FakeSpotify,
     store: Store,
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
     max_rate_limit_wait: Duration,
 }
 
@@ -33,7 +33,7 @@ impl Setup {
         let store = Store::open(&dir.path().join("catalog.redb"), 4 << 20).unwrap();
         let refresh = fake.issue_refresh_token();
         store.update_session(NAME, |session| session.refresh_token = Some(refresh)).unwrap();
-        Setup { fake, store, dir, max_rate_limit_wait: Duration::from_secs(60) }
+        Setup { fake, store, _dir: dir, max_rate_limit_wait: Duration::from_secs(60) }
     }
 
     fn server(&self) -> ServerConfig {
@@ -76,17 +76,7 @@ impl Setup {
     }
 
     fn assert_exact(&self) {
-        let stored = stored_rows(&self.store);
-        let expected = self.fake.expected();
-        if stored != expected {
-            let missing: Vec<_> = expected.iter().filter(|row| !stored.contains(row)).take(5).collect();
-            let extra: Vec<_> = stored.iter().filter(|row| !expected.contains(row)).take(5).collect();
-            panic!(
-                "not an exact mirror: {} stored, {} on the server\nmissing: {missing:#?}\nextra: {extra:#?}",
-                stored.len(),
-                expected.len()
-            );
-        }
+        assert_mirror("", &stored_rows(&self.store), &self.fake.expected());
     }
 
     /// Successful API requests by path and query: a page fetched twice
@@ -324,7 +314,44 @@ fn expired_tokens_are_refreshed_rotated_tokens_replace_the_old_and_invalid_grant
     let (requests, tokens) = (setup.fake.requests(), setup.fake.token_requests());
     assert!(!setup.sync().ok());
     assert_eq!((setup.fake.requests(), setup.fake.token_requests()), (requests, tokens));
-    let _ = &setup.dir;
+}
+
+/// A daemon's status server on port 0 with one Spotify server pointing at
+/// `fake`; `extra(port)` adds keys to its [[server]] entry.
+struct StatusBox {
+    daemon: std::sync::Arc<mediasync::daemon::Daemon>,
+    server: mediasync::web::http::Server,
+    base: String,
+    agent: ureq::Agent,
+    _dir: tempfile::TempDir,
+}
+
+impl StatusBox {
+    fn start(fake: &FakeSpotify, extra: impl FnOnce(u16) -> String) -> StatusBox {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let text = format!(
+            "[store]\npath = \"{}\"\n[[server]]\nname = \"{NAME}\"\nkind = \"spotify\"\nclient_id = \"{CLIENT_ID}\"\napi_url = \"{}\"\naccounts_url = \"{}\"\n{}",
+            dir.path().join("s.redb").display(),
+            fake.api_url(),
+            fake.accounts_url(),
+            extra(port),
+        );
+        let config = config::parse(&text, &dir.path().join("c.toml")).unwrap();
+        let store = Store::open(&dir.path().join("s.redb"), 1 << 20).unwrap();
+        let daemon = std::sync::Arc::new(mediasync::daemon::Daemon::new(config, store));
+        let server = mediasync::web::start(std::sync::Arc::clone(&daemon), listener).unwrap();
+        let agent = ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
+        StatusBox { daemon, server, base: format!("http://127.0.0.1:{port}"), agent, _dir: dir }
+    }
+
+    /// Presses "Connect Spotify": the answer's JSON.
+    fn connect(&self) -> serde_json::Value {
+        let mut answer = self.agent.post(&format!("{}/api/servers/{NAME}/connect", self.base)).send_empty().unwrap();
+        assert_eq!(answer.status(), 200);
+        serde_json::from_str(&answer.body_mut().read_to_string().unwrap()).unwrap()
+    }
 }
 
 #[test]
@@ -335,30 +362,16 @@ fn the_status_page_connects_an_account_end_to_end_over_http() {
         if pkce {
             fake.state().client_secret = None;
         }
-        let dir = tempfile::tempdir().unwrap();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
         let secret = if pkce { String::new() } else { format!("client_secret = \"{CLIENT_SECRET}\"\n") };
-        let text = format!(
-            "[store]\npath = \"{}\"\n[[server]]\nname = \"{NAME}\"\nkind = \"spotify\"\nclient_id = \"{CLIENT_ID}\"\n{secret}api_url = \"{}\"\naccounts_url = \"{}\"\nredirect_uri = \"http://127.0.0.1:{port}/spotify/callback\"\n",
-            dir.path().join("s.redb").display(),
-            fake.api_url(),
-            fake.accounts_url(),
-        );
-        let config = config::parse(&text, &dir.path().join("c.toml")).unwrap();
-        let store = Store::open(&dir.path().join("s.redb"), 1 << 20).unwrap();
-        let daemon = std::sync::Arc::new(mediasync::daemon::Daemon::new(config, store));
-        let mut server = mediasync::web::start(std::sync::Arc::clone(&daemon), listener).unwrap();
-        let base = format!("http://127.0.0.1:{port}");
-        let agent: ureq::Agent =
-            ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
+        let mut status_box = StatusBox::start(&fake, |port| {
+            format!("{secret}redirect_uri = \"http://127.0.0.1:{port}/spotify/callback\"\n")
+        });
+        let (agent, base, daemon) = (&status_box.agent, status_box.base.clone(), &status_box.daemon);
 
         let page = agent.get(&format!("{base}/")).call().unwrap().body_mut().read_to_string().unwrap();
         assert!(page.contains("Connect Spotify") && page.contains("Not connected"), "{page}");
 
-        let mut answer = agent.post(&format!("{base}/api/servers/{NAME}/connect")).send_empty().unwrap();
-        assert_eq!(answer.status(), 200);
-        let body: serde_json::Value = serde_json::from_str(&answer.body_mut().read_to_string().unwrap()).unwrap();
+        let body = status_box.connect();
         let url = body["url"].as_str().unwrap().to_string();
         assert!(url.contains("code_challenge=") == pkce, "{url}");
 
@@ -384,30 +397,16 @@ fn the_status_page_connects_an_account_end_to_end_over_http() {
         assert!(status.contains("\"connected\":true"), "{status}");
         assert!(!status.contains(session.refresh_token.as_deref().unwrap()));
         assert!(!status.contains(session.access_token.as_deref().unwrap()));
-        server.stop();
+        status_box.server.stop();
     }
 }
 
 #[test]
 fn a_pasted_callback_address_finishes_the_flow_and_a_forged_state_is_refused() {
     let fake = FakeSpotify::start().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let text = format!(
-        "[store]\npath = \"{}\"\n[[server]]\nname = \"{NAME}\"\nkind = \"spotify\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\napi_url = \"{}\"\naccounts_url = \"{}\"\n",
-        dir.path().join("s.redb").display(),
-        fake.api_url(),
-        fake.accounts_url(),
-    );
-    let config = config::parse(&text, &dir.path().join("c.toml")).unwrap();
-    let store = Store::open(&dir.path().join("s.redb"), 1 << 20).unwrap();
-    let daemon = std::sync::Arc::new(mediasync::daemon::Daemon::new(config, store));
-    let mut server = mediasync::web::start(std::sync::Arc::clone(&daemon), listener).unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
-    let mut answer = agent.post(&format!("{base}/api/servers/{NAME}/connect")).send_empty().unwrap();
-    let body: serde_json::Value = serde_json::from_str(&answer.body_mut().read_to_string().unwrap()).unwrap();
+    let mut status_box = StatusBox::start(&fake, |_| format!("client_secret = \"{CLIENT_SECRET}\"\n"));
+    let (agent, base, daemon) = (&status_box.agent, status_box.base.clone(), &status_box.daemon);
+    let body = status_box.connect();
     // No redirect_uri configured: the box's own callback on 127.0.0.1 at
     // the configured listen port (8787 by default).
     assert_eq!(body["redirect_uri"], "http://127.0.0.1:8787/spotify/callback");
@@ -432,5 +431,5 @@ fn a_pasted_callback_address_finishes_the_flow_and_a_forged_state_is_refused() {
     let text = answer.body_mut().read_to_string().unwrap();
     assert_eq!(answer.status(), 200, "{text}");
     assert_eq!(daemon.store.session(NAME).unwrap().refresh_token, fake.refresh_token());
-    server.stop();
+    status_box.server.stop();
 }

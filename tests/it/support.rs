@@ -76,17 +76,7 @@ impl Setup {
     }
 
     pub fn assert_exact(&self) {
-        let stored = self.stored();
-        let expected = self.fake.expected();
-        if stored != expected {
-            let missing: Vec<_> = expected.iter().filter(|row| !stored.contains(row)).take(5).collect();
-            let extra: Vec<_> = stored.iter().filter(|row| !expected.contains(row)).take(5).collect();
-            panic!(
-                "the store is not an exact mirror: {} stored, {} on the server\nmissing: {missing:#?}\nextra: {extra:#?}",
-                stored.len(),
-                expected.len()
-            );
-        }
+        assert_mirror("", &self.stored(), &self.fake.expected());
     }
 
     /// Listing requests (type, start) made since the log was cleared.
@@ -115,6 +105,20 @@ pub fn stored_rows(store: &Store) -> Vec<Expected> {
     }
     rows.sort();
     rows
+}
+
+/// Panics, showing a few of the differences, unless the store holds exactly
+/// the server's rows; `label` (a server version, say) prefixes the message.
+pub fn assert_mirror(label: &str, stored: &[Expected], expected: &[Expected]) {
+    if stored != expected {
+        let missing: Vec<_> = expected.iter().filter(|row| !stored.contains(row)).take(5).collect();
+        let extra: Vec<_> = stored.iter().filter(|row| !expected.contains(row)).take(5).collect();
+        panic!(
+            "{label}not an exact mirror: {} stored, {} on the server\nmissing: {missing:#?}\nextra: {extra:#?}",
+            stored.len(),
+            expected.len()
+        );
+    }
 }
 
 pub fn assert_ok(report: &ServerReport) {

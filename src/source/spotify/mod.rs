@@ -226,7 +226,7 @@ impl<'a> Spotify<'a> {
             "playlists" => format!("/me/playlists?limit={size}&offset={start}"),
             "artists" => match after {
                 Some(after) => format!("/me/following?type=artist&limit={size}&after={}", super::http::encode(after)),
-                None => "/me/following?type=artist&limit=".to_string() + &size.to_string(),
+                None => format!("/me/following?type=artist&limit={size}"),
             },
             other => {
                 return Err(SourceError::new(ErrorKind::Rejected, format!("spotify has no library \"{other}\"")));
