@@ -172,7 +172,7 @@ fn sync_command(args: &Args) -> Result<i32, CliError> {
     let config = load_config(args)?;
     check_server(&config, args.server.as_deref())?;
     let store = match Store::open(&config.store.path, config.store.cache_bytes) {
-        Err(err) if err.kind == StoreErrorKind::Locked => return sync_through_daemon(&config, args),
+        Err(err) if err.kind() == StoreErrorKind::Locked => return sync_through_daemon(&config, args),
         opened => opened?,
     };
     let stop = AtomicBool::new(false);
@@ -214,7 +214,7 @@ fn export_command(args: &Args) -> Result<i32, CliError> {
     check_server(&config, args.server.as_deref())?;
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
     let store = match Store::open(&config.store.path, config.store.cache_bytes) {
-        Err(err) if err.kind == StoreErrorKind::Locked => {
+        Err(err) if err.kind() == StoreErrorKind::Locked => {
             crate::web::client::export(&config, args.server.as_deref(), &mut stdout).map_err(CliError::Failed)?;
             let _ = stdout.flush();
             return Ok(0);
@@ -229,7 +229,7 @@ fn export_command(args: &Args) -> Result<i32, CliError> {
 fn status_command(args: &Args) -> Result<i32, CliError> {
     let config = load_config(args)?;
     let document = match Store::open(&config.store.path, config.store.cache_bytes) {
-        Err(err) if err.kind == StoreErrorKind::Locked => {
+        Err(err) if err.kind() == StoreErrorKind::Locked => {
             crate::web::client::get_json(&config, "/api/status").map_err(CliError::Failed)?
         }
         opened => crate::status::document(&config, &opened?)?,

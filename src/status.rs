@@ -19,14 +19,14 @@ pub fn document(config: &Config, store: &Store) -> Result<Value, StoreError> {
         }
         let mut entry = json!({
             "name": server.name,
-            "kind": server.kind.name(),
-            "url": server.url,
+            "kind": server.kind().name(),
+            "url": server.url(),
             "last_attempt_at": server_state.last_attempt_at,
             "last_success_at": server_state.last_success_at,
             "last_error": server_state.last_error,
             "libraries": entries,
         });
-        if server.spotify.is_some() {
+        if server.spotify().is_some() {
             entry["account"] = account(&store.session(&server.name)?);
         }
         servers.push(entry);

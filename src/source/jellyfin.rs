@@ -8,7 +8,7 @@
 
 use super::http::{Http, Response, encode};
 use super::{BadItem, ErrorKind, Order, Page, Source, SourceError, Strategy, filter_libraries, lenient};
-use crate::config::ServerConfig;
+use crate::config::{JellyfinConfig, ServerConfig};
 use crate::model::{Item, Kind, LibraryInfo};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -16,11 +16,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Flavor {
-    Jellyfin,
-    Emby,
-}
+pub use crate::config::Flavor;
 
 /// Only the fields that end up in an `Item`: asking for more makes every
 /// page heavier for nothing.
@@ -50,19 +46,20 @@ pub struct Jellyfin {
 }
 
 impl Jellyfin {
-    pub fn new(server: &ServerConfig, timeout: Duration, flavor: Flavor) -> Jellyfin {
+    /// `server` gives the name and library selection, `jellyfin` the rest.
+    pub fn new(server: &ServerConfig, jellyfin: &JellyfinConfig, timeout: Duration) -> Jellyfin {
         let authorization = format!(
             "MediaBrowser Client=\"mediasync\", Device=\"mediasync\", DeviceId=\"mediasync-{}\", Version=\"{}\", Token=\"{}\"",
             server.name,
             env!("CARGO_PKG_VERSION"),
-            server.token
+            jellyfin.token
         );
         Jellyfin {
             name: server.name.clone(),
-            flavor,
-            http: Http::new(&server.url, timeout),
+            flavor: jellyfin.flavor,
+            http: Http::new(&jellyfin.url, timeout),
             authorization,
-            user: server.user.clone(),
+            user: jellyfin.user.clone(),
             libraries: server.libraries.clone(),
             user_id: Mutex::new(None),
             collection_types: Mutex::new(HashMap::new()),

@@ -10,13 +10,13 @@ pub mod plex;
 pub mod retry;
 pub mod spotify;
 
-use crate::config::{ServerConfig, ServerKind, SyncConfig};
+use crate::config::{Backend, ServerConfig, SyncConfig};
 use crate::model::{Item, Kind, LibraryInfo};
 use crate::store::Store;
 use std::time::Duration;
 
 /// The source for a configured server, wrapped in the shared retry policy.
-/// The one place that maps a `ServerKind` to a backend. Sources that keep a
+/// The one place that maps a config `Backend` to a source. Sources that keep a
 /// session between runs (Spotify's tokens and waits) keep it in `store`.
 pub fn build<'a>(server: &'a ServerConfig, sync: &SyncConfig, store: &'a Store) -> Box<dyn Source + 'a> {
     let policy = retry::RetryPolicy {
@@ -24,18 +24,13 @@ pub fn build<'a>(server: &'a ServerConfig, sync: &SyncConfig, store: &'a Store) 
         delay: sync.retry_delay,
         max_rate_limit_wait: sync.max_rate_limit_wait,
     };
-    match server.kind {
-        ServerKind::Plex => Box::new(retry::Retrying::new(plex::Plex::new(server, sync.timeout), policy)),
-        ServerKind::Jellyfin => Box::new(retry::Retrying::new(
-            jellyfin::Jellyfin::new(server, sync.timeout, jellyfin::Flavor::Jellyfin),
-            policy,
-        )),
-        ServerKind::Emby => Box::new(retry::Retrying::new(
-            jellyfin::Jellyfin::new(server, sync.timeout, jellyfin::Flavor::Emby),
-            policy,
-        )),
-        ServerKind::Spotify => {
-            Box::new(retry::Retrying::new(spotify::Spotify::new(server, sync.timeout, store), policy))
+    match &server.backend {
+        Backend::Plex(plex) => Box::new(retry::Retrying::new(plex::Plex::new(server, plex, sync.timeout), policy)),
+        Backend::Jellyfin(jellyfin) => {
+            Box::new(retry::Retrying::new(jellyfin::Jellyfin::new(server, jellyfin, sync.timeout), policy))
+        }
+        Backend::Spotify(app) => {
+            Box::new(retry::Retrying::new(spotify::Spotify::new(server, app, sync.timeout, store), policy))
         }
     }
 }

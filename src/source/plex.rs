@@ -6,7 +6,7 @@
 
 use super::http::Http;
 use super::{BadItem, ErrorKind, Order, Page, Source, SourceError, filter_libraries, lenient};
-use crate::config::ServerConfig;
+use crate::config::{PlexConfig, ServerConfig};
 use crate::model::{Item, Kind, LibraryInfo};
 use serde::Deserialize;
 use serde_json::Value;
@@ -37,11 +37,12 @@ struct Container {
 }
 
 impl Plex {
-    pub fn new(server: &ServerConfig, timeout: Duration) -> Plex {
+    /// `server` gives the name and library selection, `plex` the rest.
+    pub fn new(server: &ServerConfig, plex: &PlexConfig, timeout: Duration) -> Plex {
         Plex {
             name: server.name.clone(),
-            http: Http::new(&server.url, timeout),
-            token: server.token.clone(),
+            http: Http::new(&plex.url, timeout),
+            token: plex.token.clone(),
             client_id: format!("mediasync-{}", server.name),
             libraries: server.libraries.clone(),
         }

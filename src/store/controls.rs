@@ -4,7 +4,7 @@
 //! every run, so a control never races with a sync's bookkeeping.
 
 use super::tables::{CONTROLS, LIBRARY_STATE};
-use super::{Store, StoreError, db_error, json_error};
+use super::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 
 /// The `controls` record of one server.
@@ -20,24 +20,25 @@ pub const RESET_REASON: &str = "reset from the status page";
 
 impl Store {
     pub fn control(&self, server: &str) -> Result<ServerControl, StoreError> {
-        let txn = self.db.begin_read().map_err(db_error)?;
-        let table = txn.open_table(CONTROLS).map_err(db_error)?;
-        let value = table.get(server).map_err(db_error)?;
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(CONTROLS)?;
+        let value = table.get(server)?;
         match value {
-            Some(value) => serde_json::from_slice(value.value()).map_err(json_error),
+            Some(value) => serde_json::from_slice(value.value()).map_err(StoreError::Record),
             None => Ok(ServerControl::default()),
         }
     }
 
     pub fn set_paused(&self, server: &str, paused: bool, now: i64) -> Result<(), StoreError> {
         let control = ServerControl { paused, paused_at: paused.then_some(now) };
-        let json = serde_json::to_vec(&control).map_err(json_error)?;
-        let txn = self.db.begin_write().map_err(db_error)?;
+        let json = serde_json::to_vec(&control).map_err(StoreError::Record)?;
+        let txn = self.db.begin_write()?;
         {
-            let mut table = txn.open_table(CONTROLS).map_err(db_error)?;
-            table.insert(server, json.as_slice()).map_err(db_error)?;
+            let mut table = txn.open_table(CONTROLS)?;
+            table.insert(server, json.as_slice())?;
         }
-        txn.commit().map_err(db_error)
+        txn.commit()?;
+        Ok(())
     }
 
     /// Forgets where the server's libraries stand: drops their checkpoints
@@ -47,20 +48,20 @@ impl Store {
     /// server runs meanwhile.
     pub fn reset_server(&self, server: &str) -> Result<u32, StoreError> {
         let libraries = self.libraries()?;
-        let txn = self.db.begin_write().map_err(db_error)?;
+        let txn = self.db.begin_write()?;
         let mut reset = 0;
         {
-            let mut table = txn.open_table(LIBRARY_STATE).map_err(db_error)?;
+            let mut table = txn.open_table(LIBRARY_STATE)?;
             for (number, mut state) in libraries.into_iter().filter(|(_, state)| state.server == server) {
                 state.checkpoint = None;
                 state.last_error = None;
                 state.needs_full = Some(RESET_REASON.to_string());
-                let json = serde_json::to_vec(&state).map_err(json_error)?;
-                table.insert(number, json.as_slice()).map_err(db_error)?;
+                let json = serde_json::to_vec(&state).map_err(StoreError::Record)?;
+                table.insert(number, json.as_slice())?;
                 reset += 1;
             }
         }
-        txn.commit().map_err(db_error)?;
+        txn.commit()?;
         Ok(reset)
     }
 }

@@ -7,7 +7,7 @@
 
 use super::records::{LibraryState, decode_header};
 use super::tables::{PENDING, item_key, library_range};
-use super::{Outcome, Store, StoreError, Writer, db_error, json_error};
+use super::{Outcome, Store, StoreError, Writer};
 use crate::model::{Item, content_hash};
 use redb::ReadableTable;
 
@@ -19,13 +19,13 @@ fn children_range(library: u32, parent: &str) -> (Vec<u8>, Vec<u8>) {
 impl Store {
     /// The first parent still waiting for its children, by id.
     pub fn first_pending(&self, library: u32) -> Result<Option<String>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_error)?;
-        let table = txn.open_table(PENDING).map_err(db_error)?;
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(PENDING)?;
         let (start, end) = library_range(library);
-        let mut range = table.range::<&[u8]>(start.as_slice()..end.as_slice()).map_err(db_error)?;
+        let mut range = table.range::<&[u8]>(start.as_slice()..end.as_slice())?;
         match range.next() {
             Some(entry) => {
-                let (key, _) = entry.map_err(db_error)?;
+                let (key, _) = entry?;
                 Ok(Some(String::from_utf8_lossy(&key.value()[4..]).into_owned()))
             }
             None => Ok(None),
@@ -41,20 +41,20 @@ impl Writer<'_> {
         let key = item_key(library, &item.id);
         let body = item.body_json();
         let hash = content_hash(&body);
-        let stored = self.items.get(key.as_slice()).map_err(db_error)?.and_then(|value| decode_header(value.value()));
+        let stored = self.items.get(key.as_slice())?.and_then(|value| decode_header(value.value()));
         match stored {
             Some(old) if old.hash == hash && old.kind == item.kind => {
                 self.mark_seen(library, old.ordinal)?;
-                self.pending.remove(key.as_slice()).map_err(db_error)?;
+                self.pending.remove(key.as_slice())?;
                 Ok(Outcome::Unchanged)
             }
             Some(old) => {
                 self.mark_seen(library, old.ordinal)?;
-                self.pending.insert(key.as_slice(), body.as_slice()).map_err(db_error)?;
+                self.pending.insert(key.as_slice(), body.as_slice())?;
                 Ok(Outcome::Changed)
             }
             None => {
-                self.pending.insert(key.as_slice(), body.as_slice()).map_err(db_error)?;
+                self.pending.insert(key.as_slice(), body.as_slice())?;
                 Ok(Outcome::New)
             }
         }
@@ -63,9 +63,9 @@ impl Writer<'_> {
     /// Takes a parent out of `pending` and stores it (marked seen).
     pub fn store_pending(&mut self, library: u32, state: &mut LibraryState, parent: &str) -> Result<(), StoreError> {
         let key = item_key(library, parent);
-        let body = self.pending.remove(key.as_slice()).map_err(db_error)?.map(|value| value.value().to_vec());
+        let body = self.pending.remove(key.as_slice())?.map(|value| value.value().to_vec());
         if let Some(body) = body {
-            let item: Item = serde_json::from_slice(&body).map_err(json_error)?;
+            let item: Item = serde_json::from_slice(&body).map_err(StoreError::Record)?;
             self.upsert(library, state, &item, true)?;
         }
         Ok(())
@@ -75,7 +75,7 @@ impl Writer<'_> {
     /// them again).
     pub fn clear_pending(&mut self, library: u32) -> Result<(), StoreError> {
         let (start, end) = library_range(library);
-        self.pending.retain_in::<&[u8], _>(start.as_slice()..end.as_slice(), |_, _| false).map_err(db_error)?;
+        self.pending.retain_in::<&[u8], _>(start.as_slice()..end.as_slice(), |_, _| false)?;
         Ok(())
     }
 
@@ -90,8 +90,8 @@ impl Writer<'_> {
     ) -> Result<u64, StoreError> {
         let (start, end) = children_range(library, parent);
         let mut keys = Vec::new();
-        for entry in self.items.range::<&[u8]>(start.as_slice()..end.as_slice()).map_err(db_error)? {
-            let (key, _) = entry.map_err(db_error)?;
+        for entry in self.items.range::<&[u8]>(start.as_slice()..end.as_slice())? {
+            let (key, _) = entry?;
             let key = key.value().to_vec();
             if last.is_none_or(|last| key.as_slice() > item_key(library, last).as_slice()) {
                 keys.push(key);

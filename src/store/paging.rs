@@ -4,7 +4,7 @@
 
 use super::records::decode_item;
 use super::tables::{ITEMS, item_key, library_range};
-use super::{Store, StoreError, StoredItem, db_error};
+use super::{Store, StoreError, StoredItem};
 use crate::model::Kind;
 
 impl Store {
@@ -18,8 +18,8 @@ impl Store {
         after: Option<&str>,
         limit: usize,
     ) -> Result<(Vec<StoredItem>, bool), StoreError> {
-        let txn = self.db.begin_read().map_err(db_error)?;
-        let table = txn.open_table(ITEMS).map_err(db_error)?;
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(ITEMS)?;
         let (start, end) = library_range(library);
         let start = match after {
             Some(after) => std::ops::Bound::Excluded(item_key(library, after)),
@@ -27,8 +27,8 @@ impl Store {
         };
         let range = (start.as_ref().map(Vec::as_slice), std::ops::Bound::Excluded(end.as_slice()));
         let mut out = Vec::new();
-        for entry in table.range::<&[u8]>(range).map_err(db_error)? {
-            let (_, value) = entry.map_err(db_error)?;
+        for entry in table.range::<&[u8]>(range)? {
+            let (_, value) = entry?;
             let Some((header, item)) = decode_item(value.value()) else {
                 continue;
             };

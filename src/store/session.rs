@@ -6,7 +6,7 @@
 //! just before a crash is honoured after the restart.
 
 use super::tables::SESSIONS;
-use super::{Store, StoreError, db_error, json_error};
+use super::{Store, StoreError};
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
@@ -66,11 +66,11 @@ impl std::fmt::Debug for Session {
 
 impl Store {
     pub fn session(&self, server: &str) -> Result<Session, StoreError> {
-        let txn = self.db.begin_read().map_err(db_error)?;
-        let table = txn.open_table(SESSIONS).map_err(db_error)?;
-        let value = table.get(server).map_err(db_error)?;
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(SESSIONS)?;
+        let value = table.get(server)?;
         match value {
-            Some(value) => serde_json::from_slice(value.value()).map_err(json_error),
+            Some(value) => serde_json::from_slice(value.value()).map_err(StoreError::Record),
             None => Ok(Session::default()),
         }
     }
@@ -78,19 +78,19 @@ impl Store {
     /// Reads, changes and writes the server's session in one write
     /// transaction; returns the session as written.
     pub fn update_session(&self, server: &str, change: impl FnOnce(&mut Session)) -> Result<Session, StoreError> {
-        let txn = self.db.begin_write().map_err(db_error)?;
+        let txn = self.db.begin_write()?;
         let session = {
-            let mut table = txn.open_table(SESSIONS).map_err(db_error)?;
-            let mut session = match table.get(server).map_err(db_error)? {
-                Some(value) => serde_json::from_slice(value.value()).map_err(json_error)?,
+            let mut table = txn.open_table(SESSIONS)?;
+            let mut session = match table.get(server)? {
+                Some(value) => serde_json::from_slice(value.value()).map_err(StoreError::Record)?,
                 None => Session::default(),
             };
             change(&mut session);
-            let json = serde_json::to_vec(&session).map_err(json_error)?;
-            table.insert(server, json.as_slice()).map_err(db_error)?;
+            let json = serde_json::to_vec(&session).map_err(StoreError::Record)?;
+            table.insert(server, json.as_slice())?;
             session
         };
-        txn.commit().map_err(db_error)?;
+        txn.commit()?;
         Ok(session)
     }
 }

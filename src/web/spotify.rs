@@ -55,7 +55,7 @@ impl Flows {
 /// this status server's callback on 127.0.0.1 (Spotify accepts plain HTTP
 /// only for loopback addresses).
 pub fn redirect_uri(daemon: &Daemon, server: &ServerConfig) -> String {
-    if let Some(uri) = server.spotify.as_ref().and_then(|app| app.redirect_uri.clone()) {
+    if let Some(uri) = server.spotify().and_then(|app| app.redirect_uri.clone()) {
         return uri;
     }
     format!("http://127.0.0.1:{}/spotify/callback", daemon.config.status.listen.port())
@@ -66,7 +66,7 @@ pub fn connect(daemon: &Daemon, name: &str) -> Response {
     let Some(server) = daemon.config.servers.iter().find(|server| server.name == name) else {
         return Response::error(404, &format!("no server named \"{name}\" in the config; see GET /api/status"));
     };
-    let Some(app) = &server.spotify else {
+    let Some(app) = server.spotify() else {
         return Response::error(409, &format!("server \"{name}\" is not a Spotify server; only those connect here"));
     };
     let (state, verifier) = match (auth::random_token(24), auth::random_token(48)) {
@@ -136,7 +136,7 @@ fn finish(daemon: &Daemon, params: &[(String, String)]) -> Result<String, (u16, 
         .iter()
         .find(|server| server.name == flow.server)
         .ok_or((404, format!("server \"{}\" is no longer configured", flow.server)))?;
-    let app = server.spotify.as_ref().ok_or((409, "not a Spotify server".to_string()))?;
+    let app = server.spotify().ok_or((409, "not a Spotify server".to_string()))?;
     let accounts = Accounts::new(app, daemon.config.sync.timeout);
     let tokens = accounts
         .exchange(code, &flow.redirect_uri, flow.verifier.as_deref())

@@ -5,7 +5,7 @@
 //! fidelity to the notes.
 
 use crate::support::{assert_mirror, assert_ok, mode_of, stored_rows};
-use mediasync::config::{ServerConfig, ServerKind};
+use mediasync::config::{Backend, JellyfinConfig, ServerConfig};
 use mediasync::fake::jellyfin::{Behaviour, Failure, FakeJellyfin, FilterFault, Logged};
 use mediasync::model::Kind;
 use mediasync::source::jellyfin::{Flavor, Jellyfin};
@@ -47,20 +47,24 @@ impl Setup {
     fn server(&self, key: &str) -> ServerConfig {
         ServerConfig {
             name: "den".into(),
-            kind: if self.behaviour.is_emby() { ServerKind::Emby } else { ServerKind::Jellyfin },
-            url: self.fake.url().to_string(),
-            token: key.to_string(),
             libraries: None,
             page_size: self.page_size,
+            backend: Backend::Jellyfin(self.jellyfin(key)),
+        }
+    }
+
+    fn jellyfin(&self, key: &str) -> JellyfinConfig {
+        JellyfinConfig {
+            flavor: if self.behaviour.is_emby() { Flavor::Emby } else { Flavor::Jellyfin },
+            url: self.fake.url().to_string(),
+            token: key.to_string(),
             user: self.user.clone(),
-            spotify: None,
         }
     }
 
     fn sync_with(&self, key: &str, force: bool) -> ServerReport {
-        let flavor = if self.behaviour.is_emby() { Flavor::Emby } else { Flavor::Jellyfin };
         let source = Retrying::new(
-            Jellyfin::new(&self.server(key), Duration::from_secs(10), flavor),
+            Jellyfin::new(&self.server(key), &self.jellyfin(key), Duration::from_secs(10)),
             RetryPolicy {
                 retries: self.retries,
                 delay: Duration::from_millis(2),
@@ -325,7 +329,8 @@ fn users_are_found_on_either_route() {
     use mediasync::source::Source;
     let setup = Setup::new(Behaviour::Emby);
     setup.fake.add_movies("Movies", 5);
-    let source = Jellyfin::new(&setup.server(KEY), Duration::from_secs(10), Flavor::Jellyfin);
+    let jellyfin = JellyfinConfig { flavor: Flavor::Jellyfin, ..setup.jellyfin(KEY) };
+    let source = Jellyfin::new(&setup.server(KEY), &jellyfin, Duration::from_secs(10));
     assert_eq!(source.libraries().unwrap().len(), 1);
     let paths: Vec<String> = setup.fake.log().into_iter().map(|entry| entry.path).collect();
     assert_eq!(paths[..2], ["/Users".to_string(), "/Users/Query".to_string()]);

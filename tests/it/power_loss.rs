@@ -256,9 +256,9 @@ fn a_damaged_file_is_reported_and_kept() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("catalog.redb");
     std::fs::write(&path, vec![0x5a; 8192]).unwrap();
-    let err = Store::open(&path, CACHE).err().expect("garbage must not open");
-    assert!(err.message.contains("cannot be opened"), "{}", err.message);
-    assert!(err.message.contains("move it aside"), "{}", err.message);
+    let err = Store::open(&path, CACHE).err().expect("garbage must not open").to_string();
+    assert!(err.contains("cannot be opened"), "{}", err);
+    assert!(err.contains("move it aside"), "{}", err);
     assert_eq!(std::fs::read(&path).unwrap(), vec![0x5a; 8192], "the file was left untouched");
 }
 
@@ -283,6 +283,6 @@ fn a_store_in_use_is_reported_as_locked() {
     let path = dir.path().join("catalog.redb");
     let _held = Store::open(&path, CACHE).unwrap();
     let err = Store::open(&path, CACHE).err().expect("a second open must fail");
-    assert_eq!(err.kind, mediasync::store::StoreErrorKind::Locked);
-    assert!(err.message.contains("in use"));
+    assert_eq!(err.kind(), mediasync::store::StoreErrorKind::Locked);
+    assert!(err.to_string().contains("in use"));
 }

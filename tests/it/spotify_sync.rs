@@ -7,7 +7,7 @@
 //! "Connect Spotify" flow over HTTP.
 
 use crate::support::{assert_mirror, stored_rows};
-use mediasync::config::{self, ServerConfig, ServerKind, SpotifyConfig, SyncConfig};
+use mediasync::config::{self, Backend, ServerConfig, SpotifyConfig, SyncConfig};
 use mediasync::fake::spotify::{CLIENT_ID, CLIENT_SECRET, FakeSpotify};
 use mediasync::store::Store;
 use mediasync::sync::{self, Options, ServerReport};
@@ -39,13 +39,10 @@ impl Setup {
     fn server(&self) -> ServerConfig {
         ServerConfig {
             name: NAME.into(),
-            kind: ServerKind::Spotify,
-            url: self.fake.api_url(),
-            token: String::new(),
             libraries: None,
             page_size: 50,
-            user: None,
-            spotify: Some(SpotifyConfig {
+            backend: Backend::Spotify(SpotifyConfig {
+                api_url: self.fake.api_url(),
                 client_id: CLIENT_ID.into(),
                 client_secret: Some(CLIENT_SECRET.into()),
                 accounts_url: self.fake.accounts_url(),

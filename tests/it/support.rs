@@ -2,7 +2,7 @@
 //! sync helper using short retry delays, and export-vs-server comparison
 //! (`stored_rows`, shared with the Jellyfin/Emby scenarios).
 
-use mediasync::config::{ServerConfig, ServerKind};
+use mediasync::config::{Backend, PlexConfig, ServerConfig};
 use mediasync::fake::plex::{Expected, FakePlex};
 use mediasync::source::plex::Plex;
 use mediasync::source::retry::{RetryPolicy, Retrying};
@@ -33,14 +33,14 @@ impl Setup {
     pub fn server(&self, token: &str) -> ServerConfig {
         ServerConfig {
             name: "home".into(),
-            kind: ServerKind::Plex,
-            url: self.fake.url().to_string(),
-            token: token.to_string(),
             libraries: None,
             page_size: self.page_size,
-            user: None,
-            spotify: None,
+            backend: Backend::Plex(self.plex(token)),
         }
+    }
+
+    pub fn plex(&self, token: &str) -> PlexConfig {
+        PlexConfig { url: self.fake.url().to_string(), token: token.to_string() }
     }
 
     pub fn options(&self, full: bool, force: bool) -> Options {
@@ -56,7 +56,7 @@ impl Setup {
 
     pub fn sync_with(&self, token: &str, full: bool, force: bool) -> ServerReport {
         let source = Retrying::new(
-            Plex::new(&self.server(token), Duration::from_secs(10)),
+            Plex::new(&self.server(token), &self.plex(token), Duration::from_secs(10)),
             RetryPolicy {
                 retries: self.retries,
                 delay: Duration::from_millis(2),

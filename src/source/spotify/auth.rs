@@ -178,6 +178,7 @@ mod tests {
     #[test]
     fn authorize_url_carries_scopes_state_and_challenge() {
         let app = SpotifyConfig {
+            api_url: "https://api.example/v1".into(),
             client_id: "abc".into(),
             client_secret: None,
             accounts_url: "https://accounts.example".into(),

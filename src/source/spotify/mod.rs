@@ -33,15 +33,15 @@ pub struct Spotify<'a> {
 }
 
 impl<'a> Spotify<'a> {
-    pub fn new(server: &'a ServerConfig, timeout: Duration, store: &'a Store) -> Spotify<'a> {
-        let app: &SpotifyConfig = server.spotify.as_ref().expect("a spotify server has its app settings");
+    /// `server` gives the name and library selection, `app` the rest.
+    pub fn new(server: &ServerConfig, app: &'a SpotifyConfig, timeout: Duration, store: &'a Store) -> Spotify<'a> {
         let session = store.session(&server.name).unwrap_or_else(|err| {
             log::error!("spotify \"{}\": cannot read the saved session ({err}); treating it as empty", server.name);
             Session::default()
         });
         Spotify {
             name: server.name.clone(),
-            api: Http::new(&server.url, timeout),
+            api: Http::new(&app.api_url, timeout),
             accounts: Accounts::new(app, timeout),
             store,
             libraries: server.libraries.clone(),

@@ -1,0 +1,154 @@
+//! Configuration in two stages: `raw` mirrors the TOML file and refuses
+//! unknown keys; `validate` (and `kinds`, per server kind) turns it into a
+//! `Config` whose values are parsed (`values`) and checked, each server
+//! carrying exactly its kind's keys. Everything that can be wrong with a
+//! config is found here, before any request is made; `error` says what.
+
+mod error;
+mod kinds;
+mod raw;
+mod server;
+#[cfg(test)]
+mod tests;
+mod validate;
+mod values;
+
+pub use error::{
+    ConfigError, DurationKey, MediaServerKey, Problem, ScheduleProblem, SecretProblem, ServerProblem, UrlKey,
+    UrlProblem,
+};
+pub use server::{
+    Backend, Flavor, JellyfinConfig, PlexConfig, SPOTIFY_ACCOUNTS_URL, SPOTIFY_API_URL, SPOTIFY_LIBRARIES,
+    SPOTIFY_MAX_PAGE, ServerConfig, ServerKind, SpotifyConfig,
+};
+pub use values::{parse_duration, parse_schedule};
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_PATH: &str = "/etc/mediasync/config.toml";
+pub const ENV_VAR: &str = "MEDIASYNC_CONFIG";
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub path: PathBuf,
+    pub store: StoreConfig,
+    pub sync: SyncConfig,
+    pub servers: Vec<ServerConfig>,
+    pub status: StatusConfig,
+    pub daemon: DaemonConfig,
+}
+
+/// `[status]`: where the status page and API listen, and the token the
+/// control endpoints require. `Debug` redacts the token.
+#[derive(Clone)]
+pub struct StatusConfig {
+    pub listen: SocketAddr,
+    pub admin_token: Option<String>,
+}
+
+impl std::fmt::Debug for StatusConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatusConfig")
+            .field("listen", &self.listen)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
+
+impl Default for StatusConfig {
+    fn default() -> StatusConfig {
+        // `DEFAULT_LISTEN` as a value.
+        StatusConfig { listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8787)), admin_token: None }
+    }
+}
+
+/// `[daemon]` plus each server's `schedule`, kept apart from `ServerConfig`
+/// so one-shot commands never see them.
+#[derive(Clone, Debug)]
+pub struct DaemonConfig {
+    pub max_concurrent_syncs: u32,
+    /// Sync at start when the last success is older than this; `None`: the
+    /// server's schedule interval.
+    pub freshness: Option<Duration>,
+    /// Explicit `schedule` per server name; servers without one get a
+    /// staggered default (`daemon::schedule::default_for`).
+    pub schedules: std::collections::BTreeMap<String, cron::Schedule>,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> DaemonConfig {
+        DaemonConfig { max_concurrent_syncs: 1, freshness: None, schedules: Default::default() }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+    pub cache_bytes: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct SyncConfig {
+    pub full_every: Duration,
+    pub max_delete_share: f64,
+    pub history: u32,
+    pub retries: u32,
+    pub retry_delay: Duration,
+    pub max_rate_limit_wait: Duration,
+    pub timeout: Duration,
+}
+
+impl Default for SyncConfig {
+    fn default() -> SyncConfig {
+        SyncConfig {
+            full_every: Duration::from_secs(7 * 86_400),
+            max_delete_share: 0.5,
+            history: 20,
+            retries: 4,
+            retry_delay: Duration::from_secs(2),
+            max_rate_limit_wait: Duration::from_secs(15 * 60),
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+pub const DEFAULT_PAGE_SIZE: u32 = 200;
+/// The largest `page_size` of a Plex, Jellyfin or Emby server.
+const MAX_PAGE_SIZE: u32 = 5_000;
+/// redb's own cache. The kernel's page cache serves the rest of the file,
+/// so a small cache keeps mediasync's memory flat as libraries grow
+/// (`cargo bench --bench scale`).
+pub const DEFAULT_CACHE_MIB: u32 = 2;
+
+/// Where the config file is: `--config`, else `$MEDIASYNC_CONFIG`, else the
+/// system default.
+pub fn locate(flag: Option<&Path>) -> PathBuf {
+    if let Some(path) = flag {
+        return path.to_path_buf();
+    }
+    match std::env::var_os(ENV_VAR) {
+        Some(value) if !value.is_empty() => PathBuf::from(value),
+        _ => PathBuf::from(DEFAULT_PATH),
+    }
+}
+
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    parse(&text, path)
+}
+
+/// Parses and validates the text of the config file at `path` (the path is
+/// only named in errors and kept in `Config::path`).
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let raw: raw::RawConfig = toml::from_str(text).map_err(|err| ConfigError::Syntax {
+        path: path.to_path_buf(),
+        line: err.span().map(|span| 1 + text[..span.start].matches('\n').count()),
+        message: err.message().to_string(),
+    })?;
+    validate::config(raw, path)
+}

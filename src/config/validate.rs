@@ -1,0 +1,114 @@
+//! From the mirror to `Config`: the `[store]`, `[sync]`, `[status]` and
+//! `[daemon]` tables, then the servers (each checked by `kinds`, plus its
+//! `schedule`, which goes to `DaemonConfig`), unique by name. The first
+//! refused value is the error.
+
+use super::error::{ConfigError, DurationKey, Problem, ServerProblem};
+use super::raw::{RawConfig, RawDaemon, RawServer, RawStatus, RawStore, RawSync};
+use super::values::{is_header_safe, parse_duration, parse_schedule, secret};
+use super::{
+    Config, DEFAULT_CACHE_MIB, DEFAULT_LISTEN, DaemonConfig, ServerConfig, StatusConfig, StoreConfig, SyncConfig, kinds,
+};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+pub fn config(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
+    let invalid = |problem| ConfigError::Invalid { path: path.to_path_buf(), problem };
+    let store = store(raw.store).map_err(invalid)?;
+    let sync = sync(raw.sync).map_err(invalid)?;
+    let status = status(raw.status).map_err(invalid)?;
+    let mut daemon = daemon(raw.daemon).map_err(invalid)?;
+    let servers = servers(raw.server, &mut daemon.schedules).map_err(invalid)?;
+    Ok(Config { path: path.to_path_buf(), store, sync, servers, status, daemon })
+}
+
+fn store(raw: RawStore) -> Result<StoreConfig, Problem> {
+    if raw.path.as_os_str().is_empty() {
+        return Err(Problem::StorePathEmpty);
+    }
+    let cache_mib = raw.cache_mib.unwrap_or(DEFAULT_CACHE_MIB).clamp(1, 4096);
+    Ok(StoreConfig { path: raw.path, cache_bytes: cache_mib as usize * 1024 * 1024 })
+}
+
+fn duration(key: DurationKey, value: Option<String>, default: Duration) -> Result<Duration, Problem> {
+    match value {
+        None => Ok(default),
+        Some(text) => parse_duration(&text).ok_or(Problem::NotADuration { key, text }),
+    }
+}
+
+fn sync(raw: RawSync) -> Result<SyncConfig, Problem> {
+    let defaults = SyncConfig::default();
+    let share = raw.max_delete_share.unwrap_or(defaults.max_delete_share);
+    if !(0.0..=1.0).contains(&share) {
+        return Err(Problem::DeleteShareOutOfRange(share));
+    }
+    Ok(SyncConfig {
+        full_every: duration(DurationKey::FullEvery, raw.full_every, defaults.full_every)?,
+        max_delete_share: share,
+        history: raw.history.unwrap_or(defaults.history).clamp(1, 1000),
+        retries: raw.retries.unwrap_or(defaults.retries).min(20),
+        retry_delay: duration(DurationKey::RetryDelay, raw.retry_delay, defaults.retry_delay)?,
+        max_rate_limit_wait: duration(
+            DurationKey::MaxRateLimitWait,
+            raw.max_rate_limit_wait,
+            defaults.max_rate_limit_wait,
+        )?,
+        timeout: duration(DurationKey::Timeout, raw.timeout, defaults.timeout)?,
+    })
+}
+
+fn status(raw: RawStatus) -> Result<StatusConfig, Problem> {
+    let text = raw.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+    let listen = match text.parse() {
+        Ok(listen) => listen,
+        Err(source) => return Err(Problem::Listen { text, source }),
+    };
+    let admin_token = secret(raw.admin_token, raw.admin_token_file, "admin_token").map_err(Problem::AdminToken)?;
+    if admin_token.as_deref().is_some_and(|token| token.len() < 8 || !is_header_safe(token)) {
+        return Err(Problem::AdminTokenShape);
+    }
+    Ok(StatusConfig { listen, admin_token })
+}
+
+fn daemon(raw: RawDaemon) -> Result<DaemonConfig, Problem> {
+    let max_concurrent_syncs = raw.max_concurrent_syncs.unwrap_or(1);
+    if !(1..=16).contains(&max_concurrent_syncs) {
+        return Err(Problem::MaxConcurrentSyncs(max_concurrent_syncs));
+    }
+    let freshness = match raw.freshness {
+        Some(text) => Some(parse_duration(&text).ok_or(Problem::NotADuration { key: DurationKey::Freshness, text })?),
+        None => None,
+    };
+    Ok(DaemonConfig { max_concurrent_syncs, freshness, schedules: BTreeMap::new() })
+}
+
+/// The servers in file order; each explicit `schedule` goes into `schedules`.
+fn servers(
+    raw: Vec<RawServer>,
+    schedules: &mut BTreeMap<String, cron::Schedule>,
+) -> Result<Vec<ServerConfig>, Problem> {
+    let mut servers: Vec<ServerConfig> = Vec::new();
+    for (index, mut raw_server) in raw.into_iter().enumerate() {
+        let schedule = raw_server.schedule.take();
+        let server = kinds::server(raw_server, index + 1)?;
+        if let Some(text) = schedule {
+            match parse_schedule(&text) {
+                Ok(schedule) => schedules.insert(server.name.clone(), schedule),
+                Err(problem) => {
+                    let problem = ServerProblem::Schedule { text, problem };
+                    return Err(Problem::Server { name: server.name, problem });
+                }
+            };
+        }
+        if servers.iter().any(|other| other.name == server.name) {
+            return Err(Problem::NameUsedTwice(server.name));
+        }
+        servers.push(server);
+    }
+    if servers.is_empty() {
+        return Err(Problem::NoServers);
+    }
+    Ok(servers)
+}
