@@ -1,6 +1,7 @@
 //! The one-shot commands' way into a running daemon: while `mediasync run`
 //! holds the store (redb lets one process open it), `status`, `export` and
-//! `sync` ask the daemon's local API instead of failing on the lock.
+//! `sync` ask the daemon's local API instead of failing on the lock. It
+//! speaks only to that API, never to a media server.
 
 use crate::config::Config;
 use std::io::Write;
@@ -18,6 +19,49 @@ pub fn local_base(listen: SocketAddr) -> String {
     format!("http://{}", SocketAddr::new(ip, listen.port()))
 }
 
+/// Why the running daemon could not do what was asked.
+#[derive(Debug)]
+pub enum ClientError {
+    /// The daemon's API did not answer at `base`.
+    Unreachable {
+        base: String,
+        cause: ureq::Error,
+    },
+    /// It answered, with an error status and message.
+    Refused {
+        status: u16,
+        message: String,
+    },
+    BadJson(serde_json::Error),
+    /// The streamed export broke off.
+    ExportBroken(std::io::Error),
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientError::Unreachable { base, cause } => write!(
+                f,
+                "the store is in use by another mediasync, and its status API at {base} did not answer ({cause}); is `mediasync run` up? (systemctl status mediasync)"
+            ),
+            ClientError::Refused { status, message } => write!(f, "the running daemon answered {status}: {message}"),
+            ClientError::BadJson(err) => write!(f, "the running daemon sent JSON that does not parse: {err}"),
+            ClientError::ExportBroken(err) => write!(f, "the export from the running daemon broke off: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ClientError::Unreachable { cause, .. } => Some(cause),
+            ClientError::Refused { .. } => None,
+            ClientError::BadJson(err) => Some(err),
+            ClientError::ExportBroken(err) => Some(err),
+        }
+    }
+}
+
 fn agent(timeout: Option<Duration>) -> ureq::Agent {
     ureq::Agent::config_builder()
         .timeout_global(timeout)
@@ -28,67 +72,65 @@ fn agent(timeout: Option<Duration>) -> ureq::Agent {
         .into()
 }
 
-fn unreachable(config: &Config, err: impl std::fmt::Display) -> String {
-    format!(
-        "the store is in use by another mediasync, and its status API at {} did not answer ({err}); is `mediasync run` up? (systemctl status mediasync)",
-        local_base(config.status.listen)
-    )
+fn unreachable(config: &Config) -> impl FnOnce(ureq::Error) -> ClientError + '_ {
+    |cause| ClientError::Unreachable { base: local_base(config.status.listen), cause }
 }
 
-fn error_text(status: u16, body: &str) -> String {
+fn refused(status: u16, body: &str) -> ClientError {
     let message = serde_json::from_str::<serde_json::Value>(body)
         .ok()
         .and_then(|value| value["error"].as_str().map(str::to_string))
         .unwrap_or_else(|| body.chars().take(200).collect());
-    format!("the running daemon answered {status}: {message}")
+    ClientError::Refused { status, message }
 }
 
 /// GETs a JSON document from the daemon.
-pub fn get_json(config: &Config, path: &str) -> Result<serde_json::Value, String> {
+pub fn get_json(config: &Config, path: &str) -> Result<serde_json::Value, ClientError> {
     let url = format!("{}{path}", local_base(config.status.listen));
-    let mut response = agent(Some(Duration::from_secs(30))).get(&url).call().map_err(|err| unreachable(config, err))?;
+    let mut response = agent(Some(Duration::from_secs(30))).get(&url).call().map_err(unreachable(config))?;
     let status = response.status().as_u16();
-    let body = response.body_mut().read_to_string().map_err(|err| unreachable(config, err))?;
+    let body = response.body_mut().read_to_string().map_err(unreachable(config))?;
     if status != 200 {
-        return Err(error_text(status, &body));
+        return Err(refused(status, &body));
     }
-    serde_json::from_str(&body).map_err(|err| format!("the running daemon sent JSON that does not parse: {err}"))
+    serde_json::from_str(&body).map_err(ClientError::BadJson)
 }
 
 /// Streams the daemon's export to `out`.
-pub fn export(config: &Config, server: Option<&str>, out: &mut dyn Write) -> Result<(), String> {
+pub fn export(config: &Config, server: Option<&str>, out: &mut dyn Write) -> Result<(), ClientError> {
     let mut url = format!("{}/api/export", local_base(config.status.listen));
     if let Some(server) = server {
         url.push_str(&format!("?server={server}"));
     }
-    let mut response = agent(None).get(&url).call().map_err(|err| unreachable(config, err))?;
+    let mut response = agent(None).get(&url).call().map_err(unreachable(config))?;
     let status = response.status().as_u16();
     if status != 200 {
         let body = response.body_mut().read_to_string().unwrap_or_default();
-        return Err(error_text(status, &body));
+        return Err(refused(status, &body));
     }
     let mut reader = response.into_body().into_reader();
     match std::io::copy(&mut reader, out) {
         Ok(_) => Ok(()),
         Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(err) => Err(format!("the export from the running daemon broke off: {err}")),
+        Err(err) => Err(ClientError::ExportBroken(err)),
     }
 }
 
 /// Asks the daemon to sync a server now (with the admin token, if one is
-/// configured; without one the daemon accepts loopback requests).
-pub fn request_sync(config: &Config, server: &str, full: bool) -> Result<String, String> {
+/// configured; without one the daemon accepts loopback requests). Answers
+/// the daemon's message.
+pub fn request_sync(config: &Config, server: &str, full: bool) -> Result<String, ClientError> {
     let url =
         format!("{}/api/servers/{server}/sync{}", local_base(config.status.listen), if full { "?full=1" } else { "" });
     let mut request = agent(Some(Duration::from_secs(30))).post(&url);
     if let Some(token) = &config.status.admin_token {
         request = request.header("Authorization", &format!("Bearer {token}"));
     }
-    let mut response = request.send_empty().map_err(|err| unreachable(config, err))?;
+    let mut response = request.send_empty().map_err(unreachable(config))?;
     let status = response.status().as_u16();
     let body = response.body_mut().read_to_string().unwrap_or_default();
     if status != 202 {
-        return Err(error_text(status, &body));
+        return Err(refused(status, &body));
     }
     Ok(serde_json::from_str::<serde_json::Value>(&body)
         .ok()
