@@ -4,6 +4,7 @@
 //! speaks only to that API, never to a media server.
 
 use crate::config::Config;
+use serde::Deserialize;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -76,11 +77,19 @@ fn unreachable(config: &Config) -> impl FnOnce(ureq::Error) -> ClientError + '_ 
     |cause| ClientError::Unreachable { base: local_base(config.status.listen), cause }
 }
 
+/// The daemon's answer to a control, or its error body.
+#[derive(Deserialize)]
+struct Answer {
+    message: Option<String>,
+    error: Option<String>,
+}
+
+fn answer(body: &str) -> Option<Answer> {
+    serde_json::from_str(body).ok()
+}
+
 fn refused(status: u16, body: &str) -> ClientError {
-    let message = serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|value| value["error"].as_str().map(str::to_string))
-        .unwrap_or_else(|| body.chars().take(200).collect());
+    let message = answer(body).and_then(|answer| answer.error).unwrap_or_else(|| body.chars().take(200).collect());
     ClientError::Refused { status, message }
 }
 
@@ -132,10 +141,7 @@ pub fn request_sync(config: &Config, server: &str, full: bool) -> Result<String,
     if status != 202 {
         return Err(refused(status, &body));
     }
-    Ok(serde_json::from_str::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|value| value["message"].as_str().map(str::to_string))
-        .unwrap_or_else(|| "requested".into()))
+    Ok(answer(&body).and_then(|answer| answer.message).unwrap_or_else(|| "requested".into()))
 }
 
 #[cfg(test)]
