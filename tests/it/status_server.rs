@@ -1,9 +1,9 @@
 //! The status server over real HTTP on port 0, in-process against the
-//! application (as a daemon runs it) whose store was synced from the fake
-//! Plex server: every endpoint, the
-//! controls' auth, the change feed (followed from 0 it rebuilds the catalog
-//! exactly, and keeps it exact as the server changes), and the limits that
-//! keep it safe on a LAN (oversized headers, slow clients, floods, 405s).
+//! application (`App`, as the daemon runs it) whose store was synced from
+//! the fake Plex server: every endpoint, the controls' auth, the change feed
+//! (followed from 0 it rebuilds the catalog exactly, and keeps it exact as
+//! the server changes), and the limits that keep it safe on a LAN
+//! (oversized headers, slow clients, floods, 405s).
 
 use crate::support::TOKEN;
 use mediasync::app::App;
