@@ -86,16 +86,15 @@ max_concurrent_syncs = 1
         living_room.item_count(),
         den.item_count(),
         store_path.display(),
-        crate::web::client::local_base(config.status.listen).trim_start_matches("http://"),
+        crate::cli::client::local_base(config.status.listen).trim_start_matches("http://"),
     );
     let changer = std::thread::spawn(move || change_forever(living_room, movies));
     let _den = den;
-    let result = crate::daemon::run(config, store).map_err(|err| {
-        if err.contains("cannot listen") {
+    let result = crate::daemon::run(config, store).map_err(|err| match err {
+        crate::daemon::DaemonError::Listen(..) => {
             format!("{err}; or run the demo elsewhere: demo --listen 127.0.0.1:9000")
-        } else {
-            err
         }
+        err => err.to_string(),
     });
     drop(changer);
     result

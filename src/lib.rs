@@ -2,6 +2,7 @@
 //! incrementally, in one redb file. `main.rs` is a thin shell over `cli`;
 //! ARCHITECTURE.md maps the modules and their invariants.
 
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod daemon;
@@ -10,7 +11,6 @@ pub mod export;
 pub mod fake;
 pub mod model;
 pub mod source;
-pub mod status;
 pub mod store;
 pub mod sync;
 pub mod web;

@@ -75,7 +75,7 @@ pub struct DaemonConfig {
     /// server's schedule interval.
     pub freshness: Option<Duration>,
     /// Explicit `schedule` per server name; servers without one get a
-    /// staggered default (`daemon::schedule::default_for`).
+    /// staggered default (`app::schedule::default_for`).
     pub schedules: std::collections::BTreeMap<String, cron::Schedule>,
 }
 

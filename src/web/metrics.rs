@@ -4,7 +4,7 @@
 //! and outcome, read from the store.
 
 use super::http::Response;
-use crate::daemon::Daemon;
+use crate::app::{App, Live};
 use std::fmt::Write;
 
 fn label(value: &str) -> String {
@@ -15,25 +15,25 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
-pub fn render(daemon: &Daemon) -> Response {
-    match text(daemon) {
+pub fn render(app: &App) -> Response {
+    match text(app) {
         Ok(text) => Response::new(200, "text/plain; version=0.0.4; charset=utf-8", text),
         Err(err) => Response::error(500, &format!("reading the store failed: {err}")),
     }
 }
 
-pub fn text(daemon: &Daemon) -> Result<String, crate::store::StoreError> {
+pub fn text(app: &App) -> Result<String, crate::store::StoreError> {
     let mut out = String::new();
-    let servers: Vec<(String, crate::daemon::Live, bool)> = daemon
+    let servers: Vec<(String, Live, bool)> = app
         .config
         .servers
         .iter()
         .map(|server| {
-            let paused = daemon.store.control(&server.name).map(|control| control.paused).unwrap_or(false);
-            (server.name.clone(), daemon.live(&server.name).unwrap_or_default(), paused)
+            let paused = app.store.control(&server.name).map(|control| control.paused).unwrap_or(false);
+            (server.name.clone(), app.live(&server.name).unwrap_or_default(), paused)
         })
         .collect();
-    type Field = fn(&crate::daemon::Live, bool) -> f64;
+    type Field = fn(&Live, bool) -> f64;
     let per_server: [(&str, &str, &str, Field); 7] = [
         ("mediasync_runs_total", "counter", "Sync runs since the daemon started.", |live, _| live.runs as f64),
         ("mediasync_failed_runs_total", "counter", "Sync runs that failed since the daemon started.", |live, _| {
@@ -61,7 +61,7 @@ pub fn text(daemon: &Daemon) -> Result<String, crate::store::StoreError> {
         }
     }
 
-    let libraries = daemon.store.libraries()?;
+    let libraries = app.store.libraries()?;
     header(&mut out, "mediasync_items", "gauge", "Stored items by library and kind.");
     for (_, state) in &libraries {
         for (kind, count) in &state.counts {
@@ -97,7 +97,7 @@ pub fn text(daemon: &Daemon) -> Result<String, crate::store::StoreError> {
     header(&mut out, "mediasync_last_run_duration_seconds", "gauge", "Duration of the library's last run.");
     let mut requests = String::new();
     for (number, state) in &libraries {
-        if let Some(run) = daemon.store.runs(*number)?.last() {
+        if let Some(run) = app.store.runs(*number)?.last() {
             let labels = format!("server=\"{}\",library=\"{}\"", label(&state.server), label(&state.library_id));
             let _ =
                 writeln!(out, "mediasync_last_run_duration_seconds{{{labels}}} {}", run.duration_ms as f64 / 1000.0);
@@ -107,7 +107,7 @@ pub fn text(daemon: &Daemon) -> Result<String, crate::store::StoreError> {
     header(&mut out, "mediasync_last_run_requests", "gauge", "Requests made by the library's last run.");
     out.push_str(&requests);
     header(&mut out, "mediasync_up_since_timestamp_seconds", "gauge", "When the daemon started.");
-    let _ = writeln!(out, "mediasync_up_since_timestamp_seconds {}", daemon.started_at);
+    let _ = writeln!(out, "mediasync_up_since_timestamp_seconds {}", app.started_at);
     Ok(out)
 }
 

@@ -1,33 +1,32 @@
 //! The status server: the page, the JSON API, metrics and the controls,
-//! over the small HTTP server in `http`. This file routes requests and
-//! guards the controls; `api`, `page` and `metrics` build the answers from
-//! the store and the daemon's live state.
+//! over the small HTTP server in `http`. This file routes requests, guards
+//! the controls and turns their refusals into HTTP statuses; `api`, `page`
+//! and `metrics` build the answers from the application (`app::App`).
 
 pub mod api;
-pub mod client;
 pub mod http;
 pub mod metrics;
 pub mod page;
 pub mod spotify;
 
-use crate::daemon::{ControlError, Daemon};
+use crate::app::{App, ControlError, constant_time_eq};
 use http::{Request, Response};
 use std::sync::Arc;
 
 /// Starts serving on `listener` (already bound; tests bind port 0).
-pub fn start(daemon: Arc<Daemon>, listener: std::net::TcpListener) -> std::io::Result<http::Server> {
-    start_with(daemon, listener, http::Limits::default())
+pub fn start(app: Arc<App>, listener: std::net::TcpListener) -> std::io::Result<http::Server> {
+    start_with(app, listener, http::Limits::default())
 }
 
 pub fn start_with(
-    daemon: Arc<Daemon>,
+    app: Arc<App>,
     listener: std::net::TcpListener,
     limits: http::Limits,
 ) -> std::io::Result<http::Server> {
-    http::Server::start(listener, limits, Box::new(move |request| route(&daemon, request)))
+    http::Server::start(listener, limits, Box::new(move |request| route(&app, request)))
 }
 
-fn route(daemon: &Arc<Daemon>, request: &Request) -> Response {
+fn route(app: &Arc<App>, request: &Request) -> Response {
     let path = request.path.as_str();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let get = |handler: &dyn Fn() -> Response| match request.method.as_str() {
@@ -35,40 +34,40 @@ fn route(daemon: &Arc<Daemon>, request: &Request) -> Response {
         _ => not_allowed("GET"),
     };
     match segments.as_slice() {
-        [""] => get(&|| page::render(daemon)),
+        [""] => get(&|| page::render(app)),
         ["healthz"] => get(&|| Response::new(200, "text/plain; charset=utf-8", "ok\n")),
-        ["metrics"] => get(&|| metrics::render(daemon)),
-        ["api", "status"] => get(&|| api::status(daemon)),
-        ["api", "items"] => get(&|| api::items(daemon, request)),
-        ["api", "changes"] => get(&|| api::changes(daemon, request)),
-        ["api", "export"] => get(&|| api::export(daemon, request)),
-        ["spotify", "callback"] => get(&|| spotify::callback(daemon, request)),
+        ["metrics"] => get(&|| metrics::render(app)),
+        ["api", "status"] => get(&|| api::status(app)),
+        ["api", "items"] => get(&|| api::items(app, request)),
+        ["api", "changes"] => get(&|| api::changes(app, request)),
+        ["api", "export"] => get(&|| api::export(app, request)),
+        ["spotify", "callback"] => get(&|| spotify::callback(app, request)),
         ["api", "spotify", "callback"] => {
             if request.method != "POST" {
                 return not_allowed("POST");
             }
-            if let Err(refused) = authorize(daemon, request) {
+            if let Err(refused) = authorize(app, request) {
                 return refused;
             }
-            spotify::pasted(daemon, request)
+            spotify::pasted(app, request)
         }
         ["api", "servers", name, "connect"] => {
             if request.method != "POST" {
                 return not_allowed("POST");
             }
-            if let Err(refused) = authorize(daemon, request) {
+            if let Err(refused) = authorize(app, request) {
                 return refused;
             }
-            spotify::connect(daemon, name)
+            spotify::connect(app, name)
         }
         ["api", "servers", name, action] if matches!(*action, "sync" | "pause" | "resume" | "reset") => {
             if request.method != "POST" {
                 return not_allowed("POST");
             }
-            if let Err(refused) = authorize(daemon, request) {
+            if let Err(refused) = authorize(app, request) {
                 return refused;
             }
-            control(daemon, name, action, request.param("full").is_some_and(|full| full == "1" || full == "true"))
+            control(app, name, action, request.param("full").is_some_and(|full| full == "1" || full == "true"))
         }
         _ => Response::error(404, "no such page; see / for the status page and /api/status for the API"),
     }
@@ -82,7 +81,7 @@ fn not_allowed(allowed: &'static str) -> Response {
 /// token configured they are accepted from loopback only. A browser request
 /// from another site (an `Origin` that is not this server) is refused, so a
 /// web page cannot press the buttons through a visitor's browser.
-fn authorize(daemon: &Daemon, request: &Request) -> Result<(), Response> {
+fn authorize(app: &App, request: &Request) -> Result<(), Response> {
     if let Some(origin) = request.header("origin") {
         let host = request.header("host").unwrap_or_default();
         let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
@@ -90,7 +89,7 @@ fn authorize(daemon: &Daemon, request: &Request) -> Result<(), Response> {
             return Err(Response::error(403, "cross-site control requests are refused"));
         }
     }
-    match &daemon.config.status.admin_token {
+    match &app.config.status.admin_token {
         Some(token) => {
             let given = request.header("authorization").and_then(|value| value.strip_prefix("Bearer ")).unwrap_or("");
             if constant_time_eq(given.trim().as_bytes(), token.as_bytes()) {
@@ -110,25 +109,25 @@ fn authorize(daemon: &Daemon, request: &Request) -> Result<(), Response> {
     }
 }
 
-fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
-    if left.len() != right.len() {
-        return false;
-    }
-    left.iter().zip(right).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
-}
-
-fn control(daemon: &Daemon, name: &str, action: &str, full: bool) -> Response {
+fn control(app: &App, name: &str, action: &str, full: bool) -> Response {
     let result = match action {
-        "sync" => daemon.request_sync(name, full).map(|()| format!("sync of {name} requested")),
-        "pause" => daemon.pause(name).map(|()| format!("{name} paused")),
-        "resume" => daemon.resume(name).map(|()| format!("{name} resumed")),
-        _ => daemon.reset(name).map(|libraries| format!("{name} reset ({libraries} libraries); the next run is full")),
+        "sync" => app.request_sync(name, full).map(|()| format!("sync of {name} requested")),
+        "pause" => app.pause(name).map(|()| format!("{name} paused")),
+        "resume" => app.resume(name).map(|()| format!("{name} resumed")),
+        _ => app.reset(name).map(|libraries| format!("{name} reset ({libraries} libraries); the next run is full")),
     };
     match result {
         Ok(message) => Response::json(202, &serde_json::json!({ "ok": true, "message": message })),
-        Err(ControlError::NotFound(message)) => Response::error(404, &message),
-        Err(ControlError::Conflict(message)) => Response::error(409, &message),
-        Err(ControlError::Store(message)) => Response::error(500, &message),
+        Err(err) => Response::error(control_status(&err), &err.to_string()),
+    }
+}
+
+/// The HTTP status of a refused control.
+fn control_status(err: &ControlError) -> u16 {
+    match err {
+        ControlError::UnknownServer(_) => 404,
+        ControlError::Paused(_) | ControlError::Syncing(_) => 409,
+        ControlError::Store(_) => 500,
     }
 }
 
@@ -136,7 +135,7 @@ fn control(daemon: &Daemon, name: &str, action: &str, full: bool) -> Response {
 mod tests {
     use super::*;
 
-    fn daemon(admin_token: Option<&str>) -> (Arc<Daemon>, tempfile::TempDir) {
+    fn daemon(admin_token: Option<&str>) -> (Arc<App>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let status = admin_token.map(|token| format!("[status]\nadmin_token = \"{token}\"\n")).unwrap_or_default();
         let text = format!(
@@ -145,7 +144,7 @@ mod tests {
         );
         let config = crate::config::parse(&text, &dir.path().join("c.toml")).unwrap();
         let store = crate::store::Store::open(&config.store.path, 1 << 20).unwrap();
-        (Arc::new(Daemon::new(config, store)), dir)
+        (Arc::new(App::new(config, store)), dir)
     }
 
     #[test]
@@ -179,12 +178,5 @@ mod tests {
             [("Authorization", "Bearer lan-admin-token-42"), ("Host", "pi:8787"), ("Origin", "http://evil")];
         assert_eq!(route(&daemon, &Request::new("POST", "/api/servers/home/resume", &cross_site, lan)).status, 403);
         assert!(daemon.store.control("home").unwrap().paused);
-    }
-
-    #[test]
-    fn token_comparison() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"abcd"));
     }
 }

@@ -4,13 +4,13 @@
 //! few seconds while a sync runs; the buttons call the control API.
 
 use super::http::Response;
-use crate::daemon::Daemon;
+use crate::app::App;
+use crate::app::status::{AccountStatus, LibraryStatus, ServerCondition, ServerStatus, StatusDocument};
 use chrono::{Local, TimeZone};
-use serde_json::Value;
 use std::fmt::Write;
 
-pub fn render(daemon: &Daemon) -> Response {
-    match super::api::status_document(daemon) {
+pub fn render(app: &App) -> Response {
+    match app.status() {
         Ok(document) => Response::new(200, "text/html; charset=utf-8", html(&document)).with_header(
             "Content-Security-Policy",
             "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'",
@@ -35,8 +35,8 @@ pub fn escape(text: &str) -> String {
 }
 
 /// "2026-01-01 12:10 (3 min ago)" in the daemon's local time.
-fn when(value: &Value, now: i64) -> String {
-    let Some(at) = value.as_i64() else { return "never".into() };
+fn when(at: Option<i64>, now: i64) -> String {
+    let Some(at) = at else { return "never".into() };
     let absolute =
         Local.timestamp_opt(at, 0).single().map_or_else(|| at.to_string(), |t| t.format("%Y-%m-%d %H:%M").to_string());
     format!("{absolute} ({})", relative(at - now))
@@ -81,21 +81,22 @@ async function connect(s){const j=await call('/api/servers/'+encodeURIComponent(
 async function paste(i){const v=document.getElementById('paste'+i).value;\
 const j=await call('/api/spotify/callback','url='+encodeURIComponent(v));if(j&&j.ok)setTimeout(()=>location.reload(),800);}";
 
-pub fn html(document: &Value) -> String {
-    let now = document["daemon"]["now"].as_i64().unwrap_or_else(crate::sync::now_epoch);
-    let servers = document["servers"].as_array().cloned().unwrap_or_default();
-    let busy = servers.iter().any(|server| matches!(server["state"].as_str(), Some("syncing" | "queued" | "waiting")));
+pub fn html(document: &StatusDocument) -> String {
+    let now = document.daemon.as_ref().map_or_else(crate::sync::now_epoch, |daemon| daemon.now);
+    let busy = document.servers.iter().any(|server| {
+        matches!(condition(server), ServerCondition::Syncing | ServerCondition::Queued | ServerCondition::Waiting)
+    });
     let mut out = String::with_capacity(8 * 1024);
     let _ = write!(
         out,
         "<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport content=\"width=device-width,initial-scale=1\">{}<title>mediasync</title><style>{STYLE}</style></head><body>\
 <h1>mediasync</h1><p class=muted>version {} · store {} · {}</p><p id=msg></p>",
         if busy { "<meta http-equiv=refresh content=3>" } else { "" },
-        escape(document["version"].as_str().unwrap_or_default()),
-        escape(document["store"].as_str().unwrap_or_default()),
+        escape(document.version),
+        escape(&document.store),
         if busy { "refreshing every 3 s while a sync runs" } else { "idle" },
     );
-    for (index, server) in servers.iter().enumerate() {
+    for (index, server) in document.servers.iter().enumerate() {
         server_section(&mut out, server, index, now);
     }
     let _ = write!(
@@ -105,56 +106,62 @@ pub fn html(document: &Value) -> String {
     out
 }
 
-fn server_section(out: &mut String, server: &Value, index: usize, now: i64) {
-    let name = server["name"].as_str().unwrap_or_default();
-    let state = server["state"].as_str().unwrap_or("idle");
-    let live = &server["live"];
+/// A server's state as the page shows it (idle when no service runs).
+fn condition(server: &ServerStatus) -> ServerCondition {
+    server.running.as_ref().map_or(ServerCondition::Idle, |running| running.state)
+}
+
+fn server_section(out: &mut String, server: &ServerStatus, index: usize, now: i64) {
+    let name = server.name.as_str();
+    let state = condition(server).name();
+    let running = server.running.as_ref();
+    let live = running.map(|running| &running.live);
+    let paused = running.is_some_and(|running| running.paused);
     let _ = write!(
         out,
         "<section><h2>{} <span class=\"badge {state}\">{state}</span></h2><div class=muted>{} · {} · schedule <code>{}</code></div>",
         escape(name),
-        escape(server["kind"].as_str().unwrap_or_default()),
-        escape(server["url"].as_str().unwrap_or_default()),
-        escape(server["schedule"].as_str().unwrap_or_default()),
+        escape(server.kind),
+        escape(&server.url),
+        escape(running.map_or("", |running| running.schedule.as_str())),
     );
     let _ = write!(
         out,
         "<div>Last success: {} · Next run: {}</div>",
-        when(&server["last_success_at"], now),
-        if server["paused"].as_bool() == Some(true) { "paused".to_string() } else { when(&live["next_run_at"], now) },
+        when(server.last_success_at, now),
+        if paused { "paused".to_string() } else { when(live.and_then(|live| live.next_run_at), now) },
     );
-    if state == "waiting" && live["waiting_until"].is_i64() {
+    if let Some(until) = live.and_then(|live| live.waiting_until).filter(|_| state == "waiting") {
         let _ = write!(
             out,
             "<div>Waiting for {} until {}</div>",
-            escape(live["waiting_for"].as_str().unwrap_or("the server")),
-            when(&live["waiting_until"], now)
+            escape(live.and_then(|live| live.waiting_for).map_or("the server", |wait| wait.text())),
+            when(Some(until), now)
         );
     }
-    if let Some(error) = server["last_error"].as_str() {
+    if let Some(error) = &server.last_error {
         let _ = write!(out, "<div class=error>Failed: {}</div>", escape(error));
     }
     let quoted = escape(&serde_json::to_string(name).unwrap_or_default());
-    if server["account"].is_object() {
-        account_block(out, &server["account"], &quoted, index, now);
+    if let Some(account) = &server.account {
+        account_block(out, account, &quoted, index, now);
     }
     let _ = write!(out, "<div>");
     for (action, label) in [("sync", "Sync now"), ("sync?full=1", "Full sync")] {
         let _ = write!(out, "<button onclick='act({quoted},\"{action}\")'>{label}</button>");
     }
-    let toggle = if server["paused"].as_bool() == Some(true) { ("resume", "Resume") } else { ("pause", "Pause") };
+    let toggle = if paused { ("resume", "Resume") } else { ("pause", "Pause") };
     let _ = write!(out, "<button onclick='act({quoted},\"{}\")'>{}</button>", toggle.0, toggle.1);
     let _ = write!(
         out,
         "<button onclick='if(confirm(\"Forget where this server stands? The next run is a full one.\"))act({quoted},\"reset\")'>Reset</button></div>"
     );
-    let libraries = server["libraries"].as_array().cloned().unwrap_or_default();
-    if libraries.is_empty() {
+    if server.libraries.is_empty() {
         let _ = write!(out, "<p class=muted>No library stored yet.</p></section>");
         return;
     }
     let _ = write!(out, "<table><tr><th>Library</th><th>State</th><th>Items</th><th>Last run</th></tr>");
-    for library in &libraries {
+    for library in &server.libraries {
         library_row(out, library, now);
     }
     let _ = write!(out, "</table></section>");
@@ -163,24 +170,23 @@ fn server_section(out: &mut String, server: &Value, index: usize, now: i64) {
 /// A Spotify server's account: connected or not, a re-authorisation the
 /// user must do, a rate-limit or quota pause, and "Connect Spotify" with the
 /// fallback for a browser that is not on the box.
-fn account_block(out: &mut String, account: &Value, quoted: &str, index: usize, now: i64) {
-    let connected = account["connected"].as_bool() == Some(true);
-    if let Some(reason) = account["reauthorize"].as_str() {
+fn account_block(out: &mut String, account: &AccountStatus, quoted: &str, index: usize, now: i64) {
+    if let Some(reason) = &account.reauthorize {
         let _ = write!(out, "<div class=error>Re-authorise needed: {}</div>", escape(reason));
-    } else if connected {
-        let _ = write!(out, "<div>Spotify account connected {}</div>", when(&account["connected_at"], now));
+    } else if account.connected {
+        let _ = write!(out, "<div>Spotify account connected {}</div>", when(account.connected_at, now));
     } else {
         let _ = write!(out, "<div>Not connected to a Spotify account yet.</div>");
     }
-    if account["waiting_until"].is_i64() {
+    if let Some(until) = account.waiting_until {
         let _ = write!(
             out,
             "<div>Waiting for Spotify's {} until {}; progress is saved and the sync resumes then.</div>",
-            escape(account["waiting_for"].as_str().unwrap_or("rate limit")),
-            when(&account["waiting_until"], now)
+            escape(account.waiting_for.as_deref().unwrap_or("rate limit")),
+            when(Some(until), now)
         );
     }
-    let label = if connected { "Re-connect Spotify" } else { "Connect Spotify" };
+    let label = if account.connected { "Re-connect Spotify" } else { "Connect Spotify" };
     let _ = write!(
         out,
         "<div><button onclick='connect({quoted})'>{label}</button></div><details><summary class=muted>Browser not on this box?</summary>\
@@ -189,71 +195,72 @@ fn account_block(out: &mut String, account: &Value, quoted: &str, index: usize, 
     );
 }
 
-fn library_row(out: &mut String, library: &Value, now: i64) {
-    let state = library["state"].as_str().unwrap_or("idle");
-    let counts = library["counts"]
-        .as_object()
-        .map(|counts| counts.iter().map(|(kind, count)| format!("{count} {kind}")).collect::<Vec<_>>().join(", "))
-        .unwrap_or_default();
+/// "500 episode, 40 season, 10 show": by kind name, as the JSON lists them.
+fn counts_text(library: &LibraryStatus) -> String {
+    let mut counts: Vec<(&str, u64)> = library.counts.iter().map(|(kind, count)| (kind.name(), *count)).collect();
+    counts.sort_unstable();
+    counts.iter().map(|(kind, count)| format!("{count} {kind}")).collect::<Vec<_>>().join(", ")
+}
+
+fn library_row(out: &mut String, library: &LibraryStatus, now: i64) {
+    let state = library.state.name();
     let mut status = format!("<span class=\"badge {state}\">{state}</span>");
-    let progress = &library["progress"];
-    if !progress.is_null() {
-        match (progress["done"].as_u64(), progress["total"].as_u64()) {
-            (Some(done), Some(total)) => {
-                let eta = progress["eta_seconds"]
-                    .as_u64()
-                    .map(|eta| format!(", about {} left", duration(eta)))
-                    .unwrap_or_default();
+    if let Some(progress) = &library.progress {
+        let pass = pass_name(progress.pass);
+        match progress.total {
+            Some(total) => {
+                let done = progress.done;
+                let eta = progress.eta_seconds.map(|eta| format!(", about {} left", duration(eta))).unwrap_or_default();
                 let _ = write!(
                     status,
                     "<progress value={done} max={total}></progress><div class=muted>{} pass, {} {done}/{total}{eta}</div>",
-                    escape(progress["pass"].as_str().unwrap_or_default()),
-                    escape(progress["kind"].as_str().unwrap_or_default()),
+                    escape(pass),
+                    escape(progress.kind.map_or("", |kind| kind.name())),
                 );
             }
-            _ => {
-                let _ = write!(
-                    status,
-                    "<div class=muted>fetching changes ({} seen)</div>",
-                    progress["done"].as_u64().unwrap_or(0)
-                );
+            None => {
+                let _ = write!(status, "<div class=muted>fetching changes ({} seen)</div>", progress.done);
             }
         }
     }
-    if let Some(error) = library["last_error"].as_str() {
+    if let Some(error) = &library.last_error {
         let _ = write!(status, "<div class=error>{}</div>", escape(error));
     }
-    if let Some(skipped) = library["skipped"].as_object().filter(|skipped| !skipped.is_empty()) {
+    if !library.skipped.is_empty() {
         let _ = write!(
             status,
             "<div class=muted>{} skipped: entries not readable (Spotify lists only playlists you own or collaborate on)</div>",
-            skipped.len()
+            library.skipped.len()
         );
     }
-    let run = &library["last_run"];
-    let last_run = if run.is_null() {
-        "none yet".to_string()
-    } else {
-        let counters = &run["counters"];
-        format!(
+    let last_run = match &library.last_run {
+        None => "none yet".to_string(),
+        Some(run) => format!(
             "{} · {} · new {} changed {} deleted {} · {} requests · {:.1} s",
-            escape(run["mode"].as_str().unwrap_or_default()),
-            when(&run["finished_at"], now),
-            counters["new"],
-            counters["changed"],
-            counters["deleted"],
-            counters["requests"],
-            run["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0,
-        )
+            escape(&run.mode),
+            when(Some(run.finished_at), now),
+            run.counters.new,
+            run.counters.changed,
+            run.counters.deleted,
+            run.counters.requests,
+            run.duration_ms as f64 / 1000.0,
+        ),
     };
     let _ = write!(
         out,
         "<tr><td>{}<div class=muted>last success {}</div></td><td>{status}</td><td>{}<div class=muted>{}</div></td><td>{last_run}</td></tr>",
-        escape(library["title"].as_str().unwrap_or_default()),
-        when(&library["last_success_at"], now),
-        library["items"],
-        escape(&counts),
+        escape(&library.title),
+        when(library.last_success_at, now),
+        library.items,
+        escape(&counts_text(library)),
     );
+}
+
+fn pass_name(pass: crate::store::records::Pass) -> &'static str {
+    match pass {
+        crate::store::records::Pass::Incremental => "incremental",
+        crate::store::records::Pass::Full => "full",
+    }
 }
 
 #[cfg(test)]

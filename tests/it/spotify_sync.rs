@@ -213,7 +213,7 @@ fn a_restart_during_a_rate_limit_wait_asks_nothing_until_it_ends_then_resumes_ex
     // The page shows how far the interrupted first sync got while it waits.
     let (_, tracks) =
         setup.store.libraries().unwrap().into_iter().find(|(_, state)| state.library_id == "tracks").unwrap();
-    let shown = mediasync::web::api::progress(&tracks, sync::now_epoch(), None);
+    let shown = serde_json::to_value(mediasync::app::status::progress(&tracks, sync::now_epoch(), None)).unwrap();
     assert_eq!((shown["done"].as_u64(), shown["total"].as_u64()), (Some(150), Some(300)), "{shown}");
 
     // A restarted process during the wait asks nothing at all.
@@ -316,7 +316,7 @@ fn expired_tokens_are_refreshed_rotated_tokens_replace_the_old_and_invalid_grant
 /// A daemon's status server on port 0 with one Spotify server pointing at
 /// `fake`; `extra(port)` adds keys to its [[server]] entry.
 struct StatusBox {
-    daemon: std::sync::Arc<mediasync::daemon::Daemon>,
+    daemon: std::sync::Arc<mediasync::app::App>,
     server: mediasync::web::http::Server,
     base: String,
     agent: ureq::Agent,
@@ -337,7 +337,7 @@ impl StatusBox {
         );
         let config = config::parse(&text, &dir.path().join("c.toml")).unwrap();
         let store = Store::open(&dir.path().join("s.redb"), 1 << 20).unwrap();
-        let daemon = std::sync::Arc::new(mediasync::daemon::Daemon::new(config, store));
+        let daemon = std::sync::Arc::new(mediasync::app::App::new(config, store));
         let server = mediasync::web::start(std::sync::Arc::clone(&daemon), listener).unwrap();
         let agent = ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
         StatusBox { daemon, server, base: format!("http://127.0.0.1:{port}"), agent, _dir: dir }

@@ -1,12 +1,13 @@
-//! The status server over real HTTP on port 0, in-process against a daemon
-//! whose store was synced from the fake Plex server: every endpoint, the
-//! controls' auth, the change feed (followed from 0 it rebuilds the catalog
-//! exactly, and keeps it exact as the server changes), and the limits that
-//! keep it safe on a LAN (oversized headers, slow clients, floods, 405s).
+//! The status server over real HTTP on port 0, in-process against the
+//! application (`App`, as the daemon runs it) whose store was synced from
+//! the fake Plex server: every endpoint, the controls' auth, the change feed
+//! (followed from 0 it rebuilds the catalog exactly, and keeps it exact as
+//! the server changes), and the limits that keep it safe on a LAN
+//! (oversized headers, slow clients, floods, 405s).
 
 use crate::support::TOKEN;
+use mediasync::app::App;
 use mediasync::config;
-use mediasync::daemon::Daemon;
 use mediasync::fake::plex::FakePlex;
 use mediasync::model::Kind;
 use mediasync::store::Store;
@@ -23,7 +24,8 @@ pub const ADMIN_TOKEN: &str = "admin-token-0123456789";
 
 pub struct Running {
     pub fake: FakePlex,
-    pub daemon: Arc<Daemon>,
+    /// The application the status server serves (what `mediasync run` holds).
+    pub daemon: Arc<App>,
     pub server: http::Server,
     pub _dir: tempfile::TempDir,
 }
@@ -44,7 +46,7 @@ impl Running {
         let extra = admin_token.map(|token| format!("[status]\nadmin_token = \"{token}\"\n")).unwrap_or_default();
         let config = config::parse(&config_text(&store_path, fake.url(), &extra), &dir.path().join("c.toml")).unwrap();
         let store = Store::open(&store_path, 4 << 20).unwrap();
-        let daemon = Arc::new(Daemon::new(config, store));
+        let daemon = Arc::new(App::new(config, store));
         let running = Running {
             server: web::start_with(Arc::clone(&daemon), TcpListener::bind("127.0.0.1:0").unwrap(), limits).unwrap(),
             daemon,

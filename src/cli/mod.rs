@@ -1,6 +1,9 @@
 //! Command-line parsing and the one-shot commands (`sync`, `export`,
 //! `status`), plus `fake-plex`, a simulated server for trying mediasync and
-//! for benchmarks. Errors carry the exit code `main` returns.
+//! for benchmarks. Errors carry the exit code `main` returns. While a
+//! running daemon holds the store, the commands go through `client`.
+
+pub mod client;
 
 use crate::config::{self, Config, ConfigError};
 use crate::store::{Store, StoreError, StoreErrorKind};
@@ -64,6 +67,11 @@ impl std::fmt::Display for CliError {
             CliError::Failed(message) => f.write_str(message),
         }
     }
+}
+
+/// A failure reported by its message (exit code 1).
+fn failed(err: impl std::fmt::Display) -> CliError {
+    CliError::Failed(err.to_string())
 }
 
 impl From<ConfigError> for CliError {
@@ -215,7 +223,7 @@ fn export_command(args: &Args) -> Result<i32, CliError> {
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
     let store = match Store::open(&config.store.path, config.store.cache_bytes) {
         Err(err) if err.kind() == StoreErrorKind::Locked => {
-            crate::web::client::export(&config, args.server.as_deref(), &mut stdout).map_err(CliError::Failed)?;
+            client::export(&config, args.server.as_deref(), &mut stdout).map_err(failed)?;
             let _ = stdout.flush();
             return Ok(0);
         }
@@ -229,10 +237,8 @@ fn export_command(args: &Args) -> Result<i32, CliError> {
 fn status_command(args: &Args) -> Result<i32, CliError> {
     let config = load_config(args)?;
     let document = match Store::open(&config.store.path, config.store.cache_bytes) {
-        Err(err) if err.kind() == StoreErrorKind::Locked => {
-            crate::web::client::get_json(&config, "/api/status").map_err(CliError::Failed)?
-        }
-        opened => crate::status::document(&config, &opened?)?,
+        Err(err) if err.kind() == StoreErrorKind::Locked => client::get_json(&config, "/api/status").map_err(failed)?,
+        opened => crate::app::status::document(&config, &opened?)?.to_json().map_err(failed)?,
     };
     println!("{}", serde_json::to_string_pretty(&document).expect("JSON values serialize"));
     Ok(0)
@@ -245,7 +251,7 @@ fn sync_through_daemon(config: &Config, args: &Args) -> Result<i32, CliError> {
         if args.server.as_deref().is_some_and(|name| name != server.name) {
             continue;
         }
-        let message = crate::web::client::request_sync(config, &server.name, args.full).map_err(CliError::Failed)?;
+        let message = client::request_sync(config, &server.name, args.full).map_err(failed)?;
         println!("{}: {message} from the running daemon; follow it with `mediasync status`", server.name);
     }
     Ok(0)
@@ -256,7 +262,7 @@ fn sync_through_daemon(config: &Config, args: &Args) -> Result<i32, CliError> {
 fn run_command(args: &Args) -> Result<i32, CliError> {
     let config = load_config(args)?;
     let store = Store::open(&config.store.path, config.store.cache_bytes)?;
-    crate::daemon::run(config, store).map_err(CliError::Failed)?;
+    crate::daemon::run(config, store).map_err(failed)?;
     Ok(0)
 }
 

@@ -1,0 +1,186 @@
+//! Per-server live state: what the running service knows about a server
+//! beyond the store (syncing, queued, next run, waits, counters since
+//! start), plus the pending sync request and the running sync's stop flag.
+//! The controls write here and the daemon's scheduler reads and updates it;
+//! one mutex per server keeps a reset from overlapping a sync.
+
+use serde::Serialize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// What a running sync waits for, as the status shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Wait {
+    #[serde(rename = "the server's rate limit")]
+    RateLimit,
+    #[serde(rename = "the server to answer again")]
+    Outage,
+}
+
+impl Wait {
+    pub fn text(self) -> &'static str {
+        match self {
+            Wait::RateLimit => "the server's rate limit",
+            Wait::Outage => "the server to answer again",
+        }
+    }
+}
+
+/// The part of a server's live state the status document shows.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Live {
+    pub syncing: bool,
+    /// Waiting for a free sync slot (`max_concurrent_syncs`).
+    pub queued: bool,
+    pub run_started_at: Option<i64>,
+    pub run_full: bool,
+    pub next_run_at: Option<i64>,
+    /// The running sync waits (rate limit, or backoff after a failed
+    /// request) until then, epoch seconds, for the reason given.
+    pub waiting_until: Option<i64>,
+    pub waiting_for: Option<Wait>,
+    /// Runs, failed runs, requests and seconds spent since the daemon started.
+    pub runs: u64,
+    pub failed_runs: u64,
+    pub requests: u64,
+    pub run_seconds: f64,
+}
+
+/// How a sync run ended, for the counters.
+#[derive(Clone, Copy, Debug)]
+pub enum RunOutcome {
+    Finished {
+        requests: u64,
+        ok: bool,
+    },
+    /// Ended without a report (its thread panicked); its last committed
+    /// page stays.
+    Aborted,
+}
+
+#[derive(Default)]
+struct State {
+    live: Live,
+    /// A sync asked for and not started yet: `Some(true)` walks whole libraries.
+    requested: Option<bool>,
+    /// The running sync's stop flag (pause and shutdown set it).
+    run_stop: Option<Arc<AtomicBool>>,
+    resetting: bool,
+}
+
+/// One configured server's live state and the wake-up its scheduler waits on.
+#[derive(Default)]
+pub struct ServerSlot {
+    state: Mutex<State>,
+    wake: tokio::sync::Notify,
+}
+
+impl ServerSlot {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A copy of the live state.
+    pub fn live(&self) -> Live {
+        self.lock().live.clone()
+    }
+
+    pub fn syncing(&self) -> bool {
+        self.lock().live.syncing
+    }
+
+    pub fn set_next_run_at(&self, at: i64) {
+        self.lock().live.next_run_at = Some(at);
+    }
+
+    pub fn set_queued(&self, queued: bool) {
+        self.lock().live.queued = queued;
+    }
+
+    /// Whether a sync was requested and has not started yet.
+    pub fn is_requested(&self) -> bool {
+        self.lock().requested.is_some()
+    }
+
+    /// Takes the pending request: `Some(full)` when one was made.
+    pub fn take_request(&self) -> Option<bool> {
+        self.lock().requested.take()
+    }
+
+    /// Resolves when a control (or shutdown) wakes this server's scheduler;
+    /// a wake-up given while nobody waited is kept for the next call.
+    pub async fn woken(&self) {
+        self.wake.notified().await;
+    }
+
+    pub(super) fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub(super) fn request(&self, full: bool) {
+        let mut state = self.lock();
+        state.requested = Some(state.requested.unwrap_or(false) | full);
+    }
+
+    /// Asks the running sync, if any, to stop at its next page boundary.
+    pub(super) fn stop_run(&self) {
+        if let Some(stop) = &self.lock().run_stop {
+            stop.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Marks a reset under way; refused (false) while the server syncs.
+    pub(super) fn begin_reset(&self) -> bool {
+        let mut state = self.lock();
+        if state.live.syncing {
+            return false;
+        }
+        state.resetting = true;
+        true
+    }
+
+    pub(super) fn end_reset(&self) {
+        self.lock().resetting = false;
+    }
+
+    /// Marks a sync started with `stop` as its stop flag; refused (false)
+    /// while a reset of the server is under way.
+    pub fn try_begin_run(&self, full: bool, started_at: i64, stop: &Arc<AtomicBool>) -> bool {
+        let mut state = self.lock();
+        if state.resetting {
+            return false;
+        }
+        state.live.syncing = true;
+        state.live.run_full = full;
+        state.live.run_started_at = Some(started_at);
+        state.run_stop = Some(Arc::clone(stop));
+        true
+    }
+
+    pub(super) fn set_waiting(&self, until: i64, wait: Wait) {
+        let mut state = self.lock();
+        state.live.waiting_until = Some(until);
+        state.live.waiting_for = Some(wait);
+    }
+
+    /// Marks the sync ended and counts it.
+    pub fn end_run(&self, outcome: RunOutcome, seconds: f64) {
+        let mut state = self.lock();
+        state.run_stop = None;
+        let live = &mut state.live;
+        live.syncing = false;
+        live.waiting_until = None;
+        live.waiting_for = None;
+        live.runs += 1;
+        live.run_seconds += seconds;
+        match outcome {
+            RunOutcome::Finished { requests, ok } => {
+                live.requests += requests;
+                if !ok {
+                    live.failed_runs += 1;
+                }
+            }
+            RunOutcome::Aborted => live.failed_runs += 1,
+        }
+    }
+}

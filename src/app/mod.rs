@@ -1,0 +1,128 @@
+//! The application layer of `mediasync run`: the config, the store, each
+//! server's live state, the Spotify flows started from the status page, the
+//! controls (`controls`) and the typed status document (`status`). The
+//! status server (`web`) serves it and the daemon drives it; it knows
+//! neither, so nothing here depends on HTTP or on the async runtime.
+
+pub mod controls;
+pub mod live;
+pub mod schedule;
+pub mod spotify;
+pub mod status;
+
+use crate::config::Config;
+use crate::source::ErrorKind;
+use crate::store::Store;
+use crate::sync::{self, Options, ServerReport};
+pub use controls::ControlError;
+pub use live::{Live, RunOutcome, ServerSlot, Wait};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub struct App {
+    pub config: Config,
+    pub store: Store,
+    pub started_at: i64,
+    stopping: AtomicBool,
+    servers: BTreeMap<String, ServerSlot>,
+    /// Spotify authorisations started from the status page.
+    spotify_flows: spotify::Flows,
+}
+
+impl App {
+    pub fn new(config: Config, store: Store) -> App {
+        let servers = config.servers.iter().map(|server| (server.name.clone(), ServerSlot::default())).collect();
+        App {
+            config,
+            store,
+            started_at: sync::now_epoch(),
+            stopping: AtomicBool::new(false),
+            servers,
+            spotify_flows: spotify::Flows::default(),
+        }
+    }
+
+    /// A configured server's live state.
+    pub fn server(&self, name: &str) -> Option<&ServerSlot> {
+        self.servers.get(name)
+    }
+
+    /// A copy of a server's live state.
+    pub fn live(&self, name: &str) -> Option<Live> {
+        self.server(name).map(ServerSlot::live)
+    }
+
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
+    /// Stops starting work and asks running syncs to stop at a page boundary.
+    pub fn shut_down(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+        for slot in self.servers.values() {
+            slot.stop_run();
+            slot.wake();
+        }
+    }
+
+    pub fn any_syncing(&self) -> bool {
+        self.servers.values().any(ServerSlot::syncing)
+    }
+
+    /// Syncs one server on the calling (blocking) thread, showing the waits
+    /// of its source in the server's live state. The caller marks the run
+    /// begun and ended on the server's slot.
+    pub fn sync_server(
+        self: &Arc<Self>,
+        name: &str,
+        full: bool,
+        stop: &AtomicBool,
+    ) -> Result<ServerReport, ControlError> {
+        let Some(server) = self.config.servers.iter().find(|server| server.name == name) else {
+            return Err(ControlError::UnknownServer(name.to_string()));
+        };
+        let source = crate::source::build(server, &self.config.sync, &self.store);
+        let observed = Arc::clone(self);
+        let observed_name = name.to_string();
+        source.observe_waits(Arc::new(move |err, pause| {
+            let wait = match err.kind {
+                ErrorKind::RateLimited(_) => Wait::RateLimit,
+                _ => Wait::Outage,
+            };
+            if let Some(slot) = observed.server(&observed_name) {
+                slot.set_waiting(sync::now_epoch() + pause.as_secs_f64().ceil() as i64, wait);
+            }
+        }));
+        let options = Options {
+            full,
+            force: false,
+            full_every: self.config.sync.full_every,
+            max_delete_share: self.config.sync.max_delete_share,
+            history: self.config.sync.history,
+            page_size: server.page_size,
+        };
+        Ok(sync::sync_server(name, source.as_ref(), &self.store, &options, stop))
+    }
+}
+
+/// Compares two secrets (the admin token, a flow's state) in a time that
+/// does not depend on where they differ.
+pub fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
+    if left.len() != right.len() {
+        return false;
+    }
+    left.iter().zip(right).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+}

@@ -1,0 +1,157 @@
+//! The one-shot commands' way into a running daemon: while `mediasync run`
+//! holds the store (redb lets one process open it), `status`, `export` and
+//! `sync` ask the daemon's local API instead of failing on the lock. It
+//! speaks only to that API, never to a media server.
+
+use crate::config::Config;
+use serde::Deserialize;
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+/// The daemon's API as seen from this machine: an unspecified listen
+/// address (0.0.0.0, [::]) is reached through loopback.
+pub fn local_base(listen: SocketAddr) -> String {
+    let ip = match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, listen.port()))
+}
+
+/// Why the running daemon could not do what was asked.
+#[derive(Debug)]
+pub enum ClientError {
+    /// The daemon's API did not answer at `base`.
+    Unreachable {
+        base: String,
+        cause: ureq::Error,
+    },
+    /// It answered, with an error status and message.
+    Refused {
+        status: u16,
+        message: String,
+    },
+    BadJson(serde_json::Error),
+    /// The streamed export broke off.
+    ExportBroken(std::io::Error),
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientError::Unreachable { base, cause } => write!(
+                f,
+                "the store is in use by another mediasync, and its status API at {base} did not answer ({cause}); is `mediasync run` up? (systemctl status mediasync)"
+            ),
+            ClientError::Refused { status, message } => write!(f, "the running daemon answered {status}: {message}"),
+            ClientError::BadJson(err) => write!(f, "the running daemon sent JSON that does not parse: {err}"),
+            ClientError::ExportBroken(err) => write!(f, "the export from the running daemon broke off: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ClientError::Unreachable { cause, .. } => Some(cause),
+            ClientError::Refused { .. } => None,
+            ClientError::BadJson(err) => Some(err),
+            ClientError::ExportBroken(err) => Some(err),
+        }
+    }
+}
+
+fn agent(timeout: Option<Duration>) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(timeout)
+        .timeout_connect(Some(Duration::from_secs(5)))
+        .http_status_as_error(false)
+        .user_agent(concat!("mediasync/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into()
+}
+
+fn unreachable(config: &Config) -> impl FnOnce(ureq::Error) -> ClientError + '_ {
+    |cause| ClientError::Unreachable { base: local_base(config.status.listen), cause }
+}
+
+/// The daemon's answer to a control, or its error body.
+#[derive(Deserialize)]
+struct Answer {
+    message: Option<String>,
+    error: Option<String>,
+}
+
+fn answer(body: &str) -> Option<Answer> {
+    serde_json::from_str(body).ok()
+}
+
+fn refused(status: u16, body: &str) -> ClientError {
+    let message = answer(body).and_then(|answer| answer.error).unwrap_or_else(|| body.chars().take(200).collect());
+    ClientError::Refused { status, message }
+}
+
+/// GETs a JSON document from the daemon.
+pub fn get_json(config: &Config, path: &str) -> Result<serde_json::Value, ClientError> {
+    let url = format!("{}{path}", local_base(config.status.listen));
+    let mut response = agent(Some(Duration::from_secs(30))).get(&url).call().map_err(unreachable(config))?;
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_to_string().map_err(unreachable(config))?;
+    if status != 200 {
+        return Err(refused(status, &body));
+    }
+    serde_json::from_str(&body).map_err(ClientError::BadJson)
+}
+
+/// Streams the daemon's export to `out`.
+pub fn export(config: &Config, server: Option<&str>, out: &mut dyn Write) -> Result<(), ClientError> {
+    let mut url = format!("{}/api/export", local_base(config.status.listen));
+    if let Some(server) = server {
+        url.push_str(&format!("?server={server}"));
+    }
+    let mut response = agent(None).get(&url).call().map_err(unreachable(config))?;
+    let status = response.status().as_u16();
+    if status != 200 {
+        let body = response.body_mut().read_to_string().unwrap_or_default();
+        return Err(refused(status, &body));
+    }
+    let mut reader = response.into_body().into_reader();
+    match std::io::copy(&mut reader, out) {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(err) => Err(ClientError::ExportBroken(err)),
+    }
+}
+
+/// Asks the daemon to sync a server now (with the admin token, if one is
+/// configured; without one the daemon accepts loopback requests). Answers
+/// the daemon's message.
+pub fn request_sync(config: &Config, server: &str, full: bool) -> Result<String, ClientError> {
+    let url =
+        format!("{}/api/servers/{server}/sync{}", local_base(config.status.listen), if full { "?full=1" } else { "" });
+    let mut request = agent(Some(Duration::from_secs(30))).post(&url);
+    if let Some(token) = &config.status.admin_token {
+        request = request.header("Authorization", &format!("Bearer {token}"));
+    }
+    let mut response = request.send_empty().map_err(unreachable(config))?;
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_to_string().unwrap_or_default();
+    if status != 202 {
+        return Err(refused(status, &body));
+    }
+    Ok(answer(&body).and_then(|answer| answer.message).unwrap_or_else(|| "requested".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unspecified_listen_addresses_are_reached_through_loopback() {
+        assert_eq!(local_base("0.0.0.0:8787".parse().unwrap()), "http://127.0.0.1:8787");
+        assert_eq!(local_base("[::]:8787".parse().unwrap()), "http://[::1]:8787");
+        assert_eq!(local_base("192.168.1.5:9000".parse().unwrap()), "http://192.168.1.5:9000");
+    }
+}
