@@ -168,6 +168,9 @@ pub struct LibraryState {
     pub last_error: Option<String>,
     /// Set when the next run must be a full pass, with the reason.
     pub needs_full: Option<String>,
+    /// Where an interrupted run stands. While a run is under way the engine
+    /// holds its checkpoint apart and writes both as a `RunningState`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<Checkpoint>,
     pub runs: u64,
     pub generation: u64,
@@ -193,6 +196,16 @@ impl LibraryState {
     pub fn count(&self, kind: Kind) -> u64 {
         self.counts.get(&kind).copied().unwrap_or(0)
     }
+}
+
+/// The stored form of a library's state while a run is under way: the same
+/// JSON record as `LibraryState`, its `checkpoint` being the run's. `state`
+/// holds no checkpoint of its own (the run took it out when it began).
+#[derive(Serialize)]
+pub(super) struct RunningState<'a> {
+    #[serde(flatten)]
+    pub(super) state: &'a LibraryState,
+    pub(super) checkpoint: &'a Checkpoint,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
