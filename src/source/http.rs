@@ -147,3 +147,23 @@ pub fn encode(value: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error;
+
+    #[test]
+    fn a_failed_exchange_keeps_its_cause() {
+        // A port nothing listens on: bound, then released.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let http = Http::new(&format!("http://127.0.0.1:{port}"), Duration::from_secs(5));
+        let Err(err) = http.get("/library/sections", &[]) else {
+            panic!("nothing listens on port {port}");
+        };
+        assert_eq!(err.kind, ErrorKind::Unavailable);
+        assert!(err.message().contains("cannot reach the server"), "{err}");
+        assert!(matches!(err.cause(), Some(Cause::Http(_))), "{err:?}");
+        assert!(err.source().is_some_and(|cause| cause.is::<ureq::Error>()), "{err:?}");
+    }
+}

@@ -13,9 +13,7 @@ mod session;
 pub mod tables;
 
 use crate::model::{Item, Kind, content_hash};
-use records::{
-    Checkpoint, ItemHeader, LibraryState, RunRecord, RunningState, ServerState, decode_header, decode_item, encode_item,
-};
+use records::{ItemHeader, LibraryState, RunRecord, ServerState, decode_header, decode_item, encode_item};
 use redb::{Database, ReadableTable, ReadableTableMetadata, Table};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -390,20 +388,6 @@ impl<'t> Writer<'t> {
 
     pub fn put_state(&mut self, library: u32, state: &LibraryState) -> Result<(), StoreError> {
         let json = serde_json::to_vec(state).map_err(json_error)?;
-        self.states.insert(library, json.as_slice()).map_err(db_error)?;
-        Ok(())
-    }
-
-    /// `put_state` for a run under way, which holds its checkpoint apart
-    /// from the state: one record, as if the checkpoint were in the state.
-    pub fn put_running_state(
-        &mut self,
-        library: u32,
-        state: &LibraryState,
-        checkpoint: &Checkpoint,
-    ) -> Result<(), StoreError> {
-        debug_assert!(state.checkpoint.is_none(), "the run's checkpoint is the only one");
-        let json = serde_json::to_vec(&RunningState { state, checkpoint }).map_err(json_error)?;
         self.states.insert(library, json.as_slice()).map_err(db_error)?;
         Ok(())
     }

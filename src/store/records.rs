@@ -1,8 +1,10 @@
 //! What the store keeps besides the tables' keys: the binary item record, and
 //! the small JSON records (library state with its checkpoint, run history,
 //! server state). JSON is used where records are small and rarely written;
-//! the item record, written and read per item, is a fixed binary header.
+//! the item record, written and read per item, is a fixed binary header. A
+//! running sync writes its state and checkpoint as one `LibraryState` record.
 
+use super::{StoreError, Writer, db_error, json_error};
 use crate::model::{Item, Kind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -202,10 +204,26 @@ impl LibraryState {
 /// JSON record as `LibraryState`, its `checkpoint` being the run's. `state`
 /// holds no checkpoint of its own (the run took it out when it began).
 #[derive(Serialize)]
-pub(super) struct RunningState<'a> {
+struct RunningState<'a> {
     #[serde(flatten)]
-    pub(super) state: &'a LibraryState,
-    pub(super) checkpoint: &'a Checkpoint,
+    state: &'a LibraryState,
+    checkpoint: &'a Checkpoint,
+}
+
+impl Writer<'_> {
+    /// `put_state` for a run under way, which holds its checkpoint apart
+    /// from the state: one record, as if the checkpoint were in the state.
+    pub fn put_running_state(
+        &mut self,
+        library: u32,
+        state: &LibraryState,
+        checkpoint: &Checkpoint,
+    ) -> Result<(), StoreError> {
+        debug_assert!(state.checkpoint.is_none(), "the run's checkpoint is the only one");
+        let json = serde_json::to_vec(&RunningState { state, checkpoint }).map_err(json_error)?;
+        self.states.insert(library, json.as_slice()).map_err(db_error)?;
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -248,6 +266,25 @@ mod tests {
         assert_eq!(decoded_header, header);
         assert_eq!(decoded, item);
         assert_eq!(decode_header(&record[..10]), None);
+    }
+
+    #[test]
+    fn a_running_state_is_stored_as_the_state_with_its_checkpoint() {
+        let checkpoint: Checkpoint = serde_json::from_value(serde_json::json!({
+            "started_as": "incremental", "pass": "full", "generation": 3, "kinds": ["show", "season"],
+            "kind_index": 1, "start": 200, "cursors": {"show": 17}, "totals": {"show": 9}, "full_passes": 1,
+            "sweep_approved": false, "forced": false, "run": 4, "started_at": 1_800_000_000, "resumed": true,
+            "after": "cursor-1", "counters": {"new": 1, "changed": 2, "deleted": 0, "unchanged": 3, "bad": 0,
+            "pages": 2, "requests": 5}
+        }))
+        .unwrap();
+        let state = LibraryState { server: "home".into(), runs: 4, generation: 3, ..LibraryState::default() };
+        let running = serde_json::to_vec(&RunningState { state: &state, checkpoint: &checkpoint }).unwrap();
+        let stored: LibraryState = serde_json::from_slice(&running).unwrap();
+        assert_eq!(stored, LibraryState { checkpoint: Some(checkpoint), ..state.clone() });
+        // A state without a checkpoint reads back without one.
+        let idle: LibraryState = serde_json::from_slice(&serde_json::to_vec(&state).unwrap()).unwrap();
+        assert_eq!(idle, state);
     }
 
     #[test]
