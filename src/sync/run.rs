@@ -89,9 +89,8 @@ pub(super) struct Run<'a> {
 
 impl<'a> Run<'a> {
     /// Plans the run and prepares its checkpoint: the interrupted run's,
-    /// resumed, or a new one for the planned pass, after probing the
-    /// changed-since filter an incremental pass would rely on. Commits
-    /// nothing (`open` does); fails only when the probe does.
+    /// resumed, or a new one for the planned pass. Commits nothing (`open`
+    /// does); fails only when probing the changed-since filter does.
     pub(super) fn begin(
         source: &'a dyn Source,
         store: &'a Store,
@@ -103,128 +102,43 @@ impl<'a> Run<'a> {
     ) -> Result<Run<'a>, Failure> {
         let requests_base = source.requests();
         let now = now_epoch();
-        let (pass, reason) = match state.checkpoint.take() {
-            Some(checkpoint) => match plan::interrupted(&checkpoint, library, options.full) {
+        let checkpoint = match state.checkpoint.take() {
+            Some(mut checkpoint) => match plan::interrupted(&checkpoint, library, options.full) {
                 Plan::Resume => {
-                    let run = Run {
-                        source,
-                        store,
-                        library,
-                        options,
-                        number,
-                        state,
-                        checkpoint,
-                        requests_base,
-                        requests_before: 0,
-                        started,
-                        elapsed_before: 0,
-                    };
-                    return Ok(run.resumed());
+                    checkpoint.resumed = true;
+                    checkpoint.forced |= options.force;
+                    log::info!(
+                        "{}/{}: resuming the interrupted {:?} pass at {} {}",
+                        state.server,
+                        library.id,
+                        checkpoint.pass,
+                        checkpoint.kinds.get(checkpoint.kind_index as usize).map_or("end", |kind| kind.name()),
+                        checkpoint.start
+                    );
+                    checkpoint
                 }
-                Plan::Start(pass, reason) => (pass, reason),
+                Plan::Start(pass, reason) => new_checkpoint(source, library, options, &mut state, pass, &reason, now)?,
             },
-            None => plan::fresh(&state, library.strategy, options.full, options.full_every, now),
-        };
-        log::info!("{}/{}: {:?} pass ({reason})", state.server, library.id, pass);
-        state.runs += 1;
-        let started_as = pass;
-        let mut pass = pass;
-        let strategy = library.strategy;
-        let server_started_at = source.server_time();
-        if strategy == Strategy::ChangedSince && server_started_at.is_none() {
-            log::warn!(
-                "{}/{}: {} sent no Date header, so this run cannot move the changed-since cursor (later runs fetch more, or walk whole libraries); check any proxy in front of it",
-                state.server,
-                library.id,
-                source.describe()
-            );
-        }
-        if pass == Pass::Incremental && strategy == Strategy::ChangedSince {
-            let server_now = server_started_at.unwrap_or(now);
-            if let Some(reason) = probe::check_filter(source, library, options, &mut state, server_now, now)? {
-                log::warn!(
-                    "{}/{}: the server's changed-since filter is unusable ({reason}); reconciling with a full pass, and full passes until it is checked again",
-                    state.server,
-                    library.id
-                );
-                pass = Pass::Full;
+            None => {
+                let (pass, reason) = plan::fresh(&state, library.strategy, options.full, options.full_every, now);
+                new_checkpoint(source, library, options, &mut state, pass, &reason, now)?
             }
-        }
-        let cursors = match pass {
-            Pass::Full => BTreeMap::new(),
-            Pass::Incremental if strategy == Strategy::ChangedSince => {
-                let since = state.changed_since.unwrap_or(i64::MIN).saturating_sub(SERVER_CLOCK_MARGIN_SECS);
-                library.kinds.iter().map(|kind| (*kind, since)).collect()
-            }
-            Pass::Incremental => library
-                .kinds
-                .iter()
-                .map(|kind| {
-                    let newest = state.newest.get(kind).copied().unwrap_or(i64::MIN);
-                    (*kind, newest.saturating_sub(CURSOR_MARGIN_SECS))
-                })
-                .collect(),
         };
-        let checkpoint = Checkpoint {
-            // A filter found unusable turns an incremental run into a
-            // reconcile, reported as "incremental+reconcile".
-            started_as,
-            pass,
-            generation: state.generation,
-            kinds: library.kinds.clone(),
-            kind_index: 0,
-            start: 0,
-            cursors,
-            totals: BTreeMap::new(),
-            unstored: BTreeMap::new(),
-            full_passes: 0,
-            sweep_approved: false,
-            order_broken: false,
-            forced: options.force,
-            run: state.runs,
-            started_at: now,
-            server_started_at,
-            resumed: false,
-            after: None,
-            children: None,
-            counters: Counters::default(),
-            elapsed_ms: 0,
-        };
-        let mut run = Run {
+        Ok(Run {
             source,
             store,
             library,
             options,
             number,
             state,
+            // Nothing yet for a new run; what earlier attempts took for a
+            // resumed one.
+            requests_before: checkpoint.counters.requests,
+            elapsed_before: checkpoint.elapsed_ms,
             checkpoint,
             requests_base,
-            requests_before: 0,
             started,
-            elapsed_before: 0,
-        };
-        if pass == Pass::Full {
-            run.reset_to_full_pass(library.kinds.clone());
-        }
-        Ok(run)
-    }
-
-    /// Takes up an interrupted run where its last commit left it.
-    fn resumed(mut self) -> Run<'a> {
-        let checkpoint = &mut self.checkpoint;
-        checkpoint.resumed = true;
-        checkpoint.forced |= self.options.force;
-        self.requests_before = checkpoint.counters.requests;
-        self.elapsed_before = checkpoint.elapsed_ms;
-        log::info!(
-            "{}/{}: resuming the interrupted {:?} pass at {} {}",
-            self.state.server,
-            self.library.id,
-            checkpoint.pass,
-            checkpoint.kinds.get(checkpoint.kind_index as usize).map_or("end", |kind| kind.name()),
-            checkpoint.start
-        );
-        self
+        })
     }
 
     /// The run's first commit. A new run that starts with a full pass (not
@@ -271,25 +185,6 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// Turns the checkpoint into a fresh full pass over `kinds`, in memory:
-    /// a new generation, walking from the start.
-    fn reset_to_full_pass(&mut self, kinds: Vec<Kind>) {
-        self.state.generation += 1;
-        let checkpoint = &mut self.checkpoint;
-        checkpoint.pass = Pass::Full;
-        checkpoint.generation = self.state.generation;
-        checkpoint.kinds = kinds;
-        checkpoint.kind_index = 0;
-        checkpoint.start = 0;
-        checkpoint.totals.clear();
-        checkpoint.unstored.clear();
-        checkpoint.sweep_approved = false;
-        checkpoint.order_broken = false;
-        checkpoint.after = None;
-        checkpoint.children = None;
-        checkpoint.full_passes += 1;
-    }
-
     /// Commits a fresh full pass with no seen marks, nor (nested libraries)
     /// parents waiting for their children.
     fn commit_new_full_pass(&mut self) -> Result<(), Failure> {
@@ -307,7 +202,7 @@ impl<'a> Run<'a> {
 
     /// Starts a fresh full pass over `kinds` in this run.
     pub(super) fn start_full_pass(&mut self, kinds: Vec<Kind>) -> Result<(), Failure> {
-        self.reset_to_full_pass(kinds);
+        reset_to_full_pass(&mut self.state, &mut self.checkpoint, kinds);
         self.commit_new_full_pass()
     }
 
@@ -340,6 +235,107 @@ impl<'a> Run<'a> {
             writer.put_state(number, &state)
         })
     }
+}
+
+/// The checkpoint of a new run of this pass. An incremental pass that would
+/// rely on a changed-since filter probes it first (`probe::check_filter`),
+/// and becomes a full reconcile if the filter is unusable.
+fn new_checkpoint(
+    source: &dyn Source,
+    library: &LibraryInfo,
+    options: &Options,
+    state: &mut LibraryState,
+    pass: Pass,
+    reason: &str,
+    now: i64,
+) -> Result<Checkpoint, Failure> {
+    log::info!("{}/{}: {:?} pass ({reason})", state.server, library.id, pass);
+    state.runs += 1;
+    let started_as = pass;
+    let mut pass = pass;
+    let strategy = library.strategy;
+    let server_started_at = source.server_time();
+    if strategy == Strategy::ChangedSince && server_started_at.is_none() {
+        log::warn!(
+            "{}/{}: {} sent no Date header, so this run cannot move the changed-since cursor (later runs fetch more, or walk whole libraries); check any proxy in front of it",
+            state.server,
+            library.id,
+            source.describe()
+        );
+    }
+    if pass == Pass::Incremental && strategy == Strategy::ChangedSince {
+        let server_now = server_started_at.unwrap_or(now);
+        if let Some(reason) = probe::check_filter(source, library, options, state, server_now, now)? {
+            log::warn!(
+                "{}/{}: the server's changed-since filter is unusable ({reason}); reconciling with a full pass, and full passes until it is checked again",
+                state.server,
+                library.id
+            );
+            pass = Pass::Full;
+        }
+    }
+    let cursors = match pass {
+        Pass::Full => BTreeMap::new(),
+        Pass::Incremental if strategy == Strategy::ChangedSince => {
+            let since = state.changed_since.unwrap_or(i64::MIN).saturating_sub(SERVER_CLOCK_MARGIN_SECS);
+            library.kinds.iter().map(|kind| (*kind, since)).collect()
+        }
+        Pass::Incremental => library
+            .kinds
+            .iter()
+            .map(|kind| {
+                let newest = state.newest.get(kind).copied().unwrap_or(i64::MIN);
+                (*kind, newest.saturating_sub(CURSOR_MARGIN_SECS))
+            })
+            .collect(),
+    };
+    let mut checkpoint = Checkpoint {
+        // A filter found unusable turns an incremental run into a
+        // reconcile, reported as "incremental+reconcile".
+        started_as,
+        pass,
+        generation: state.generation,
+        kinds: library.kinds.clone(),
+        kind_index: 0,
+        start: 0,
+        cursors,
+        totals: BTreeMap::new(),
+        unstored: BTreeMap::new(),
+        full_passes: 0,
+        sweep_approved: false,
+        order_broken: false,
+        forced: options.force,
+        run: state.runs,
+        started_at: now,
+        server_started_at,
+        resumed: false,
+        after: None,
+        children: None,
+        counters: Counters::default(),
+        elapsed_ms: 0,
+    };
+    if pass == Pass::Full {
+        reset_to_full_pass(state, &mut checkpoint, library.kinds.clone());
+    }
+    Ok(checkpoint)
+}
+
+/// Turns the checkpoint into a fresh full pass over `kinds`, in memory: a
+/// new generation, walking from the start.
+fn reset_to_full_pass(state: &mut LibraryState, checkpoint: &mut Checkpoint, kinds: Vec<Kind>) {
+    state.generation += 1;
+    checkpoint.pass = Pass::Full;
+    checkpoint.generation = state.generation;
+    checkpoint.kinds = kinds;
+    checkpoint.kind_index = 0;
+    checkpoint.start = 0;
+    checkpoint.totals.clear();
+    checkpoint.unstored.clear();
+    checkpoint.sweep_approved = false;
+    checkpoint.order_broken = false;
+    checkpoint.after = None;
+    checkpoint.children = None;
+    checkpoint.full_passes += 1;
 }
 
 /// Records a failed run on a fresh copy of the state (the in-memory one may
