@@ -1,8 +1,9 @@
-//! The sync engine: pure logic over a `Source` and a `Store`. For each
-//! library it plans a pass (`plan`), walks the listing page by page and
-//! commits every page together with its checkpoint, so a run killed at any
-//! instant resumes from its last commit. ARCHITECTURE.md explains the
-//! incremental, reconcile and sweep rules in full.
+//! The sync engine: pure logic over a `Source` and a `Store`. Each library
+//! gets a `run` that `plan` decided, `walk`s the listing committing every
+//! page with the run's checkpoint (so a run killed at any instant resumes
+//! from its last commit), then `sweep`s, fetches nested `children` and
+//! `probe`s changed-since filters as needed; `report` tells people.
+//! ARCHITECTURE.md explains the incremental, reconcile and sweep rules.
 
 mod children;
 pub mod plan;

@@ -202,7 +202,8 @@ impl<'a> Run<'a> {
 
     /// Starts a fresh full pass over `kinds` in this run.
     pub(super) fn start_full_pass(&mut self, kinds: Vec<Kind>) -> Result<(), Failure> {
-        reset_to_full_pass(&mut self.state, &mut self.checkpoint, kinds);
+        self.checkpoint.kinds = kinds;
+        reset_to_full_pass(&mut self.state, &mut self.checkpoint);
         self.commit_new_full_pass()
     }
 
@@ -315,18 +316,17 @@ fn new_checkpoint(
         elapsed_ms: 0,
     };
     if pass == Pass::Full {
-        reset_to_full_pass(state, &mut checkpoint, library.kinds.clone());
+        reset_to_full_pass(state, &mut checkpoint);
     }
     Ok(checkpoint)
 }
 
-/// Turns the checkpoint into a fresh full pass over `kinds`, in memory: a
+/// Turns the checkpoint into a fresh full pass over its kinds, in memory: a
 /// new generation, walking from the start.
-fn reset_to_full_pass(state: &mut LibraryState, checkpoint: &mut Checkpoint, kinds: Vec<Kind>) {
+fn reset_to_full_pass(state: &mut LibraryState, checkpoint: &mut Checkpoint) {
     state.generation += 1;
     checkpoint.pass = Pass::Full;
     checkpoint.generation = state.generation;
-    checkpoint.kinds = kinds;
     checkpoint.kind_index = 0;
     checkpoint.start = 0;
     checkpoint.totals.clear();
