@@ -171,8 +171,8 @@ pub struct LibraryState {
     /// Set when the next run must be a full pass, with the reason.
     pub needs_full: Option<String>,
     /// Where an interrupted run stands. While a run is under way the engine
-    /// holds its checkpoint apart and writes both as a `RunningState`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// holds its checkpoint apart and writes both with
+    /// `Writer::put_running_state`.
     pub checkpoint: Option<Checkpoint>,
     pub runs: u64,
     pub generation: u64,
@@ -200,16 +200,6 @@ impl LibraryState {
     }
 }
 
-/// The stored form of a library's state while a run is under way: the same
-/// JSON record as `LibraryState`, its `checkpoint` being the run's. `state`
-/// holds no checkpoint of its own (the run took it out when it began).
-#[derive(Serialize)]
-struct RunningState<'a> {
-    #[serde(flatten)]
-    state: &'a LibraryState,
-    checkpoint: &'a Checkpoint,
-}
-
 impl Writer<'_> {
     /// `put_state` for a run under way, which holds its checkpoint apart
     /// from the state: one record, as if the checkpoint were in the state.
@@ -219,11 +209,21 @@ impl Writer<'_> {
         state: &LibraryState,
         checkpoint: &Checkpoint,
     ) -> Result<(), StoreError> {
-        debug_assert!(state.checkpoint.is_none(), "the run's checkpoint is the only one");
-        let json = serde_json::to_vec(&RunningState { state, checkpoint }).map_err(json_error)?;
+        let json = running_state_json(state, checkpoint).map_err(json_error)?;
         self.states.insert(library, json.as_slice()).map_err(db_error)?;
         Ok(())
     }
+}
+
+/// The `LibraryState` record of a run under way: the state's JSON with
+/// `checkpoint` in place of the state's own.
+fn running_state_json(state: &LibraryState, checkpoint: &Checkpoint) -> serde_json::Result<Vec<u8>> {
+    let mut record = serde_json::to_value(state)?;
+    let Some(fields) = record.as_object_mut() else {
+        return Err(serde::ser::Error::custom("a library state is not a JSON object"));
+    };
+    fields.insert("checkpoint".to_string(), serde_json::to_value(checkpoint)?);
+    serde_json::to_vec(&record)
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -279,12 +279,8 @@ mod tests {
         }))
         .unwrap();
         let state = LibraryState { server: "home".into(), runs: 4, generation: 3, ..LibraryState::default() };
-        let running = serde_json::to_vec(&RunningState { state: &state, checkpoint: &checkpoint }).unwrap();
-        let stored: LibraryState = serde_json::from_slice(&running).unwrap();
-        assert_eq!(stored, LibraryState { checkpoint: Some(checkpoint), ..state.clone() });
-        // A state without a checkpoint reads back without one.
-        let idle: LibraryState = serde_json::from_slice(&serde_json::to_vec(&state).unwrap()).unwrap();
-        assert_eq!(idle, state);
+        let stored: LibraryState = serde_json::from_slice(&running_state_json(&state, &checkpoint).unwrap()).unwrap();
+        assert_eq!(stored, LibraryState { checkpoint: Some(checkpoint), ..state });
     }
 
     #[test]
