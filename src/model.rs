@@ -142,13 +142,49 @@ pub fn content_hash(bytes: &[u8]) -> u64 {
 }
 
 /// A library (Plex section, Jellyfin view, Spotify collection) as the source
-/// describes it, with the kinds of item it holds in the order they are synced
-/// (parents before children).
+/// describes it: the kinds of item it holds in the order they are synced
+/// (parents before children), and how the engine walks it. What differs
+/// between a source's libraries lives here, not in the `Source` trait.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LibraryInfo {
     pub id: String,
     pub title: String,
     pub kinds: Vec<Kind>,
+    /// How incremental passes find what changed.
+    pub strategy: Strategy,
+    /// Whether its items have children listed per parent.
+    pub nesting: Nesting,
+}
+
+/// How a library's incremental passes find what changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// Items carry a change time and the listing sorts by it: walk
+    /// `Order::NewestChanged` and stop at the first item older than the
+    /// newest stored change (Plex).
+    StopAtCursor,
+    /// Items carry no change time, but the listing filters by save time:
+    /// walk every page of `Order::ChangedSince(cursor)`, the cursor being
+    /// the server's own clock at the start of the last successful run
+    /// (Jellyfin, Emby).
+    ChangedSince,
+    /// Items carry no change time and the listing has no filter: every run
+    /// is a full pass with a sweep (Spotify's followed artists and
+    /// playlists, where a page costs little and nothing else is sound).
+    Unordered,
+}
+
+/// Whether a library's items have children listed per parent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Nesting {
+    /// Every item comes from the library's own listing.
+    Flat,
+    /// Every item has children listed per parent (a Spotify playlist's
+    /// entries, from `Source::children`). The engine stores a parent only
+    /// once its children are fetched, and fetches them only for parents that
+    /// are new or changed. A child's id is its parent's id, '/', and a suffix
+    /// that sorts in listing order.
+    Nested,
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! kinds the engine acts on. URLs passed here never carry secrets, so they
 //! may appear in messages; credentials travel in headers only.
 
-use super::{ErrorKind, SourceError};
+use super::{Cause, ErrorKind, SourceError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -101,7 +101,7 @@ impl Http {
                 request.send(form.as_bytes())
             }
         };
-        let mut response = result.map_err(|err| transport_error(&self.base, path_and_query, &err))?;
+        let mut response = result.map_err(|err| transport_error(&self.base, path_and_query, err))?;
         let status = response.status().as_u16();
         let header =
             |name: &str| response.headers().get(name).and_then(|value| value.to_str().ok()).map(str::to_string);
@@ -112,6 +112,7 @@ impl Http {
                 ErrorKind::Unavailable,
                 format!("{}{path_and_query}: the response body could not be read ({err})", self.base),
             )
+            .caused_by(Cause::Http(err))
         })?;
         Ok(RawResponse { status, body, date, retry_after })
     }
@@ -126,11 +127,12 @@ pub struct RawResponse {
     pub retry_after: Option<u64>,
 }
 
-fn transport_error(base: &str, path: &str, err: &ureq::Error) -> SourceError {
+fn transport_error(base: &str, path: &str, err: ureq::Error) -> SourceError {
     SourceError::new(
         ErrorKind::Unavailable,
         format!("{base}{path}: cannot reach the server ({err}); check that it is running and the url is right"),
     )
+    .caused_by(Cause::Http(err))
 }
 
 /// Percent-encodes a query value (RFC 3986 unreserved characters kept).
@@ -144,4 +146,24 @@ pub fn encode(value: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error;
+
+    #[test]
+    fn a_failed_exchange_keeps_its_cause() {
+        // A port nothing listens on: bound, then released.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let http = Http::new(&format!("http://127.0.0.1:{port}"), Duration::from_secs(5));
+        let Err(err) = http.get("/library/sections", &[]) else {
+            panic!("nothing listens on port {port}");
+        };
+        assert_eq!(err.kind, ErrorKind::Unavailable);
+        assert!(err.message().contains("cannot reach the server"), "{err}");
+        assert!(matches!(err.cause(), Some(Cause::Http(_))), "{err:?}");
+        assert!(err.source().is_some_and(|cause| cause.is::<ureq::Error>()), "{err:?}");
+    }
 }

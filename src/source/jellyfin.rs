@@ -7,9 +7,12 @@
 //! See the Jellyfin/Emby part of `../shared/api-notes.md`.
 
 use super::http::{Http, Response, encode};
-use super::{BadItem, ErrorKind, Order, Page, Source, SourceError, Strategy, filter_libraries, lenient};
+use super::{
+    BadItem, Cause, ErrorKind, Order, Page, Position, Source, SourceError, WaitObserver, filter_libraries, lenient,
+    no_children,
+};
 use crate::config::{JellyfinConfig, ServerConfig};
-use crate::model::{Item, Kind, LibraryInfo};
+use crate::model::{Item, Kind, LibraryInfo, Nesting, Strategy};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -90,6 +93,7 @@ impl Jellyfin {
                     self.product()
                 ),
             )
+            .caused_by(Cause::Json(err))
         })
     }
 
@@ -229,7 +233,8 @@ impl Source for Jellyfin {
             };
             let title = lenient::string(view.get("Name")).unwrap_or_else(|| id.clone());
             types.insert(id.clone(), collection_type.to_string());
-            libraries.push(LibraryInfo { id, title, kinds });
+            // Items carry no change time, but the listing filters by save time.
+            libraries.push(LibraryInfo { id, title, kinds, strategy: Strategy::ChangedSince, nesting: Nesting::Flat });
         }
         *self.collection_types.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = types;
         Ok(filter_libraries(libraries, self.libraries.as_deref()))
@@ -240,9 +245,10 @@ impl Source for Jellyfin {
         library: &LibraryInfo,
         kind: Kind,
         order: Order,
-        start: u64,
+        position: Position<'_>,
         size: u32,
     ) -> Result<Page, SourceError> {
+        let start = position.offset(self)?;
         let user_id = self.user_id()?;
         let answer = self.get(&self.listing_path(&user_id, library, kind, order, start, size))?;
         let accepted = accepted_types(self.item_type(library, kind));
@@ -254,21 +260,23 @@ impl Source for Jellyfin {
         })
     }
 
+    fn children(&self, library: &LibraryInfo, parent: &str, _start: u64, _size: u32) -> Result<Page, SourceError> {
+        Err(no_children(&self.describe(), library, parent))
+    }
+
     fn count(&self, library: &LibraryInfo, kind: Kind) -> Result<Option<u64>, SourceError> {
-        Ok(self.page(library, kind, Order::Stable, 0, 0)?.total)
+        Ok(self.page(library, kind, Order::Stable, Position::Offset(0), 0)?.total)
     }
 
     fn requests(&self) -> u64 {
         self.http.requests()
     }
 
-    fn strategy(&self) -> Strategy {
-        Strategy::ChangedSince
-    }
-
     fn server_time(&self) -> Option<i64> {
         Some(self.server_time.load(Ordering::Relaxed)).filter(|time| *time != NO_TIME)
     }
+
+    fn observe_waits(&self, _observer: WaitObserver) {}
 }
 
 /// The server item type a kind stands for in a view of this collection type.

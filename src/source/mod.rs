@@ -1,7 +1,7 @@
 //! The one narrow interface between the sync engine and a media server.
-//! Each backend (Plex, Jellyfin/Emby) implements `Source`; retries and
-//! rate-limit waits wrap the trait in `retry`, so no backend carries its own
-//! copy.
+//! Each backend (Plex, Jellyfin/Emby, Spotify) implements `Source`; retries
+//! and rate-limit waits wrap the trait in `retry`, so no backend carries its
+//! own copy.
 
 pub mod http;
 pub mod jellyfin;
@@ -12,7 +12,7 @@ pub mod spotify;
 
 use crate::config::{Backend, ServerConfig, SyncConfig};
 use crate::model::{Item, Kind, LibraryInfo};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use std::time::Duration;
 
 /// The source for a configured server, wrapped in the shared retry policy.
@@ -49,16 +49,45 @@ pub enum ErrorKind {
     Rejected,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A failure of a source: the kind the engine acts on, a message for people
+/// and, when another error caused it, that error (`cause`, and
+/// `Error::source`). The message already names the cause, since the edges
+/// (logs, the status page, the CLI) print one line.
+#[derive(Debug)]
 pub struct SourceError {
     pub kind: ErrorKind,
-    /// What failed and what to do, for people. Never holds a secret.
-    pub message: String,
+    /// What failed and what to do. Never holds a secret.
+    message: String,
+    cause: Option<Cause>,
+}
+
+/// The error underneath a `SourceError`.
+#[derive(Debug)]
+pub enum Cause {
+    /// The HTTP exchange failed: connection, TLS, timeout, or the body.
+    Http(ureq::Error),
+    /// The body is not the JSON the source expects.
+    Json(serde_json::Error),
+    /// The store could not keep the source's session.
+    Store(StoreError),
 }
 
 impl SourceError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> SourceError {
-        SourceError { kind, message: message.into() }
+        SourceError { kind, message: message.into(), cause: None }
+    }
+
+    /// The same error, recording the error that caused it.
+    pub fn caused_by(self, cause: Cause) -> SourceError {
+        SourceError { cause: Some(cause), ..self }
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub fn cause(&self) -> Option<&Cause> {
+        self.cause.as_ref()
     }
 
     pub fn is_retryable(&self) -> bool {
@@ -72,7 +101,15 @@ impl std::fmt::Display for SourceError {
     }
 }
 
-impl std::error::Error for SourceError {}
+impl std::error::Error for SourceError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self.cause.as_ref()? {
+            Cause::Http(err) => Some(err),
+            Cause::Json(err) => Some(err),
+            Cause::Store(err) => Some(err),
+        }
+    }
+}
 
 /// The order a listing is walked in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,32 +117,39 @@ pub enum Order {
     /// A stable order in which items that appear later sort after the ones
     /// already walked (oldest addition first): used by full passes.
     Stable,
-    /// Most recently changed first: used by incremental passes of sources
+    /// Most recently changed first: used by incremental passes of libraries
     /// whose strategy is `Strategy::StopAtCursor`.
     NewestChanged,
     /// Only the items saved at or after this server time (epoch seconds), in
-    /// the stable order: used by incremental passes of sources whose strategy
-    /// is `Strategy::ChangedSince`, and (with a page size of 0) to probe
-    /// whether the server honours the filter.
+    /// the stable order: used by incremental passes of libraries whose
+    /// strategy is `Strategy::ChangedSince`, and (with a page size of 0) to
+    /// probe whether the server honours the filter.
     ChangedSince(i64),
 }
 
-/// How a source finds what changed since the last sync.
+/// Where a page of a listing starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Strategy {
-    /// Items carry a change time and the listing sorts by it: walk
-    /// `Order::NewestChanged` and stop at the first item older than the
-    /// newest stored change (Plex).
-    StopAtCursor,
-    /// Items carry no change time, but the listing filters by save time:
-    /// walk every page of `Order::ChangedSince(cursor)`, the cursor being
-    /// the server's own clock at the start of the last successful run
-    /// (Jellyfin, Emby).
-    ChangedSince,
-    /// Items carry no change time and the listing has no filter: every run
-    /// is a full pass with a sweep (Spotify's followed artists and
-    /// playlists, where a page costs little and nothing else is sound).
-    Unordered,
+pub enum Position<'a> {
+    /// This many entries in (offset-paged listings, and the first page of
+    /// every listing).
+    Offset(u64),
+    /// After this cursor, which the previous page returned (`Next::After`:
+    /// cursor-paged listings, like Spotify's followed artists).
+    After(&'a str),
+}
+
+impl Position<'_> {
+    /// The offset, for a listing paged by offset only: such a listing never
+    /// hands out a cursor, so being asked to continue after one is refused.
+    pub fn offset(self, source: &(impl Source + ?Sized)) -> Result<u64, SourceError> {
+        match self {
+            Position::Offset(start) => Ok(start),
+            Position::After(_) => Err(SourceError::new(
+                ErrorKind::Rejected,
+                format!("{}: this listing is paged by offset and has no cursor to continue after", source.describe()),
+            )),
+        }
+    }
 }
 
 /// Where the page after this one starts.
@@ -146,6 +190,10 @@ impl Page {
     }
 }
 
+/// A media server as the engine sees it. What differs between a source's
+/// libraries (strategy, nesting) is on `LibraryInfo`. No method has a default
+/// body, so a wrapper (`Retrying`) that forgets to forward one does not
+/// compile, rather than silently falling back.
 pub trait Source: Send + Sync {
     /// A short label for messages: "plex server \"living-room\"".
     fn describe(&self) -> String;
@@ -153,40 +201,21 @@ pub trait Source: Send + Sync {
     /// The libraries to sync, already filtered to the configured ones.
     fn libraries(&self) -> Result<Vec<LibraryInfo>, SourceError>;
 
-    /// One page of the items of one kind in a library, `start` entries in.
-    fn page(&self, library: &LibraryInfo, kind: Kind, order: Order, start: u64, size: u32)
-    -> Result<Page, SourceError>;
-
-    /// `page` for listings paged by cursor: `after` is the cursor the
-    /// previous page returned (`Next::After`), `None` on the first page.
-    fn page_after(
+    /// One page of the items of one kind in a library, from `position` (an
+    /// offset, or the cursor the previous page returned).
+    fn page(
         &self,
         library: &LibraryInfo,
         kind: Kind,
         order: Order,
-        start: u64,
-        _after: Option<&str>,
+        position: Position<'_>,
         size: u32,
-    ) -> Result<Page, SourceError> {
-        self.page(library, kind, order, start, size)
-    }
+    ) -> Result<Page, SourceError>;
 
-    /// Whether the library's items have children listed per parent (a
-    /// Spotify playlist's entries). The engine then stores a parent only
-    /// once its children are fetched, and fetches them (`children`) only
-    /// for parents that are new or changed. Children's ids are the parent's
-    /// id, '/', and a suffix that sorts in listing order.
-    fn nested(&self, _library: &LibraryInfo) -> bool {
-        false
-    }
-
-    /// One page of a parent's children, `start` entries in.
-    fn children(&self, library: &LibraryInfo, parent: &str, _start: u64, _size: u32) -> Result<Page, SourceError> {
-        Err(SourceError::new(
-            ErrorKind::Rejected,
-            format!("{}: {}/{parent} has no children", self.describe(), library.id),
-        ))
-    }
+    /// One page of a parent's children, `start` entries in, for libraries
+    /// whose nesting is `Nesting::Nested`; other sources refuse
+    /// (`no_children`).
+    fn children(&self, library: &LibraryInfo, parent: &str, start: u64, size: u32) -> Result<Page, SourceError>;
 
     /// How many items of one kind the library holds, if the server says.
     fn count(&self, library: &LibraryInfo, kind: Kind) -> Result<Option<u64>, SourceError>;
@@ -194,84 +223,23 @@ pub trait Source: Send + Sync {
     /// Requests sent to the server so far (retries included).
     fn requests(&self) -> u64;
 
-    /// How incremental passes find changes.
-    fn strategy(&self) -> Strategy {
-        Strategy::StopAtCursor
-    }
-
-    /// How incremental passes find changes in one library, when a source's
-    /// libraries differ.
-    fn strategy_for(&self, _library: &LibraryInfo) -> Strategy {
-        self.strategy()
-    }
-
     /// The server's clock (epoch seconds) as of its latest answer, from the
-    /// HTTP `Date` header, if the source tracks it.
-    fn server_time(&self) -> Option<i64> {
-        None
-    }
+    /// HTTP `Date` header; `None` from sources that do not track it.
+    fn server_time(&self) -> Option<i64>;
 
     /// Registers a callback told about every wait (backoff, rate limit)
     /// before it starts; the daemon shows it on the status page. Only
-    /// wrappers that wait (`Retrying`) call it.
-    fn observe_waits(&self, _observer: WaitObserver) {}
+    /// wrappers that wait (`Retrying`) keep it; a backend never waits.
+    fn observe_waits(&self, observer: WaitObserver);
 }
 
 /// See `Source::observe_waits`: the error being waited out and the wait.
 pub type WaitObserver = std::sync::Arc<dyn Fn(&SourceError, std::time::Duration) + Send + Sync>;
 
-impl<S: Source + ?Sized> Source for Box<S> {
-    fn describe(&self) -> String {
-        (**self).describe()
-    }
-    fn libraries(&self) -> Result<Vec<LibraryInfo>, SourceError> {
-        (**self).libraries()
-    }
-    fn page(
-        &self,
-        library: &LibraryInfo,
-        kind: Kind,
-        order: Order,
-        start: u64,
-        size: u32,
-    ) -> Result<Page, SourceError> {
-        (**self).page(library, kind, order, start, size)
-    }
-    fn page_after(
-        &self,
-        library: &LibraryInfo,
-        kind: Kind,
-        order: Order,
-        start: u64,
-        after: Option<&str>,
-        size: u32,
-    ) -> Result<Page, SourceError> {
-        (**self).page_after(library, kind, order, start, after, size)
-    }
-    fn nested(&self, library: &LibraryInfo) -> bool {
-        (**self).nested(library)
-    }
-    fn children(&self, library: &LibraryInfo, parent: &str, start: u64, size: u32) -> Result<Page, SourceError> {
-        (**self).children(library, parent, start, size)
-    }
-    fn count(&self, library: &LibraryInfo, kind: Kind) -> Result<Option<u64>, SourceError> {
-        (**self).count(library, kind)
-    }
-    fn strategy_for(&self, library: &LibraryInfo) -> Strategy {
-        (**self).strategy_for(library)
-    }
-    fn requests(&self) -> u64 {
-        (**self).requests()
-    }
-    fn strategy(&self) -> Strategy {
-        (**self).strategy()
-    }
-    fn server_time(&self) -> Option<i64> {
-        (**self).server_time()
-    }
-    fn observe_waits(&self, observer: WaitObserver) {
-        (**self).observe_waits(observer)
-    }
+/// The answer of `Source::children` from a source whose libraries have no
+/// children.
+pub fn no_children(source: &str, library: &LibraryInfo, parent: &str) -> SourceError {
+    SourceError::new(ErrorKind::Rejected, format!("{source}: {}/{parent} has no children", library.id))
 }
 
 /// Keeps the libraries a `libraries = [...]` filter names (by title or id).

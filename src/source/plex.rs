@@ -5,9 +5,12 @@
 //! unpaged responses. See `../shared/api-notes.md` for the server's quirks.
 
 use super::http::Http;
-use super::{BadItem, ErrorKind, Order, Page, Source, SourceError, filter_libraries, lenient};
+use super::{
+    BadItem, Cause, ErrorKind, Order, Page, Position, Source, SourceError, WaitObserver, filter_libraries, lenient,
+    no_children,
+};
 use crate::config::{PlexConfig, ServerConfig};
-use crate::model::{Item, Kind, LibraryInfo};
+use crate::model::{Item, Kind, LibraryInfo, Nesting, Strategy};
 use serde::Deserialize;
 use serde_json::Value;
 use std::time::Duration;
@@ -73,6 +76,7 @@ impl Plex {
                     self.http.base()
                 ),
             )
+            .caused_by(Cause::Json(err))
         })
     }
 
@@ -113,7 +117,8 @@ impl Source for Plex {
                 _ => continue, // photo libraries and anything newer
             };
             let title = lenient::string(directory.get("title")).unwrap_or_else(|| id.clone());
-            libraries.push(LibraryInfo { id, title, kinds });
+            // Plex stamps every item with `updatedAt` and sorts by it.
+            libraries.push(LibraryInfo { id, title, kinds, strategy: Strategy::StopAtCursor, nesting: Nesting::Flat });
         }
         Ok(filter_libraries(libraries, self.libraries.as_deref()))
     }
@@ -123,9 +128,10 @@ impl Source for Plex {
         library: &LibraryInfo,
         kind: Kind,
         order: Order,
-        start: u64,
+        position: Position<'_>,
         size: u32,
     ) -> Result<Page, SourceError> {
+        let start = position.offset(self)?;
         let path = Plex::listing_path(library, kind, order, start, size);
         let container = self.get(&path, Some((start, size)))?;
         Ok(Page {
@@ -133,6 +139,10 @@ impl Source for Plex {
             total: container.total_size,
             next: Default::default(),
         })
+    }
+
+    fn children(&self, library: &LibraryInfo, parent: &str, _start: u64, _size: u32) -> Result<Page, SourceError> {
+        Err(no_children(&self.describe(), library, parent))
     }
 
     fn count(&self, library: &LibraryInfo, kind: Kind) -> Result<Option<u64>, SourceError> {
@@ -143,6 +153,14 @@ impl Source for Plex {
     fn requests(&self) -> u64 {
         self.http.requests()
     }
+
+    /// Plex items carry their own change time; the server's clock is not
+    /// needed.
+    fn server_time(&self) -> Option<i64> {
+        None
+    }
+
+    fn observe_waits(&self, _observer: WaitObserver) {}
 }
 
 /// Turns one `Metadata` entry into an item of the listed kind. An entry

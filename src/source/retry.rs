@@ -3,7 +3,7 @@
 //! waited out while the total wait stays under a bound. Everything else is
 //! returned at once for the engine to decide on.
 
-use super::{ErrorKind, Order, Page, Source, SourceError, Strategy};
+use super::{ErrorKind, Order, Page, Position, Source, SourceError, WaitObserver};
 use crate::model::{Kind, LibraryInfo};
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ pub struct RetryPolicy {
 pub struct Retrying<S> {
     inner: S,
     policy: RetryPolicy,
-    observer: std::sync::Mutex<Option<super::WaitObserver>>,
+    observer: std::sync::Mutex<Option<WaitObserver>>,
 }
 
 impl<S: Source> Retrying<S> {
@@ -54,6 +54,8 @@ impl<S: Source> Retrying<S> {
     }
 }
 
+/// Every method is spelled out (the trait has no default bodies): the ones
+/// that ask the server go through `call`, the others ask the inner source.
 impl<S: Source> Source for Retrying<S> {
     fn describe(&self) -> String {
         self.inner.describe()
@@ -68,26 +70,10 @@ impl<S: Source> Source for Retrying<S> {
         library: &LibraryInfo,
         kind: Kind,
         order: Order,
-        start: u64,
+        position: Position<'_>,
         size: u32,
     ) -> Result<Page, SourceError> {
-        self.call(|| self.inner.page(library, kind, order, start, size))
-    }
-
-    fn page_after(
-        &self,
-        library: &LibraryInfo,
-        kind: Kind,
-        order: Order,
-        start: u64,
-        after: Option<&str>,
-        size: u32,
-    ) -> Result<Page, SourceError> {
-        self.call(|| self.inner.page_after(library, kind, order, start, after, size))
-    }
-
-    fn nested(&self, library: &LibraryInfo) -> bool {
-        self.inner.nested(library)
+        self.call(|| self.inner.page(library, kind, order, position, size))
     }
 
     fn children(&self, library: &LibraryInfo, parent: &str, start: u64, size: u32) -> Result<Page, SourceError> {
@@ -98,23 +84,16 @@ impl<S: Source> Source for Retrying<S> {
         self.call(|| self.inner.count(library, kind))
     }
 
-    fn strategy_for(&self, library: &LibraryInfo) -> Strategy {
-        self.inner.strategy_for(library)
-    }
-
     fn requests(&self) -> u64 {
         self.inner.requests()
-    }
-
-    fn strategy(&self) -> Strategy {
-        self.inner.strategy()
     }
 
     fn server_time(&self) -> Option<i64> {
         self.inner.server_time()
     }
 
-    fn observe_waits(&self, observer: super::WaitObserver) {
+    /// Kept here, where the waits happen; the inner source never waits.
+    fn observe_waits(&self, observer: WaitObserver) {
         if let Ok(mut slot) = self.observer.lock() {
             *slot = Some(observer);
         }
@@ -140,7 +119,10 @@ mod tests {
             *self.calls.lock().unwrap() += 1;
             self.outcomes.lock().unwrap().remove(0).map(|()| Vec::new())
         }
-        fn page(&self, _: &LibraryInfo, _: Kind, _: Order, _: u64, _: u32) -> Result<Page, SourceError> {
+        fn page(&self, _: &LibraryInfo, _: Kind, _: Order, _: Position<'_>, _: u32) -> Result<Page, SourceError> {
+            unreachable!()
+        }
+        fn children(&self, _: &LibraryInfo, _: &str, _: u64, _: u32) -> Result<Page, SourceError> {
             unreachable!()
         }
         fn count(&self, _: &LibraryInfo, _: Kind) -> Result<Option<u64>, SourceError> {
@@ -149,6 +131,10 @@ mod tests {
         fn requests(&self) -> u64 {
             0
         }
+        fn server_time(&self) -> Option<i64> {
+            None
+        }
+        fn observe_waits(&self, _: WaitObserver) {}
     }
 
     fn run(outcomes: Vec<Result<(), SourceError>>, retries: u32) -> (Result<(), SourceError>, u32) {

@@ -1,7 +1,8 @@
 //! What the store keeps besides the tables' keys: the binary item record, and
 //! the small JSON records (library state with its checkpoint, run history,
 //! server state). JSON is used where records are small and rarely written;
-//! the item record, written and read per item, is a fixed binary header.
+//! the item record, written and read per item, is a fixed binary header. A
+//! running sync writes its state and checkpoint as one `LibraryState` record.
 
 use crate::model::{Item, Kind};
 use serde::{Deserialize, Serialize};
@@ -168,6 +169,9 @@ pub struct LibraryState {
     pub last_error: Option<String>,
     /// Set when the next run must be a full pass, with the reason.
     pub needs_full: Option<String>,
+    /// Where an interrupted run stands. While a run is under way the engine
+    /// holds its checkpoint apart and writes both with
+    /// `Writer::put_running_state`.
     pub checkpoint: Option<Checkpoint>,
     pub runs: u64,
     pub generation: u64,
@@ -193,6 +197,17 @@ impl LibraryState {
     pub fn count(&self, kind: Kind) -> u64 {
         self.counts.get(&kind).copied().unwrap_or(0)
     }
+}
+
+/// The `LibraryState` record of a run under way: the state's JSON with
+/// `checkpoint` in place of the state's own.
+pub(super) fn running_state_json(state: &LibraryState, checkpoint: &Checkpoint) -> serde_json::Result<Vec<u8>> {
+    let mut record = serde_json::to_value(state)?;
+    let Some(fields) = record.as_object_mut() else {
+        return Err(serde::ser::Error::custom("a library state is not a JSON object"));
+    };
+    fields.insert("checkpoint".to_string(), serde_json::to_value(checkpoint)?);
+    serde_json::to_vec(&record)
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -235,6 +250,21 @@ mod tests {
         assert_eq!(decoded_header, header);
         assert_eq!(decoded, item);
         assert_eq!(decode_header(&record[..10]), None);
+    }
+
+    #[test]
+    fn a_running_state_is_stored_as_the_state_with_its_checkpoint() {
+        let checkpoint: Checkpoint = serde_json::from_value(serde_json::json!({
+            "started_as": "incremental", "pass": "full", "generation": 3, "kinds": ["show", "season"],
+            "kind_index": 1, "start": 200, "cursors": {"show": 17}, "totals": {"show": 9}, "full_passes": 1,
+            "sweep_approved": false, "forced": false, "run": 4, "started_at": 1_800_000_000, "resumed": true,
+            "after": "cursor-1", "counters": {"new": 1, "changed": 2, "deleted": 0, "unchanged": 3, "bad": 0,
+            "pages": 2, "requests": 5}
+        }))
+        .unwrap();
+        let state = LibraryState { server: "home".into(), runs: 4, generation: 3, ..LibraryState::default() };
+        let stored: LibraryState = serde_json::from_slice(&running_state_json(&state, &checkpoint).unwrap()).unwrap();
+        assert_eq!(stored, LibraryState { checkpoint: Some(checkpoint), ..state });
     }
 
     #[test]

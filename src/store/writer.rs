@@ -5,7 +5,7 @@
 
 use super::Outcome;
 use super::StoreError;
-use super::records::{ItemHeader, LibraryState, RunRecord, ServerState, decode_header, encode_item};
+use super::records::{Checkpoint, ItemHeader, LibraryState, RunRecord, ServerState, decode_header, encode_item};
 use super::tables::*;
 use crate::model::{Item, Kind, content_hash};
 use redb::{ReadableTable, Table};
@@ -99,6 +99,19 @@ impl<'t> Writer<'t> {
 
     pub fn put_state(&mut self, library: u32, state: &LibraryState) -> Result<(), StoreError> {
         let json = serde_json::to_vec(state).map_err(StoreError::Record)?;
+        self.states.insert(library, json.as_slice())?;
+        Ok(())
+    }
+
+    /// `put_state` for a run under way, which holds its checkpoint apart
+    /// from the state: one record, as if the checkpoint were in the state.
+    pub fn put_running_state(
+        &mut self,
+        library: u32,
+        state: &LibraryState,
+        checkpoint: &Checkpoint,
+    ) -> Result<(), StoreError> {
+        let json = super::records::running_state_json(state, checkpoint).map_err(StoreError::Record)?;
         self.states.insert(library, json.as_slice())?;
         Ok(())
     }

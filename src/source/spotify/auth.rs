@@ -6,7 +6,7 @@
 
 use crate::config::SpotifyConfig;
 use crate::source::http::{Http, encode};
-use crate::source::{ErrorKind, SourceError};
+use crate::source::{Cause, ErrorKind, SourceError};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde::Deserialize;
@@ -94,7 +94,8 @@ impl<'a> Accounts<'a> {
         match raw.status {
             200..=299 => serde_json::from_slice::<Tokens>(&raw.body).map_err(|err| {
                 (
-                    SourceError::new(ErrorKind::Unavailable, format!("{at}: the answer is not a token ({err})")),
+                    SourceError::new(ErrorKind::Unavailable, format!("{at}: the answer is not a token ({err})"))
+                        .caused_by(Cause::Json(err)),
                     Refusal::Other,
                 )
             }),

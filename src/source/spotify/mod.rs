@@ -8,9 +8,12 @@
 pub mod auth;
 
 use super::http::Http;
-use super::{BadItem, ErrorKind, Next, Order, Page, Source, SourceError, Strategy, filter_libraries, lenient};
+use super::{
+    BadItem, Cause, ErrorKind, Next, Order, Page, Position, Source, SourceError, WaitObserver, filter_libraries,
+    lenient,
+};
 use crate::config::{ServerConfig, SpotifyConfig};
-use crate::model::{Item, Kind, LibraryInfo};
+use crate::model::{Item, Kind, LibraryInfo, Nesting, Strategy};
 use crate::store::{Session, Store};
 use auth::{Accounts, Refusal};
 use serde_json::Value;
@@ -57,6 +60,7 @@ impl<'a> Spotify<'a> {
     fn update(&self, change: impl FnOnce(&mut Session)) -> Result<(), SourceError> {
         let written = self.store.update_session(&self.name, change).map_err(|err| {
             SourceError::new(ErrorKind::Unavailable, format!("cannot save the Spotify session in the store: {err}"))
+                .caused_by(Cause::Store(err))
         })?;
         *self.session() = written;
         Ok(())
@@ -149,7 +153,7 @@ impl<'a> Spotify<'a> {
             }
             Err((err, Refusal::Grant)) => {
                 log::warn!("spotify \"{}\": {err}", self.name);
-                let reason = err.message.clone();
+                let reason = err.message().to_string();
                 self.update(|session| {
                     session.access_token = None;
                     session.access_expires_at = None;
@@ -189,6 +193,7 @@ impl<'a> Spotify<'a> {
                         ErrorKind::Unavailable,
                         format!("{at}: the answer is not JSON ({err}); the response may have been cut off"),
                     )
+                    .caused_by(Cause::Json(err))
                 }),
                 401 if !refreshed => {
                     refreshed = true;
@@ -219,14 +224,17 @@ impl<'a> Spotify<'a> {
         }
     }
 
-    fn listing_path(library: &LibraryInfo, start: u64, after: Option<&str>, size: u32) -> Result<String, SourceError> {
+    fn listing_path(&self, library: &LibraryInfo, position: Position<'_>, size: u32) -> Result<String, SourceError> {
         let path = match library.id.as_str() {
-            "tracks" => format!("/me/tracks?limit={size}&offset={start}"),
-            "albums" => format!("/me/albums?limit={size}&offset={start}"),
-            "playlists" => format!("/me/playlists?limit={size}&offset={start}"),
-            "artists" => match after {
-                Some(after) => format!("/me/following?type=artist&limit={size}&after={}", super::http::encode(after)),
-                None => format!("/me/following?type=artist&limit={size}"),
+            "tracks" => format!("/me/tracks?limit={size}&offset={}", position.offset(self)?),
+            "albums" => format!("/me/albums?limit={size}&offset={}", position.offset(self)?),
+            "playlists" => format!("/me/playlists?limit={size}&offset={}", position.offset(self)?),
+            // Paged by cursor only: an offset can only be the first page's.
+            "artists" => match position {
+                Position::After(after) => {
+                    format!("/me/following?type=artist&limit={size}&after={}", super::http::encode(after))
+                }
+                Position::Offset(_) => format!("/me/following?type=artist&limit={size}"),
             },
             other => {
                 return Err(SourceError::new(ErrorKind::Rejected, format!("spotify has no library \"{other}\"")));
@@ -248,43 +256,40 @@ impl Source for Spotify<'_> {
             return Err(err);
         }
         self.gate()?;
+        // Saved tracks and albums come most recently saved first (the only
+        // order Spotify has) and carry `added_at`; followed artists and
+        // playlists have no change marker a listing could stop at.
         let all = [
-            ("tracks", "Liked Songs", Kind::Track),
-            ("albums", "Saved Albums", Kind::Album),
-            ("artists", "Followed Artists", Kind::Artist),
-            ("playlists", "Playlists", Kind::Playlist),
+            ("tracks", "Liked Songs", Kind::Track, Strategy::StopAtCursor, Nesting::Flat),
+            ("albums", "Saved Albums", Kind::Album, Strategy::StopAtCursor, Nesting::Flat),
+            ("artists", "Followed Artists", Kind::Artist, Strategy::Unordered, Nesting::Flat),
+            ("playlists", "Playlists", Kind::Playlist, Strategy::Unordered, Nesting::Nested),
         ]
         .into_iter()
-        .map(|(id, title, kind)| LibraryInfo { id: id.into(), title: title.into(), kinds: vec![kind] })
+        .map(|(id, title, kind, strategy, nesting)| LibraryInfo {
+            id: id.into(),
+            title: title.into(),
+            kinds: vec![kind],
+            strategy,
+            nesting,
+        })
         .collect();
         Ok(filter_libraries(all, self.libraries.as_deref()))
-    }
-
-    fn page(
-        &self,
-        library: &LibraryInfo,
-        kind: Kind,
-        order: Order,
-        start: u64,
-        size: u32,
-    ) -> Result<Page, SourceError> {
-        self.page_after(library, kind, order, start, None, size)
     }
 
     /// Saved tracks and albums come most recently saved first whatever the
     /// order asked (that is the only order Spotify has); the other listings
     /// in their own stable order.
-    fn page_after(
+    fn page(
         &self,
         library: &LibraryInfo,
         _kind: Kind,
         _order: Order,
-        start: u64,
-        after: Option<&str>,
+        position: Position<'_>,
         size: u32,
     ) -> Result<Page, SourceError> {
         let size = size.clamp(1, crate::config::SPOTIFY_MAX_PAGE);
-        let answer = self.get(&Spotify::listing_path(library, start, after, size)?)?;
+        let answer = self.get(&self.listing_path(library, position, size)?)?;
         let paging = if library.id == "artists" { answer.get("artists").unwrap_or(&Value::Null) } else { &answer };
         let entries = paging.get("items").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
         let items = entries
@@ -307,10 +312,6 @@ impl Source for Spotify<'_> {
         Ok(Page { items, total: lenient::u64(paging.get("total")), next })
     }
 
-    fn nested(&self, library: &LibraryInfo) -> bool {
-        library.id == "playlists"
-    }
-
     /// A playlist's entries, from `/playlists/{id}/items` (which replaced
     /// `/tracks` in 2026). 403 for playlists the user neither owns nor
     /// collaborates on.
@@ -329,19 +330,20 @@ impl Source for Spotify<'_> {
     }
 
     fn count(&self, library: &LibraryInfo, kind: Kind) -> Result<Option<u64>, SourceError> {
-        Ok(self.page_after(library, kind, Order::Stable, 0, None, 1)?.total)
+        Ok(self.page(library, kind, Order::Stable, Position::Offset(0), 1)?.total)
     }
 
     fn requests(&self) -> u64 {
         self.api.requests()
     }
 
-    fn strategy_for(&self, library: &LibraryInfo) -> Strategy {
-        match library.id.as_str() {
-            "tracks" | "albums" => Strategy::StopAtCursor,
-            _ => Strategy::Unordered,
-        }
+    /// Spotify's items carry `added_at`, and the unordered listings need no
+    /// clock.
+    fn server_time(&self) -> Option<i64> {
+        None
     }
+
+    fn observe_waits(&self, _observer: WaitObserver) {}
 }
 
 fn now_ms() -> i64 {

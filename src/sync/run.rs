@@ -1,0 +1,373 @@
+//! A run of one library and its checkpoint. A `Run` exists only once it has
+//! a checkpoint (the interrupted run's, resumed, or a new one for the planned
+//! pass), and every commit writes the state and that checkpoint together
+//! with whatever the page changed. A run ends by `finish`, or by a failure
+//! recorded on a freshly read state (`record_failure`).
+
+use super::plan::{self, Plan};
+use super::report::run_record;
+use super::{Options, now_epoch, probe};
+use crate::model::{Kind, LibraryInfo, Nesting, Strategy};
+use crate::source::{Source, SourceError};
+use crate::store::records::{Checkpoint, Counters, LibraryState, Pass};
+use crate::store::{Store, StoreError, Writer};
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// Incremental passes fetch items changed at or after the newest stored
+/// change time minus this margin (server time, seconds).
+pub const CURSOR_MARGIN_SECS: i64 = 1;
+/// `Strategy::ChangedSince` passes ask for items saved since the server's
+/// clock at the start of the last successful run minus this margin: the
+/// `Date` header is rounded down to the second, and a server stamps an item's
+/// save time a moment before the save is visible to listings.
+pub const SERVER_CLOCK_MARGIN_SECS: i64 = 2;
+
+/// Why a run ended before its end.
+#[derive(Debug)]
+pub(super) enum Failure {
+    Source(SourceError),
+    Store(StoreError),
+    /// The sweep would delete more than `max_delete_share`; the message says
+    /// what and how to allow it.
+    MassDeletion(String),
+    /// The stop flag was set (shutdown, pause) between pages.
+    Interrupted,
+}
+
+impl From<SourceError> for Failure {
+    fn from(err: SourceError) -> Failure {
+        Failure::Source(err)
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(err: StoreError) -> Failure {
+        Failure::Store(err)
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Source(err) => write!(f, "{err}"),
+            Failure::Store(err) => write!(f, "{err}"),
+            Failure::MassDeletion(message) => f.write_str(message),
+            Failure::Interrupted => f.write_str("interrupted; the next run resumes from the last saved page"),
+        }
+    }
+}
+
+impl std::error::Error for Failure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Failure::Source(err) => Some(err),
+            Failure::Store(err) => Some(err),
+            Failure::MassDeletion(_) | Failure::Interrupted => None,
+        }
+    }
+}
+
+pub(super) struct Run<'a> {
+    pub(super) source: &'a dyn Source,
+    pub(super) store: &'a Store,
+    pub(super) library: &'a LibraryInfo,
+    pub(super) options: &'a Options,
+    pub(super) number: u32,
+    /// The library's state as of the last commit plus this run's changes
+    /// since. Holds no checkpoint of its own: the run's is `checkpoint`.
+    pub(super) state: LibraryState,
+    pub(super) checkpoint: Checkpoint,
+    /// The source's request counter when this process took up the run.
+    requests_base: u64,
+    /// Requests counted by earlier attempts of a resumed run.
+    requests_before: u64,
+    /// When this process took up the run, and the time earlier attempts took.
+    started: Instant,
+    elapsed_before: u64,
+}
+
+impl<'a> Run<'a> {
+    /// Plans the run and prepares its checkpoint: the interrupted run's,
+    /// resumed, or a new one for the planned pass. Commits nothing (`open`
+    /// does); fails only when probing the changed-since filter does.
+    pub(super) fn begin(
+        source: &'a dyn Source,
+        store: &'a Store,
+        library: &'a LibraryInfo,
+        options: &'a Options,
+        number: u32,
+        mut state: LibraryState,
+        started: Instant,
+    ) -> Result<Run<'a>, Failure> {
+        let requests_base = source.requests();
+        let now = now_epoch();
+        let checkpoint = match state.checkpoint.take() {
+            Some(mut checkpoint) => match plan::interrupted(&checkpoint, library, options.full) {
+                Plan::Resume => {
+                    checkpoint.resumed = true;
+                    checkpoint.forced |= options.force;
+                    log::info!(
+                        "{}/{}: resuming the interrupted {:?} pass at {} {}",
+                        state.server,
+                        library.id,
+                        checkpoint.pass,
+                        checkpoint.kinds.get(checkpoint.kind_index as usize).map_or("end", |kind| kind.name()),
+                        checkpoint.start
+                    );
+                    checkpoint
+                }
+                Plan::Start(pass, reason) => new_checkpoint(source, library, options, &mut state, pass, &reason, now)?,
+            },
+            None => {
+                let (pass, reason) = plan::fresh(&state, library.strategy, options.full, options.full_every, now);
+                new_checkpoint(source, library, options, &mut state, pass, &reason, now)?
+            }
+        };
+        Ok(Run {
+            source,
+            store,
+            library,
+            options,
+            number,
+            state,
+            // Nothing yet for a new run; what earlier attempts took for a
+            // resumed one.
+            requests_before: checkpoint.counters.requests,
+            elapsed_before: checkpoint.elapsed_ms,
+            checkpoint,
+            requests_base,
+            started,
+        })
+    }
+
+    /// The run's first commit. A new run that starts with a full pass (not
+    /// a resumed one) leaves no seen marks or waiting parents of an earlier
+    /// pass behind.
+    pub(super) fn open(&mut self) -> Result<(), Failure> {
+        if self.checkpoint.resumed || self.checkpoint.pass == Pass::Incremental {
+            self.save()
+        } else {
+            self.commit_new_full_pass()
+        }
+    }
+
+    pub(super) fn requests(&self) -> u64 {
+        self.requests_before + self.source.requests().saturating_sub(self.requests_base)
+    }
+
+    pub(super) fn elapsed_ms(&self) -> u64 {
+        self.elapsed_before + self.started.elapsed().as_millis() as u64
+    }
+
+    pub(super) fn nested(&self) -> bool {
+        self.library.nesting == Nesting::Nested
+    }
+
+    /// Runs `work` in one write transaction that also stores the state and
+    /// the checkpoint as `work` leaves them, so the checkpoint never runs
+    /// ahead of or behind the data.
+    pub(super) fn commit<T>(
+        &mut self,
+        work: impl FnOnce(&mut Writer<'_>, &mut LibraryState, &mut Checkpoint) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let Run { store, number, state, checkpoint, .. } = self;
+        store.write(|writer| {
+            let value = work(writer, state, checkpoint)?;
+            writer.put_running_state(*number, state, checkpoint)?;
+            Ok(value)
+        })
+    }
+
+    /// Commits the state and checkpoint as they are.
+    pub(super) fn save(&mut self) -> Result<(), Failure> {
+        self.commit(|_, _, _| Ok(()))?;
+        Ok(())
+    }
+
+    /// Commits a fresh full pass with no seen marks, nor (nested libraries)
+    /// parents waiting for their children.
+    fn commit_new_full_pass(&mut self) -> Result<(), Failure> {
+        let number = self.number;
+        let nested = self.nested();
+        self.commit(|writer, _, _| {
+            writer.clear_seen(number)?;
+            if nested {
+                writer.clear_pending(number)?;
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Starts a fresh full pass over `kinds` in this run.
+    pub(super) fn start_full_pass(&mut self, kinds: Vec<Kind>) -> Result<(), Failure> {
+        self.checkpoint.kinds = kinds;
+        reset_to_full_pass(&mut self.state, &mut self.checkpoint);
+        self.commit_new_full_pass()
+    }
+
+    /// Ends a successful run: history, timestamps, no checkpoint.
+    pub(super) fn finish(self) -> Result<(), StoreError> {
+        let now = now_epoch();
+        let elapsed_ms = self.elapsed_ms();
+        let Run { store, library, options, number, mut state, checkpoint, .. } = self;
+        // A run that started full walked every kind in its first pass, even
+        // when a repair pass then walked only some of them again.
+        let covered_all =
+            checkpoint.started_as == Pass::Full || library.kinds.iter().all(|kind| checkpoint.kinds.contains(kind));
+        if checkpoint.pass == Pass::Full && covered_all {
+            state.last_full_at = Some(now);
+            state.needs_full = None;
+        }
+        if checkpoint.pass == Pass::Full && checkpoint.started_as == Pass::Full {
+            state.needs_full = None;
+        }
+        if checkpoint.server_started_at.is_some() {
+            state.changed_since = checkpoint.server_started_at;
+        }
+        state.last_success_at = Some(now);
+        state.last_error = None;
+        let record = run_record(&checkpoint, now, elapsed_ms, None);
+        let history = options.history;
+        store.write(|writer| {
+            writer.clear_seen(number)?;
+            writer.append_run(number, &record, history)?;
+            writer.put_state(number, &state)
+        })
+    }
+}
+
+/// The checkpoint of a new run of this pass. An incremental pass that would
+/// rely on a changed-since filter probes it first (`probe::check_filter`),
+/// and becomes a full reconcile if the filter is unusable.
+fn new_checkpoint(
+    source: &dyn Source,
+    library: &LibraryInfo,
+    options: &Options,
+    state: &mut LibraryState,
+    pass: Pass,
+    reason: &str,
+    now: i64,
+) -> Result<Checkpoint, Failure> {
+    log::info!("{}/{}: {:?} pass ({reason})", state.server, library.id, pass);
+    state.runs += 1;
+    let started_as = pass;
+    let mut pass = pass;
+    let strategy = library.strategy;
+    let server_started_at = source.server_time();
+    if strategy == Strategy::ChangedSince && server_started_at.is_none() {
+        log::warn!(
+            "{}/{}: {} sent no Date header, so this run cannot move the changed-since cursor (later runs fetch more, or walk whole libraries); check any proxy in front of it",
+            state.server,
+            library.id,
+            source.describe()
+        );
+    }
+    if pass == Pass::Incremental && strategy == Strategy::ChangedSince {
+        let server_now = server_started_at.unwrap_or(now);
+        if let Some(reason) = probe::check_filter(source, library, options, state, server_now, now)? {
+            log::warn!(
+                "{}/{}: the server's changed-since filter is unusable ({reason}); reconciling with a full pass, and full passes until it is checked again",
+                state.server,
+                library.id
+            );
+            pass = Pass::Full;
+        }
+    }
+    let cursors = match pass {
+        Pass::Full => BTreeMap::new(),
+        Pass::Incremental if strategy == Strategy::ChangedSince => {
+            let since = state.changed_since.unwrap_or(i64::MIN).saturating_sub(SERVER_CLOCK_MARGIN_SECS);
+            library.kinds.iter().map(|kind| (*kind, since)).collect()
+        }
+        Pass::Incremental => library
+            .kinds
+            .iter()
+            .map(|kind| {
+                let newest = state.newest.get(kind).copied().unwrap_or(i64::MIN);
+                (*kind, newest.saturating_sub(CURSOR_MARGIN_SECS))
+            })
+            .collect(),
+    };
+    let mut checkpoint = Checkpoint {
+        // A filter found unusable turns an incremental run into a
+        // reconcile, reported as "incremental+reconcile".
+        started_as,
+        pass,
+        generation: state.generation,
+        kinds: library.kinds.clone(),
+        kind_index: 0,
+        start: 0,
+        cursors,
+        totals: BTreeMap::new(),
+        unstored: BTreeMap::new(),
+        full_passes: 0,
+        sweep_approved: false,
+        order_broken: false,
+        forced: options.force,
+        run: state.runs,
+        started_at: now,
+        server_started_at,
+        resumed: false,
+        after: None,
+        children: None,
+        counters: Counters::default(),
+        elapsed_ms: 0,
+    };
+    if pass == Pass::Full {
+        reset_to_full_pass(state, &mut checkpoint);
+    }
+    Ok(checkpoint)
+}
+
+/// Turns the checkpoint into a fresh full pass over its kinds, in memory: a
+/// new generation, walking from the start.
+fn reset_to_full_pass(state: &mut LibraryState, checkpoint: &mut Checkpoint) {
+    state.generation += 1;
+    checkpoint.pass = Pass::Full;
+    checkpoint.generation = state.generation;
+    checkpoint.kind_index = 0;
+    checkpoint.start = 0;
+    checkpoint.totals.clear();
+    checkpoint.unstored.clear();
+    checkpoint.sweep_approved = false;
+    checkpoint.order_broken = false;
+    checkpoint.after = None;
+    checkpoint.children = None;
+    checkpoint.full_passes += 1;
+}
+
+/// Records a failed run on a fresh copy of the state (the in-memory one may
+/// hold changes of a transaction that never committed). The checkpoint stays
+/// so the next run resumes; a refused sweep instead drops it and asks for a
+/// full pass next time.
+pub(super) fn record_failure(
+    store: &Store,
+    number: u32,
+    history: u32,
+    elapsed_ms: u64,
+    message: &str,
+    refused_sweep: bool,
+) -> Result<(), StoreError> {
+    let now = now_epoch();
+    let mut state = store.state(number)?.unwrap_or_default();
+    state.last_error = Some(message.to_string());
+    if let Some(checkpoint) = state.checkpoint.as_mut() {
+        checkpoint.elapsed_ms = elapsed_ms;
+    }
+    let record = state.checkpoint.as_ref().map(|checkpoint| run_record(checkpoint, now, elapsed_ms, Some(message)));
+    if refused_sweep {
+        state.checkpoint = None;
+        state.needs_full = Some("the previous full pass was refused by the mass-deletion guard".into());
+    }
+    store.write(|writer| {
+        if refused_sweep {
+            writer.clear_seen(number)?;
+        }
+        if let Some(record) = &record {
+            writer.append_run(number, record, history)?;
+        }
+        writer.put_state(number, &state)
+    })
+}

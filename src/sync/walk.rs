@@ -1,0 +1,246 @@
+//! The page walk: drives a run's checkpoint to the end of the run, one page
+//! per commit, and decides between passes. An incremental pass whose counts
+//! then disagree with the server's becomes a full reconcile of those kinds;
+//! a full pass is swept (and its children fetched), and repeated once if
+//! its result still disagrees.
+
+use super::probe::FILTER_PROBE_PAST;
+use super::report::kind_list;
+use super::run::{Failure, Run};
+use crate::model::{Item, Kind, Strategy};
+use crate::source::{BadItem, ErrorKind, Next, Order, Page, Position};
+use crate::store::Outcome;
+use crate::store::records::{Counters, Pass};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// A full pass whose result disagrees with the server's count is repeated
+/// once in the same run (items can shift between pages while it walks).
+const MAX_FULL_PASSES: u32 = 2;
+
+impl Run<'_> {
+    /// Drives the checkpoint to the end of the run.
+    pub(super) fn walk(&mut self, stop: &AtomicBool) -> Result<(), Failure> {
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return Err(Failure::Interrupted);
+            }
+            if (self.checkpoint.kind_index as usize) < self.checkpoint.kinds.len() {
+                let filtered = self.filtered();
+                match self.page() {
+                    Err(Failure::Source(err))
+                        if filtered && matches!(err.kind, ErrorKind::Unavailable | ErrorKind::Rejected) =>
+                    {
+                        self.filter_failed(err)?;
+                    }
+                    outcome => outcome?,
+                }
+                continue;
+            }
+            match self.checkpoint.pass {
+                Pass::Incremental => {
+                    let mismatched = self.mismatched_kinds()?;
+                    if mismatched.is_empty() {
+                        return Ok(());
+                    }
+                    log::info!(
+                        "{}/{}: counts differ from the server for {}; reconciling with a full pass",
+                        self.state.server,
+                        self.library.id,
+                        kind_list(&mismatched)
+                    );
+                    self.start_full_pass(mismatched)?;
+                }
+                Pass::Full => {
+                    if self.checkpoint.children.is_none() {
+                        self.sweep()?;
+                    }
+                    if self.nested() {
+                        self.children(stop)?;
+                    }
+                    let mismatched = self.mismatched_kinds()?;
+                    let passes = self.checkpoint.full_passes;
+                    if mismatched.is_empty() {
+                        return Ok(());
+                    }
+                    if passes >= MAX_FULL_PASSES {
+                        log::warn!(
+                            "{}/{}: after {passes} full passes the counts of {} still differ from the server's; the library changed during the sync, the next run checks again",
+                            self.state.server,
+                            self.library.id,
+                            kind_list(&mismatched)
+                        );
+                        return Ok(());
+                    }
+                    self.start_full_pass(mismatched)?;
+                }
+            }
+        }
+    }
+
+    /// Whether this pass walks a changed-since listing.
+    fn filtered(&self) -> bool {
+        self.checkpoint.pass == Pass::Incremental && self.library.strategy == Strategy::ChangedSince
+    }
+
+    /// Fetches the next page and commits it with the advanced checkpoint.
+    fn page(&mut self) -> Result<(), Failure> {
+        let checkpoint = &self.checkpoint;
+        let kind = checkpoint.kinds[checkpoint.kind_index as usize];
+        let pass = checkpoint.pass;
+        let filtered = self.filtered();
+        let order = match pass {
+            Pass::Full => Order::Stable,
+            Pass::Incremental if filtered => {
+                Order::ChangedSince(checkpoint.cursors.get(&kind).copied().unwrap_or(FILTER_PROBE_PAST))
+            }
+            Pass::Incremental => Order::NewestChanged,
+        };
+        let position = match &checkpoint.after {
+            Some(cursor) => Position::After(cursor),
+            None => Position::Offset(checkpoint.start),
+        };
+        let size = self.options.page_size;
+        let page = self.source.page(self.library, kind, order, position, size)?;
+        let nested = self.nested();
+        let requests = self.requests();
+        let number = self.number;
+        let library = self.library;
+        self.commit(move |writer, state, checkpoint| {
+            let cursor = checkpoint.cursors.get(&kind).copied().unwrap_or(i64::MIN);
+            let mut reached_cursor = false;
+            if pass == Pass::Incremental && !filtered && !newest_first(&page.items) {
+                // The stop rule below is only sound on a sorted listing.
+                checkpoint.order_broken = true;
+            }
+            for entry in &page.items {
+                match entry {
+                    Ok(item) => {
+                        if pass == Pass::Incremental
+                            && !filtered
+                            && !checkpoint.order_broken
+                            && item.updated_at < cursor
+                        {
+                            reached_cursor = true;
+                            break;
+                        }
+                        let outcome = if nested {
+                            writer.upsert_parent(number, item)?
+                        } else {
+                            writer.upsert(number, state, item, pass == Pass::Full)?
+                        };
+                        tally(&mut checkpoint.counters, outcome);
+                    }
+                    Err(bad) => {
+                        checkpoint.counters.bad += 1;
+                        log::warn!(
+                            "{}/{}: skipped an unreadable {kind} entry{}: {}",
+                            state.server,
+                            library.id,
+                            bad.id.as_deref().map(|id| format!(" (id {id})")).unwrap_or_default(),
+                            bad.reason
+                        );
+                        let stored = match (&bad.id, pass) {
+                            (Some(id), Pass::Full) => writer.mark_seen_id(number, id)?,
+                            _ => false,
+                        };
+                        if pass == Pass::Full && !stored {
+                            *checkpoint.unstored.entry(kind).or_insert(0) += 1;
+                        }
+                    }
+                }
+            }
+            // A filtered listing's total counts the changed items only; the
+            // library's count is asked for when the pass ends.
+            if let (Some(total), false) = (page.total, filtered) {
+                checkpoint.totals.insert(kind, total);
+            }
+            checkpoint.start += page.returned();
+            let exhausted = reached_cursor
+                || (pass == Pass::Incremental && checkpoint.order_broken)
+                || listing_ends(&page, checkpoint.start, size);
+            if exhausted {
+                checkpoint.kind_index += 1;
+                checkpoint.start = 0;
+                checkpoint.after = None;
+            } else {
+                checkpoint.after = match page.next {
+                    Next::After(cursor) => Some(cursor),
+                    Next::Offset | Next::End => None,
+                };
+            }
+            checkpoint.counters.pages += 1;
+            checkpoint.counters.requests = requests;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Kinds of this pass whose stored count differs from the server's.
+    fn mismatched_kinds(&mut self) -> Result<Vec<Kind>, Failure> {
+        if self.checkpoint.order_broken {
+            log::warn!(
+                "{}/{}: the server did not sort by change time; falling back to a full pass",
+                self.state.server,
+                self.library.id
+            );
+            return Ok(self.checkpoint.kinds.clone());
+        }
+        let mut mismatched = Vec::new();
+        for &kind in &self.checkpoint.kinds {
+            let reported = self.checkpoint.totals.get(&kind).copied();
+            let total = match reported {
+                Some(total) => Some(total),
+                None => self.source.count(self.library, kind)?,
+            };
+            let local = self.state.count(kind) + self.state.unreadable.get(&kind).copied().unwrap_or(0);
+            if total != Some(local) {
+                // The page's total can be stale by the time a later page was
+                // walked; a fresh count settles it before more work is done.
+                let fresh = if reported.is_some() { self.source.count(self.library, kind)? } else { total };
+                if fresh != Some(local) {
+                    mismatched.push(kind);
+                }
+            }
+        }
+        self.checkpoint.counters.requests = self.requests();
+        Ok(mismatched)
+    }
+}
+
+/// Counts a stored item in the run's tallies.
+pub(super) fn tally(counters: &mut Counters, outcome: Outcome) {
+    match outcome {
+        Outcome::New => counters.new += 1,
+        Outcome::Changed => counters.changed += 1,
+        Outcome::Unchanged => counters.unchanged += 1,
+    }
+}
+
+/// Whether a listing ends with this page, `start` entries in: the server
+/// said so, or it came back empty or short, or the total is reached.
+pub(super) fn listing_ends(page: &Page, start: u64, size: u32) -> bool {
+    match page.next {
+        Next::End => true,
+        _ if page.returned() == 0 => true,
+        Next::After(_) => false,
+        Next::Offset => match page.total {
+            Some(total) => start >= total,
+            None => page.returned() < u64::from(size),
+        },
+    }
+}
+
+/// Whether a page's readable items come most recently changed first.
+fn newest_first(items: &[Result<Item, BadItem>]) -> bool {
+    let mut times = items.iter().filter_map(|entry| entry.as_ref().ok()).map(|item| item.updated_at);
+    let Some(mut previous) = times.next() else {
+        return true;
+    };
+    for time in times {
+        if time > previous {
+            return false;
+        }
+        previous = time;
+    }
+    true
+}
