@@ -150,6 +150,7 @@ pub fn run(args: &[String]) -> Result<i32, CliError> {
         Some("run") => run_command(&args),
         #[cfg(feature = "demo")]
         Some("demo") => crate::demo::run(args.listen.as_deref(), args.items).map(|()| 0).map_err(CliError::Failed),
+        // scripts/package-deb.sh recognises the appliance build by this text.
         #[cfg(not(feature = "demo"))]
         Some(command @ ("demo" | "fake-plex")) => Err(CliError::Usage(format!(
             "{command}: this build has no simulated servers (built without the `demo` feature); \
