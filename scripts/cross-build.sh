@@ -5,8 +5,16 @@
 #   scripts/cross-build.sh                      # release builds for aarch64 + armv7
 #   scripts/cross-build.sh --target aarch64     # one target (aarch64|armv7|x86_64|all, comma lists ok)
 #   scripts/cross-build.sh --target x86_64      # amd64 with Debian's 1.85 (proves the MSRV lockfile builds)
+#   scripts/cross-build.sh --with-demo          # release builds that keep the simulated servers
 #   scripts/cross-build.sh --test               # `cargo test` under qemu-user instead of building
 #   scripts/cross-build.sh --test --target armv7 -- some_filter -- --nocapture
+#
+# Release builds are the appliance binary: `--no-default-features`, so the
+# simulated servers (the `demo` feature: `demo`, `fake-plex`, tiny_http) are
+# left out; these are the binaries scripts/package-deb.sh packages.
+# `--with-demo` keeps the default features (to try the demo on a board, or to
+# compare sizes); it writes to the same path, and package-deb.sh refuses it.
+# `--test` always builds with the default features: the tests run the fakes.
 #
 # Run as root on Debian bookworm (amd64). Idempotent: installs only what is
 # missing (apt packages, dpkg foreign architectures, the ARM target std copied
@@ -32,6 +40,8 @@ TARGETS_ARG=all
 DO_INSTALL=1
 [[ "${SKIP_INSTALL:-0}" == 1 ]] && DO_INSTALL=0
 EXTRA_ARGS=()
+FEATURE_ARGS=(--no-default-features)
+BUILD_NAME="appliance, no demo"
 
 usage() {
     sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
@@ -39,6 +49,7 @@ usage() {
 Options:
   --target T        aarch64 | armv7 | x86_64 | all (= aarch64,armv7); comma lists ok
   --test            run `cargo test --locked --target T` (ARM under qemu-user-static)
+  --with-demo       release builds with the default features (the `demo` feature)
   --no-install      skip the apt/dpkg/rustlib setup step (fail if something is missing)
   --install-only    only do the setup step
   --target-dir DIR  cargo target dir (default target/cross)
@@ -57,6 +68,7 @@ while [[ $# -gt 0 ]]; do
         --target) [[ $# -ge 2 ]] || die "--target needs a value"; TARGETS_ARG="$2"; shift 2 ;;
         --target=*) TARGETS_ARG="${1#*=}"; shift ;;
         --test) MODE=test; shift ;;
+        --with-demo) FEATURE_ARGS=(); BUILD_NAME="with the demo feature"; shift ;;
         --install-only) MODE=install; shift ;;
         --no-install) DO_INSTALL=0; shift ;;
         --target-dir) [[ $# -ge 2 ]] || die "--target-dir needs a value"; TARGET_DIR="$2"; shift 2 ;;
@@ -269,8 +281,8 @@ for t in "${TARGETS[@]}"; do
         continue
     fi
 
-    log "cargo build --release --locked --target $triple"
-    if ! env "${envs[@]}" /usr/bin/cargo build --release --locked --target "$triple"; then
+    log "cargo build --release --locked ${FEATURE_ARGS[*]} --target $triple"
+    if ! env "${envs[@]}" /usr/bin/cargo build --release --locked "${FEATURE_ARGS[@]}" --target "$triple"; then
         RESULT[$t]="BUILD FAILED"; rc=1; continue
     fi
     bin="$CARGO_TARGET_DIR/$triple/release/$BIN_NAME"
@@ -280,8 +292,8 @@ for t in "${TARGETS[@]}"; do
     "$gnu-strip" "$bin" 2>/dev/null || strip "$bin" 2>/dev/null || true
     size="$(stat -c %s "$bin")"
     glibc="$("$gnu-objdump" -T "$bin" 2>/dev/null | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1 || true)"
-    RESULT[$t]="$(printf '%s  %s bytes (%s), needs %s' "${bin#"$REPO_DIR"/}" "$size" \
-        "$(numfmt --to=iec-i --suffix=B "$size")" "${glibc:-?}")"
+    RESULT[$t]="$(printf '%s  %s bytes (%s, %s), needs %s' "${bin#"$REPO_DIR"/}" "$size" \
+        "$(numfmt --to=iec-i --suffix=B "$size")" "$BUILD_NAME" "${glibc:-?}")"
 done
 
 echo

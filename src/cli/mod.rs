@@ -93,8 +93,12 @@ struct Args {
     server: Option<String>,
     full: bool,
     force: bool,
+    // Read by the demo commands only.
+    #[cfg_attr(not(feature = "demo"), allow(dead_code))]
     listen: Option<String>,
+    #[cfg_attr(not(feature = "demo"), allow(dead_code))]
     items: Option<usize>,
+    #[cfg_attr(not(feature = "demo"), allow(dead_code))]
     token: Option<String>,
 }
 
@@ -149,9 +153,17 @@ pub fn run(args: &[String]) -> Result<i32, CliError> {
         Some("sync") => sync_command(&args),
         Some("export") => export_command(&args),
         Some("status") => status_command(&args),
+        #[cfg(feature = "demo")]
         Some("fake-plex") => fake_plex_command(&args),
         Some("run") => run_command(&args),
+        #[cfg(feature = "demo")]
         Some("demo") => crate::demo::run(args.listen.as_deref(), args.items).map(|()| 0).map_err(CliError::Failed),
+        // scripts/package-deb.sh recognises the appliance build by this text.
+        #[cfg(not(feature = "demo"))]
+        Some(command @ ("demo" | "fake-plex")) => Err(CliError::Usage(format!(
+            "{command}: this build has no simulated servers (built without the `demo` feature); \
+             use a build with the default features, e.g. `cargo run --release -- {command}`"
+        ))),
         Some(other) => Err(CliError::Usage(format!("unknown command {other}"))),
         None => Err(CliError::Usage("no command given".into())),
     }
@@ -266,6 +278,7 @@ fn run_command(args: &Args) -> Result<i32, CliError> {
     Ok(0)
 }
 
+#[cfg(feature = "demo")]
 fn fake_plex_command(args: &Args) -> Result<i32, CliError> {
     let listen = args.listen.clone().unwrap_or_else(|| "127.0.0.1:0".into());
     let token = args.token.clone().unwrap_or_else(|| "fake-token".into());

@@ -3,7 +3,7 @@
 //! `X-Plex-Container-Start`/`-Size` (headers or query), reports `totalSize`
 //! only on paged requests, sorts by `updatedAt`/`addedAt`/`titleSort`,
 //! silently ignores the `addedAt>>=` filter (PMS 1.43+), and serves items
-//! shaped like the recorded responses in `../shared/samples/plex`. Tests
+//! shaped like the responses in `tests/data/plex` (`docs/servers.md`). Tests
 //! mutate its library and inject failures at chosen request numbers.
 
 use super::{Fake, Faults, Recording, header, query};

@@ -4,7 +4,7 @@
 //! header (the only one Jellyfin 12 accepts by default), lists the user's
 //! views and their items through the user-scoped routes every version has,
 //! and finds changes with the save-time filter (`Strategy::ChangedSince`).
-//! See the Jellyfin/Emby part of `../shared/api-notes.md`.
+//! See the Jellyfin/Emby part of `docs/servers.md`.
 
 use super::http::{Http, Response, encode};
 use super::{

@@ -2,7 +2,7 @@
 //! sends the token in the `X-Plex-Token` header only, pages with
 //! `X-Plex-Container-Start`/`-Size` and tolerates what real servers send:
 //! extra fields, missing optional ones, ids as numbers or strings, short and
-//! unpaged responses. See `../shared/api-notes.md` for the server's quirks.
+//! unpaged responses. `docs/servers.md` lists the server's quirks.
 
 use super::http::Http;
 use super::{
@@ -212,10 +212,8 @@ mod tests {
     use super::*;
 
     fn sample(name: &str) -> Value {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/samples/plex").join(name);
-        let text = std::fs::read_to_string(&path)
-            .or_else(|_| std::fs::read_to_string(std::path::Path::new("tests/data/plex").join(name)))
-            .unwrap();
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/plex").join(name);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
         serde_json::from_str(&text).unwrap()
     }
 

@@ -1,7 +1,7 @@
 //! The file backend the store runs on: redb's `FileBackend`, plus an fsync
 //! right after every `set_len` that grows the file. redb 2.6 can otherwise
 //! commit a header describing a longer file than survives a power cut, and
-//! the next open panics (`../shared/redb-power-loss.md`: 2 panics in 600 runs
+//! the next open panics (`docs/power-loss.md`: 2 panics in 600 runs
 //! without it, 0 in 1,200 with it).
 
 use redb::StorageBackend;

@@ -1,5 +1,6 @@
 //! The fake must be no kinder than a real PMS: these pin the quirks the
-//! clients have to cope with.
+//! clients have to cope with, and compare its answers with the PMS
+//! responses in `tests/data/plex`.
 
 use crate::support::TOKEN;
 use mediasync::fake::plex::FakePlex;
@@ -112,6 +113,72 @@ fn items_are_shaped_like_real_ones() {
     assert!(episode["Media"][0]["Part"][0]["file"].as_str().unwrap().starts_with("/data/"));
     let sections = json(&fake, "/library/sections", &[]);
     assert!(sections["Directory"][0]["key"].is_string());
+}
+
+/// The JSON type of a value, for comparing shapes.
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Every field both objects carry has the same JSON type in both: a fake
+/// sending a number where PMS sends a string (or the reverse) is caught.
+fn same_types(what: &str, recorded: &Value, fake: &Value) -> usize {
+    let (Some(recorded), Some(fake)) = (recorded.as_object(), fake.as_object()) else {
+        panic!("{what}: not objects");
+    };
+    let mut compared = 0;
+    for (name, value) in recorded {
+        if let Some(ours) = fake.get(name) {
+            assert_eq!(json_type(ours), json_type(value), "{what}.{name}: the fake's {ours} vs PMS's {value}");
+            compared += 1;
+        }
+    }
+    compared
+}
+
+#[test]
+fn items_have_the_field_types_of_the_recorded_responses() {
+    let fake = FakePlex::start(TOKEN);
+    let movies = fake.add_movies("Movies", 2);
+    let shows = fake.add_shows("TV", 1, 1, 2);
+    let music = fake.add_music("Music", 1, 1, 2);
+    for (file, section, kind) in [
+        ("movie_library.json", &movies, 1),
+        ("tv_library.json", &shows, 2),
+        ("tv_seasons.json", &shows, 3),
+        ("tv_episodes.json", &shows, 4),
+        ("music_library.json", &music, 8),
+        ("music_albums.json", &music, 9),
+        ("music_tracks.json", &music, 10),
+    ] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/plex").join(file);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+        let recorded = serde_json::from_str::<Value>(&text).unwrap()["MediaContainer"].clone();
+        let ours = json(
+            &fake,
+            &format!("/library/sections/{section}/all?type={kind}"),
+            &[("X-Plex-Container-Start", "0"), ("X-Plex-Container-Size", "50")],
+        );
+        same_types(file, &recorded, &ours);
+        let (recorded_item, our_item) = (&recorded["Metadata"][0], &ours["Metadata"][0]);
+        let compared = same_types(&format!("{file} item"), recorded_item, our_item);
+        assert!(compared >= 10, "{file}: only {compared} item fields in common: {our_item}");
+        if recorded_item.get("Media").is_some() {
+            same_types(&format!("{file} Media"), &recorded_item["Media"][0], &our_item["Media"][0]);
+            same_types(
+                &format!("{file} Part"),
+                &recorded_item["Media"][0]["Part"][0],
+                &our_item["Media"][0]["Part"][0],
+            );
+        }
+    }
 }
 
 fn raw_get(fake: &FakePlex, path: &str) -> Value {

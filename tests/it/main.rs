@@ -1,6 +1,8 @@
 //! mediasync's integration tests: one binary, every module a scenario family.
 //! Media servers are faked on 127.0.0.1 with port 0; nothing talks to the
-//! internet.
+//! internet, and nothing reads outside the repository. The fakes need the
+//! `demo` feature (on by default; Cargo.toml makes it this binary's
+//! required feature).
 //!
 //! - `support`: fixtures (fake server, store in a temp dir, sync helpers)
 //! - `fake_plex`: the fake behaves like PMS (XML default, 401, paging, quirks)

@@ -1,4 +1,4 @@
-//! The store under simulated power cuts, after `../shared/redb-power-loss.md`.
+//! The store under simulated power cuts, after `docs/power-loss.md`.
 //! A backend keeps a live and a durable image; `sync_data` makes live
 //! durable. At the N-th sync the power goes: every write since the last sync
 //! survives or is lost independently, and so does a pending `set_len`. The

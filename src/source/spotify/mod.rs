@@ -3,7 +3,7 @@
 //! libraries. Tokens and rate-limit pauses live in the store's `Session`
 //! (see `auth`), so a restart neither loses the account nor asks the API
 //! before a `Retry-After` it was given has passed. See
-//! `../shared/api-notes.md` for the API's quirks.
+//! `docs/servers.md` for the API's quirks.
 
 pub mod auth;
 
