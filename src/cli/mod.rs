@@ -10,7 +10,6 @@ use crate::store::{Store, StoreError, StoreErrorKind};
 use crate::sync::{self, Options};
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 
 pub const USAGE: &str = "\
 usage: mediasync [--config FILE] COMMAND [OPTIONS]
@@ -195,14 +194,14 @@ fn sync_command(args: &Args) -> Result<i32, CliError> {
         Err(err) if err.kind() == StoreErrorKind::Locked => return sync_through_daemon(&config, args),
         opened => opened?,
     };
-    let stop = AtomicBool::new(false);
+    let stop = std::sync::Arc::new(crate::source::Stop::new());
     let mut all_ok = true;
     let mut stdout = std::io::stdout().lock();
     for server in &config.servers {
         if args.server.as_deref().is_some_and(|name| name != server.name) {
             continue;
         }
-        let source = crate::source::build(server, &config.sync, &store);
+        let source = crate::source::build(server, &config.sync, &store, &stop);
         let options = Options {
             full: args.full,
             force: args.force,
@@ -211,7 +210,7 @@ fn sync_command(args: &Args) -> Result<i32, CliError> {
             history: config.sync.history,
             page_size: server.page_size,
         };
-        let report = sync::sync_server(&server.name, source.as_ref(), &store, &options, &stop);
+        let report = sync::sync_server(&server.name, source.as_ref(), &store, &options, stop.flag());
         for library in &report.libraries {
             let _ = writeln!(stdout, "{}", sync::summary_line(&server.name, library));
         }
