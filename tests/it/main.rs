@@ -16,6 +16,9 @@
 //! - `spotify_sync`: the engine and the Spotify source against that fake:
 //!   exact mirrors, resync cost, rate limits and quota across restarts,
 //!   token refresh and re-authorisation, Connect Spotify over HTTP
+//! - `hostile`: every source against its fake in hostile mode (extreme and
+//!   dated `Retry-After`, garbage, giant bodies and titles, wrong types,
+//!   deep nesting, slow drips): no panic, the catalog intact
 //! - `cli`: the binary as a user runs it: configs, exit codes, SIGKILL resume
 //! - `portability`: a store written on x86_64 reads identically on ARM
 //! - `power_loss`: the store under thousands of simulated power cuts
@@ -31,6 +34,7 @@ mod cli;
 mod daemon;
 mod fake_plex;
 mod fake_spotify;
+mod hostile;
 mod jellyfin_sync;
 mod plex_sync;
 mod portability;
