@@ -44,7 +44,15 @@ pub fn open_file(path: &Path, cache_bytes: usize) -> Result<Database, StoreError
 /// its schema version. A panic inside redb becomes a `Damaged` error.
 pub fn open_backend(backend: impl StorageBackend, cache_bytes: usize) -> Result<Database, StoreError> {
     let opened = catch_unwind(AssertUnwindSafe(move || {
-        Database::builder().set_cache_size(cache_bytes).create_with_backend(backend)
+        let told = std::sync::atomic::AtomicBool::new(false);
+        Database::builder()
+            .set_cache_size(cache_bytes)
+            .set_repair_callback(move |_| {
+                if !told.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    log::warn!("the store was not closed cleanly; checking it before use (this reads the whole file)");
+                }
+            })
+            .create_with_backend(backend)
     }));
     let db = match opened {
         Ok(Ok(db)) => db,

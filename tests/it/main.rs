@@ -24,6 +24,8 @@
 //! - `power_loss`: the store under thousands of simulated power cuts
 //! - `status_server`: the status page and API over real HTTP: endpoints,
 //!   control auth, the change feed, limits against slow and flooding clients
+//! - `stop`: SIGTERM and pause during a 15-minute rate-limit wait: nothing
+//!   more is sent, the store is closed, the next start does no repair
 //! - `browser`: the status page rendered by headless Chromium (screenshot kept)
 //! - `daemon`: `mediasync run` as systemd runs it: READY and watchdog,
 //!   one-shot commands through the running daemon, SIGTERM mid-sync resumes,
@@ -41,4 +43,5 @@ mod portability;
 mod power_loss;
 mod spotify_sync;
 mod status_server;
+mod stop;
 mod support;
