@@ -19,6 +19,9 @@
 //! - `hostile`: every source against its fake in hostile mode (extreme and
 //!   dated `Retry-After`, garbage, giant bodies and titles, wrong types,
 //!   deep nesting, slow drips): no panic, the catalog intact
+//! - `fuzz`: property tests of every source's parsers (proptest): random,
+//!   shaped and mutated answers and headers, zero panics, figures printed
+//!   (cases: MEDIASYNC_FUZZ_CASES)
 //! - `cli`: the binary as a user runs it: configs, exit codes, SIGKILL resume
 //! - `portability`: a store written on x86_64 reads identically on ARM
 //! - `power_loss`: the store under thousands of simulated power cuts
@@ -36,6 +39,7 @@ mod cli;
 mod daemon;
 mod fake_plex;
 mod fake_spotify;
+mod fuzz;
 mod hostile;
 mod jellyfin_sync;
 mod plex_sync;
