@@ -4,6 +4,19 @@
 //! and the status page on 127.0.0.1:8787, so a newcomer sees full and
 //! incremental syncs happen without owning a media server.
 
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless,
+    clippy::arithmetic_side_effects,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "demo driver of the simulated servers behind the `demo` feature: generated sizes are small, never in the appliance binary"
+)]
+
 use crate::fake::jellyfin::{Behaviour, FakeJellyfin};
 use crate::fake::plex::{FakePlex, SectionKind};
 use crate::model::Kind;
