@@ -7,15 +7,9 @@
 //! "5000,50000"). Compare the ratios printed in one run: machines are noisy.
 
 #![allow(
-    clippy::cast_possible_truncation,
-    clippy::cast_possible_wrap,
-    clippy::cast_sign_loss,
-    clippy::cast_lossless,
     clippy::arithmetic_side_effects,
     clippy::unwrap_used,
     clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic,
     reason = "benchmark harness: a panic is a failed run, and sizes and figures are small and known"
 )]
 

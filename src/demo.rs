@@ -6,14 +6,8 @@
 
 #![allow(
     clippy::cast_possible_truncation,
-    clippy::cast_possible_wrap,
     clippy::cast_sign_loss,
-    clippy::cast_lossless,
     clippy::arithmetic_side_effects,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic,
     reason = "demo driver of the simulated servers behind the `demo` feature: generated sizes are small, never in the appliance binary"
 )]
 

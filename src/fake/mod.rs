@@ -6,13 +6,9 @@
 #![allow(
     clippy::cast_possible_truncation,
     clippy::cast_possible_wrap,
-    clippy::cast_sign_loss,
-    clippy::cast_lossless,
     clippy::arithmetic_side_effects,
-    clippy::unwrap_used,
     clippy::expect_used,
     clippy::indexing_slicing,
-    clippy::panic,
     reason = "test infrastructure behind the `demo` feature: generated sizes are small and a panic fails the test that drives it"
 )]
 

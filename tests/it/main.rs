@@ -29,8 +29,6 @@
 #![allow(
     clippy::cast_possible_truncation,
     clippy::cast_possible_wrap,
-    clippy::cast_sign_loss,
-    clippy::cast_lossless,
     clippy::arithmetic_side_effects,
     clippy::unwrap_used,
     clippy::expect_used,

@@ -137,8 +137,8 @@ impl<'a> Spotify<'a> {
         let Some(refresh_token) = refresh_token else {
             return Err(self.not_connected().unwrap_or_else(|| {
                 SourceError::new(
-                    ErrorKind::Unauthorized,
-                    "the Spotify session changed meanwhile; try again".to_string(),
+                    ErrorKind::Unavailable,
+                    "the Spotify session changed while its token was read; trying again".to_string(),
                 )
             }));
         };
