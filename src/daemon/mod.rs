@@ -84,7 +84,7 @@ pub fn run(config: Config, store: Store) -> Result<(), DaemonError> {
 /// is dropped, else the next open repairs the whole file first.
 fn close(app: Arc<App>) {
     app.shut_down();
-    let deadline = std::time::Instant::now() + CLOSE_GRACE;
+    let started = std::time::Instant::now();
     let mut app = app;
     loop {
         match Arc::try_unwrap(app) {
@@ -93,7 +93,7 @@ fn close(app: Arc<App>) {
                 log::info!("store closed");
                 return;
             }
-            Err(shared) if std::time::Instant::now() >= deadline => {
+            Err(shared) if started.elapsed() >= CLOSE_GRACE => {
                 log::warn!(
                     "a thread still holds the store ({} references); the next start checks it before serving",
                     Arc::strong_count(&shared).saturating_sub(1)
@@ -149,6 +149,7 @@ async fn serve(app: Arc<App>) -> Result<(), DaemonError> {
     }
     notify::notify("STOPPING=1");
     app.shut_down();
+    #[allow(clippy::arithmetic_side_effects, reason = "a grace of seconds after now cannot overflow")]
     let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
     while app.any_syncing() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -120,6 +120,7 @@ impl<S: Source> Source for Retrying<S> {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, reason = "test code: a call count cannot overflow")]
 mod tests {
     use super::*;
     use std::sync::Mutex;

@@ -113,14 +113,14 @@ fn create(path: &Path, cache_bytes: usize) -> Result<(), StoreError> {
     };
     std::fs::create_dir_all(&directory).map_err(|err| uncreatable(path, CreateStep::MakingDirectory, err))?;
     let temporary = creating_path(path);
-    let deadline = Instant::now() + CREATOR_WAIT;
+    let started = Instant::now();
     loop {
         if path.exists() {
             return Ok(());
         }
         match lock_temporary(path, &temporary)? {
             Some(backend) => return build(path, &temporary, &directory, backend, cache_bytes),
-            None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            None if started.elapsed() < CREATOR_WAIT => std::thread::sleep(Duration::from_millis(20)),
             None => return Err(StoreError::Locked { path: path.to_path_buf() }),
         }
     }

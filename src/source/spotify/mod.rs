@@ -230,10 +230,14 @@ impl<'a> Spotify<'a> {
                 return Ok(token);
             }
         }
+        // Missing only if the session changed since the check above.
         let Some(refresh_token) = refresh_token else {
-            return Err(self
-                .not_connected()
-                .unwrap_or_else(|| SourceError::new(ErrorKind::Unauthorized, "not connected")));
+            return Err(self.not_connected().unwrap_or_else(|| {
+                SourceError::new(
+                    ErrorKind::Unavailable,
+                    "the Spotify session changed while its token was read; trying again".to_string(),
+                )
+            }));
         };
         match self.accounts.refresh(&refresh_token) {
             Ok(tokens) => {
@@ -596,7 +600,7 @@ fn playlist_entry(entry: Entry, playlist: &str, position: u64) -> Result<Item, B
     let title = object.name.read("name").ok().flatten().unwrap_or_default();
     let mut item = Item::new(format!("{playlist}/{position:06}"), kind, title, added_at.unwrap_or(0));
     item.parent_id = Some(playlist.to_string());
-    item.index = i64::try_from(position).ok();
+    item.index = Some(i64::try_from(position).unwrap_or(i64::MAX));
     item.added_at = added_at;
     item.guid = object.uri.read("uri").ok().flatten();
     item.duration_ms = object.duration_ms.get();
