@@ -9,6 +9,30 @@ use serde_json::Value;
 use std::io::Read;
 use std::time::Duration;
 
+impl Failure {
+    /// A failure from its command-line spelling (`fake-plex --hostile`).
+    pub fn from_spec(spec: &str) -> Result<Failure, String> {
+        let (name, value) = spec.split_once(':').unwrap_or((spec, ""));
+        let number =
+            |text: &str| text.parse::<u64>().map_err(|_| format!("--hostile {spec}: {text:?} is not a number"));
+        let size = |text: &str| number(text).map(|bytes| usize::try_from(bytes).unwrap_or(usize::MAX));
+        Ok(match name {
+            "retry-after" => Failure::RetryAfter(value.to_string()),
+            "giant" => Failure::Giant(number(value)?),
+            "giant-title" => Failure::GiantTitle(size(value)?),
+            "wrong-types" => Failure::WrongTypes,
+            "deep" => Failure::Deep(size(value)?),
+            "garbage" => Failure::Garbage,
+            "truncated" => Failure::Truncated,
+            "slow-drip" => {
+                let (bytes, millis) = value.split_once(':').unwrap_or((value, "10"));
+                Failure::SlowDrip { bytes: size(bytes)?, pause: Duration::from_millis(number(millis)?) }
+            }
+            _ => return Err(format!("--hostile {spec}: unknown; see `mediasync help`")),
+        })
+    }
+}
+
 /// Sends `status`, `headers` and `body`, changed by `failure` when it is a
 /// hostile one (the others were done by the fake itself).
 pub(super) fn send(
@@ -161,6 +185,16 @@ impl Read for Drip {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn specs_name_every_hostile_answer() {
+        assert_eq!(Failure::from_spec("retry-after:-1"), Ok(Failure::RetryAfter("-1".into())));
+        assert_eq!(Failure::from_spec("giant:62914560"), Ok(Failure::Giant(60 << 20)));
+        let drip = Failure::SlowDrip { bytes: 64, pause: Duration::from_millis(5) };
+        assert_eq!(Failure::from_spec("slow-drip:64:5"), Ok(drip));
+        assert!(Failure::from_spec("giant:lots").is_err());
+        assert!(Failure::from_spec("kind").is_err());
+    }
 
     #[test]
     fn giant_bodies_are_json_of_the_size_asked() {
