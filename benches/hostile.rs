@@ -9,47 +9,27 @@
 //! Run: `cargo bench --bench hostile` (items: MEDIASYNC_BENCH_ITEMS,
 //! default 20000).
 
-use std::io::{BufRead, BufReader};
+#![allow(
+    clippy::arithmetic_side_effects,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "benchmark harness: a panic is a failed run, and sizes and figures are small and known"
+)]
+
+mod common;
+
+use common::{TOKEN, binary, start_fake};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-
-const TOKEN: &str = "bench-token";
-
-struct FakeServer {
-    child: Child,
-    url: String,
-}
-
-impl Drop for FakeServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn binary() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_mediasync"));
-    command.env("RUST_LOG", "error");
-    command
-}
-
-fn start_fake(items: usize, hostile: Option<&str>) -> FakeServer {
-    let mut command = binary();
-    command.args(["fake-plex", "--items", &items.to_string(), "--token", TOKEN]);
-    if let Some(spec) = hostile {
-        command.args(["--hostile", spec]);
-    }
-    let mut child = command.stdout(Stdio::piped()).spawn().expect("the mediasync binary runs");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line).expect("fake-plex prints its url");
-    let url = line.split_whitespace().find_map(|field| field.strip_prefix("url=")).expect("a url").to_string();
-    FakeServer { child, url }
-}
 
 /// One `mediasync sync`: its peak memory (KiB) and whether it succeeded.
 fn sync(config: &Path) -> (u64, bool) {
-    let output =
-        binary().env("MEDIASYNC_REPORT_PEAK_RSS", "1").arg("--config").arg(config).arg("sync").output().expect("runs");
+    let output = binary("error")
+        .env("MEDIASYNC_REPORT_PEAK_RSS", "1")
+        .arg("--config")
+        .arg(config)
+        .arg("sync")
+        .output()
+        .expect("runs");
     let stderr = String::from_utf8_lossy(&output.stderr);
     let peak = stderr
         .lines()
@@ -71,7 +51,7 @@ fn main() {
         ("a 10 MB title in every listing", Some("giant-title:10485760")),
         ("values of the wrong type", Some("wrong-types")),
     ] {
-        let fake = start_fake(items, hostile);
+        let fake = start_fake(items, hostile, None);
         let dir = tempfile::tempdir().expect("a temporary directory");
         let config = dir.path().join("config.toml");
         std::fs::write(

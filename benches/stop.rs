@@ -10,16 +10,25 @@
 //! Run: `cargo bench --bench stop` (items: MEDIASYNC_BENCH_ITEMS, default
 //! 100000).
 
-use std::io::{BufRead, BufReader};
+#![allow(
+    clippy::arithmetic_side_effects,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "benchmark harness: a panic is a failed run, and sizes and figures are small and known"
+)]
+
+mod common;
+
+use common::{TOKEN, binary, start_fake};
 use std::net::TcpListener;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-const TOKEN: &str = "bench-token";
 const ADMIN: &str = "bench-admin-token";
 
+/// A daemon, killed when dropped.
 struct Process(Child);
 
 impl Drop for Process {
@@ -27,24 +36,6 @@ impl Drop for Process {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn binary() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_mediasync"));
-    command.env("RUST_LOG", "error").env_remove("NOTIFY_SOCKET");
-    command
-}
-
-fn fake(items: usize, hostile: Option<&str>, listen: &str) -> Process {
-    let mut command = binary();
-    command.args(["fake-plex", "--items", &items.to_string(), "--token", TOKEN, "--listen", listen]);
-    if let Some(spec) = hostile {
-        command.args(["--hostile", spec]);
-    }
-    let mut child = command.stdout(Stdio::piped()).spawn().expect("the mediasync binary runs");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line).expect("fake-plex starts");
-    Process(child)
 }
 
 struct Bench {
@@ -61,18 +52,20 @@ impl Bench {
         let socket = UnixDatagram::bind(&socket_path).expect("a notify socket");
         socket.set_read_timeout(Some(Duration::from_secs(600))).expect("a timeout");
         let started = Instant::now();
-        let child = binary()
-            .env("NOTIFY_SOCKET", &socket_path)
-            .arg("--config")
-            .arg(&self.config)
-            .arg("run")
-            .spawn()
-            .expect("the daemon starts");
+        let daemon = Process(
+            binary("error")
+                .env("NOTIFY_SOCKET", &socket_path)
+                .arg("--config")
+                .arg(&self.config)
+                .arg("run")
+                .spawn()
+                .expect("the daemon starts"),
+        );
         let mut buffer = [0u8; 256];
         loop {
             let read = socket.recv(&mut buffer).expect("the daemon tells READY");
             if String::from_utf8_lossy(buffer.get(..read).unwrap_or_default()).contains("READY=1") {
-                return (Process(child), started.elapsed());
+                return (daemon, started.elapsed());
             }
         }
     }
@@ -133,12 +126,12 @@ fn main() {
     let status = format!("127.0.0.1:{}", free_port());
     write_config(&config, &store, &plex, &status);
     {
-        let _server = fake(items, None, &plex);
-        let synced = binary().arg("--config").arg(&config).arg("sync").output().expect("a sync runs");
+        let _server = start_fake(items, None, Some(&plex));
+        let synced = binary("error").arg("--config").arg(&config).arg("sync").output().expect("a sync runs");
         assert!(synced.status.success(), "{}", String::from_utf8_lossy(&synced.stdout));
     }
     let store_mib = std::fs::metadata(&store).map(|meta| meta.len()).unwrap_or(0) as f64 / 1_048_576.0;
-    let _server = fake(items, Some("retry-after:900"), &plex);
+    let _server = start_fake(items, Some("retry-after:900"), Some(&plex));
     let bench = Bench { dir: dir.path().to_path_buf(), config, status: format!("http://{status}") };
 
     let (daemon, first_ready) = bench.start();

@@ -15,6 +15,26 @@ pub const MAX_TEXT_BYTES: usize = 4096;
 /// The most entries one answer may list: the largest page size asked.
 pub const MAX_ENTRIES: usize = crate::config::MAX_PAGE_SIZE as usize;
 
+/// The visitor methods of the JSON types a reader does not take: each
+/// reads as `$absent` (lists and objects are read through and dropped).
+macro_rules! read_as {
+    ($absent:expr; $($visit:ident($($value:ty)?)),* $(,)?) => {
+        $(fn $visit<E: de::Error>(self $(, _: $value)?) -> Result<Self::Value, E> {
+            Ok($absent)
+        })*
+    };
+    ($absent:expr; seq) => {
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            skip_seq(seq).map(|()| $absent)
+        }
+    };
+    ($absent:expr; map) => {
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            skip_map(map).map(|()| $absent)
+        }
+    };
+}
+
 /// A text field: a non-empty string, or an integer written as one.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Text {
@@ -75,25 +95,9 @@ impl<'de> Visitor<'de> for TextVisitor {
         Ok(Text::Present(number.to_string()))
     }
 
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Text, E> {
-        Ok(Text::Absent)
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Text, E> {
-        Ok(Text::Absent)
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Text, E> {
-        Ok(Text::Absent)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Text, A::Error> {
-        skip_seq(seq).map(|()| Text::Absent)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Text, A::Error> {
-        skip_map(map).map(|()| Text::Absent)
-    }
+    read_as!(Text::Absent; visit_f64(f64), visit_bool(bool), visit_unit());
+    read_as!(Text::Absent; seq);
+    read_as!(Text::Absent; map);
 }
 
 /// An integer field: an integer, a float (truncated, when in range) or a
@@ -149,21 +153,9 @@ impl<'de> Visitor<'de> for IntVisitor {
         Ok(Int(text.trim().parse().ok()))
     }
 
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Int, E> {
-        Ok(Int(None))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Int, E> {
-        Ok(Int(None))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Int, A::Error> {
-        skip_seq(seq).map(|()| Int(None))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Int, A::Error> {
-        skip_map(map).map(|()| Int(None))
-    }
+    read_as!(Int(None); visit_bool(bool), visit_unit());
+    read_as!(Int(None); seq);
+    read_as!(Int(None); map);
 }
 
 /// A boolean field; anything but `true` or `false` reads as `None`.
@@ -189,33 +181,9 @@ impl<'de> Visitor<'de> for FlagVisitor {
         Ok(Flag(Some(value)))
     }
 
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Flag, E> {
-        Ok(Flag(None))
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Flag, E> {
-        Ok(Flag(None))
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Flag, E> {
-        Ok(Flag(None))
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Flag, E> {
-        Ok(Flag(None))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Flag, E> {
-        Ok(Flag(None))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Flag, A::Error> {
-        skip_seq(seq).map(|()| Flag(None))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Flag, A::Error> {
-        skip_map(map).map(|()| Flag(None))
-    }
+    read_as!(Flag(None); visit_i64(i64), visit_u64(u64), visit_f64(f64), visit_str(&str), visit_unit());
+    read_as!(Flag(None); seq);
+    read_as!(Flag(None); map);
 }
 
 /// A nested object read as `T`; any other value reads as `None`.
@@ -247,33 +215,8 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
         T::deserialize(de::value::MapAccessDeserializer::new(map)).map(|value| Object(Some(value)))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Object<T>, A::Error> {
-        skip_seq(seq).map(|()| Object(None))
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Object<T>, E> {
-        Ok(Object(None))
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Object<T>, E> {
-        Ok(Object(None))
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Object<T>, E> {
-        Ok(Object(None))
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Object<T>, E> {
-        Ok(Object(None))
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Object<T>, E> {
-        Ok(Object(None))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Object<T>, E> {
-        Ok(Object(None))
-    }
+    read_as!(Object(None); visit_str(&str), visit_i64(i64), visit_u64(u64), visit_f64(f64), visit_bool(bool), visit_unit());
+    read_as!(Object(None); seq);
 }
 
 /// The first object of a list (an item's first media version, an album's
@@ -308,33 +251,8 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for FirstVisitor<T> {
         Ok(First(first))
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<First<T>, A::Error> {
-        skip_map(map).map(|()| First(None))
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<First<T>, E> {
-        Ok(First(None))
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<First<T>, E> {
-        Ok(First(None))
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<First<T>, E> {
-        Ok(First(None))
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<First<T>, E> {
-        Ok(First(None))
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<First<T>, E> {
-        Ok(First(None))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<First<T>, E> {
-        Ok(First(None))
-    }
+    read_as!(First(None); visit_str(&str), visit_i64(i64), visit_u64(u64), visit_f64(f64), visit_bool(bool), visit_unit());
+    read_as!(First(None); map);
 }
 
 /// The entries of a listing: a list of objects, each read as `T` (an entry
