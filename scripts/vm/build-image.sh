@@ -36,6 +36,10 @@ ln -sf /usr/share/zoneinfo/Etc/UTC "$root/etc/localtime"
 rm -f "$root/etc/machine-id"
 systemd-machine-id-setup --root="$root" >/dev/null 2>&1
 
+# qemu's DHCP (restrict=on) offers neither a router nor a DNS server; a box
+# on a LAN has both. Give the guest both, so a connection attempt to any
+# address leaves as a packet (counted by the unedited-config check) and
+# qemu drops it.
 mkdir -p "$root/etc/systemd/network"
 cat >"$root/etc/systemd/network/20-wired.network" <<'EOF'
 [Match]
@@ -43,7 +47,9 @@ Name=eth* en*
 
 [Network]
 DHCP=ipv4
+Gateway=10.0.2.2
 EOF
+printf 'nameserver 10.0.2.3\n' >"$root/etc/resolv.conf"
 
 # A persistent journal, flushed often: after a failure the host reads it from
 # the disk image (debugfs), also when the guest hung.
