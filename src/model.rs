@@ -18,11 +18,23 @@ pub enum Kind {
     Album,
     Track,
     Playlist,
+    /// One play of a track, episode or film: an entry of a listening or
+    /// watching history (`Strategy::AppendOnly`).
+    Play,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] =
-        [Kind::Movie, Kind::Show, Kind::Season, Kind::Episode, Kind::Artist, Kind::Album, Kind::Track, Kind::Playlist];
+    pub const ALL: [Kind; 9] = [
+        Kind::Movie,
+        Kind::Show,
+        Kind::Season,
+        Kind::Episode,
+        Kind::Artist,
+        Kind::Album,
+        Kind::Track,
+        Kind::Playlist,
+        Kind::Play,
+    ];
 
     pub fn code(self) -> u8 {
         match self {
@@ -34,6 +46,7 @@ impl Kind {
             Kind::Album => 9,
             Kind::Track => 10,
             Kind::Playlist => 15,
+            Kind::Play => 32,
         }
     }
 
@@ -51,6 +64,7 @@ impl Kind {
             Kind::Album => "album",
             Kind::Track => "track",
             Kind::Playlist => "playlist",
+            Kind::Play => "play",
         }
     }
 
@@ -99,6 +113,53 @@ pub struct Item {
     /// `snapshot_id`), folded into the hash like any other field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub marker: Option<String>,
+    /// A play's own facts (items of kind `Play`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub play: Option<Play>,
+    /// The synced user's played state of the item, where the server keeps
+    /// one per user (Jellyfin and Emby `UserData`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub play_state: Option<PlayState>,
+}
+
+/// What a play records besides the item's common fields (its `title` is
+/// what was played, `parent_id` the played item's id on the server,
+/// `updated_at` when it was played, server epoch seconds).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Play {
+    /// What was played (track, episode, movie), when the server says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub played: Option<Kind>,
+    /// A track's artists, comma-separated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artists: Option<String>,
+    /// A track's album.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub album: Option<String>,
+    /// An episode's show.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub show: Option<String>,
+    /// Where it was played from (Spotify: the playlist, album or artist URI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// Who played it and on what (Plex: `accountID`, `deviceID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// The server's library holding the played item (Plex: `librarySectionID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub library: Option<String>,
+}
+
+/// A user's played state of an item.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlayState {
+    pub played: bool,
+    pub play_count: u64,
+    /// Server epoch seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_played_at: Option<i64>,
 }
 
 impl Item {
@@ -120,6 +181,8 @@ impl Item {
             thumb: None,
             file: None,
             marker: None,
+            play: None,
+            play_state: None,
         }
     }
 
@@ -173,6 +236,12 @@ pub enum Strategy {
     /// is a full pass with a sweep (Spotify's followed artists and
     /// playlists, where a page costs little and nothing else is sound).
     Unordered,
+    /// A history (plays, `Kind::Play`): the listing comes newest first and
+    /// may drop old entries (Spotify keeps only the last 50 plays). Every
+    /// run walks `Order::NewestSince` and stops at the first item older
+    /// than the newest stored one; nothing is ever swept or deleted, and
+    /// counts are never compared with the server's.
+    AppendOnly,
 }
 
 /// Whether a library's items have children listed per parent.

@@ -95,6 +95,8 @@ pub enum ServerProblem {
         key: &'static str,
         kind: ServerKind,
     },
+    /// `history_every` is not a duration of at least a second.
+    HistoryEvery(String),
     /// A Plex/Jellyfin-style key on a Spotify server.
     NotForSpotify(MediaServerKey),
     UserOnPlex,
@@ -272,6 +274,10 @@ impl fmt::Display for ServerProblem {
                 f,
                 "schedule = \"{text}\" {problem}; write six fields with seconds first, like \"0 10 */12 * * *\" (every 12 hours at minute 10)"
             ),
+            ServerProblem::HistoryEvery(text) => write!(
+                f,
+                "history_every = \"{text}\" is not a duration of a second or more; write it like \"30m\" (units: ms, s, m, h, d)"
+            ),
             ServerProblem::SpotifyOnly { key, kind } => write!(
                 f,
                 "`{key}` applies to kind = \"spotify\" only; remove it (this server's kind is {})",
@@ -317,7 +323,7 @@ impl fmt::Display for ServerProblem {
             }
             ServerProblem::SpotifyLibraryUnknown(name) => write!(
                 f,
-                "libraries names \"{name}\"; a Spotify server has \"tracks\", \"albums\", \"artists\" and \"playlists\""
+                "libraries names \"{name}\"; a Spotify server has \"history\", \"tracks\", \"albums\", \"artists\" and \"playlists\""
             ),
             ServerProblem::ClientIdMissing => f.write_str(
                 "missing `client_id`; create an app at https://developer.spotify.com/dashboard and copy its Client ID",

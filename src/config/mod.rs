@@ -77,11 +77,19 @@ pub struct DaemonConfig {
     /// Explicit `schedule` per server name; servers without one get a
     /// staggered default (`app::schedule::default_for`).
     pub schedules: std::collections::BTreeMap<String, cron::Schedule>,
+    /// How often each Spotify server's history is polled (`history_every`,
+    /// else `DEFAULT_HISTORY_EVERY`), apart from its library syncs.
+    pub history_every: std::collections::BTreeMap<String, Duration>,
 }
 
 impl Default for DaemonConfig {
     fn default() -> DaemonConfig {
-        DaemonConfig { max_concurrent_syncs: 1, freshness: None, schedules: Default::default() }
+        DaemonConfig {
+            max_concurrent_syncs: 1,
+            freshness: None,
+            schedules: Default::default(),
+            history_every: Default::default(),
+        }
     }
 }
 
@@ -117,6 +125,9 @@ impl Default for SyncConfig {
 }
 
 pub const DEFAULT_PAGE_SIZE: u32 = 200;
+/// A Spotify history poll's default interval: Spotify lists only the last
+/// 50 plays, about three hours of listening.
+pub const DEFAULT_HISTORY_EVERY: Duration = Duration::from_secs(30 * 60);
 /// The largest `page_size` of a Plex, Jellyfin or Emby server.
 pub const MAX_PAGE_SIZE: u32 = 5_000;
 /// redb's own cache. The kernel's page cache serves the rest of the file,

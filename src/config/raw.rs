@@ -66,6 +66,7 @@ pub struct RawServer {
     pub page_size: Option<u32>,
     pub user: Option<String>,
     pub schedule: Option<String>,
+    pub history_every: Option<String>,
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
     pub client_secret_file: Option<PathBuf>,

@@ -121,8 +121,9 @@ pub struct SpotifyConfig {
 
 pub const SPOTIFY_API_URL: &str = "https://api.spotify.com/v1";
 pub const SPOTIFY_ACCOUNTS_URL: &str = "https://accounts.spotify.com";
-/// The libraries of a Spotify server, in the order they are synced.
-pub const SPOTIFY_LIBRARIES: [&str; 4] = ["tracks", "albums", "artists", "playlists"];
+/// The libraries of a Spotify server, in the order they are synced (the
+/// history is polled on its own schedule too, `history_every`).
+pub const SPOTIFY_LIBRARIES: [&str; 5] = ["history", "tracks", "albums", "artists", "playlists"];
 /// Spotify's paging limit.
 pub const SPOTIFY_MAX_PAGE: u32 = 50;
 

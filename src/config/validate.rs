@@ -7,7 +7,8 @@ use super::error::{ConfigError, DurationKey, Problem, ServerProblem};
 use super::raw::{RawConfig, RawDaemon, RawServer, RawStatus, RawStore, RawSync};
 use super::values::{is_header_safe, parse_duration, parse_schedule, secret};
 use super::{
-    Config, DEFAULT_CACHE_MIB, DEFAULT_LISTEN, DaemonConfig, ServerConfig, StatusConfig, StoreConfig, SyncConfig, kinds,
+    Config, DEFAULT_CACHE_MIB, DEFAULT_HISTORY_EVERY, DEFAULT_LISTEN, DaemonConfig, ServerConfig, ServerKind,
+    StatusConfig, StoreConfig, SyncConfig, kinds,
 };
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -19,7 +20,7 @@ pub fn config(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
     let sync = sync(raw.sync).map_err(invalid)?;
     let status = status(raw.status).map_err(invalid)?;
     let mut daemon = daemon(raw.daemon).map_err(invalid)?;
-    let servers = servers(raw.server, &mut daemon.schedules).map_err(invalid)?;
+    let servers = servers(raw.server, &mut daemon).map_err(invalid)?;
     Ok(Config { path: path.to_path_buf(), store, sync, servers, status, daemon })
 }
 
@@ -83,26 +84,38 @@ fn daemon(raw: RawDaemon) -> Result<DaemonConfig, Problem> {
         Some(text) => Some(parse_duration(&text).ok_or(Problem::NotADuration { key: DurationKey::Freshness, text })?),
         None => None,
     };
-    Ok(DaemonConfig { max_concurrent_syncs, freshness, schedules: BTreeMap::new() })
+    Ok(DaemonConfig { max_concurrent_syncs, freshness, schedules: BTreeMap::new(), history_every: BTreeMap::new() })
 }
 
-/// The servers in file order; each explicit `schedule` goes into `schedules`.
-fn servers(
-    raw: Vec<RawServer>,
-    schedules: &mut BTreeMap<String, cron::Schedule>,
-) -> Result<Vec<ServerConfig>, Problem> {
+/// The servers in file order; each explicit `schedule` goes into the
+/// daemon's `schedules`, each Spotify server's history interval into its
+/// `history_every`.
+fn servers(raw: Vec<RawServer>, daemon: &mut DaemonConfig) -> Result<Vec<ServerConfig>, Problem> {
     let mut servers: Vec<ServerConfig> = Vec::new();
     for (index, mut raw_server) in raw.into_iter().enumerate() {
         let schedule = raw_server.schedule.take();
+        let history_every = raw_server.history_every.take();
         let server = kinds::server(raw_server, index.saturating_add(1))?;
+        let refused = |problem| Problem::Server { name: server.name.clone(), problem };
         if let Some(text) = schedule {
             match parse_schedule(&text) {
-                Ok(schedule) => schedules.insert(server.name.clone(), schedule),
-                Err(problem) => {
-                    let problem = ServerProblem::Schedule { text, problem };
-                    return Err(Problem::Server { name: server.name, problem });
-                }
+                Ok(schedule) => daemon.schedules.insert(server.name.clone(), schedule),
+                Err(problem) => return Err(refused(ServerProblem::Schedule { text, problem })),
             };
+        }
+        match (server.kind(), history_every) {
+            (ServerKind::Spotify, text) => {
+                let every = match text {
+                    None => DEFAULT_HISTORY_EVERY,
+                    Some(text) => match parse_duration(&text) {
+                        Some(every) if every >= Duration::from_secs(1) => every,
+                        _ => return Err(refused(ServerProblem::HistoryEvery(text))),
+                    },
+                };
+                daemon.history_every.insert(server.name.clone(), every);
+            }
+            (kind, Some(_)) => return Err(refused(ServerProblem::SpotifyOnly { key: "history_every", kind })),
+            (_, None) => {}
         }
         if servers.iter().any(|other| other.name == server.name) {
             return Err(Problem::NameUsedTwice(server.name));

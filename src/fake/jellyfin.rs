@@ -491,7 +491,8 @@ fn type_for(collection_type: &str, kind: Kind) -> &'static str {
         Kind::Episode => "Episode",
         Kind::Artist => "MusicArtist",
         Kind::Album => "MusicAlbum",
-        Kind::Track => "Audio",
+        // The servers keep no per-play history: a play is never an item.
+        Kind::Track | Kind::Play => "Audio",
     }
 }
 

@@ -12,6 +12,7 @@
     reason = "test infrastructure behind the `demo` feature: generated sizes are small and a panic fails the test that drives it"
 )]
 
+mod history;
 mod hostile;
 pub mod jellyfin;
 pub mod plex;

@@ -6,6 +6,7 @@
 //! shaped like the responses in `tests/data/plex` (`docs/servers.md`). Tests
 //! mutate its library and inject failures at chosen request numbers.
 
+use super::history::{self, PlexPlay};
 use super::{Fake, Faults, Recording, header, query};
 use crate::model::Kind;
 use serde_json::{Map, Value, json};
@@ -82,8 +83,14 @@ pub struct PlexState {
     pub honour_sort: bool,
     /// Latency added to every request.
     pub delay: Duration,
+    /// Every play, oldest first (`/status/sessions/history/all`).
+    pub plays: Vec<PlexPlay>,
+    /// Plays recorded just before each history request is answered: plays
+    /// that arrive while a client walks the history.
+    pub plays_during_history_requests: usize,
     requests: u64,
     next_key: u64,
+    next_history: u64,
     faults: Faults,
 }
 
@@ -120,8 +127,11 @@ impl Fake<PlexState> {
             max_page: None,
             honour_sort: true,
             delay: Duration::ZERO,
+            plays: Vec::new(),
+            plays_during_history_requests: 0,
             requests: 0,
             next_key: 100,
+            next_history: 1000,
             faults: Faults::default(),
         };
         Fake::serve(address, state, handle)
@@ -278,7 +288,20 @@ impl Fake<PlexState> {
             .collect()
     }
 
-    /// What an exact mirror holds (photo sections are not synced).
+    /// `count` plays, one after another: the movies, episodes and tracks
+    /// in turn, by accounts 1 to 3 on devices 1 to 4 (the server owner's
+    /// token lists every account's plays).
+    pub fn play(&self, count: usize) {
+        self.state().play(count);
+    }
+
+    /// Deletes a play from the server's history (Plex lets users do so).
+    pub fn delete_play(&self, history_id: u64) {
+        self.state().plays.retain(|play| play.history_id != history_id);
+    }
+
+    /// What an exact mirror holds (photo sections are not synced), and
+    /// every play a history answer listed.
     pub fn expected(&self) -> Vec<Expected> {
         let state = self.state();
         let mut rows: Vec<Expected> = state
@@ -296,6 +319,7 @@ impl Fake<PlexState> {
                 })
             })
             .collect();
+        rows.extend(state.plays.iter().filter(|play| play.served).map(PlexPlay::expected));
         rows.sort();
         rows
     }
@@ -314,6 +338,43 @@ impl PlexState {
     fn tick(&mut self) -> i64 {
         self.clock += 1;
         self.clock
+    }
+
+    /// See `FakePlex::play`. A play is recorded when it ends, at least a
+    /// minute after the previous one.
+    fn play(&mut self, count: usize) {
+        let playable: Vec<(String, FakeItem)> = self
+            .sections
+            .iter()
+            .flat_map(|section| section.items.iter().map(move |item| (section.key.clone(), item.clone())))
+            .filter(|(_, item)| matches!(item.kind, Kind::Movie | Kind::Episode | Kind::Track))
+            .collect();
+        if playable.is_empty() {
+            return;
+        }
+        for _ in 0..count {
+            self.clock += 60;
+            let viewed_at = self.tick();
+            self.next_history += 1;
+            let serial = self.next_history;
+            let (section, item) = &playable[serial as usize % playable.len()];
+            let parent = item.parent.as_deref().and_then(|parent| self.find(parent));
+            let grandparent = item.grandparent.as_deref().and_then(|grandparent| self.find(grandparent));
+            let play = PlexPlay {
+                history_id: serial,
+                viewed_at,
+                rating_key: item.rating_key.clone(),
+                kind: item.kind,
+                title: item.title.clone(),
+                parent_title: parent.map(|parent| parent.title.clone()),
+                grandparent_title: grandparent.map(|grandparent| grandparent.title.clone()),
+                section: section.clone(),
+                account_id: 1 + serial % 3,
+                device_id: 1 + serial % 4,
+                served: false,
+            };
+            self.plays.push(play);
+        }
     }
 
     fn take_key(&mut self) -> String {
@@ -441,6 +502,15 @@ fn answer(shared: &Mutex<PlexState>, request: &tiny_http::Request, injected: &mu
     let json = header(request, "Accept").is_some_and(|accept| accept.contains("application/json"));
     let container = if path == "/library/sections" || path == "/library/sections/" {
         sections_container(&state)
+    } else if path == "/status/sessions/history/all" {
+        let arriving = state.plays_during_history_requests;
+        state.play(arriving);
+        let max_page = state.max_page;
+        let (container, returned) = history::plex_history(&mut state.plays, &params, start, size, max_page);
+        if let Some(entry) = state.log.last_mut() {
+            entry.returned = returned;
+        }
+        container
     } else if let Some(key) = path.strip_prefix("/library/sections/").and_then(|rest| rest.strip_suffix("/all")) {
         let Some(section) = state.sections.iter().find(|section| section.key == key) else {
             return html(404, "Not Found");

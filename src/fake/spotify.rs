@@ -20,8 +20,9 @@
 //! 6-month expiry) or stay, and access tokens that expire. Tokens never
 //! reach the log.
 
+pub use super::history::{SPOTIFY_WINDOW, SpotifyPlay};
 pub use super::{Expected, Failure};
-use super::{Fake, Faults, Recording, header, query};
+use super::{Fake, Faults, Recording, header, history, query};
 use crate::model::Kind;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -34,7 +35,10 @@ use std::time::{Duration, Instant};
 pub const CLIENT_ID: &str = "5f3c0ffee0ddba11fa1afe1ca11ab1e0";
 pub const CLIENT_SECRET: &str = "fake-client-secret-9c1d7";
 /// What a sync asks for, and what `issue_refresh_token` grants.
-pub const SCOPES: &str = "user-library-read user-follow-read playlist-read-private playlist-read-collaborative";
+pub const SCOPES: &str =
+    "user-library-read user-follow-read playlist-read-private playlist-read-collaborative user-read-recently-played";
+/// What accounts connected before mediasync read the history were granted.
+pub const LIBRARY_SCOPES: &str = "user-library-read user-follow-read playlist-read-private playlist-read-collaborative";
 const BASE_TIME: i64 = 1_700_000_000;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -158,6 +162,9 @@ pub struct SpotifyState {
     pub followed_artists: Vec<FakeArtist>,
     /// In the order `/me/playlists` lists them.
     pub playlists: Vec<FakePlaylist>,
+    /// Every play, newest first; `/me/player/recently-played` lists the
+    /// first `SPOTIFY_WINDOW`.
+    pub plays: Vec<SpotifyPlay>,
     /// Epoch seconds; every mutation advances it by 1 s and happens "now".
     pub clock: i64,
     pub log: Vec<Logged>,
@@ -262,9 +269,15 @@ impl Fake<SpotifyState> {
 
     /// A refresh token granting `SCOPES`, as if the user had authorized.
     pub fn issue_refresh_token(&self) -> String {
+        self.issue_refresh_token_with(SCOPES)
+    }
+
+    /// A refresh token granting `scope` (`LIBRARY_SCOPES`: an account
+    /// connected before mediasync read the history).
+    pub fn issue_refresh_token_with(&self, scope: &str) -> String {
         let mut state = self.state();
         let token = state.secret("AQ");
-        state.refresh_tokens.push((token.clone(), SCOPES.to_string()));
+        state.refresh_tokens.push((token.clone(), scope.to_string()));
         token
     }
 
@@ -418,6 +431,33 @@ impl Fake<SpotifyState> {
         id
     }
 
+    /// The user plays `count` tracks one after another, the last one
+    /// ending now: saved tracks in turn (new ones when none is saved), one
+    /// in three from the first playlist, the others from their album.
+    /// `played_at` carries milliseconds, as on Spotify.
+    pub fn play_tracks(&self, count: usize) {
+        let mut state = self.state();
+        for _ in 0..count {
+            let now = state.tick() + 199;
+            state.clock = now;
+            let serial = state.next_serial();
+            let track = match state.saved_tracks.get(serial as usize % state.saved_tracks.len().max(1)) {
+                Some(saved) => saved.item.clone(),
+                None => {
+                    let artist = state.new_artist(None);
+                    let album = state.new_album(None, vec![artist]);
+                    state.new_track(None, album)
+                }
+            };
+            let context = match state.playlists.first() {
+                Some(playlist) if serial % 3 == 0 => Some(("playlist", playlist.id.clone())),
+                _ => Some(("album", track.album.id.clone())),
+            };
+            let played_at_ms = now * 1000 + (serial * 37 % 1000) as i64;
+            state.plays.insert(0, SpotifyPlay { played_at_ms, track, context, served: false });
+        }
+    }
+
     pub fn unfollow_artist(&self, id: &str) {
         let mut state = self.state();
         state.tick();
@@ -487,7 +527,8 @@ impl Fake<SpotifyState> {
 
     /// What an exact mirror holds, sorted: libraries `tracks`, `albums`,
     /// `artists` and `playlists` (playlists, then the entries of those the
-    /// user may read, id `{playlist}/{position:06}`).
+    /// user may read, id `{playlist}/{position:06}`), and `history`: every
+    /// play an answer listed (`SpotifyPlay::expected`).
     pub fn expected(&self) -> Vec<Expected> {
         let state = self.state();
         let row =
@@ -524,6 +565,7 @@ impl Fake<SpotifyState> {
                 rows.push(row("playlists", &id, kind, entry.item.name(), Some(&playlist.id), updated_at));
             }
         }
+        rows.extend(state.plays.iter().filter(|play| play.served).map(SpotifyPlay::expected));
         rows.sort();
         rows
     }
@@ -887,6 +929,13 @@ impl SpotifyState {
             "/me/albums" => needs("user-library-read").map_or_else(|| self.saved_albums_page(params, base), Err),
             "/me/following" => needs("user-follow-read").map_or_else(|| self.following(params, base), Err),
             "/me/playlists" => needs("playlist-read-private").map_or_else(|| self.playlists_page(params, base), Err),
+            "/me/player/recently-played" => needs("user-read-recently-played").map_or_else(
+                || {
+                    history::recently_played(&mut self.plays, params, base, |track| track_json(track, base))
+                        .map_err(|(status, message)| api_error(status, message))
+                },
+                Err,
+            ),
             _ => match route.strip_prefix("/playlists/").and_then(|rest| rest.split_once('/')) {
                 Some((id, what @ ("items" | "tracks"))) => match needs("playlist-read-private") {
                     Some(refused) => Err(refused),

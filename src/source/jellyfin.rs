@@ -366,6 +366,10 @@ fn item_type(collection_type: Option<&str>, kind: Kind) -> &'static str {
         (_, Kind::Album) => "MusicAlbum",
         (_, Kind::Track) => "Audio",
         (_, Kind::Playlist) => "BoxSet",
+        // Neither server lists plays (no per-play history in their APIs):
+        // no library holds this kind, and a type the server does not know
+        // is refused rather than answered with other items.
+        (_, Kind::Play) => "Play",
     }
 }
 
@@ -380,6 +384,7 @@ fn accepted_types(item_type: &'static str) -> &'static [&'static str] {
         "MusicArtist" => &["MusicArtist"],
         "MusicAlbum" => &["MusicAlbum"],
         "Audio" => &["Audio"],
+        "Play" => &[],
         _ => &["BoxSet"],
     }
 }

@@ -7,6 +7,7 @@ pub mod http;
 pub mod jellyfin;
 pub mod lenient;
 pub mod plex;
+pub mod plex_history;
 pub mod retry;
 pub mod spotify;
 pub mod stop;
@@ -145,6 +146,11 @@ pub enum Order {
     /// strategy is `Strategy::ChangedSince`, and (with a page size of 0) to
     /// probe whether the server honours the filter.
     ChangedSince(i64),
+    /// Most recently changed first, from this time (epoch seconds) on: a
+    /// source may leave older items out (Spotify's `after=`) or send them
+    /// (the engine stops at the first one). Used by the walks of
+    /// `Strategy::AppendOnly` libraries (histories).
+    NewestSince(i64),
 }
 
 /// Where a page of a listing starts.

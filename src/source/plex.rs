@@ -6,6 +6,7 @@
 
 use super::http::{Http, body_cap};
 use super::lenient::{Entries, First, Int, Text};
+use super::plex_history;
 use super::{BadItem, Order, Page, Position, Source, SourceError, Stop, WaitObserver, filter_libraries, no_children};
 use crate::config::{PlexConfig, ServerConfig};
 use crate::model::{Item, Kind, LibraryInfo, Nesting, Strategy};
@@ -141,7 +142,7 @@ impl Plex {
             Order::Stable => "addedAt:asc",
             // Plex's strategy is StopAtCursor; the engine never asks it for a
             // filtered listing, and a sorted one is the safe answer if it did.
-            Order::NewestChanged | Order::ChangedSince(_) => "updatedAt:desc",
+            Order::NewestChanged | Order::ChangedSince(_) | Order::NewestSince(_) => "updatedAt:desc",
         };
         // Paging travels as headers (as the notes prescribe) and again as
         // query parameters, which every PMS version reads; neither is secret.
@@ -176,6 +177,13 @@ impl Source for Plex {
             // Plex stamps every item with `updatedAt` and sorts by it.
             libraries.push(LibraryInfo { id, title, kinds, strategy: Strategy::StopAtCursor, nesting: Nesting::Flat });
         }
+        libraries.push(LibraryInfo {
+            id: plex_history::LIBRARY.into(),
+            title: "Watch History".into(),
+            kinds: vec![Kind::Play],
+            strategy: Strategy::AppendOnly,
+            nesting: Nesting::Flat,
+        });
         Ok(filter_libraries(libraries, self.libraries.as_deref()))
     }
 
@@ -188,6 +196,9 @@ impl Source for Plex {
         size: u32,
     ) -> Result<Page, SourceError> {
         let start = position.offset(self)?;
+        if library.id == plex_history::LIBRARY {
+            return Ok(plex_history::page_of(self.get(&plex_history::path(start, size), Some((start, size)))?));
+        }
         let path = Plex::listing_path(library, kind, order, start, size);
         Ok(page_of(self.get(&path, Some((start, size)))?, kind))
     }
@@ -197,6 +208,9 @@ impl Source for Plex {
     }
 
     fn count(&self, library: &LibraryInfo, kind: Kind) -> Result<Option<u64>, SourceError> {
+        if library.id == plex_history::LIBRARY {
+            return Ok(self.page(library, kind, Order::NewestChanged, Position::Offset(0), 0)?.total);
+        }
         let path = Plex::listing_path(library, kind, Order::NewestChanged, 0, 0);
         let listing: Listing = self.get(&path, Some((0, 0)))?;
         Ok(listing.total_size.count())

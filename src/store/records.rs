@@ -190,6 +190,24 @@ pub struct LibraryState {
     /// the reason; retried when the parent changes.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub skipped: BTreeMap<String, String>,
+    /// Histories (`Strategy::AppendOnly`): the last possible gap found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gap: Option<Gap>,
+}
+
+/// A possible hole in a history: a run's walk ended before it reached a
+/// play already stored, so plays older than the oldest it got and newer
+/// than the newest stored before may be missing (Spotify lists only the
+/// last 50 plays: more than 50 between two polls).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gap {
+    /// When it was found, local epoch seconds.
+    pub found_at: i64,
+    /// The oldest play that run got, server epoch seconds: the hole lies
+    /// before it.
+    pub before: Option<i64>,
+    /// Possible gaps found so far.
+    pub count: u64,
 }
 
 impl LibraryState {

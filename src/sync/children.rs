@@ -6,15 +6,15 @@
 //! transaction. A parent whose children the server refuses (403) is stored
 //! without them and recorded in `skipped`.
 
+use super::Signals;
 use super::run::{Failure, Run};
 use super::sweep::delete_children;
 use super::walk::{listing_ends, tally};
 use crate::source::ErrorKind;
 use crate::store::records::ChildCursor;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 impl Run<'_> {
-    pub(super) fn children(&mut self, stop: &AtomicBool) -> Result<(), Failure> {
+    pub(super) fn children(&mut self, signals: Signals<'_>) -> Result<(), Failure> {
         let number = self.number;
         if self.checkpoint.children.is_none() {
             self.checkpoint.children = Some(ChildCursor::default());
@@ -22,9 +22,7 @@ impl Run<'_> {
         }
         let size = self.options.page_size;
         loop {
-            if stop.load(Ordering::Relaxed) {
-                return Err(Failure::Interrupted);
-            }
+            signals.check()?;
             // The cursor leaves the checkpoint here and returns, advanced,
             // with the page's commit.
             let cursor = self.checkpoint.children.take().unwrap_or_default();

@@ -16,7 +16,7 @@ mod walk;
 pub use report::{LibraryReport, ServerReport, summary_line};
 pub use run::{CURSOR_MARGIN_SECS, SERVER_CLOCK_MARGIN_SECS};
 
-use crate::model::LibraryInfo;
+use crate::model::{LibraryInfo, Strategy};
 use crate::source::{ErrorKind, Source, SourceError};
 use crate::store::Store;
 use crate::store::records::ServerState;
@@ -44,9 +44,55 @@ pub fn now_epoch() -> i64 {
         .unwrap_or(0)
 }
 
-/// Syncs every library of one server. Never panics on bad input and never
-/// leaves the store worse than it found it: failures are recorded per
-/// library and the previous data stays.
+/// Which of a server's libraries a run syncs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Libraries {
+    /// Every library, the histories first.
+    All,
+    /// Every library but the histories.
+    Catalog,
+    /// The histories (`Strategy::AppendOnly`) alone.
+    History,
+}
+
+impl Libraries {
+    fn includes(self, library: &LibraryInfo) -> bool {
+        let history = library.strategy == Strategy::AppendOnly;
+        match self {
+            Libraries::All => true,
+            Libraries::Catalog => !history,
+            Libraries::History => history,
+        }
+    }
+}
+
+/// What ends a run at the next page boundary.
+#[derive(Clone, Copy)]
+pub struct Signals<'a> {
+    /// Pause or shutdown: the run ends as interrupted.
+    pub stop: &'a AtomicBool,
+    /// Set when a history poll falls due during a library sync: the run
+    /// ends after the page under way, nothing is recorded as failed, and
+    /// the next run resumes where it stopped (`ServerReport::yielded`).
+    pub yield_to: Option<&'a AtomicBool>,
+}
+
+impl Signals<'_> {
+    /// Fails with why the run must end now, if it must.
+    fn check(&self) -> Result<(), Failure> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(Failure::Interrupted);
+        }
+        if self.yield_to.is_some_and(|flag| flag.load(Ordering::Relaxed)) {
+            return Err(Failure::Yielded);
+        }
+        Ok(())
+    }
+}
+
+/// Syncs every library of one server (histories first). Never panics on
+/// bad input and never leaves the store worse than it found it: failures
+/// are recorded per library and the previous data stays.
 pub fn sync_server(
     server: &str,
     source: &dyn Source,
@@ -54,27 +100,55 @@ pub fn sync_server(
     options: &Options,
     stop: &AtomicBool,
 ) -> ServerReport {
+    sync_libraries(server, source, store, options, Libraries::All, Signals { stop, yield_to: None })
+}
+
+/// Syncs the `which` libraries of one server, as `sync_server` does.
+pub fn sync_libraries(
+    server: &str,
+    source: &dyn Source,
+    store: &Store,
+    options: &Options,
+    which: Libraries,
+    signals: Signals<'_>,
+) -> ServerReport {
     let requests_before = source.requests();
-    let mut report = ServerReport { server: server.to_string(), libraries: Vec::new(), error: None, requests: 0 };
+    let mut report =
+        ServerReport { server: server.to_string(), libraries: Vec::new(), error: None, requests: 0, yielded: false };
     let libraries = match source.libraries() {
-        Ok(libraries) => libraries,
+        Ok(libraries) => {
+            let mut libraries: Vec<LibraryInfo> =
+                libraries.into_iter().filter(|library| which.includes(library)).collect();
+            // A history poll costs a request or two and goes stale: first.
+            libraries.sort_by_key(|library| library.strategy != Strategy::AppendOnly);
+            libraries
+        }
         Err(err) => {
             report.error = Some(server_message(source, &err));
-            record_server(store, server, report.error.clone());
+            record_server(store, server, which, report.error.clone());
             report.requests = source.requests().saturating_sub(requests_before);
             return report;
         }
     };
-    if libraries.is_empty() {
+    // A server may have no history to poll (a Spotify account connected
+    // before mediasync read histories): nothing to do, nothing wrong.
+    if libraries.is_empty() && which != Libraries::History {
         report.error =
             Some(format!("{} lists no library to sync; check `libraries` in its [[server]] entry", source.describe()));
     }
     for library in &libraries {
-        if stop.load(Ordering::Relaxed) {
-            report.error = Some("stopped before every library was synced".into());
-            break;
+        match signals.check() {
+            Err(Failure::Yielded) => {
+                report.yielded = true;
+                break;
+            }
+            Err(_) => {
+                report.error = Some("stopped before every library was synced".into());
+                break;
+            }
+            Ok(()) => {}
         }
-        let (library_report, halt) = sync_library(server, source, store, library, options, stop);
+        let (library_report, halt) = sync_library(server, source, store, library, options, signals);
         log::info!("{}", summary_line(server, &library_report));
         let error = library_report.error.clone().unwrap_or_default();
         report.libraries.push(library_report);
@@ -90,12 +164,16 @@ pub fn sync_server(
                 report.error = Some(format!("{error}; the remaining libraries wait for the next run"));
                 break;
             }
+            Some(Halt::Yielded) => {
+                report.yielded = true;
+                break;
+            }
             None => {}
         }
     }
     let server_error =
         report.error.clone().or_else(|| report.libraries.iter().find_map(|library| library.error.clone()));
-    record_server(store, server, server_error);
+    record_server(store, server, which, server_error);
     report.requests = source.requests().saturating_sub(requests_before);
     report
 }
@@ -107,7 +185,13 @@ fn server_message(source: &dyn Source, err: &SourceError) -> String {
     }
 }
 
-fn record_server(store: &Store, server: &str, error: Option<String>) {
+/// Records how the server's run went. A history poll alone records
+/// nothing: the server's state tells how its library syncs went (the daemon
+/// decides from it whether a sync is due at start).
+fn record_server(store: &Store, server: &str, which: Libraries, error: Option<String>) {
+    if which == Libraries::History {
+        return;
+    }
     let now = now_epoch();
     let result = store.server_state(server).and_then(|mut state| {
         state.last_attempt_at = Some(now);
@@ -129,6 +213,8 @@ enum Halt {
     Unauthorized,
     /// The server asked for a pause longer than this run waits.
     RateLimited,
+    /// The run made way for a history poll (`Signals::yield_to`).
+    Yielded,
 }
 
 /// Syncs one library, and says whether the server's other libraries must
@@ -139,7 +225,7 @@ fn sync_library(
     store: &Store,
     library: &LibraryInfo,
     options: &Options,
-    stop: &AtomicBool,
+    signals: Signals<'_>,
 ) -> (LibraryReport, Option<Halt>) {
     let started = Instant::now();
     let mut report = LibraryReport::new(library);
@@ -153,7 +239,7 @@ fn sync_library(
     // A run fails with the time it took, over all its attempts.
     let outcome = match Run::begin(source, store, library, options, number, state, started) {
         Ok(mut run) => {
-            let outcome = run.open().and_then(|()| run.walk(stop));
+            let outcome = run.open().and_then(|()| run.walk(signals));
             report.mode = mode_name(&run.checkpoint);
             report.counters = run.checkpoint.counters;
             match outcome {
@@ -169,6 +255,12 @@ fn sync_library(
         Err(failure) => Err((failure, u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX))),
     };
     let mut halt = None;
+    if let Err((Failure::Yielded, _)) = outcome {
+        // The last page is committed with its checkpoint: the next run
+        // resumes there, and nothing failed.
+        report.duration = started.elapsed();
+        return (report, Some(Halt::Yielded));
+    }
     if let Err((failure, elapsed_ms)) = outcome {
         halt = match &failure {
             Failure::Source(err) if err.kind == ErrorKind::Unauthorized => Some(Halt::Unauthorized),

@@ -27,13 +27,16 @@ pub fn plan(state: &LibraryState, library: &LibraryInfo, full: bool, full_every:
 }
 
 /// A run was interrupted at `checkpoint`: resume it, unless the library's
-/// kinds changed since or `--full` replaces an incremental pass.
+/// kinds changed since or `--full` replaces an incremental pass (never a
+/// history's: it has no full pass).
 pub fn interrupted(checkpoint: &Checkpoint, library: &LibraryInfo, full: bool) -> Plan {
+    let append_only = library.strategy == Strategy::AppendOnly;
     let same_kinds = checkpoint.kinds.iter().all(|kind| library.kinds.contains(kind));
     if !same_kinds {
-        return Plan::Start(Pass::Full, "the library's kinds changed since the interrupted run".into());
+        let pass = if append_only { Pass::Incremental } else { Pass::Full };
+        return Plan::Start(pass, "the library's kinds changed since the interrupted run".into());
     }
-    if full && checkpoint.pass == Pass::Incremental {
+    if full && checkpoint.pass == Pass::Incremental && !append_only {
         return Plan::Start(Pass::Full, "--full given".into());
     }
     Plan::Resume
@@ -41,6 +44,12 @@ pub fn interrupted(checkpoint: &Checkpoint, library: &LibraryInfo, full: bool) -
 
 /// No run is under way: the pass to start, and why.
 pub fn fresh(state: &LibraryState, strategy: Strategy, full: bool, full_every: Duration, now: i64) -> (Pass, String) {
+    if strategy == Strategy::AppendOnly {
+        // A history is never walked whole to sweep it: every run fetches
+        // what came after the newest stored play, the first one everything.
+        let reason = if state.last_success_at.is_none() { "first sync" } else { "plays since the last sync" };
+        return (Pass::Incremental, reason.into());
+    }
     if full {
         return (Pass::Full, "--full given".into());
     }
@@ -185,6 +194,19 @@ mod tests {
         );
         state.checkpoint = Some(checkpoint(Pass::Full, vec![Kind::Show]));
         assert!(is_full(plan(&state, &library(Strategy::StopAtCursor), false, WEEK, NOW)));
+    }
+
+    #[test]
+    fn histories_are_never_walked_whole() {
+        let history = LibraryInfo { kinds: vec![Kind::Play], ..library(Strategy::AppendOnly) };
+        let first = plan(&LibraryState::default(), &history, true, WEEK, NOW);
+        assert_eq!(first, Plan::Start(Pass::Incremental, "first sync".into()));
+        let mut state = synced(NOW - WEEK.as_secs() as i64 * 4);
+        state.last_success_at = Some(NOW - 60);
+        state.needs_full = Some("reset from the status page".into());
+        assert!(matches!(plan(&state, &history, true, WEEK, NOW), Plan::Start(Pass::Incremental, _)));
+        state.checkpoint = Some(checkpoint(Pass::Incremental, vec![Kind::Play]));
+        assert_eq!(plan(&state, &history, true, WEEK, NOW), Plan::Resume, "--full resumes an interrupted poll");
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub struct ServerReport {
     /// Set when the server could not be synced at all (or was stopped).
     pub error: Option<String>,
     pub requests: u64,
+    /// The run made way for a history poll before its end (`Signals`):
+    /// the next run resumes where it stopped.
+    pub yielded: bool,
 }
 
 impl ServerReport {

@@ -33,6 +33,9 @@ pub(super) enum Failure {
     MassDeletion(String),
     /// The stop flag was set (shutdown, pause) between pages.
     Interrupted,
+    /// A history poll fell due: the run ends after its last commit, to be
+    /// resumed (`Signals::yield_to`).
+    Yielded,
 }
 
 impl From<SourceError> for Failure {
@@ -59,6 +62,7 @@ impl std::fmt::Display for Failure {
             Failure::Store(err) => write!(f, "{err}"),
             Failure::MassDeletion(message) => f.write_str(message),
             Failure::Interrupted => f.write_str("interrupted; the next run resumes from the last saved page"),
+            Failure::Yielded => f.write_str("paused for a history poll; the next run resumes from the last saved page"),
         }
     }
 }
@@ -68,7 +72,7 @@ impl std::error::Error for Failure {
         match self {
             Failure::Source(err) => Some(err),
             Failure::Store(err) => Some(err),
-            Failure::MassDeletion(_) | Failure::Interrupted => None,
+            Failure::MassDeletion(_) | Failure::Interrupted | Failure::Yielded => None,
         }
     }
 }
@@ -169,6 +173,10 @@ impl<'a> Run<'a> {
         self.library.nesting == Nesting::Nested
     }
 
+    pub(super) fn append_only(&self) -> bool {
+        self.library.strategy == Strategy::AppendOnly
+    }
+
     /// Runs `work` in one write transaction that also stores the state and
     /// the checkpoint as `work` leaves them, so the checkpoint never runs
     /// ahead of or behind the data.
@@ -225,7 +233,11 @@ impl<'a> Run<'a> {
             state.last_full_at = Some(now);
             state.needs_full = None;
         }
-        if checkpoint.pass == Pass::Full && checkpoint.started_as == Pass::Full {
+        // A history has no full pass: whatever asked for one is answered by
+        // any successful run.
+        if (checkpoint.pass == Pass::Full && checkpoint.started_as == Pass::Full)
+            || library.strategy == Strategy::AppendOnly
+        {
             state.needs_full = None;
         }
         if checkpoint.server_started_at.is_some() {

@@ -7,11 +7,11 @@
 use super::probe::FILTER_PROBE_PAST;
 use super::report::kind_list;
 use super::run::{Failure, Run};
+use super::{Signals, now_epoch};
 use crate::model::{Item, Kind, Strategy};
 use crate::source::{BadItem, ErrorKind, Next, Order, Page, Position};
 use crate::store::Outcome;
-use crate::store::records::{Counters, Pass};
-use std::sync::atomic::{AtomicBool, Ordering};
+use crate::store::records::{Checkpoint, Counters, Gap, LibraryState, Pass};
 
 /// A full pass whose result disagrees with the server's count is repeated
 /// once in the same run (items can shift between pages while it walks).
@@ -19,11 +19,9 @@ const MAX_FULL_PASSES: u32 = 2;
 
 impl Run<'_> {
     /// Drives the checkpoint to the end of the run.
-    pub(super) fn walk(&mut self, stop: &AtomicBool) -> Result<(), Failure> {
+    pub(super) fn walk(&mut self, signals: Signals<'_>) -> Result<(), Failure> {
         loop {
-            if stop.load(Ordering::Relaxed) {
-                return Err(Failure::Interrupted);
-            }
+            signals.check()?;
             if let Some(&kind) = self.checkpoint.kinds.get(self.checkpoint.kind_index as usize) {
                 let filtered = self.filtered();
                 match self.page(kind) {
@@ -55,7 +53,7 @@ impl Run<'_> {
                         self.sweep()?;
                     }
                     if self.nested() {
-                        self.children(stop)?;
+                        self.children(signals)?;
                     }
                     let mismatched = self.mismatched_kinds()?;
                     let passes = self.checkpoint.full_passes;
@@ -87,10 +85,14 @@ impl Run<'_> {
         let checkpoint = &self.checkpoint;
         let pass = checkpoint.pass;
         let filtered = self.filtered();
+        let append_only = self.append_only();
         let order = match pass {
             Pass::Full => Order::Stable,
             Pass::Incremental if filtered => {
                 Order::ChangedSince(checkpoint.cursors.get(&kind).copied().unwrap_or(FILTER_PROBE_PAST))
+            }
+            Pass::Incremental if append_only => {
+                Order::NewestSince(checkpoint.cursors.get(&kind).copied().unwrap_or(i64::MIN))
             }
             Pass::Incremental => Order::NewestChanged,
         };
@@ -155,9 +157,14 @@ impl Run<'_> {
                 checkpoint.totals.insert(kind, total);
             }
             checkpoint.start = checkpoint.start.saturating_add(page.returned());
+            // An unsorted history is walked to its end instead: it is never
+            // walked whole by a full pass.
             let exhausted = reached_cursor
-                || (pass == Pass::Incremental && checkpoint.order_broken)
+                || (pass == Pass::Incremental && checkpoint.order_broken && !append_only)
                 || listing_ends(&page, checkpoint.start, size);
+            if exhausted && append_only && !reached_cursor {
+                note_gap(state, checkpoint, kind, &page);
+            }
             if exhausted {
                 checkpoint.kind_index = checkpoint.kind_index.saturating_add(1);
                 checkpoint.start = 0;
@@ -175,8 +182,13 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Kinds of this pass whose stored count differs from the server's.
+    /// Kinds of this pass whose stored count differs from the server's. A
+    /// history's never does: the server drops old plays, the store keeps
+    /// them.
     fn mismatched_kinds(&mut self) -> Result<Vec<Kind>, Failure> {
+        if self.append_only() {
+            return Ok(Vec::new());
+        }
         if self.checkpoint.order_broken {
             log::warn!(
                 "{}/{}: the server did not sort by change time; falling back to a full pass",
@@ -205,6 +217,27 @@ impl Run<'_> {
         self.checkpoint.counters.requests = self.requests();
         Ok(mismatched)
     }
+}
+
+/// A history's walk ended without reaching its cursor: if plays were stored
+/// before and the walk met none of them, the server no longer lists what
+/// lies between (Spotify keeps only the last 50 plays). Recorded, shown on
+/// the status page and logged, so the user can poll more often.
+fn note_gap(state: &mut LibraryState, checkpoint: &Checkpoint, kind: Kind, page: &Page) {
+    let counters = &checkpoint.counters;
+    let stored_before = state.count(kind) > counters.new;
+    let met_stored = counters.unchanged > 0 || counters.changed > 0;
+    if !stored_before || met_stored {
+        return;
+    }
+    let before = page.items.iter().filter_map(|entry| entry.as_ref().ok()).map(|item| item.updated_at).min();
+    let count = state.gap.map_or(0, |gap| gap.count).saturating_add(1);
+    state.gap = Some(Gap { found_at: now_epoch(), before, count });
+    log::warn!(
+        "{}/{}: every play this poll got is newer than the plays stored before; the server lists only its latest plays, so some may be missing (poll more often)",
+        state.server,
+        state.library_id
+    );
 }
 
 /// Counts a stored item in the run's tallies.

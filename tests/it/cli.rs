@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 /// The binary under test; under emulation (`scripts/cross-build.sh --test`)
 /// MEDIASYNC_TEST_RUNNER names the emulator to start it with.
-fn binary() -> Command {
+pub fn binary() -> Command {
     let runner = std::env::var("MEDIASYNC_TEST_RUNNER").unwrap_or_default();
     let mut words = runner.split_whitespace();
     let mut command = match words.next() {
@@ -35,7 +35,7 @@ fn write_config(dir: &Path, url: &str, extra_server: &str) -> PathBuf {
     path
 }
 
-fn run(config: &Path, args: &[&str]) -> Output {
+pub fn run(config: &Path, args: &[&str]) -> Output {
     binary().arg("--config").arg(config).args(args).output().unwrap()
 }
 
@@ -114,7 +114,9 @@ fn sync_export_and_status_as_a_user_sees_them() {
     let status = run(&config, &["status"]);
     assert!(status.status.success());
     let document: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
-    let library = &document["servers"][0]["libraries"][0];
+    // The watch history syncs first: [1] is the first section.
+    let library = &document["servers"][0]["libraries"][1];
+    assert_eq!(library["id"], "1");
     assert_eq!(library["state"], "idle");
     assert_eq!(library["last_run"]["mode"], "full");
 

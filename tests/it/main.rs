@@ -51,6 +51,7 @@ mod daemon;
 mod fake_plex;
 mod fake_spotify;
 mod fuzz;
+mod history;
 mod hostile;
 mod jellyfin_sync;
 mod plex_sync;

@@ -8,7 +8,7 @@
 
 use crate::support::{assert_mirror, stored_rows};
 use mediasync::config::{self, Backend, ServerConfig, SpotifyConfig, SyncConfig};
-use mediasync::fake::spotify::{CLIENT_ID, CLIENT_SECRET, FakeSpotify};
+use mediasync::fake::spotify::{CLIENT_ID, CLIENT_SECRET, FakeSpotify, SCOPES};
 use mediasync::store::Store;
 use mediasync::sync::{self, Options, ServerReport};
 use std::collections::BTreeMap;
@@ -32,7 +32,12 @@ impl Setup {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("catalog.redb"), 4 << 20).unwrap();
         let refresh = fake.issue_refresh_token();
-        store.update_session(NAME, |session| session.refresh_token = Some(refresh)).unwrap();
+        store
+            .update_session(NAME, |session| {
+                session.refresh_token = Some(refresh);
+                session.scope = Some(SCOPES.into());
+            })
+            .unwrap();
         Setup { fake, store, _dir: dir, max_rate_limit_wait: Duration::from_secs(60) }
     }
 
@@ -76,11 +81,13 @@ impl Setup {
         assert_mirror("", &stored_rows(&self.store), &self.fake.expected());
     }
 
-    /// Successful API requests by path and query: a page fetched twice
-    /// shows up with a count above one.
+    /// Successful API requests for library pages by path and query: a page
+    /// fetched twice shows up with a count above one. (The history is
+    /// polled on every run.)
     fn fetched(&self) -> BTreeMap<String, u32> {
         let mut fetched = BTreeMap::new();
-        for entry in self.fake.log().iter().filter(|entry| entry.number > 0 && entry.status == 200) {
+        let pages = self.fake.log().into_iter().filter(|entry| !entry.path.ends_with("/recently-played"));
+        for entry in pages.filter(|entry| entry.number > 0 && entry.status == 200) {
             *fetched.entry(format!("{}?{}", entry.path, entry.query)).or_insert(0) += 1;
         }
         fetched
@@ -102,7 +109,11 @@ fn first_sync_is_exact_and_an_unchanged_resync_costs_one_request_per_listing_pag
     assert_ok(&report);
     setup.assert_exact();
     let libraries: Vec<&str> = report.libraries.iter().map(|library| library.library_id.as_str()).collect();
-    assert_eq!(libraries, ["tracks", "albums", "artists", "playlists"], "saved tracks first: the most used data");
+    assert_eq!(
+        libraries,
+        ["history", "tracks", "albums", "artists", "playlists"],
+        "the history first (one request), then saved tracks: the most used data"
+    );
     assert_eq!(setup.fake.violations(), 0);
 
     setup.fake.clear_log();
@@ -110,10 +121,11 @@ fn first_sync_is_exact_and_an_unchanged_resync_costs_one_request_per_listing_pag
     let report = setup.sync();
     assert_ok(&report);
     setup.assert_exact();
-    // Tracks and albums: the newest page only. Followed artists (no change
-    // marker): 70 → 2 pages. Playlists: 8 → 1 listing page, no /items.
-    assert_eq!(setup.fake.requests() - before, 1 + 1 + 2 + 1, "{:#?}", setup.fake.log());
-    assert_eq!(report.requests, 5);
+    // The history: one poll. Tracks and albums: the newest page only.
+    // Followed artists (no change marker): 70 → 2 pages. Playlists: 8 → 1
+    // listing page, no /items.
+    assert_eq!(setup.fake.requests() - before, 1 + 1 + 1 + 2 + 1, "{:#?}", setup.fake.log());
+    assert_eq!(report.requests, 6);
     assert!(setup.item_paths().is_empty(), "unchanged playlists are not refetched: {:?}", setup.item_paths());
     assert_eq!(setup.fake.token_requests(), 1, "the access token is kept between runs");
 }
@@ -202,7 +214,8 @@ fn a_restart_during_a_rate_limit_wait_asks_nothing_until_it_ends_then_resumes_ex
     let mut setup = Setup::new(300, 20, 10, 2, 10);
     // This run gives up on waits over a second, as a daemon stopped mid-wait.
     setup.max_rate_limit_wait = Duration::from_secs(1);
-    setup.fake.fail_at(4, mediasync::fake::Failure::RateLimited(3));
+    // Request 1 polls the history, 2 to 4 fetch the first three pages.
+    setup.fake.fail_at(5, mediasync::fake::Failure::RateLimited(3));
     let report = setup.sync();
     assert!(!report.ok());
     let error = report.error.clone().unwrap_or_default();

@@ -163,8 +163,10 @@ fn every_get_endpoint_answers() {
     assert_eq!(server["state"], "idle");
     assert_eq!(server["paused"], false);
     assert_eq!(server["schedule"], "0 10 0,12 * * *", "the first server's staggered default");
-    assert_eq!(server["libraries"].as_array().unwrap().len(), 3);
-    assert_eq!(server["libraries"][0]["last_run"]["mode"], "full");
+    // Movies, TV Shows, Music, and the watch history (synced first).
+    assert_eq!(server["libraries"].as_array().unwrap().len(), 4);
+    assert_eq!(server["libraries"][0]["id"], "history");
+    assert_eq!(server["libraries"][1]["last_run"]["mode"], "full");
     assert!(!status.to_string().contains(TOKEN));
 
     let metrics = get(address, "/metrics");

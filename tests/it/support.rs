@@ -1,6 +1,7 @@
 //! Shared fixtures: a fake Plex server, a store in a temporary directory, a
-//! sync helper using short retry delays, and export-vs-server comparison
-//! (`stored_rows`, shared with the Jellyfin/Emby scenarios).
+//! sync helper using short retry delays (of the catalog: the history has
+//! its own scenarios), and export-vs-server comparison (`stored_rows`,
+//! shared with the Jellyfin/Emby scenarios).
 
 use mediasync::config::{Backend, PlexConfig, ServerConfig};
 use mediasync::fake::plex::{Expected, FakePlex};
@@ -8,7 +9,7 @@ use mediasync::source::Stop;
 use mediasync::source::plex::Plex;
 use mediasync::source::retry::{RetryPolicy, Retrying};
 use mediasync::store::Store;
-use mediasync::sync::{self, Options, ServerReport};
+use mediasync::sync::{self, Libraries, Options, ServerReport, Signals};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -67,7 +68,9 @@ impl Setup {
             },
             &stop,
         );
-        sync::sync_server("home", &source, &self.store, &self.options(full, force), &AtomicBool::new(false))
+        // The catalog: the watch history has its own scenarios (`history`).
+        let signals = Signals { stop: &AtomicBool::new(false), yield_to: None };
+        sync::sync_libraries("home", &source, &self.store, &self.options(full, force), Libraries::Catalog, signals)
     }
 
     pub fn sync(&self) -> ServerReport {

@@ -15,8 +15,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// What mediasync reads: saved tracks and albums, followed artists, private
-/// and collaborative playlists.
-pub const SCOPES: &str = "user-library-read user-follow-read playlist-read-private playlist-read-collaborative";
+/// and collaborative playlists, and the recently played tracks.
+pub const SCOPES: &str =
+    "user-library-read user-follow-read playlist-read-private playlist-read-collaborative user-read-recently-played";
+/// The scope of `/me/player/recently-played`. Accounts connected before
+/// mediasync asked for it lack it: their history waits until the user
+/// connects again.
+pub const HISTORY_SCOPE: &str = "user-read-recently-played";
+
+/// Whether a granted scope (space-separated, as the token endpoint answers
+/// it) holds `wanted`.
+pub fn grants(scope: Option<&str>, wanted: &str) -> bool {
+    scope.is_some_and(|scope| scope.split_whitespace().any(|granted| granted == wanted))
+}
 
 /// The lifetime assumed when the token endpoint gives none, and the
 /// longest believed (Spotify's tokens last an hour).

@@ -6,6 +6,7 @@
 //! `docs/servers.md` for the API's quirks.
 
 pub mod auth;
+pub mod history;
 
 use super::http::{DEFAULT_RETRY_AFTER, Http, MAX_WAIT, Reply, body_cap};
 use super::lenient::{Entries, First, Int, Object, Text};
@@ -360,14 +361,19 @@ impl Source for Spotify<'_> {
         self.gate()?;
         // Saved tracks and albums come most recently saved first (the only
         // order Spotify has) and carry `added_at`; followed artists and
-        // playlists have no change marker a listing could stop at.
+        // playlists have no change marker a listing could stop at. The
+        // history needs a scope accounts connected before it lack: it is
+        // left out until the user connects again (the status page says so).
+        let history = auth::grants(self.session().scope.as_deref(), auth::HISTORY_SCOPE);
         let all = [
+            ("history", "Recently Played", Kind::Play, Strategy::AppendOnly, Nesting::Flat),
             ("tracks", "Liked Songs", Kind::Track, Strategy::StopAtCursor, Nesting::Flat),
             ("albums", "Saved Albums", Kind::Album, Strategy::StopAtCursor, Nesting::Flat),
             ("artists", "Followed Artists", Kind::Artist, Strategy::Unordered, Nesting::Flat),
             ("playlists", "Playlists", Kind::Playlist, Strategy::Unordered, Nesting::Nested),
         ]
         .into_iter()
+        .filter(|(id, ..)| history || *id != "history")
         .map(|(id, title, kind, strategy, nesting)| LibraryInfo {
             id: id.into(),
             title: title.into(),
@@ -386,10 +392,17 @@ impl Source for Spotify<'_> {
         &self,
         library: &LibraryInfo,
         _kind: Kind,
-        _order: Order,
+        order: Order,
         position: Position<'_>,
         size: u32,
     ) -> Result<Page, SourceError> {
+        if library.id == "history" {
+            let since = match order {
+                Order::NewestSince(since) => Some(since),
+                _ => None,
+            };
+            return Ok(history::page_of(self.get(&history::path(since), history::WINDOW)?));
+        }
         let size = size.clamp(1, crate::config::SPOTIFY_MAX_PAGE);
         let path = self.listing_path(library, position, size)?;
         let paging = if library.id == "artists" {
