@@ -11,6 +11,7 @@ mod open;
 mod paging;
 pub mod records;
 mod session;
+mod space;
 pub mod tables;
 mod writer;
 
@@ -24,6 +25,7 @@ use tables::*;
 pub use controls::ServerControl;
 pub use error::{CreateCause, CreateStep, Damage, StoreError, StoreErrorKind};
 pub use session::Session;
+pub use space::{Space, TableSpace};
 pub use writer::Writer;
 
 pub struct Store {
