@@ -4,7 +4,7 @@
 //! allocated in all. The benchmark prints it beside the file's size, whose
 //! difference with the allocated bytes is redb's free space.
 
-use super::records::ITEM_HEADER_LEN;
+use super::item_record::split_record;
 use super::tables::*;
 use super::{Store, StoreError};
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, TableStats};
@@ -26,7 +26,7 @@ pub struct TableSpace {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Space {
     pub tables: Vec<TableSpace>,
-    /// Of the `items` table's values: the item JSON (past the fixed header).
+    /// Of the `items` table's values: the contents (past kind, ordinal, seq).
     pub item_body_bytes: u64,
     /// Of the `items` table's stored bytes: the keys.
     pub item_key_bytes: u64,
@@ -60,8 +60,8 @@ impl Store {
         for entry in items.iter()? {
             let (key, value) = entry?;
             item_key_bytes = item_key_bytes.saturating_add(byte_count(key.value()));
-            let body = value.value().get(ITEM_HEADER_LEN..).unwrap_or_default();
-            item_body_bytes = item_body_bytes.saturating_add(byte_count(body));
+            let content = split_record(value.value()).map_or(&[][..], |(_, content)| content);
+            item_body_bytes = item_body_bytes.saturating_add(byte_count(content));
         }
         let changes = txn.open_table(CHANGES)?;
         measure("changes", changes.len()?, changes.stats()?);
