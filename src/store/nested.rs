@@ -97,10 +97,10 @@ impl Writer<'_> {
                 keys.push(key);
             }
         }
-        let mut deleted = 0;
+        let mut deleted = 0u64;
         for key in keys {
             if self.delete_key(state, &key)? {
-                deleted += 1;
+                deleted = deleted.saturating_add(1);
             }
         }
         Ok(deleted)
