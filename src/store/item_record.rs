@@ -5,7 +5,7 @@
 //! order or word size: the same bytes on x86_64, aarch64 and armv7.
 //! ARCHITECTURE.md decodes a record byte by byte.
 
-use crate::model::{Item, Kind};
+use crate::model::{Item, Kind, Play, PlayState};
 
 /// The part of a record the store's scans need without the item.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,9 +32,11 @@ enum Field {
     Thumb,
     File,
     Marker,
+    Play,
+    PlayState,
 }
 
-const FIELDS: [Field; 11] = [
+const FIELDS: [Field; 13] = [
     Field::SortTitle,
     Field::ParentId,
     Field::AddedAt,
@@ -46,11 +48,16 @@ const FIELDS: [Field; 11] = [
     Field::Thumb,
     Field::File,
     Field::Marker,
+    Field::Play,
+    Field::PlayState,
 ];
 
 enum Value<'i> {
     Text(&'i str),
     Number(i64),
+    /// A field of several values, already encoded (`put_play`,
+    /// `put_play_state`).
+    Encoded(Vec<u8>),
 }
 
 impl Field {
@@ -67,6 +74,8 @@ impl Field {
             Field::Thumb => 1 << 8,
             Field::File => 1 << 9,
             Field::Marker => 1 << 10,
+            Field::Play => 1 << 11,
+            Field::PlayState => 1 << 12,
         }
     }
 
@@ -86,6 +95,10 @@ impl Field {
             Field::Thumb => text(&item.thumb),
             Field::File => text(&item.file),
             Field::Marker => text(&item.marker),
+            Field::Play => item.play.as_ref().map(|play| Value::Encoded(encode_with(play, put_play))),
+            Field::PlayState => {
+                item.play_state.as_ref().map(|state| Value::Encoded(encode_with(state, put_play_state)))
+            }
         }
     }
 
@@ -103,9 +116,89 @@ impl Field {
             Field::Thumb => item.thumb = Some(reader.text()?),
             Field::File => item.file = Some(reader.text()?),
             Field::Marker => item.marker = Some(reader.text()?),
+            Field::Play => item.play = Some(read_play(reader)?),
+            Field::PlayState => item.play_state = Some(read_play_state(reader)?),
         }
         Some(())
     }
+}
+
+fn encode_with<T>(value: &T, put: fn(&mut Vec<u8>, &T)) -> Vec<u8> {
+    let mut out = Vec::new();
+    put(&mut out, value);
+    out
+}
+
+/// A play's texts, in the order of their presence bits (bit 1 first; bit 0
+/// is `played`).
+fn play_texts(play: &Play) -> [(u64, &Option<String>); 7] {
+    [
+        (1 << 1, &play.artists),
+        (1 << 2, &play.album),
+        (1 << 3, &play.show),
+        (1 << 4, &play.context),
+        (1 << 5, &play.account),
+        (1 << 6, &play.device),
+        (1 << 7, &play.library),
+    ]
+}
+
+/// A play: its own presence bits, `played` as its kind code, then the
+/// texts that are set.
+fn put_play(out: &mut Vec<u8>, play: &Play) {
+    let texts = play_texts(play);
+    let present = texts
+        .iter()
+        .filter(|(_, text)| text.is_some())
+        .fold(u64::from(play.played.is_some()), |bits, (bit, _)| bits | bit);
+    put_unsigned(out, present);
+    if let Some(kind) = play.played {
+        put_unsigned(out, u64::from(kind.code()));
+    }
+    for text in texts.iter().filter_map(|(_, text)| text.as_deref()) {
+        put_text(out, text);
+    }
+}
+
+fn read_play(reader: &mut Reader<'_>) -> Option<Play> {
+    let present = reader.unsigned()?;
+    if present >= 1 << 8 {
+        return None;
+    }
+    let mut play = Play::default();
+    if present & 1 != 0 {
+        play.played = Some(Kind::from_code(u8::try_from(reader.unsigned()?).ok()?)?);
+    }
+    let mut read = |bit: u64| if present & bit != 0 { reader.text().map(Some) } else { Some(None) };
+    play.artists = read(1 << 1)?;
+    play.album = read(1 << 2)?;
+    play.show = read(1 << 3)?;
+    play.context = read(1 << 4)?;
+    play.account = read(1 << 5)?;
+    play.device = read(1 << 6)?;
+    play.library = read(1 << 7)?;
+    Some(play)
+}
+
+/// A played state: flags (bit 0 played, bit 1 a last played time follows),
+/// the play count, then the time.
+fn put_play_state(out: &mut Vec<u8>, state: &PlayState) {
+    let flags = u64::from(state.played) | if state.last_played_at.is_some() { 1 << 1 } else { 0 };
+    put_unsigned(out, flags);
+    put_unsigned(out, state.play_count);
+    if let Some(at) = state.last_played_at {
+        put_signed(out, at);
+    }
+}
+
+fn read_play_state(reader: &mut Reader<'_>) -> Option<PlayState> {
+    let flags = reader.unsigned()?;
+    if flags >= 1 << 2 {
+        return None;
+    }
+    let play_count = reader.unsigned()?;
+    let last_played_at = if flags & (1 << 1) != 0 { Some(reader.signed()?) } else { None };
+    Some(PlayState { played: flags & 1 != 0, play_count, last_played_at })
 }
 
 /// The whole record: kind, ordinal, seq, then the content.
@@ -134,6 +227,7 @@ pub fn encode_content(item: &Item) -> Vec<u8> {
         match value {
             Value::Text(text) => put_text(&mut content, text),
             Value::Number(number) => put_signed(&mut content, number),
+            Value::Encoded(bytes) => content.extend_from_slice(&bytes),
         }
     }
     content
@@ -256,6 +350,14 @@ mod tests {
         item.thumb = Some("/library/metadata/55/thumb/1579514152".into());
         item.file = Some(String::new());
         item.marker = Some("etag".into());
+        item.play = Some(Play {
+            played: Some(Kind::Track),
+            artists: Some("A, B".into()),
+            context: Some("spotify:playlist:p".into()),
+            device: Some(String::new()),
+            ..Play::default()
+        });
+        item.play_state = Some(PlayState { played: true, play_count: u64::MAX, last_played_at: Some(-1) });
         item
     }
 
@@ -296,7 +398,7 @@ mod tests {
     fn the_content_changes_with_every_field() {
         let base = full_item();
         let before = encode_content(&base);
-        let edits: [fn(&mut Item); 13] = [
+        let edits: [fn(&mut Item); 18] = [
             |item| item.title.push('!'),
             |item| item.updated_at += 1,
             |item| item.sort_title = None,
@@ -310,6 +412,11 @@ mod tests {
             |item| item.thumb = None,
             |item| item.file = None,
             |item| item.marker = Some("etag2".into()),
+            |item| item.play = None,
+            |item| item.play.as_mut().unwrap().album = Some("Album".into()),
+            |item| item.play.as_mut().unwrap().played = None,
+            |item| item.play_state.as_mut().unwrap().last_played_at = None,
+            |item| item.play_state = Some(PlayState::default()),
         ];
         for edit in edits {
             let mut item = base.clone();
@@ -331,8 +438,10 @@ mod tests {
         let mut unknown_kind = record.clone();
         unknown_kind[0] = 0;
         assert_eq!(split_record(&unknown_kind), None);
-        let unknown_field = encode_item(&header, &[0x80, 0x10, 0x00, 0x00]);
-        assert_eq!(decode_item("55", &unknown_field), None, "presence bit 11");
+        let unknown_field = encode_item(&header, &[0x80, 0x40, 0x00, 0x00]);
+        assert_eq!(decode_item("55", &unknown_field), None, "presence bit 13");
+        let unknown_play_field = encode_item(&header, &[0x80, 0x10, 0x00, 0x00, 0x80, 0x02]);
+        assert_eq!(decode_item("55", &unknown_play_field), None, "a play's presence bit 8");
         assert_eq!(split_record(&[1, 0xff, 0xff, 0xff, 0xff, 0x7f, 0]), None, "ordinal past u32");
         let too_long = [&[1, 0][..], &[0xff; 10], &[0x01]].concat();
         assert_eq!(split_record(&too_long), None, "a varint past 64 bits");
