@@ -152,6 +152,23 @@ pub struct Play {
     pub library: Option<String>,
 }
 
+/// The id of a server's history library (Plex's watch history, Spotify's
+/// recently played tracks): section and view ids never take this form.
+pub const HISTORY: &str = "history";
+
+/// A play's id: when it was played, in epoch milliseconds written with 13
+/// digits, then ':' and what tells plays of the same moment apart (the
+/// track, the server's history entry). Ids sort by time, so the store
+/// lists a history newest first by reading its keys backwards.
+pub fn play_id(millis: i64, suffix: &str) -> String {
+    format!("{:013}:{suffix}", millis.max(0))
+}
+
+/// The lowest id a play at or after `seconds` (epoch) can have.
+pub fn play_id_from(seconds: i64) -> String {
+    format!("{:013}", seconds.max(0).saturating_mul(1000))
+}
+
 /// A user's played state of an item.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlayState {

@@ -35,6 +35,10 @@ pub struct Live {
     pub run_started_at: Option<i64>,
     pub run_full: bool,
     pub next_run_at: Option<i64>,
+    /// When the history is polled next, for a server whose history has its
+    /// own schedule (`history_every`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_history_at: Option<i64>,
     /// The running sync waits (rate limit, or backoff after a failed
     /// request) until then, epoch seconds, for the reason given.
     pub waiting_until: Option<i64>,
@@ -91,6 +95,10 @@ impl ServerSlot {
 
     pub fn set_next_run_at(&self, at: i64) {
         self.lock().live.next_run_at = Some(at);
+    }
+
+    pub fn set_next_history_at(&self, at: i64) {
+        self.lock().live.next_history_at = Some(at);
     }
 
     pub fn set_queued(&self, queued: bool) {

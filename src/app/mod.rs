@@ -13,7 +13,7 @@ pub mod status;
 use crate::config::Config;
 use crate::source::{ErrorKind, Stop};
 use crate::store::Store;
-use crate::sync::{self, Options, ServerReport};
+use crate::sync::{self, Libraries, Options, Selection, ServerReport, Signals};
 pub use controls::ControlError;
 pub use live::{Live, RunOutcome, ServerSlot, Wait};
 use std::collections::BTreeMap;
@@ -72,14 +72,27 @@ impl App {
         self.servers.values().any(ServerSlot::syncing)
     }
 
-    /// Syncs one server on the calling (blocking) thread, showing the waits
-    /// of its source in the server's live state; `stop` ends it at once.
-    /// The caller marks the run begun and ended on the server's slot.
+    /// What a run of the server `name` syncs: for a server whose history is
+    /// polled on its own schedule (`history_every`), its catalog; for the
+    /// others, every library.
+    pub fn catalog(&self, name: &str) -> Libraries {
+        match self.config.daemon.history_every.get(name) {
+            Some(_) => Libraries::Catalog,
+            None => Libraries::All,
+        }
+    }
+
+    /// Syncs the `selection` of one server's libraries on the calling
+    /// (blocking) thread, showing the waits of its source in the server's
+    /// live state; `stop` ends it at once, `yield_to` after the page under
+    /// way. The caller marks the run begun and ended on the server's slot.
     pub fn sync_server(
         self: &Arc<Self>,
         name: &str,
         full: bool,
+        selection: Selection<'_>,
         stop: &Arc<Stop>,
+        yield_to: Option<&AtomicBool>,
     ) -> Result<ServerReport, ControlError> {
         let Some(server) = self.config.servers.iter().find(|server| server.name == name) else {
             return Err(ControlError::UnknownServer(name.to_string()));
@@ -104,7 +117,8 @@ impl App {
             history: self.config.sync.history,
             page_size: server.page_size,
         };
-        Ok(sync::sync_server(name, source.as_ref(), &self.store, &options, stop.flag()))
+        let signals = Signals { stop: stop.flag(), yield_to };
+        Ok(sync::sync_libraries(name, source.as_ref(), &self.store, &options, selection, signals))
     }
 }
 

@@ -7,8 +7,9 @@
 use super::App;
 use super::live::Live;
 use crate::config::Config;
-use crate::model::Kind;
-use crate::store::records::{Counters, LibraryState, Pass, RunRecord};
+use crate::model::{HISTORY, Item, Kind};
+use crate::source::spotify::auth;
+use crate::store::records::{Counters, Gap, LibraryState, Pass, RunRecord};
 use crate::store::{Session, Store, StoreError};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -42,6 +43,9 @@ pub struct ServerStatus {
     /// Spotify servers only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub account: Option<AccountStatus>,
+    /// Servers with a history (Plex, Spotify).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<HistoryStatus>,
     /// Present when a running service made the document.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub running: Option<RunningStatus>,
@@ -82,6 +86,24 @@ impl ServerCondition {
         }
     }
 }
+
+/// A server's history of plays as the status shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct HistoryStatus {
+    /// Plays stored.
+    pub plays: u64,
+    /// The latest plays, newest first (at most `LAST_PLAYS`).
+    pub last_plays: Vec<Item>,
+    /// The last possible gap found: plays the server no longer listed when
+    /// polled (poll more often).
+    pub gap: Option<Gap>,
+    /// The Spotify account was connected before mediasync read histories:
+    /// nothing is polled until the user connects it again.
+    pub reconnect: bool,
+}
+
+/// The plays the status shows per server.
+pub const LAST_PLAYS: usize = 5;
 
 /// A Spotify account as the status shows it: never a token.
 #[derive(Clone, Debug, Serialize)]
@@ -193,8 +215,30 @@ fn servers(
             each_library(&server.name, state, &mut entry);
             entries.push(entry);
         }
-        let account = match server.spotify() {
-            Some(_) => Some(account(&store.session(&server.name)?)),
+        let session = match server.spotify() {
+            Some(_) => Some(store.session(&server.name)?),
+            None => None,
+        };
+        let account = session.as_ref().map(account);
+        let history_library =
+            libraries.iter().find(|(_, state)| state.server == server.name && state.library_id == HISTORY);
+        let reconnect = session.as_ref().is_some_and(|session| {
+            let wanted = server.libraries.as_ref().is_none_or(|wanted| wanted.iter().any(|name| name == HISTORY));
+            wanted && session.connected() && !auth::grants(session.scope.as_deref(), auth::HISTORY_SCOPE)
+        });
+        let history = match history_library {
+            Some((number, state)) => Some(HistoryStatus {
+                plays: state.count(Kind::Play),
+                last_plays: store
+                    .items_backwards(*number, None, None, LAST_PLAYS)?
+                    .0
+                    .into_iter()
+                    .map(|stored| stored.item)
+                    .collect(),
+                gap: state.gap,
+                reconnect,
+            }),
+            None if reconnect => Some(HistoryStatus { plays: 0, last_plays: Vec::new(), gap: None, reconnect }),
             None => None,
         };
         servers.push(ServerStatus {
@@ -206,6 +250,7 @@ fn servers(
             last_error: server_state.last_error,
             libraries: entries,
             account,
+            history,
             running: None,
         });
     }

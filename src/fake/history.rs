@@ -10,7 +10,7 @@
 
 use super::Expected;
 use super::spotify::FakeTrack;
-use crate::model::Kind;
+use crate::model::{Kind, play_id};
 use serde_json::{Value, json};
 
 /// Spotify lists a user's last 50 plays and nothing older.
@@ -33,7 +33,7 @@ impl SpotifyPlay {
     pub fn expected(&self) -> Expected {
         Expected {
             library: "history".into(),
-            id: format!("{:013}:{}", self.played_at_ms, self.track.id),
+            id: play_id(self.played_at_ms, &self.track.id),
             kind: Kind::Play,
             title: self.track.name.clone(),
             parent_id: Some(self.track.id.clone()),
@@ -126,7 +126,7 @@ impl PlexPlay {
     pub fn expected(&self) -> Expected {
         Expected {
             library: "history".into(),
-            id: format!("{:013}:{}", self.viewed_at * 1000, self.history_id),
+            id: play_id(self.viewed_at * 1000, &self.history_id.to_string()),
             kind: Kind::Play,
             title: self.title.clone(),
             parent_id: Some(self.rating_key.clone()),

@@ -9,7 +9,7 @@ use super::lenient::{Entries, First, Int, Text};
 use super::plex_history;
 use super::{BadItem, Order, Page, Position, Source, SourceError, Stop, WaitObserver, filter_libraries, no_children};
 use crate::config::{PlexConfig, ServerConfig};
-use crate::model::{Item, Kind, LibraryInfo, Nesting, Strategy};
+use crate::model::{HISTORY, Item, Kind, LibraryInfo, Nesting, Strategy};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -178,7 +178,7 @@ impl Source for Plex {
             libraries.push(LibraryInfo { id, title, kinds, strategy: Strategy::StopAtCursor, nesting: Nesting::Flat });
         }
         libraries.push(LibraryInfo {
-            id: plex_history::LIBRARY.into(),
+            id: HISTORY.into(),
             title: "Watch History".into(),
             kinds: vec![Kind::Play],
             strategy: Strategy::AppendOnly,
@@ -196,7 +196,7 @@ impl Source for Plex {
         size: u32,
     ) -> Result<Page, SourceError> {
         let start = position.offset(self)?;
-        if library.id == plex_history::LIBRARY {
+        if library.id == HISTORY {
             return Ok(plex_history::page_of(self.get(&plex_history::path(start, size), Some((start, size)))?));
         }
         let path = Plex::listing_path(library, kind, order, start, size);
@@ -208,7 +208,7 @@ impl Source for Plex {
     }
 
     fn count(&self, library: &LibraryInfo, kind: Kind) -> Result<Option<u64>, SourceError> {
-        if library.id == plex_history::LIBRARY {
+        if library.id == HISTORY {
             return Ok(self.page(library, kind, Order::NewestChanged, Position::Offset(0), 0)?.total);
         }
         let path = Plex::listing_path(library, kind, Order::NewestChanged, 0, 0);

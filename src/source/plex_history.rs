@@ -6,11 +6,8 @@
 
 use super::lenient::{Entries, Int, Text};
 use super::{BadItem, Next, Page};
-use crate::model::{Item, Kind, Play};
+use crate::model::{Item, Kind, Play, play_id};
 use serde::Deserialize;
-
-/// The history library's id (section keys are numbers, so it never clashes).
-pub const LIBRARY: &str = "history";
 
 /// The path of a page of plays, newest first. Paging travels as headers and
 /// again as query parameters, as for the library listings; no `viewedAt`
@@ -95,12 +92,11 @@ fn play(entry: Option<Entry>) -> Result<Item, BadItem> {
         .filter(|id| !id.is_empty())
         .ok_or_else(|| unusable("entry has no historyKey"))?;
     let viewed_at = entry.viewed_at.get().ok_or_else(|| unusable("entry has no viewedAt"))?;
-    let millis = viewed_at.max(0).saturating_mul(1000);
     let text = |field: Text, name: &str| field.read(name).ok().flatten();
     let played = entry.kind.as_str().and_then(Kind::from_name);
     let grandparent = text(entry.grandparent_title, "grandparentTitle");
     let mut item = Item::new(
-        format!("{millis:013}:{history_id}"),
+        play_id(viewed_at.saturating_mul(1000), history_id),
         Kind::Play,
         text(entry.title, "title").unwrap_or_default(),
         viewed_at,

@@ -1,6 +1,7 @@
 //! Paged reads for the status API: a library's items after a cursor (the
 //! last item id a client saw), so a client walks a catalog of any size in
-//! bounded answers, and the walk stays stable while syncs write.
+//! bounded answers, and the walk stays stable while syncs write; and a
+//! history's plays newest first (their ids sort by time), before a cursor.
 
 use super::tables::{ITEMS, item_key, library_range};
 use super::{Store, StoreError, StoredItem};
@@ -34,6 +35,38 @@ impl Store {
             if kind.is_some_and(|kind| kind != stored.item.kind) {
                 continue;
             }
+            if out.len() == limit {
+                return Ok((out, true));
+            }
+            out.push(stored);
+        }
+        Ok((out, false))
+    }
+
+    /// At most `limit` items of `library` whose id sorts before `before`
+    /// (all when None) and at or after `from`, newest first for a history
+    /// (`model::play_id`), and whether more may follow.
+    pub fn items_backwards(
+        &self,
+        library: u32,
+        from: Option<&str>,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<StoredItem>, bool), StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(ITEMS)?;
+        let (_, end) = library_range(library);
+        let start = item_key(library, from.unwrap_or_default());
+        let end = before.map_or(end, |before| item_key(library, before));
+        let mut out = Vec::new();
+        if start >= end {
+            return Ok((out, false));
+        }
+        for entry in table.range::<&[u8]>(start.as_slice()..end.as_slice())?.rev() {
+            let (key, value) = entry?;
+            let Some(stored) = StoredItem::decode(key.value(), value.value()) else {
+                continue;
+            };
             if out.len() == limit {
                 return Ok((out, true));
             }

@@ -66,6 +66,21 @@ impl Libraries {
     }
 }
 
+/// What a run syncs: the `libraries` of the server but those in `done`,
+/// the ones a run that made way for a history poll already synced (the
+/// next run takes up where it stopped).
+#[derive(Clone, Copy, Debug)]
+pub struct Selection<'a> {
+    pub libraries: Libraries,
+    pub done: &'a [String],
+}
+
+impl From<Libraries> for Selection<'_> {
+    fn from(libraries: Libraries) -> Self {
+        Selection { libraries, done: &[] }
+    }
+}
+
 /// What ends a run at the next page boundary.
 #[derive(Clone, Copy)]
 pub struct Signals<'a> {
@@ -100,25 +115,28 @@ pub fn sync_server(
     options: &Options,
     stop: &AtomicBool,
 ) -> ServerReport {
-    sync_libraries(server, source, store, options, Libraries::All, Signals { stop, yield_to: None })
+    sync_libraries(server, source, store, options, Libraries::All.into(), Signals { stop, yield_to: None })
 }
 
-/// Syncs the `which` libraries of one server, as `sync_server` does.
+/// Syncs the `selection` of one server's libraries, as `sync_server` does.
 pub fn sync_libraries(
     server: &str,
     source: &dyn Source,
     store: &Store,
     options: &Options,
-    which: Libraries,
+    selection: Selection<'_>,
     signals: Signals<'_>,
 ) -> ServerReport {
+    let which = selection.libraries;
     let requests_before = source.requests();
     let mut report =
         ServerReport { server: server.to_string(), libraries: Vec::new(), error: None, requests: 0, yielded: false };
     let libraries = match source.libraries() {
         Ok(libraries) => {
-            let mut libraries: Vec<LibraryInfo> =
-                libraries.into_iter().filter(|library| which.includes(library)).collect();
+            let mut libraries: Vec<LibraryInfo> = libraries
+                .into_iter()
+                .filter(|library| which.includes(library) && !selection.done.contains(&library.id))
+                .collect();
             // A history poll costs a request or two and goes stale: first.
             libraries.sort_by_key(|library| library.strategy != Strategy::AppendOnly);
             libraries
@@ -132,7 +150,7 @@ pub fn sync_libraries(
     };
     // A server may have no history to poll (a Spotify account connected
     // before mediasync read histories): nothing to do, nothing wrong.
-    if libraries.is_empty() && which != Libraries::History {
+    if libraries.is_empty() && which != Libraries::History && selection.done.is_empty() {
         report.error =
             Some(format!("{} lists no library to sync; check `libraries` in its [[server]] entry", source.describe()));
     }
@@ -259,6 +277,7 @@ fn sync_library(
         // The last page is committed with its checkpoint: the next run
         // resumes there, and nothing failed.
         report.duration = started.elapsed();
+        report.yielded = true;
         return (report, Some(Halt::Yielded));
     }
     if let Err((failure, elapsed_ms)) = outcome {

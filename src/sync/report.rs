@@ -14,6 +14,9 @@ pub struct LibraryReport {
     pub counters: Counters,
     pub duration: Duration,
     pub error: Option<String>,
+    /// The run stopped after a page to make way for a history poll
+    /// (`Signals::yield_to`); the next run resumes it.
+    pub yielded: bool,
 }
 
 impl LibraryReport {
@@ -26,6 +29,7 @@ impl LibraryReport {
             counters: Counters::default(),
             duration: Duration::ZERO,
             error: None,
+            yielded: false,
         }
     }
 }

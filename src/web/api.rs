@@ -1,10 +1,10 @@
 //! The JSON API: the status document (`app::status`), the catalog paged by
-//! a stable cursor, the change feed, and the export stream `mediasync
-//! export` uses while the daemon holds the store.
+//! a stable cursor, a server's plays newest first, the change feed, and the
+//! export stream `mediasync export` uses while the daemon holds the store.
 
 use super::http::{Body, Request, Response};
 use crate::app::App;
-use crate::model::Kind;
+use crate::model::{HISTORY, Kind, play_id_from};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,6 +13,8 @@ pub const DEFAULT_ITEMS: usize = 100;
 pub const MAX_ITEMS: usize = 1_000;
 pub const DEFAULT_CHANGES: usize = 500;
 pub const MAX_CHANGES: usize = 5_000;
+pub const DEFAULT_PLAYS: usize = 50;
+pub const MAX_PLAYS: usize = 1_000;
 
 fn store_failure(err: impl std::fmt::Display) -> Response {
     Response::error(500, &format!("reading the store failed: {err}"))
@@ -58,7 +60,7 @@ pub fn items(app: &App, request: &Request) -> Response {
                 return Response::error(
                     400,
                     &format!(
-                        "kind={name} is not a kind (movie, show, season, episode, artist, album, track, playlist)"
+                        "kind={name} is not a kind (movie, show, season, episode, artist, album, track, playlist, play)"
                     ),
                 );
             }
@@ -76,6 +78,59 @@ pub fn items(app: &App, request: &Request) -> Response {
             let items: Vec<Value> =
                 items.iter().map(|stored| crate::export::line(server, library_id, stored)).collect();
             Response::json(200, &json!({ "items": items, "next": next }))
+        }
+        Err(err) => store_failure(err),
+    }
+}
+
+/// `GET /api/history?server=&since=&before=&limit=`: one page of a
+/// server's plays, newest first, those played at or after `since` (epoch
+/// seconds or RFC 3339) only; pass the answer's `next` as `before` to get
+/// the following page. `next` is null on the last page.
+pub fn history(app: &App, request: &Request) -> Response {
+    let Some(server) = request.param("server").filter(|server| !server.is_empty()) else {
+        let servers: Vec<&str> = app.config.servers.iter().map(|server| server.name.as_str()).collect();
+        return Response::error(400, &format!("give server= (configured: {})", servers.join(", ")));
+    };
+    if !app.config.servers.iter().any(|configured| configured.name == server) {
+        return Response::error(404, &format!("no server named \"{server}\" in the config"));
+    }
+    let limit = match limit_param(request, DEFAULT_PLAYS, MAX_PLAYS) {
+        Ok(limit) => limit,
+        Err(response) => return response,
+    };
+    let since = match request.param("since").filter(|since| !since.is_empty()) {
+        None => None,
+        Some(text) => match text
+            .parse::<i64>()
+            .ok()
+            .or_else(|| chrono::DateTime::parse_from_rfc3339(text).ok().map(|time| time.timestamp()))
+        {
+            Some(since) => Some(play_id_from(since)),
+            None => {
+                return Response::error(
+                    400,
+                    &format!("since={text}: give epoch seconds or an RFC 3339 time such as 2026-01-02T10:00:00Z"),
+                );
+            }
+        },
+    };
+    let number = match app.store.find_library(server, HISTORY) {
+        Ok(Some(number)) => number,
+        Ok(None) => {
+            return Response::error(
+                404,
+                &format!("no history of server {server} is stored (Plex and Spotify servers have one once synced)"),
+            );
+        }
+        Err(err) => return store_failure(err),
+    };
+    let before = request.param("before").filter(|before| !before.is_empty());
+    match app.store.items_backwards(number, since.as_deref(), before, limit) {
+        Ok((plays, more)) => {
+            let next = if more { plays.last().map(|stored| stored.item.id.clone()) } else { None };
+            let plays: Vec<Value> = plays.iter().map(|stored| crate::export::line(server, HISTORY, stored)).collect();
+            Response::json(200, &json!({ "server": server, "plays": plays, "next": next }))
         }
         Err(err) => store_failure(err),
     }

@@ -1,10 +1,13 @@
 //! `GET /metrics`: Prometheus text format. Per server the daemon's run,
-//! failure, request and time counters since start; per library the stored
-//! items by kind, the last success and the last run's duration, requests
-//! and outcome, read from the store.
+//! failure, request and time counters since start, the next sync and
+//! history poll, the plays stored and the possible gaps found; per library
+//! the stored items by kind, the last success and the last run's duration,
+//! requests and outcome, read from the store.
 
 use super::http::Response;
 use crate::app::{App, Live};
+use crate::model::{HISTORY, Kind};
+use crate::store::records::LibraryState;
 use std::fmt::Write;
 
 fn label(value: &str) -> String {
@@ -34,7 +37,7 @@ pub fn text(app: &App) -> Result<String, crate::store::StoreError> {
         })
         .collect();
     type Field = fn(&Live, bool) -> f64;
-    let per_server: [(&str, &str, &str, Field); 7] = [
+    let per_server: [(&str, &str, &str, Field); 8] = [
         ("mediasync_runs_total", "counter", "Sync runs since the daemon started.", |live, _| live.runs as f64),
         ("mediasync_failed_runs_total", "counter", "Sync runs that failed since the daemon started.", |live, _| {
             live.failed_runs as f64
@@ -53,6 +56,12 @@ pub fn text(app: &App) -> Result<String, crate::store::StoreError> {
         ("mediasync_next_run_timestamp_seconds", "gauge", "When the next scheduled sync starts.", |live, _| {
             live.next_run_at.unwrap_or(0) as f64
         }),
+        (
+            "mediasync_next_history_poll_timestamp_seconds",
+            "gauge",
+            "When the history is polled next (Spotify; Plex polls it with each sync).",
+            |live, _| live.next_history_at.or(live.next_run_at).unwrap_or(0) as f64,
+        ),
     ];
     for (name, kind, help, field) in per_server {
         header(&mut out, name, kind, help);
@@ -72,6 +81,22 @@ pub fn text(app: &App) -> Result<String, crate::store::StoreError> {
                 label(&state.library_id)
             );
         }
+    }
+    header(&mut out, "mediasync_plays", "gauge", "Plays stored in the server's history.");
+    let histories: Vec<&LibraryState> =
+        libraries.iter().map(|(_, state)| state).filter(|state| state.library_id == HISTORY).collect();
+    for state in &histories {
+        let _ = writeln!(out, "mediasync_plays{{server=\"{}\"}} {}", label(&state.server), state.count(Kind::Play));
+    }
+    header(
+        &mut out,
+        "mediasync_history_gaps_total",
+        "counter",
+        "Polls that found more plays than the server lists since the one before: some may be missing.",
+    );
+    for state in &histories {
+        let gaps = state.gap.map_or(0, |gap| gap.count);
+        let _ = writeln!(out, "mediasync_history_gaps_total{{server=\"{}\"}} {gaps}", label(&state.server));
     }
     header(&mut out, "mediasync_last_success_timestamp_seconds", "gauge", "When the library last synced successfully.");
     for (_, state) in &libraries {

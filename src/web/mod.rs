@@ -40,6 +40,7 @@ fn route(app: &Arc<App>, request: &Request) -> Response {
         ["api", "status"] => get(&|| api::status(app)),
         ["api", "items"] => get(&|| api::items(app, request)),
         ["api", "changes"] => get(&|| api::changes(app, request)),
+        ["api", "history"] => get(&|| api::history(app, request)),
         ["api", "export"] => get(&|| api::export(app, request)),
         ["spotify", "callback"] => get(&|| spotify::callback(app, request)),
         ["api", "spotify", "callback"] => {

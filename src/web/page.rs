@@ -5,7 +5,7 @@
 
 use super::http::Response;
 use crate::app::App;
-use crate::app::status::{AccountStatus, LibraryStatus, ServerCondition, ServerStatus, StatusDocument};
+use crate::app::status::{AccountStatus, HistoryStatus, LibraryStatus, ServerCondition, ServerStatus, StatusDocument};
 use chrono::{Local, TimeZone};
 use std::fmt::Write;
 
@@ -101,7 +101,7 @@ pub fn html(document: &StatusDocument) -> String {
     }
     let _ = write!(
         out,
-        "<p class=muted>JSON: <a href=/api/status>/api/status</a> · <a href=/metrics>/metrics</a> · <a href=/api/changes?limit=20>/api/changes</a></p><script>{SCRIPT}</script></body></html>"
+        "<p class=muted>JSON: <a href=/api/status>/api/status</a> · <a href=/metrics>/metrics</a> · <a href=/api/changes?limit=20>/api/changes</a> · /api/history?server=</p><script>{SCRIPT}</script></body></html>"
     );
     out
 }
@@ -145,6 +145,10 @@ fn server_section(out: &mut String, server: &ServerStatus, index: usize, now: i6
     let quoted = escape(&serde_json::to_string(name).unwrap_or_default());
     if let Some(account) = &server.account {
         account_block(out, account, &quoted, index, now);
+    }
+    if let Some(history) = &server.history {
+        let next_poll = live.and_then(|live| live.next_history_at.or(live.next_run_at));
+        history_block(out, history, if paused { None } else { next_poll }, now);
     }
     let _ = write!(out, "<div>");
     for (action, label) in [("sync", "Sync now"), ("sync?full=1", "Full sync")] {
@@ -193,6 +197,50 @@ fn account_block(out: &mut String, account: &AccountStatus, quoted: &str, index:
 <p class=muted>After you agree, Spotify sends your browser to this box's address on 127.0.0.1, which only loads on the box itself. If that page does not load, copy the address from the address bar and paste it here:</p>\
 <input id=paste{index} size=40 placeholder='http://127.0.0.1:…/spotify/callback?code=…'> <button onclick='paste({index})'>Finish connecting</button></details>"
     );
+}
+
+/// A server's history: what to do when the account lacks the permission,
+/// a possible gap, how many plays are stored, the next poll and the last
+/// plays.
+fn history_block(out: &mut String, history: &HistoryStatus, next_poll: Option<i64>, now: i64) {
+    if history.reconnect {
+        let _ = write!(
+            out,
+            "<div class=error>Connect Spotify again to record what you play: this account was connected before mediasync read the listening history, which needs one more permission.</div>"
+        );
+        return;
+    }
+    if let Some(gap) = &history.gap {
+        let _ = write!(
+            out,
+            "<div class=error>Possible gap in the history (found {}): more plays happened between two polls than the server lists, so plays before {} may be missing. Poll more often (Spotify: a shorter <code>history_every</code>).</div>",
+            when(Some(gap.found_at), now),
+            when(gap.before, now),
+        );
+    }
+    let _ = write!(out, "<div>History: {} plays stored · next poll: {}</div>", history.plays, when(next_poll, now));
+    if history.last_plays.is_empty() {
+        return;
+    }
+    let _ = write!(out, "<table><tr><th>Played</th><th>What</th><th>By, from</th></tr>");
+    for play in &history.last_plays {
+        let details = play.play.as_ref().map(|details| {
+            [&details.artists, &details.show, &details.album, &details.context]
+                .into_iter()
+                .flatten()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(" · ")
+        });
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td class=muted>{}</td></tr>",
+            when(Some(play.updated_at), now),
+            escape(&play.title),
+            escape(&details.unwrap_or_default()),
+        );
+    }
+    let _ = write!(out, "</table>");
 }
 
 /// "500 episode, 40 season, 10 show": by kind name, as the JSON lists them.

@@ -58,7 +58,8 @@ fn sync_config() -> SyncConfig {
 fn run(server: &ServerConfig, store: &Store, which: Libraries) -> ServerReport {
     let source = mediasync::source::build(server, &sync_config(), store, &Default::default());
     let signals = Signals { stop: &AtomicBool::new(false), yield_to: None };
-    let report = sync::sync_libraries(&server.name, source.as_ref(), store, &options(server.page_size), which, signals);
+    let report =
+        sync::sync_libraries(&server.name, source.as_ref(), store, &options(server.page_size), which.into(), signals);
     assert!(report.ok(), "sync failed: {report:#?}");
     report
 }

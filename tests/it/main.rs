@@ -22,6 +22,13 @@
 //! - `fuzz`: property tests of every source's parsers (proptest): random,
 //!   shaped and mutated answers and headers, zero panics, figures printed
 //!   (cases: MEDIASYNC_FUZZ_CASES)
+//! - `history`: the Spotify and Plex histories against their fakes: exact
+//!   after a first poll, new plays, a restart, plays arriving mid-walk and a
+//!   SIGKILL mid-poll; one request per idle poll; possible gaps; plays the
+//!   server forgets are kept; no poll without the scope
+//! - `history_daemon`: the history under `mediasync run`: its own schedule,
+//!   a quota wait holding it and the history first when it ends, a long
+//!   library sync making way for it, the page, `/api/history`, metrics
 //! - `cli`: the binary as a user runs it: configs, exit codes, SIGKILL resume
 //! - `migration`: version-1 stores migrate on open, crash-safely and
 //!   resumably
@@ -57,6 +64,7 @@ mod fake_plex;
 mod fake_spotify;
 mod fuzz;
 mod history;
+mod history_daemon;
 mod hostile;
 mod jellyfin_sync;
 mod migration;

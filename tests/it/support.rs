@@ -70,7 +70,14 @@ impl Setup {
         );
         // The catalog: the watch history has its own scenarios (`history`).
         let signals = Signals { stop: &AtomicBool::new(false), yield_to: None };
-        sync::sync_libraries("home", &source, &self.store, &self.options(full, force), Libraries::Catalog, signals)
+        sync::sync_libraries(
+            "home",
+            &source,
+            &self.store,
+            &self.options(full, force),
+            Libraries::Catalog.into(),
+            signals,
+        )
     }
 
     pub fn sync(&self) -> ServerReport {

@@ -7,7 +7,7 @@
 
 use super::super::lenient::{Entries, Int, Object, Text};
 use super::super::{BadItem, Next, Page};
-use crate::model::{Item, Kind, Play};
+use crate::model::{Item, Kind, Play, play_id};
 use serde::Deserialize;
 
 /// The plays Spotify keeps, and so the page every poll asks for.
@@ -85,14 +85,13 @@ fn play(entry: Entry) -> Result<Item, BadItem> {
         .as_str()
         .and_then(|text| chrono::DateTime::parse_from_rfc3339(text).ok())
         .ok_or_else(|| BadItem { id: None, reason: "no readable played_at".into() })?;
-    let millis = played_at.timestamp_millis().max(0);
     let track = entry.track.0.unwrap_or_default();
     let track_id = track.id.read("track.id").ok().flatten();
     let uri = track.uri.read("track.uri").ok().flatten();
     // A local file has no id: its URI stands in.
     let suffix = track_id.as_deref().or(uri.as_deref()).unwrap_or("-");
     let mut item = Item::new(
-        format!("{millis:013}:{suffix}"),
+        play_id(played_at.timestamp_millis(), suffix),
         Kind::Play,
         track.name.read("track.name").ok().flatten().unwrap_or_default(),
         played_at.timestamp(),

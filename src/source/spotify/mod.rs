@@ -14,7 +14,7 @@ use super::{
     BadItem, Cause, ErrorKind, Next, Order, Page, Position, Source, SourceError, Stop, WaitObserver, filter_libraries,
 };
 use crate::config::{ServerConfig, SpotifyConfig};
-use crate::model::{Item, Kind, LibraryInfo, Nesting, Strategy};
+use crate::model::{HISTORY, Item, Kind, LibraryInfo, Nesting, Strategy};
 use crate::store::{Session, Store};
 use auth::{Accounts, Refusal};
 use serde::Deserialize;
@@ -366,14 +366,14 @@ impl Source for Spotify<'_> {
         // left out until the user connects again (the status page says so).
         let history = auth::grants(self.session().scope.as_deref(), auth::HISTORY_SCOPE);
         let all = [
-            ("history", "Recently Played", Kind::Play, Strategy::AppendOnly, Nesting::Flat),
+            (HISTORY, "Recently Played", Kind::Play, Strategy::AppendOnly, Nesting::Flat),
             ("tracks", "Liked Songs", Kind::Track, Strategy::StopAtCursor, Nesting::Flat),
             ("albums", "Saved Albums", Kind::Album, Strategy::StopAtCursor, Nesting::Flat),
             ("artists", "Followed Artists", Kind::Artist, Strategy::Unordered, Nesting::Flat),
             ("playlists", "Playlists", Kind::Playlist, Strategy::Unordered, Nesting::Nested),
         ]
         .into_iter()
-        .filter(|(id, ..)| history || *id != "history")
+        .filter(|(id, ..)| history || *id != HISTORY)
         .map(|(id, title, kind, strategy, nesting)| LibraryInfo {
             id: id.into(),
             title: title.into(),
@@ -396,7 +396,7 @@ impl Source for Spotify<'_> {
         position: Position<'_>,
         size: u32,
     ) -> Result<Page, SourceError> {
-        if library.id == "history" {
+        if library.id == HISTORY {
             let since = match order {
                 Order::NewestSince(since) => Some(since),
                 _ => None,
