@@ -944,10 +944,13 @@ fn item_json(state: &JellyfinState, item: &FakeItem, fields: &[String], user_dat
         _ => {}
     }
     if user_data {
-        value.insert(
-            "UserData".into(),
-            json!({"PlaybackPositionTicks": 0, "PlayCount": item.play_count, "IsFavorite": false, "Played": item.play_count > 0, "Key": item.id}),
-        );
+        let mut user_data = json!({"PlaybackPositionTicks": 0, "PlayCount": item.play_count, "IsFavorite": false, "Played": item.play_count > 0, "Key": item.id});
+        // Only a played item has a last played date (playing is the only
+        // user-data change the fake makes).
+        if item.play_count > 0 {
+            user_data["LastPlayedDate"] = json!(iso_date(item.user_data_at));
+        }
+        value.insert("UserData".into(), user_data);
     }
     let image = format!("{:016x}", content_hash(format!("{}:{}", item.id, item.image_at).as_bytes()));
     value.insert("ImageTags".into(), json!({"Primary": image}));

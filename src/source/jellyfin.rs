@@ -12,7 +12,7 @@ use super::{
     BadItem, ErrorKind, Order, Page, Position, Source, SourceError, Stop, WaitObserver, filter_libraries, no_children,
 };
 use crate::config::{JellyfinConfig, ServerConfig};
-use crate::model::{Item, Kind, LibraryInfo, Nesting, Strategy};
+use crate::model::{Item, Kind, LibraryInfo, Nesting, PlayState, Strategy};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
@@ -92,6 +92,16 @@ pub struct Entry {
     image_tags: Object<ImageTags>,
     path: Text,
     etag: Text,
+    user_data: Object<UserData>,
+}
+
+/// The synced user's `UserData` of an item.
+#[derive(Default, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+struct UserData {
+    played: Flag,
+    play_count: Int,
+    last_played_date: Text,
 }
 
 #[derive(Default, Deserialize)]
@@ -254,9 +264,9 @@ impl Jellyfin {
             path.push_str("&EnableUserData=false");
         } else {
             // Oldest addition first, so items added during a walk land after
-            // the pages already walked.
+            // the pages already walked; the user's played state with each.
             path.push_str(&format!(
-                "&Fields={}&SortBy={}&SortOrder=Ascending&EnableUserData=false",
+                "&Fields={}&SortBy={}&SortOrder=Ascending&EnableUserData=true",
                 encode(FIELDS),
                 encode("DateCreated,SortName")
             ));
@@ -449,7 +459,19 @@ pub fn parse_item(entry: Option<Entry>, listed: Kind, accepted: &[&str]) -> Resu
     item.thumb = tag.map(|tag| format!("/Items/{}/Images/Primary?tag={}", encode(&id), encode(&tag)));
     item.file = entry.path.read("Path").map_err(bad)?;
     item.marker = entry.etag.read("Etag").map_err(bad)?;
+    item.play_state = entry.user_data.0.map(play_state);
     Ok(item)
+}
+
+/// The played state `UserData` holds; a count that is not a count reads as
+/// 0, and `Played` missing as "played at least once".
+fn play_state(user_data: UserData) -> PlayState {
+    let play_count = user_data.play_count.count().unwrap_or(0);
+    PlayState {
+        played: user_data.played.0.unwrap_or(play_count > 0),
+        play_count,
+        last_played_at: user_data.last_played_date.as_str().and_then(parse_date),
+    }
 }
 
 /// Which route lists the users.
@@ -547,7 +569,7 @@ mod tests {
             "IndexNumber": 1, "ParentIndexNumber": 1, "ProductionYear": 2014, "RunTimeTicks": 25_900_000_000i64,
             "DateCreated": "2020-01-02T00:00:00.0000000Z", "Etag": "3f2a", "SortName": "pilot",
             "ImageTags": {"Primary": "c0ffee", "Thumb": "beef"}, "Path": "/tv/The 100/S01E01.mkv",
-            "ProviderIds": {"Tvdb": "4812", "Imdb": "tt3231564"}, "UserData": {"PlayCount": 3}
+            "ProviderIds": {"Tvdb": "4812", "Imdb": "tt3231564"}, "UserData": {"PlayCount": 3, "LastPlayedDate": "2021-03-04T05:06:07.1234567Z", "IsFavorite": false}
         });
         let item = parse_item(entry(value), Kind::Episode, &["Episode"]).unwrap();
         assert_eq!(item.id, "0a1b2c3d4e5f60718293a4b5c6d7e8f9");
@@ -559,6 +581,24 @@ mod tests {
         assert_eq!(item.thumb.as_deref(), Some("/Items/0a1b2c3d4e5f60718293a4b5c6d7e8f9/Images/Primary?tag=c0ffee"));
         assert_eq!(item.marker.as_deref(), Some("3f2a"));
         assert_eq!(item.file.as_deref(), Some("/tv/The 100/S01E01.mkv"));
+        // `Played` missing: three plays say it was played.
+        let state = PlayState { played: true, play_count: 3, last_played_at: Some(1_614_834_367) };
+        assert_eq!(item.play_state, Some(state));
+    }
+
+    #[test]
+    fn user_data_reads_leniently() {
+        let read = |user_data: serde_json::Value| {
+            let value = json!({"Name": "Film", "Id": "f1", "Type": "Movie", "UserData": user_data});
+            parse_item(entry(value), Kind::Movie, &["Movie"]).unwrap().play_state
+        };
+        let unplayed = PlayState { played: false, play_count: 0, last_played_at: None };
+        assert_eq!(read(json!({"Played": false, "PlayCount": 0})), Some(unplayed));
+        assert_eq!(read(json!({"Played": "yes", "PlayCount": -4, "LastPlayedDate": "never"})), Some(unplayed));
+        let marked = PlayState { played: true, play_count: 0, last_played_at: None };
+        assert_eq!(read(json!({"Played": true})), Some(marked), "marked played without a play");
+        assert_eq!(read(json!(null)), None);
+        assert_eq!(read(json!([1])), None);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use crate::support::{assert_mirror, assert_ok, mode_of, stored_rows};
 use mediasync::config::{Backend, JellyfinConfig, ServerConfig};
 use mediasync::fake::jellyfin::{Behaviour, Failure, FakeJellyfin, FilterFault, Logged};
-use mediasync::model::Kind;
+use mediasync::model::{Kind, PlayState};
 use mediasync::source::jellyfin::{Flavor, Jellyfin};
 use mediasync::source::retry::{RetryPolicy, Retrying};
 use mediasync::store::Store;
@@ -62,7 +62,7 @@ impl Setup {
         }
     }
 
-    fn sync_with(&self, key: &str, force: bool) -> ServerReport {
+    fn sync_with(&self, key: &str, force: bool, full: bool) -> ServerReport {
         let stop = Default::default();
         let source = Retrying::new(
             Jellyfin::new(&self.server(key), &self.jellyfin(key), Duration::from_secs(10), &stop),
@@ -74,7 +74,7 @@ impl Setup {
             &stop,
         );
         let options = Options {
-            full: false,
+            full,
             force,
             full_every: Duration::from_secs(7 * 86_400),
             max_delete_share: 0.5,
@@ -85,7 +85,7 @@ impl Setup {
     }
 
     fn sync(&self) -> ServerReport {
-        self.sync_with(KEY, false)
+        self.sync_with(KEY, false, false)
     }
 
     fn synced(&self) -> ServerReport {
@@ -188,7 +188,7 @@ fn additions_edits_and_deletions_are_mirrored() {
         setup.fake.edit_title(&movies[10], "Renamed Movie");
         setup.fake.edit_overview(&movies[11]); // only the Etag changes
         setup.fake.replace_image(&movies[12]);
-        setup.fake.play(&movies[13]); // not a change of the catalog
+        setup.fake.play(&movies[13]); // not saved: only the played state changes
         setup.fake.edit_title(&seasons[0], "Season One (Remastered)");
         setup.fake.delete(&movies[20]);
         setup.fake.delete(&shows[1]); // its 2 seasons and 20 episodes go too
@@ -198,8 +198,8 @@ fn additions_edits_and_deletions_are_mirrored() {
         let movies_report = setup.library(&report, "Movies");
         assert_eq!(
             (movies_report.counters.new, movies_report.counters.changed, movies_report.counters.deleted),
-            (1, 3, 1),
-            "{}: new, changed (title, overview, image; playback is no change), deleted",
+            (1, 4, 1),
+            "{}: new, changed (title, overview, image; the reconcile lists the played one too), deleted",
             behaviour.name()
         );
         assert_eq!(mode_of(&report, &movies_view), "incremental+reconcile", "{}", behaviour.name());
@@ -209,11 +209,43 @@ fn additions_edits_and_deletions_are_mirrored() {
         let number = setup.store.find_library("den", &movies_view).unwrap().unwrap();
         let edited = setup.store.item(number, &movies[11]).unwrap().unwrap();
         assert!(edited.item.marker.is_some(), "{}: the Etag is stored", behaviour.name());
+        let played = setup.store.item(number, &movies[13]).unwrap().unwrap().item.play_state.unwrap();
+        assert_eq!((played.played, played.play_count), (true, 1), "{}", behaviour.name());
 
         let before = setup.fake.requests();
         let report = setup.synced();
         assert!(setup.fake.requests() - before <= 2 + 2 * KINDS, "{}", behaviour.name());
         assert_eq!(mode_of(&report, &movies_view), "incremental");
+        setup.assert_exact();
+    }
+}
+
+/// The user's played state rides on every listed item; a play saves
+/// nothing, so the save-time filter does not list it again: the next full
+/// pass (or a reconcile) brings it.
+#[test]
+fn the_users_played_state_is_stored_and_a_full_pass_refreshes_it() {
+    for behaviour in Behaviour::ALL {
+        let setup = Setup::new(behaviour);
+        let view = setup.fake.add_movies("Movies", 40);
+        let movies = setup.fake.ids(&view, Kind::Movie);
+        setup.fake.play(&movies[3]);
+        setup.fake.play(&movies[3]);
+        let played_at = setup.fake.state().clock;
+        setup.synced();
+        let number = setup.store.find_library("den", &view).unwrap().unwrap();
+        let state = |id: &str| setup.store.item(number, id).unwrap().unwrap().item.play_state.unwrap();
+        let twice = PlayState { played: true, play_count: 2, last_played_at: Some(played_at) };
+        assert_eq!(state(&movies[3]), twice, "{}", behaviour.name());
+        assert_eq!(state(&movies[4]), PlayState::default(), "{}: never played", behaviour.name());
+        setup.synced(); // the filter is probed and found working
+        setup.fake.play(&movies[4]);
+        let played_at = setup.fake.state().clock;
+        let report = setup.sync_with(KEY, false, true);
+        assert!(report.ok(), "{}: {report:#?}", behaviour.name());
+        let once = PlayState { played: true, play_count: 1, last_played_at: Some(played_at) };
+        assert_eq!(state(&movies[4]), once, "{}", behaviour.name());
+        assert_eq!(setup.library(&report, "Movies").counters.changed, 1, "{}", behaviour.name());
         setup.assert_exact();
     }
 }
@@ -285,7 +317,7 @@ fn mass_deletion_is_refused_unless_forced() {
             behaviour.name()
         );
         assert_eq!(stored_rows(&setup.store).len(), 400, "{}: nothing may be deleted", behaviour.name());
-        let report = setup.sync_with(KEY, true);
+        let report = setup.sync_with(KEY, true, false);
         assert_ok(&report);
         assert_eq!(report.libraries[0].counters.deleted, 300);
         setup.assert_exact();
@@ -297,7 +329,7 @@ fn wrong_key_stops_the_server_with_a_clear_message() {
     for behaviour in Behaviour::ALL {
         let setup = Setup::new(behaviour);
         setup.fake.add_library_of(200);
-        let report = setup.sync_with("wrong-key", false);
+        let report = setup.sync_with("wrong-key", false, false);
         let error = report.error.clone().unwrap_or_default();
         assert!(error.contains("refused the token") && error.contains("token"), "{}: {error}", behaviour.name());
         assert!(!error.contains("wrong-key") && !error.contains(KEY), "{}: {error}", behaviour.name());
