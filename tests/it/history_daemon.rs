@@ -163,6 +163,20 @@ fn a_long_library_sync_makes_way_for_history_polls_and_the_page_shows_the_plays(
     assert_eq!(recent["plays"].as_array().unwrap().len(), 2, "the plays at or after `since`");
     assert_eq!(recent["plays"][0]["play"]["played"], "track");
     assert!(recent["plays"][0]["play"]["artists"].is_string());
+    // The export and the change feed carry every play, with its facts.
+    let export = get(address, "/api/export?server=music").body;
+    let exported: Vec<serde_json::Value> = export
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|line| line["library"] == "history")
+        .collect();
+    assert_eq!(exported.len(), expected.len());
+    assert!(exported.iter().all(|play| play["kind"] == "play" && play["play"]["album"].is_string()));
+    let changes = get(address, "/api/changes?limit=5000").json();
+    let changed: Vec<&serde_json::Value> =
+        changes["changes"].as_array().unwrap().iter().filter(|change| change["library"] == "history").collect();
+    assert_eq!(changed.len(), expected.len(), "one upsert per play, never rewritten");
+    assert!(changed.iter().all(|change| change["op"] == "upsert" && change["item"]["play"]["played"] == "track"));
     assert_eq!(get(address, "/api/history").status, 400);
     assert_eq!(get(address, "/api/history?server=music&since=yesterday").status, 400);
     assert_eq!(get(address, "/api/history?server=nope").status, 404);
