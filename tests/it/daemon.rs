@@ -92,6 +92,14 @@ fn cli(config: &Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// `Authorization` for the daemon's controls: the token it generated next
+/// to the store at its start (the config sets none).
+fn admin(config: &Path) -> [(&'static str, String); 1] {
+    let config = mediasync::config::load(config).unwrap();
+    let token = mediasync::app::admin_token::read(&config).unwrap().expect("the daemon generated its token");
+    [("Authorization", format!("Bearer {token}"))]
+}
+
 fn syncing_with_progress(status: &serde_json::Value) -> bool {
     status["servers"][0]["libraries"]
         .as_array()
@@ -297,11 +305,14 @@ fn a_rate_limit_wait_shows_until_when() {
 
 #[test]
 fn pause_stops_a_running_sync_and_resume_with_sync_now_finishes_it() {
-    let (fake, _dir, _config, daemon) = mid_first_sync(2_000);
+    let (fake, _dir, config, daemon) = mid_first_sync(2_000);
     let address = daemon.address;
-    let reset = request(address, "POST", "/api/servers/home/reset", &[]);
+    let [(name, bearer)] = admin(&config);
+    let admin = [(name, bearer.as_str())];
+    assert_eq!(request(address, "POST", "/api/servers/home/pause", &[]).status, 401, "loopback alone is not enough");
+    let reset = request(address, "POST", "/api/servers/home/reset", &admin);
     assert_eq!(reset.status, 409, "a reset must not overlap a sync: {}", reset.body);
-    assert_eq!(request(address, "POST", "/api/servers/home/pause", &[]).status, 202);
+    assert_eq!(request(address, "POST", "/api/servers/home/pause", &admin).status, 202);
     daemon.wait_until("the sync stopped at a page boundary", |daemon| {
         daemon.status()["servers"][0]["live"]["syncing"] == false
     });
@@ -313,13 +324,13 @@ fn pause_stops_a_running_sync_and_resume_with_sync_now_finishes_it() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(fake.requests(), requests, "a paused server is still being synced");
 
-    assert_eq!(request(address, "POST", "/api/servers/home/resume", &[]).status, 202);
+    assert_eq!(request(address, "POST", "/api/servers/home/resume", &admin).status, 202);
     fake.state().delay = Duration::ZERO;
-    assert_eq!(request(address, "POST", "/api/servers/home/sync", &[]).status, 202);
+    assert_eq!(request(address, "POST", "/api/servers/home/sync", &admin).status, 202);
     daemon.wait_until("the resumed sync finished", idle_after_success);
     let modes = last_modes(&daemon.status());
     assert!(modes.iter().any(|mode| mode == "resumed"), "{modes:?}");
-    assert_eq!(request(address, "POST", "/api/servers/home/reset", &[]).status, 202);
+    assert_eq!(request(address, "POST", "/api/servers/home/reset", &admin).status, 202);
     assert!(daemon.terminate().success());
 }
 
