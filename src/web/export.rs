@@ -14,8 +14,10 @@ use http_body_util::channel::{Channel, Sender};
 use hyper::body::Bytes;
 use std::sync::Arc;
 
-/// Items per read transaction (a few hundred KiB of JSON).
-const PAGE_ITEMS: usize = 500;
+/// Items per read transaction (about 40 KiB of JSON). A stalled client
+/// holds at most three pages: one in hyper's buffer, one in the channel,
+/// one read and waiting to be sent.
+const PAGE_ITEMS: usize = 100;
 
 pub fn start(app: &Arc<App>, request: &Request) -> Response {
     let server = request.param("server").map(str::to_string);
@@ -83,4 +85,84 @@ fn page(
     }
     let next = if more { items.last().map(|stored| stored.item.id.clone()) } else { None };
     Ok((Bytes::from(lines), next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Item, Kind};
+    use http_body_util::BodyExt;
+
+    fn app_with(libraries: &[(&str, usize)]) -> (Arc<App>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[store]\npath = \"{}\"\n[[server]]\nname = \"home\"\nkind = \"plex\"\nurl = \"http://127.0.0.1:9\"\ntoken = \"t\"\n",
+            dir.path().join("s.redb").display()
+        );
+        let config = crate::config::parse(&text, &dir.path().join("c.toml")).unwrap();
+        let store = crate::store::Store::open(&config.store.path, 1 << 20).unwrap();
+        for (library, items) in libraries {
+            let (number, _) = store.library("home", library, library).unwrap();
+            store
+                .write(|writer| {
+                    let mut state = writer.state(number)?.unwrap_or_default();
+                    for n in 0..*items {
+                        let item = Item::new(format!("{n:05}"), Kind::Movie, format!("{library} {n}"), 1);
+                        writer.upsert(number, &mut state, &item, false)?;
+                    }
+                    writer.put_state(number, &state)
+                })
+                .unwrap();
+        }
+        (Arc::new(App::new(config, store)), dir)
+    }
+
+    fn lines(chunk: &Bytes) -> Vec<serde_json::Value> {
+        chunk
+            .split(|byte| *byte == b'\n')
+            .filter(|line| !line.is_empty())
+            .map(|line| serde_json::from_slice(line).unwrap())
+            .collect()
+    }
+
+    /// While the client has taken one page, the export holds no read
+    /// transaction: what is written meanwhile shows in the pages to come,
+    /// and every item comes once, in order.
+    #[test]
+    fn a_paused_export_holds_no_snapshot() {
+        let (app, _dir) = app_with(&[("1", 450), ("2", 450)]);
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        runtime.block_on(async {
+            let (sender, mut channel) = Channel::new(1);
+            tokio::spawn(produce(Arc::clone(&app), None, sender));
+            let first = channel.frame().await.unwrap().unwrap().into_data().unwrap();
+            assert_eq!(lines(&first).len(), PAGE_ITEMS);
+            // The client reads nothing for a while; a sync renames an item
+            // of the last library meanwhile.
+            let number = app.store.find_library("home", "2").unwrap().unwrap();
+            app.store
+                .write(|writer| {
+                    let mut state = writer.state(number)?.unwrap_or_default();
+                    let item = Item::new("00440", Kind::Movie, "renamed during the export", 2);
+                    writer.upsert(number, &mut state, &item, false)?;
+                    writer.put_state(number, &state)
+                })
+                .unwrap();
+            let mut exported = lines(&first);
+            while let Some(frame) = channel.frame().await {
+                exported.extend(lines(&frame.unwrap().into_data().unwrap()));
+            }
+            assert_eq!(exported.len(), 900);
+            let keys: Vec<(String, String)> = exported
+                .iter()
+                .map(|line| (line["library"].as_str().unwrap().to_string(), line["id"].as_str().unwrap().to_string()))
+                .collect();
+            let mut sorted = keys.clone();
+            sorted.sort();
+            sorted.dedup();
+            assert_eq!(keys, sorted, "items repeated or out of order");
+            let renamed = exported.iter().find(|line| line["library"] == "2" && line["id"] == "00440").unwrap();
+            assert_eq!(renamed["title"], "renamed during the export");
+        });
+    }
 }

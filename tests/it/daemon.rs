@@ -1,8 +1,10 @@
 //! `mediasync run` as systemd runs it: READY after the store opened and a
 //! fed watchdog; `status`, `export` and `sync` going through the running
-//! daemon instead of failing on the store lock; and SIGTERM in the middle
-//! of a first sync: a prompt clean exit, a checkpoint left in the store,
-//! and a restart that resumes from it to an exact mirror.
+//! daemon instead of failing on the store lock (the last two with the
+//! admin token the daemon generated, which `admin-token` prints); and
+//! SIGTERM in the middle of a first sync: a prompt clean exit, a checkpoint
+//! left in the store, and a restart that resumes from it to an exact
+//! mirror.
 
 use crate::status_server::{config_text, get, request};
 use crate::support::TOKEN;
@@ -177,8 +179,15 @@ fn sigterm_mid_sync_leaves_a_checkpoint_and_a_restart_resumes_it() {
     let sync = cli(&config, &["sync", "--full"]);
     assert!(sync.status.success(), "{}", String::from_utf8_lossy(&sync.stderr));
     assert!(String::from_utf8_lossy(&sync.stdout).contains("requested from the running daemon"));
+    // `admin-token` prints the token the daemon generated; it is never logged.
+    let printed = cli(&config, &["admin-token"]);
+    assert!(printed.status.success(), "{}", String::from_utf8_lossy(&printed.stderr));
+    let admin_token = String::from_utf8_lossy(&printed.stdout).trim().to_string();
+    assert_eq!(admin(&config)[0].1, format!("Bearer {admin_token}"));
     let log = std::fs::read_to_string(config.with_extension("log")).unwrap();
     assert!(!log.contains(TOKEN), "the token leaked into the log");
+    assert!(!log.contains(&admin_token), "the admin token leaked into the log");
+    assert!(log.contains("admin-token"), "the log does not say where the admin token is:\n{log}");
     assert!(log.contains("home/1 (Movies): mode="), "no summary line per library:\n{log}");
     assert!(daemon.terminate().success());
 }
@@ -193,6 +202,10 @@ fn ready_and_watchdog_reach_systemd() {
     socket.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let address = free_address();
     let config = write_config(dir.path(), fake.url(), address);
+    let before = cli(&config, &["admin-token"]);
+    assert!(!before.status.success());
+    let said = String::from_utf8_lossy(&before.stderr);
+    assert!(said.contains("no admin token yet") && said.contains("admin-token"), "{said}");
     let daemon = Daemon::start(
         &config,
         address,

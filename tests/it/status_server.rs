@@ -11,7 +11,7 @@ use crate::support::TOKEN;
 use mediasync::app::{App, admin_token};
 use mediasync::config;
 use mediasync::fake::plex::FakePlex;
-use mediasync::model::Kind;
+use mediasync::model::{Item, Kind};
 use mediasync::store::Store;
 use mediasync::web::{self, access::Access, server};
 use serde_json::Value;
@@ -136,13 +136,18 @@ pub fn raw(address: SocketAddr, request: &[u8]) -> Answer {
     Answer { status, head: head.to_string(), body: body.to_string() }
 }
 
+/// A request as a browser at `http://{address}/` sends it.
 pub fn request(address: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)]) -> Answer {
-    let mut text = format!("{method} {target} HTTP/1.1\r\nHost: {address}\r\n");
+    raw(address, request_text(&address.to_string(), method, target, headers).as_bytes())
+}
+
+fn request_text(host: &str, method: &str, target: &str, headers: &[(&str, &str)]) -> String {
+    let mut text = format!("{method} {target} HTTP/1.1\r\nHost: {host}\r\n");
     for (name, value) in headers {
         text.push_str(&format!("{name}: {value}\r\n"));
     }
     text.push_str("Content-Length: 0\r\n\r\n");
-    raw(address, text.as_bytes())
+    text
 }
 
 pub fn get(address: SocketAddr, target: &str) -> Answer {
@@ -464,4 +469,121 @@ fn a_flood_of_connections_leaves_room_for_a_normal_request() {
     }
     assert!(running.server.connections() <= 16, "{} connections held", running.server.connections());
     drop(flood);
+}
+
+/// A DNS-rebinding client: a web page whose own name now resolves to this
+/// box (or to a loopback tunnel to it) sends that name as `Host`. No route
+/// answers it, token or not; and on loopback without the token nothing is
+/// granted either.
+#[test]
+fn a_rebinding_client_gets_nothing() {
+    let running = Running::start(40, None, server::Limits::default());
+    let address = running.address();
+    let bearer = running.bearer.clone();
+    let with_token = [("Authorization", bearer.as_str())];
+    for (method, target) in [
+        ("GET", "/"),
+        ("GET", "/healthz"),
+        ("GET", "/metrics"),
+        ("GET", "/api/status"),
+        ("GET", "/api/items?server=home&library=1"),
+        ("GET", "/api/changes"),
+        ("GET", "/api/export"),
+        ("GET", "/spotify/callback?state=s&code=c"),
+        ("POST", "/api/servers/home/pause"),
+        ("POST", "/api/servers/home/connect"),
+    ] {
+        for host in [format!("rebind.evil.example:{}", address.port()), "evil.example".to_string()] {
+            let answer = raw(address, request_text(&host, method, target, &with_token).as_bytes());
+            assert_eq!(answer.status, 421, "{method} {target} as {host}: {}", answer.body);
+            assert!(answer.json()["error"].as_str().unwrap().contains("[status] hostnames"), "{}", answer.body);
+            assert!(!answer.body.contains("Movies") && !answer.body.contains("\"items\""));
+        }
+    }
+    assert!(!running.daemon.store.control("home").unwrap().paused);
+    let two_hosts = format!("GET / HTTP/1.1\r\nHost: {address}\r\nHost: evil.example\r\n\r\n");
+    assert_eq!(raw(address, two_hosts.as_bytes()).status, 400);
+    assert_eq!(raw(address, b"GET / HTTP/1.1\r\n\r\n").status, 400, "no Host");
+
+    // The box's own names answer; loopback without the token controls nothing.
+    for host in [format!("localhost:{}", address.port()), address.to_string()] {
+        assert_eq!(raw(address, request_text(&host, "GET", "/", &[]).as_bytes()).status, 200, "{host}");
+        for (method, target) in [("POST", "/api/servers/home/pause"), ("GET", "/api/export")] {
+            let answer = raw(address, request_text(&host, method, target, &[]).as_bytes());
+            assert_eq!(answer.status, 401, "{method} {target} as {host}");
+        }
+    }
+    assert!(!running.daemon.store.control("home").unwrap().paused);
+    let page = get(address, "/");
+    assert!(page.head_has("frame-ancestors 'none'"), "{}", page.head);
+}
+
+/// A client whose receive window is a few KiB: it takes an answer as
+/// slowly as it likes.
+fn slow_reader(running: &Running) -> TcpStream {
+    running.runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let stream = socket.connect(running.address()).await.unwrap().into_std().unwrap();
+        stream.set_nonblocking(false).unwrap();
+        stream
+    })
+}
+
+/// Clients that ask for the export and stop reading fill every connection:
+/// a new client still gets in (the oldest answer is dropped, and its
+/// client sees it cut off, not complete), and the others' exports finish
+/// whole when they read on. (That a stalled export holds no snapshot is
+/// `web::export`'s unit test.)
+#[test]
+fn slow_export_readers_starve_no_one() {
+    let limits = server::Limits { max_connections: 4, ..server::Limits::default() };
+    let running = Running::start(300, None, limits);
+    // An export far larger than what sockets and the server buffer (about
+    // 4 MB), written straight to the store.
+    const EXTRA: usize = 20_000;
+    let store = &running.daemon.store;
+    let (number, _) = store.library("home", "archive", "Archive").unwrap();
+    store
+        .write(|writer| {
+            let mut state = writer.state(number)?.unwrap_or_default();
+            for n in 0..EXTRA {
+                let item = Item::new(format!("{n:06}"), Kind::Movie, format!("Archived movie number {n}"), 1);
+                writer.upsert(number, &mut state, &item, false)?;
+            }
+            writer.put_state(number, &state)
+        })
+        .unwrap();
+    let address = running.address();
+    let export = request_text(&address.to_string(), "GET", "/api/export", &running.admin());
+    let mut stalled: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut stream = slow_reader(&running);
+            stream.write_all(export.as_bytes()).unwrap();
+            let mut start = [0u8; 16];
+            stream.read_exact(&mut start).unwrap();
+            assert!(start.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&start));
+            stream
+        })
+        .collect();
+    let answer = get(address, "/api/status");
+    assert_eq!(answer.status, 200, "{}", answer.head);
+    assert!(running.server.connections() <= 4, "{} connections held", running.server.connections());
+
+    let read_all = |stream: &mut TcpStream| {
+        stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut bytes = Vec::new();
+        let _ = stream.read_to_end(&mut bytes);
+        bytes
+    };
+    let complete = |bytes: &[u8]| bytes.ends_with(b"\r\n0\r\n\r\n");
+    let evicted = read_all(&mut stalled[0]);
+    assert!(!complete(&evicted), "the dropped export looks complete ({} bytes)", evicted.len());
+    for stream in &mut stalled[1..] {
+        let bytes = read_all(stream);
+        assert!(complete(&bytes), "an export that kept its connection was cut ({} bytes)", bytes.len());
+        let lines = String::from_utf8_lossy(&bytes).matches("\"server\":\"home\"").count();
+        assert_eq!(lines, running.fake.item_count() + EXTRA);
+    }
+    assert_eq!(running.server.panics(), 0);
 }
