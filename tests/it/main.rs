@@ -20,7 +20,11 @@
 //! - `portability`: a store written on x86_64 reads identically on ARM
 //! - `power_loss`: the store under thousands of simulated power cuts
 //! - `status_server`: the status page and API over real HTTP: endpoints,
-//!   control auth, the change feed, limits against slow and flooding clients
+//!   control auth, Host checks (DNS rebinding), the change feed, limits
+//!   against slow and flooding clients and slow export readers
+//! - `status_fuzz`: random and mutated requests against the status server
+//!   (proptest; `MEDIASYNC_FUZZ_CASES` cases): no panic, nothing granted
+//!   without the token
 //! - `browser`: the status page rendered by headless Chromium (screenshot kept)
 //! - `daemon`: `mediasync run` as systemd runs it: READY and watchdog,
 //!   one-shot commands through the running daemon, SIGTERM mid-sync resumes,
@@ -36,5 +40,6 @@ mod plex_sync;
 mod portability;
 mod power_loss;
 mod spotify_sync;
+mod status_fuzz;
 mod status_server;
 mod support;
