@@ -6,6 +6,13 @@
 //! Run: `cargo bench --bench scale` (sizes: MEDIASYNC_BENCH_SIZES, default
 //! "5000,50000"). Compare the ratios printed in one run: machines are noisy.
 
+#![allow(
+    clippy::arithmetic_side_effects,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "benchmark harness: a panic is a failed run, and sizes and figures are small and known"
+)]
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

@@ -171,16 +171,16 @@ impl ServerSlot {
         live.syncing = false;
         live.waiting_until = None;
         live.waiting_for = None;
-        live.runs += 1;
+        live.runs = live.runs.saturating_add(1);
         live.run_seconds += seconds;
         match outcome {
             RunOutcome::Finished { requests, ok } => {
-                live.requests += requests;
+                live.requests = live.requests.saturating_add(requests);
                 if !ok {
-                    live.failed_runs += 1;
+                    live.failed_runs = live.failed_runs.saturating_add(1);
                 }
             }
-            RunOutcome::Aborted => live.failed_runs += 1,
+            RunOutcome::Aborted => live.failed_runs = live.failed_runs.saturating_add(1),
         }
     }
 }

@@ -93,7 +93,8 @@ impl App {
                 _ => Wait::Outage,
             };
             if let Some(slot) = observed.server(&observed_name) {
-                slot.set_waiting(sync::now_epoch() + pause.as_secs_f64().ceil() as i64, wait);
+                let seconds = pause.as_secs().saturating_add(u64::from(pause.subsec_nanos() > 0));
+                slot.set_waiting(sync::now_epoch().saturating_add(i64::try_from(seconds).unwrap_or(i64::MAX)), wait);
             }
         }));
         let options = Options {

@@ -182,7 +182,7 @@ impl App {
             return Err(FlowError::NoRefreshToken);
         };
         let now = crate::sync::now_epoch();
-        let expires_at = now + tokens.expires_in.unwrap_or(3600);
+        let expires_at = now.saturating_add(tokens.expires_in.unwrap_or(3600));
         self.store
             .update_session(&flow.server, |session| {
                 session.refresh_token = Some(refresh_token);

@@ -258,7 +258,9 @@ fn status_command(args: &Args) -> Result<i32, CliError> {
         Err(err) if err.kind() == StoreErrorKind::Locked => client::get_json(&config, "/api/status").map_err(failed)?,
         opened => crate::app::status::document(&config, &opened?)?.to_json().map_err(failed)?,
     };
-    println!("{}", serde_json::to_string_pretty(&document).expect("JSON values serialize"));
+    #[allow(clippy::expect_used, reason = "a serde_json Value always serializes")]
+    let text = serde_json::to_string_pretty(&document).expect("JSON values serialize");
+    println!("{text}");
     Ok(0)
 }
 

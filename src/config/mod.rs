@@ -152,7 +152,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let raw: raw::RawConfig = toml::from_str(text).map_err(|err| ConfigError::Syntax {
         path: path.to_path_buf(),
-        line: err.span().map(|span| 1 + text[..span.start].matches('\n').count()),
+        line: err
+            .span()
+            .map(|span| text.get(..span.start).map_or(0, |before| before.matches('\n').count()).saturating_add(1)),
         message: err.message().to_string(),
     })?;
     validate::config(raw, path)

@@ -237,3 +237,14 @@ fn each_kind_carries_its_own_keys() {
     assert!(matches!(&config.servers[2].backend, Backend::Spotify(app) if app.client_secret.is_none()));
     assert_eq!(config.servers[2].url(), SPOTIFY_API_URL);
 }
+
+/// 4096 MiB overflowed a 32-bit usize (armv7, where CI runs this test under
+/// qemu); there it is clamped to usize::MAX bytes.
+#[test]
+fn the_largest_cache_fits_every_target() {
+    let config = parse_str(&GOOD.replace("[store]", "[store]\ncache_mib = 4096")).unwrap();
+    let expected = if usize::BITS > 32 { 4096 << 20 } else { usize::MAX };
+    assert_eq!(config.store.cache_bytes, expected);
+    let config = parse_str(&GOOD.replace("[store]", "[store]\ncache_mib = 3")).unwrap();
+    assert_eq!(config.store.cache_bytes, 3 << 20);
+}

@@ -28,7 +28,9 @@ fn store(raw: RawStore) -> Result<StoreConfig, Problem> {
         return Err(Problem::StorePathEmpty);
     }
     let cache_mib = raw.cache_mib.unwrap_or(DEFAULT_CACHE_MIB).clamp(1, 4096);
-    Ok(StoreConfig { path: raw.path, cache_bytes: cache_mib as usize * 1024 * 1024 })
+    // 4096 MiB does not fit a 32-bit usize: there the cache is clamped to usize::MAX.
+    let cache_bytes = usize::try_from(u64::from(cache_mib).saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
+    Ok(StoreConfig { path: raw.path, cache_bytes })
 }
 
 fn duration(key: DurationKey, value: Option<String>, default: Duration) -> Result<Duration, Problem> {
@@ -94,7 +96,7 @@ fn servers(
     let mut servers: Vec<ServerConfig> = Vec::new();
     for (index, mut raw_server) in raw.into_iter().enumerate() {
         let schedule = raw_server.schedule.take();
-        let server = kinds::server(raw_server, index + 1)?;
+        let server = kinds::server(raw_server, index.saturating_add(1))?;
         if let Some(text) = schedule {
             match parse_schedule(&text) {
                 Ok(schedule) => schedules.insert(server.name.clone(), schedule),

@@ -123,6 +123,7 @@ async fn serve(config: Config, store: Store) -> Result<(), DaemonError> {
     }
     notify::notify("STOPPING=1");
     app.shut_down();
+    #[allow(clippy::arithmetic_side_effects, reason = "a grace of seconds after now cannot overflow")]
     let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
     while app.any_syncing() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;

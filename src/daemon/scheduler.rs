@@ -62,7 +62,7 @@ pub(super) async fn server_loop(app: Arc<App>, name: String, semaphore: Arc<toki
         slot.set_next_run_at(next.timestamp());
         let mut fired = due;
         while !fired && !app.stopping() {
-            let wait = (next - Local::now()).to_std().unwrap_or(Duration::ZERO);
+            let wait = next.signed_duration_since(Local::now()).to_std().unwrap_or(Duration::ZERO);
             if wait.is_zero() {
                 fired = true;
                 break;

@@ -13,7 +13,9 @@ pub fn string(value: Option<&Value>) -> Option<String> {
     }
 }
 
-/// An integer, a float (truncated) or a string holding an integer.
+/// An integer, a float (truncated toward zero, clamped to the i64 range) or
+/// a string holding an integer.
+#[allow(clippy::cast_possible_truncation, reason = "the float is truncated and clamped on purpose: `as` does both")]
 pub fn i64(value: Option<&Value>) -> Option<i64> {
     match value? {
         Value::Number(number) => number.as_i64().or_else(|| number.as_f64().map(|f| f as i64)),

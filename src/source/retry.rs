@@ -40,11 +40,11 @@ impl<S: Source> Retrying<S> {
                     let factor = 1u32.checked_shl(failures).unwrap_or(u32::MAX);
                     self.policy.delay.saturating_mul(factor).min(MAX_BACKOFF)
                 }
-                ErrorKind::RateLimited(wait) if waited + wait <= self.policy.max_rate_limit_wait => wait,
+                ErrorKind::RateLimited(wait) if waited.saturating_add(wait) <= self.policy.max_rate_limit_wait => wait,
                 _ => return Err(err),
             };
-            failures += 1;
-            waited += pause;
+            failures = failures.saturating_add(1);
+            waited = waited.saturating_add(pause);
             log::warn!("{err}; trying again in {:.1}s", pause.as_secs_f64());
             if let Some(observer) = self.observer.lock().ok().and_then(|observer| observer.clone()) {
                 observer(&err, pause);
@@ -101,6 +101,7 @@ impl<S: Source> Source for Retrying<S> {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, reason = "test code: a call count cannot overflow")]
 mod tests {
     use super::*;
     use std::sync::Mutex;

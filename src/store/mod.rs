@@ -166,7 +166,8 @@ impl Store {
     pub fn recount(&self, library: u32) -> Result<BTreeMap<Kind, u64>, StoreError> {
         let mut counts = BTreeMap::new();
         self.scan_headers(library, None, |_, header| {
-            *counts.entry(header.kind).or_insert(0) += 1;
+            let count = counts.entry(header.kind).or_insert(0u64);
+            *count = count.saturating_add(1);
             true
         })?;
         Ok(counts)
@@ -234,7 +235,9 @@ impl Store {
             let is_seen = chunk
                 .as_ref()
                 .and_then(|(_, bits)| bits.as_ref())
-                .is_some_and(|bits| bits[(bit / 8) as usize] & (1 << (bit % 8)) != 0);
+                // A chunk shorter than SEEN_CHUNK_BYTES (the writer never
+                // stores one) reads as unseen past its end, like a missing chunk.
+                .is_some_and(|bits| bits.get((bit / 8) as usize).is_some_and(|byte| byte & (1 << (bit % 8)) != 0));
             if !is_seen {
                 keys.push(key.to_vec());
                 if keys.len() >= limit {
@@ -270,15 +273,13 @@ impl Store {
         let mut out = Vec::new();
         for entry in table.range(since.saturating_add(1)..)? {
             let (key, value) = entry?;
-            let value = value.value();
-            if value.len() < 5 {
-                continue;
-            }
+            let Some((&op, rest)) = value.value().split_first() else { continue };
+            let Some((library, id)) = rest.split_first_chunk::<4>() else { continue };
             out.push(Change {
                 seq: key.value(),
-                deleted: value[0] == OP_DELETE,
-                library: u32::from_be_bytes(value[1..5].try_into().unwrap()),
-                id: String::from_utf8_lossy(&value[5..]).into_owned(),
+                deleted: op == OP_DELETE,
+                library: u32::from_be_bytes(*library),
+                id: String::from_utf8_lossy(id).into_owned(),
             });
             if out.len() >= limit {
                 break;

@@ -26,7 +26,7 @@ impl Store {
         match range.next() {
             Some(entry) => {
                 let (key, _) = entry?;
-                Ok(Some(String::from_utf8_lossy(&key.value()[4..]).into_owned()))
+                Ok(Some(String::from_utf8_lossy(key.value().get(4..).unwrap_or_default()).into_owned()))
             }
             None => Ok(None),
         }
@@ -97,10 +97,10 @@ impl Writer<'_> {
                 keys.push(key);
             }
         }
-        let mut deleted = 0;
+        let mut deleted = 0u64;
         for key in keys {
             if self.delete_key(state, &key)? {
-                deleted += 1;
+                deleted = deleted.saturating_add(1);
             }
         }
         Ok(deleted)

@@ -24,7 +24,7 @@ pub struct ItemHeader {
 }
 
 pub fn encode_item(header: &ItemHeader, body: &[u8]) -> Vec<u8> {
-    let mut record = Vec::with_capacity(ITEM_HEADER_LEN + body.len());
+    let mut record = Vec::with_capacity(ITEM_HEADER_LEN.saturating_add(body.len()));
     record.push(ITEM_RECORD_VERSION);
     record.push(header.kind.code());
     record.extend_from_slice(&header.ordinal.to_be_bytes());
@@ -36,23 +36,26 @@ pub fn encode_item(header: &ItemHeader, body: &[u8]) -> Vec<u8> {
 }
 
 pub fn decode_header(record: &[u8]) -> Option<ItemHeader> {
-    if record.len() < ITEM_HEADER_LEN || record[0] != ITEM_RECORD_VERSION {
+    let (&[version, kind], rest) = record.split_first_chunk::<2>()?;
+    if version != ITEM_RECORD_VERSION {
         return None;
     }
-    let u32_at = |at: usize| u32::from_be_bytes(record[at..at + 4].try_into().unwrap());
-    let u64_at = |at: usize| u64::from_be_bytes(record[at..at + 8].try_into().unwrap());
+    let (ordinal, rest) = rest.split_first_chunk::<4>()?;
+    let (hash, rest) = rest.split_first_chunk::<8>()?;
+    let (seq, rest) = rest.split_first_chunk::<8>()?;
+    let (updated_at, _) = rest.split_first_chunk::<8>()?;
     Some(ItemHeader {
-        kind: Kind::from_code(record[1])?,
-        ordinal: u32_at(2),
-        hash: u64_at(6),
-        seq: u64_at(14),
-        updated_at: u64_at(22) as i64,
+        kind: Kind::from_code(kind)?,
+        ordinal: u32::from_be_bytes(*ordinal),
+        hash: u64::from_be_bytes(*hash),
+        seq: u64::from_be_bytes(*seq),
+        updated_at: i64::from_be_bytes(*updated_at),
     })
 }
 
 pub fn decode_item(record: &[u8]) -> Option<(ItemHeader, Item)> {
     let header = decode_header(record)?;
-    let item = serde_json::from_slice(&record[ITEM_HEADER_LEN..]).ok()?;
+    let item = serde_json::from_slice(record.get(ITEM_HEADER_LEN..)?).ok()?;
     Some((header, item))
 }
 

@@ -45,10 +45,11 @@ pub const PENDING: TableDefinition<&[u8], &[u8]> = TableDefinition::new("pending
 pub const SEEN_CHUNK_BITS: u32 = 8192;
 pub const SEEN_CHUNK_BYTES: usize = (SEEN_CHUNK_BITS / 8) as usize;
 
+#[allow(clippy::expect_used, reason = "config validation limits server names to 64 bytes")]
 pub fn library_key(server: &str, library_id: &str) -> Vec<u8> {
     let server = server.as_bytes();
     let length = u16::try_from(server.len()).expect("server names are at most 64 bytes");
-    let mut key = Vec::with_capacity(2 + server.len() + library_id.len());
+    let mut key = Vec::with_capacity(server.len().saturating_add(library_id.len()).saturating_add(2));
     key.extend_from_slice(&length.to_be_bytes());
     key.extend_from_slice(server);
     key.extend_from_slice(library_id.as_bytes());
@@ -56,7 +57,7 @@ pub fn library_key(server: &str, library_id: &str) -> Vec<u8> {
 }
 
 pub fn item_key(library: u32, id: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(4 + id.len());
+    let mut key = Vec::with_capacity(id.len().saturating_add(4));
     key.extend_from_slice(&library.to_be_bytes());
     key.extend_from_slice(id.as_bytes());
     key
@@ -91,7 +92,7 @@ pub const OP_UPSERT: u8 = 1;
 pub const OP_DELETE: u8 = 2;
 
 pub fn change_value(op: u8, library: u32, id: &str) -> Vec<u8> {
-    let mut value = Vec::with_capacity(5 + id.len());
+    let mut value = Vec::with_capacity(id.len().saturating_add(5));
     value.push(op);
     value.extend_from_slice(&library.to_be_bytes());
     value.extend_from_slice(id.as_bytes());

@@ -10,6 +10,7 @@ use super::tables::*;
 use crate::model::{Item, Kind, content_hash};
 use redb::{ReadableTable, Table};
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 
 pub struct Writer<'t> {
     meta: Table<'t, &'static str, &'static [u8]>,
@@ -59,7 +60,7 @@ impl<'t> Writer<'t> {
 
     fn take_seq(&mut self) -> u64 {
         let seq = self.next_seq;
-        self.next_seq += 1;
+        self.next_seq = seq.saturating_add(1);
         self.seq_dirty = true;
         seq
     }
@@ -147,14 +148,14 @@ impl<'t> Writer<'t> {
                 self.changes.remove(old.seq)?;
                 if old.kind != item.kind {
                     decrement(state, old.kind);
-                    *state.counts.entry(item.kind).or_insert(0) += 1;
+                    increment(state, item.kind);
                 }
                 (old.ordinal, Outcome::Changed)
             }
             // An undecodable record is replaced; the next recount fixes the counters.
             Some(None) => (take_ordinal(state)?, Outcome::Changed),
             None => {
-                *state.counts.entry(item.kind).or_insert(0) += 1;
+                increment(state, item.kind);
                 (take_ordinal(state)?, Outcome::New)
             }
         };
@@ -186,23 +187,32 @@ impl<'t> Writer<'t> {
 
     pub(super) fn mark_seen(&mut self, library: u32, ordinal: u32) -> Result<(), StoreError> {
         let key = seen_key(library, ordinal / SEEN_CHUNK_BITS);
-        if !self.seen_chunks.contains_key(&key) {
-            let bits = match self.seen.get(key.as_slice())? {
-                Some(value) => value.value().to_vec(),
-                None => vec![0u8; SEEN_CHUNK_BYTES],
-            };
-            self.seen_chunks.insert(key, bits);
-        }
-        let bits = self.seen_chunks.get_mut(&key).expect("inserted above");
+        let bits = match self.seen_chunks.entry(key) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                let mut bits = match self.seen.get(key.as_slice())? {
+                    Some(value) => value.value().to_vec(),
+                    None => Vec::new(),
+                };
+                // Every chunk holds SEEN_CHUNK_BYTES; a shorter stored one
+                // (damaged) is padded with unseen bits.
+                if bits.len() < SEEN_CHUNK_BYTES {
+                    bits.resize(SEEN_CHUNK_BYTES, 0);
+                }
+                entry.insert(bits)
+            }
+        };
         let bit = ordinal % SEEN_CHUNK_BITS;
-        bits[(bit / 8) as usize] |= 1 << (bit % 8);
+        if let Some(byte) = bits.get_mut((bit / 8) as usize) {
+            *byte |= 1 << (bit % 8);
+        }
         Ok(())
     }
 
     /// Forgets every seen mark of a library (a new full pass begins).
     pub fn clear_seen(&mut self, library: u32) -> Result<(), StoreError> {
         let (start, end) = library_range(library);
-        self.seen_chunks.retain(|key, _| key[..4] != start[..4]);
+        self.seen_chunks.retain(|key, _| !key.starts_with(&library.to_be_bytes()));
         self.seen.retain_in::<&[u8], _>(start.as_slice()..end.as_slice(), |_, _| false)?;
         Ok(())
     }
@@ -214,11 +224,11 @@ impl<'t> Writer<'t> {
         };
         let header = decode_header(old.value());
         drop(old);
-        if key.len() < 4 {
+        let Some((library, id)) = key.split_first_chunk::<4>() else {
             return Ok(false);
-        }
-        let library = u32::from_be_bytes(key[..4].try_into().unwrap());
-        let id = String::from_utf8_lossy(&key[4..]).into_owned();
+        };
+        let library = u32::from_be_bytes(*library);
+        let id = String::from_utf8_lossy(id).into_owned();
         if let Some(header) = header {
             self.changes.remove(header.seq)?;
             decrement(state, header.kind);
@@ -244,6 +254,11 @@ fn take_ordinal(state: &mut LibraryState) -> Result<u32, StoreError> {
     let ordinal = state.next_ordinal;
     state.next_ordinal = ordinal.checked_add(1).ok_or(StoreError::OrdinalsExhausted)?;
     Ok(ordinal)
+}
+
+fn increment(state: &mut LibraryState, kind: Kind) {
+    let count = state.counts.entry(kind).or_insert(0);
+    *count = count.saturating_add(1);
 }
 
 fn decrement(state: &mut LibraryState, kind: Kind) {

@@ -48,7 +48,7 @@ impl Run<'_> {
             };
             let requests = self.requests();
             self.commit(move |writer, state, checkpoint| {
-                checkpoint.counters.pages += 1;
+                checkpoint.counters.pages = checkpoint.counters.pages.saturating_add(1);
                 checkpoint.counters.requests = requests;
                 let (last, refused) = match fetched {
                     Ok(page) => {
@@ -57,7 +57,7 @@ impl Run<'_> {
                             match entry {
                                 Ok(item) => tally(&mut checkpoint.counters, writer.upsert(number, state, item, false)?),
                                 Err(bad) => {
-                                    checkpoint.counters.bad += 1;
+                                    checkpoint.counters.bad = checkpoint.counters.bad.saturating_add(1);
                                     log::warn!(
                                         "{}/{parent}: skipped an unreadable entry: {}",
                                         state.server,
@@ -66,7 +66,7 @@ impl Run<'_> {
                                 }
                             }
                         }
-                        let start = cursor.start + page.returned();
+                        let start = cursor.start.saturating_add(page.returned());
                         let ends = listing_ends(&page, start, size);
                         // The next page's children sort after the last one
                         // written.

@@ -6,7 +6,7 @@
 
 use super::run::{Failure, Run};
 use super::{Options, now_epoch, plan};
-use crate::model::LibraryInfo;
+use crate::model::{Kind, LibraryInfo};
 use crate::source::{ErrorKind, Order, Position, Source, SourceError};
 use crate::store::records::{FilterCheck, LibraryState};
 
@@ -79,8 +79,7 @@ impl Run<'_> {
     /// the server still answers an unfiltered count, the filter is to blame:
     /// remember that and reconcile with a full pass now. Otherwise it is an
     /// outage, and the run fails as usual, keeping its checkpoint.
-    pub(super) fn filter_failed(&mut self, err: SourceError) -> Result<(), Failure> {
-        let kind = self.checkpoint.kinds[self.checkpoint.kind_index as usize];
+    pub(super) fn filter_failed(&mut self, kind: Kind, err: SourceError) -> Result<(), Failure> {
         match self.source.count(self.library, kind) {
             Ok(_) => {}
             Err(count_err) if count_err.kind == ErrorKind::Unauthorized => return Err(count_err.into()),

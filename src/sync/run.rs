@@ -153,11 +153,11 @@ impl<'a> Run<'a> {
     }
 
     pub(super) fn requests(&self) -> u64 {
-        self.requests_before + self.source.requests().saturating_sub(self.requests_base)
+        self.requests_before.saturating_add(self.source.requests().saturating_sub(self.requests_base))
     }
 
     pub(super) fn elapsed_ms(&self) -> u64 {
-        self.elapsed_before + self.started.elapsed().as_millis() as u64
+        self.elapsed_before.saturating_add(u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX))
     }
 
     pub(super) fn nested(&self) -> bool {
@@ -251,7 +251,7 @@ fn new_checkpoint(
     now: i64,
 ) -> Result<Checkpoint, Failure> {
     log::info!("{}/{}: {:?} pass ({reason})", state.server, library.id, pass);
-    state.runs += 1;
+    state.runs = state.runs.saturating_add(1);
     let started_as = pass;
     let mut pass = pass;
     let strategy = library.strategy;
@@ -324,7 +324,7 @@ fn new_checkpoint(
 /// Turns the checkpoint into a fresh full pass over its kinds, in memory: a
 /// new generation, walking from the start.
 fn reset_to_full_pass(state: &mut LibraryState, checkpoint: &mut Checkpoint) {
-    state.generation += 1;
+    state.generation = state.generation.saturating_add(1);
     checkpoint.pass = Pass::Full;
     checkpoint.generation = state.generation;
     checkpoint.kind_index = 0;
@@ -335,7 +335,7 @@ fn reset_to_full_pass(state: &mut LibraryState, checkpoint: &mut Checkpoint) {
     checkpoint.order_broken = false;
     checkpoint.after = None;
     checkpoint.children = None;
-    checkpoint.full_passes += 1;
+    checkpoint.full_passes = checkpoint.full_passes.saturating_add(1);
 }
 
 /// Records a failed run on a fresh copy of the state (the in-memory one may

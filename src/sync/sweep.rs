@@ -32,9 +32,9 @@ impl Run<'_> {
                 self.commit(|writer, state, checkpoint| {
                     for key in &keys {
                         if writer.delete_key(state, key)? {
-                            checkpoint.counters.deleted += 1;
+                            checkpoint.counters.deleted = checkpoint.counters.deleted.saturating_add(1);
                             if nested {
-                                let parent = String::from_utf8_lossy(&key[4..]).into_owned();
+                                let parent = String::from_utf8_lossy(key.get(4..).unwrap_or_default()).into_owned();
                                 delete_children(writer, number, state, checkpoint, &parent, None)?;
                                 state.skipped.remove(&parent);
                             }
@@ -96,7 +96,7 @@ impl Run<'_> {
         loop {
             let (mut keys, complete) =
                 self.store.unseen(self.number, &self.checkpoint.kinds, after.as_deref(), COUNT_BATCH)?;
-            total += keys.len() as u64;
+            total = total.saturating_add(keys.len() as u64);
             if complete {
                 return Ok(total);
             }
@@ -116,6 +116,7 @@ pub(super) fn delete_children(
     parent: &str,
     last: Option<&str>,
 ) -> Result<(), StoreError> {
-    checkpoint.counters.deleted += writer.delete_children_after(number, state, parent, last)?;
+    checkpoint.counters.deleted =
+        checkpoint.counters.deleted.saturating_add(writer.delete_children_after(number, state, parent, last)?);
     Ok(())
 }

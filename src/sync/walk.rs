@@ -24,13 +24,13 @@ impl Run<'_> {
             if stop.load(Ordering::Relaxed) {
                 return Err(Failure::Interrupted);
             }
-            if (self.checkpoint.kind_index as usize) < self.checkpoint.kinds.len() {
+            if let Some(&kind) = self.checkpoint.kinds.get(self.checkpoint.kind_index as usize) {
                 let filtered = self.filtered();
-                match self.page() {
+                match self.page(kind) {
                     Err(Failure::Source(err))
                         if filtered && matches!(err.kind, ErrorKind::Unavailable | ErrorKind::Rejected) =>
                     {
-                        self.filter_failed(err)?;
+                        self.filter_failed(kind, err)?;
                     }
                     outcome => outcome?,
                 }
@@ -83,9 +83,8 @@ impl Run<'_> {
     }
 
     /// Fetches the next page and commits it with the advanced checkpoint.
-    fn page(&mut self) -> Result<(), Failure> {
+    fn page(&mut self, kind: Kind) -> Result<(), Failure> {
         let checkpoint = &self.checkpoint;
-        let kind = checkpoint.kinds[checkpoint.kind_index as usize];
         let pass = checkpoint.pass;
         let filtered = self.filtered();
         let order = match pass {
@@ -131,7 +130,7 @@ impl Run<'_> {
                         tally(&mut checkpoint.counters, outcome);
                     }
                     Err(bad) => {
-                        checkpoint.counters.bad += 1;
+                        checkpoint.counters.bad = checkpoint.counters.bad.saturating_add(1);
                         log::warn!(
                             "{}/{}: skipped an unreadable {kind} entry{}: {}",
                             state.server,
@@ -144,7 +143,8 @@ impl Run<'_> {
                             _ => false,
                         };
                         if pass == Pass::Full && !stored {
-                            *checkpoint.unstored.entry(kind).or_insert(0) += 1;
+                            let unstored = checkpoint.unstored.entry(kind).or_insert(0);
+                            *unstored = unstored.saturating_add(1);
                         }
                     }
                 }
@@ -154,12 +154,12 @@ impl Run<'_> {
             if let (Some(total), false) = (page.total, filtered) {
                 checkpoint.totals.insert(kind, total);
             }
-            checkpoint.start += page.returned();
+            checkpoint.start = checkpoint.start.saturating_add(page.returned());
             let exhausted = reached_cursor
                 || (pass == Pass::Incremental && checkpoint.order_broken)
                 || listing_ends(&page, checkpoint.start, size);
             if exhausted {
-                checkpoint.kind_index += 1;
+                checkpoint.kind_index = checkpoint.kind_index.saturating_add(1);
                 checkpoint.start = 0;
                 checkpoint.after = None;
             } else {
@@ -168,7 +168,7 @@ impl Run<'_> {
                     Next::Offset | Next::End => None,
                 };
             }
-            checkpoint.counters.pages += 1;
+            checkpoint.counters.pages = checkpoint.counters.pages.saturating_add(1);
             checkpoint.counters.requests = requests;
             Ok(())
         })?;
@@ -192,7 +192,7 @@ impl Run<'_> {
                 Some(total) => Some(total),
                 None => self.source.count(self.library, kind)?,
             };
-            let local = self.state.count(kind) + self.state.unreadable.get(&kind).copied().unwrap_or(0);
+            let local = self.state.count(kind).saturating_add(self.state.unreadable.get(&kind).copied().unwrap_or(0));
             if total != Some(local) {
                 // The page's total can be stale by the time a later page was
                 // walked; a fresh count settles it before more work is done.
@@ -210,9 +210,9 @@ impl Run<'_> {
 /// Counts a stored item in the run's tallies.
 pub(super) fn tally(counters: &mut Counters, outcome: Outcome) {
     match outcome {
-        Outcome::New => counters.new += 1,
-        Outcome::Changed => counters.changed += 1,
-        Outcome::Unchanged => counters.unchanged += 1,
+        Outcome::New => counters.new = counters.new.saturating_add(1),
+        Outcome::Changed => counters.changed = counters.changed.saturating_add(1),
+        Outcome::Unchanged => counters.unchanged = counters.unchanged.saturating_add(1),
     }
 }
 

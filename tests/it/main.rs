@@ -30,6 +30,17 @@
 //!   one-shot commands through the running daemon, SIGTERM mid-sync resumes,
 //!   sync slots, pause and resume, rate-limit waits, the demo
 
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::arithmetic_side_effects,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test code: a panic is a failed test, and sizes and counts are small and known"
+)]
+
 mod browser;
 mod cli;
 mod daemon;

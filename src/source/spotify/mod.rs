@@ -79,7 +79,7 @@ impl<'a> Spotify<'a> {
         }
         let reason = session.not_before_reason.clone().unwrap_or_else(|| "rate limit".into());
         Err(SourceError::new(
-            ErrorKind::RateLimited(Duration::from_millis((until_ms - now_ms) as u64)),
+            ErrorKind::RateLimited(Duration::from_millis(u64::try_from(until_ms.saturating_sub(now_ms)).unwrap_or(0))),
             format!("Spotify's {reason}: waiting until {} (progress is saved)", clock_time(until)),
         ))
     }
@@ -90,7 +90,7 @@ impl<'a> Spotify<'a> {
         let wait = retry_after.unwrap_or(DEFAULT_RETRY_AFTER_SECS);
         // Whole seconds from the next second up: never before the server's
         // own deadline, whatever the rounding.
-        let until = now_ms().div_euclid(1000) + 1 + wait as i64;
+        let until = now_ms().div_euclid(1000).saturating_add(1).saturating_add(i64::try_from(wait).unwrap_or(i64::MAX));
         let reason = if wait > 3600 { "daily quota" } else { "rate limit" };
         if let Err(err) = self.update(|session| {
             session.not_before = Some(until);
@@ -98,7 +98,8 @@ impl<'a> Spotify<'a> {
         }) {
             log::error!("{err}");
         }
-        let remaining = Duration::from_millis((until * 1000 - now_ms()).max(0) as u64);
+        let remaining =
+            Duration::from_millis(u64::try_from(until.saturating_mul(1000).saturating_sub(now_ms())).unwrap_or(0));
         SourceError::new(
             ErrorKind::RateLimited(remaining),
             format!("{at}: Spotify's {reason} (HTTP 429): waiting until {} (progress is saved)", clock_time(until)),
@@ -128,14 +129,22 @@ impl<'a> Spotify<'a> {
             (session.access_token.clone(), session.access_expires_at, session.refresh_token.clone())
         };
         if let (Some(token), Some(expires_at)) = (current, expires_at) {
-            if expires_at - REFRESH_MARGIN_SECS > now_ms() / 1000 {
+            if expires_at.saturating_sub(REFRESH_MARGIN_SECS) > now_ms() / 1000 {
                 return Ok(token);
             }
         }
-        let refresh_token = refresh_token.expect("checked by not_connected");
+        // Missing only if the session changed since the check above.
+        let Some(refresh_token) = refresh_token else {
+            return Err(self.not_connected().unwrap_or_else(|| {
+                SourceError::new(
+                    ErrorKind::Unavailable,
+                    "the Spotify session changed while its token was read; trying again".to_string(),
+                )
+            }));
+        };
         match self.accounts.refresh(&refresh_token) {
             Ok(tokens) => {
-                let expires_at = now_ms() / 1000 + tokens.expires_in.unwrap_or(3600);
+                let expires_at = (now_ms() / 1000).saturating_add(tokens.expires_in.unwrap_or(3600));
                 let access = tokens.access_token.clone();
                 self.update(|session| {
                     session.access_token = Some(tokens.access_token);
@@ -323,8 +332,11 @@ impl Source for Spotify<'_> {
         );
         let answer = self.get(&path)?;
         let entries = answer.get("items").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-        let items =
-            entries.iter().enumerate().map(|(n, entry)| playlist_entry(entry, parent, start + n as u64)).collect();
+        let items = entries
+            .iter()
+            .enumerate()
+            .map(|(n, entry)| playlist_entry(entry, parent, start.saturating_add(n as u64)))
+            .collect();
         let next = if answer.get("next").and_then(Value::as_str).is_some() { Next::Offset } else { Next::End };
         Ok(Page { items, total: lenient::u64(answer.get("total")), next })
     }
@@ -349,7 +361,7 @@ impl Source for Spotify<'_> {
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_millis() as i64)
+        .map(|elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }
 
@@ -445,7 +457,7 @@ fn playlist_entry(entry: &Value, playlist: &str, position: u64) -> Result<Item, 
     let title = object.and_then(|object| lenient::string(object.get("name"))).unwrap_or_default();
     let mut item = Item::new(format!("{playlist}/{position:06}"), kind, title, added_at.unwrap_or(0));
     item.parent_id = Some(playlist.to_string());
-    item.index = Some(position as i64);
+    item.index = Some(i64::try_from(position).unwrap_or(i64::MAX));
     item.added_at = added_at;
     if let Some(object) = object {
         item.guid = lenient::string(object.get("uri"));
