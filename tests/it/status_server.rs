@@ -530,6 +530,48 @@ fn slow_reader(running: &Running) -> TcpStream {
     })
 }
 
+/// Items written straight to the store: with them an export is far larger
+/// (about 4 MB) than what the sockets and the server buffer.
+const ARCHIVE: usize = 20_000;
+
+fn with_archive(running: &Running) {
+    let store = &running.daemon.store;
+    let (number, _) = store.library("home", "archive", "Archive").unwrap();
+    store
+        .write(|writer| {
+            let mut state = writer.state(number)?.unwrap_or_default();
+            for n in 0..ARCHIVE {
+                let item = Item::new(format!("{n:06}"), Kind::Movie, format!("Archived movie number {n}"), 1);
+                writer.upsert(number, &mut state, &item, false)?;
+            }
+            writer.put_state(number, &state)
+        })
+        .unwrap();
+}
+
+/// A slow reader that asked for the export and has its answer's head.
+fn stalled_export(running: &Running) -> TcpStream {
+    let export = request_text(&running.address().to_string(), "GET", "/api/export", &running.admin());
+    let mut stream = slow_reader(running);
+    stream.write_all(export.as_bytes()).unwrap();
+    let mut start = [0u8; 16];
+    stream.read_exact(&mut start).unwrap();
+    assert!(start.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&start));
+    stream
+}
+
+fn read_all(stream: &mut TcpStream) -> Vec<u8> {
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut bytes = Vec::new();
+    let _ = stream.read_to_end(&mut bytes);
+    bytes
+}
+
+/// A chunked answer that ended properly, with its last chunk.
+fn complete(bytes: &[u8]) -> bool {
+    bytes.ends_with(b"\r\n0\r\n\r\n")
+}
+
 /// Clients that ask for the export and stop reading fill every connection:
 /// a new client still gets in (the oldest answer is dropped, and its
 /// client sees it cut off, not complete), and the others' exports finish
@@ -539,51 +581,37 @@ fn slow_reader(running: &Running) -> TcpStream {
 fn slow_export_readers_starve_no_one() {
     let limits = server::Limits { max_connections: 4, ..server::Limits::default() };
     let running = Running::start(300, None, limits);
-    // An export far larger than what sockets and the server buffer (about
-    // 4 MB), written straight to the store.
-    const EXTRA: usize = 20_000;
-    let store = &running.daemon.store;
-    let (number, _) = store.library("home", "archive", "Archive").unwrap();
-    store
-        .write(|writer| {
-            let mut state = writer.state(number)?.unwrap_or_default();
-            for n in 0..EXTRA {
-                let item = Item::new(format!("{n:06}"), Kind::Movie, format!("Archived movie number {n}"), 1);
-                writer.upsert(number, &mut state, &item, false)?;
-            }
-            writer.put_state(number, &state)
-        })
-        .unwrap();
+    with_archive(&running);
     let address = running.address();
-    let export = request_text(&address.to_string(), "GET", "/api/export", &running.admin());
-    let mut stalled: Vec<TcpStream> = (0..4)
-        .map(|_| {
-            let mut stream = slow_reader(&running);
-            stream.write_all(export.as_bytes()).unwrap();
-            let mut start = [0u8; 16];
-            stream.read_exact(&mut start).unwrap();
-            assert!(start.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&start));
-            stream
-        })
-        .collect();
+    let mut stalled: Vec<TcpStream> = (0..4).map(|_| stalled_export(&running)).collect();
     let answer = get(address, "/api/status");
     assert_eq!(answer.status, 200, "{}", answer.head);
     assert!(running.server.connections() <= 4, "{} connections held", running.server.connections());
 
-    let read_all = |stream: &mut TcpStream| {
-        stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        let mut bytes = Vec::new();
-        let _ = stream.read_to_end(&mut bytes);
-        bytes
-    };
-    let complete = |bytes: &[u8]| bytes.ends_with(b"\r\n0\r\n\r\n");
     let evicted = read_all(&mut stalled[0]);
     assert!(!complete(&evicted), "the dropped export looks complete ({} bytes)", evicted.len());
     for stream in &mut stalled[1..] {
         let bytes = read_all(stream);
         assert!(complete(&bytes), "an export that kept its connection was cut ({} bytes)", bytes.len());
         let lines = String::from_utf8_lossy(&bytes).matches("\"server\":\"home\"").count();
-        assert_eq!(lines, running.fake.item_count() + EXTRA);
+        assert_eq!(lines, running.fake.item_count() + ARCHIVE);
     }
     assert_eq!(running.server.panics(), 0);
+}
+
+/// The answer deadline holds for a reader that never finishes: the server
+/// drops the connection, and the client sees the export cut off.
+#[test]
+fn an_answer_not_taken_in_time_is_cut_off() {
+    let limits = server::Limits { response_timeout: Duration::from_secs(1), ..server::Limits::default() };
+    let running = Running::start(30, None, limits);
+    with_archive(&running);
+    let mut stalled = stalled_export(&running);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while running.server.connections() > 0 {
+        assert!(Instant::now() < deadline, "the stalled export was never dropped");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let bytes = read_all(&mut stalled);
+    assert!(!complete(&bytes), "an export past its deadline looks complete ({} bytes)", bytes.len());
 }
