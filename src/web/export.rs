@@ -94,13 +94,8 @@ mod tests {
     use http_body_util::BodyExt;
 
     fn app_with(libraries: &[(&str, usize)]) -> (Arc<App>, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let text = format!(
-            "[store]\npath = \"{}\"\n[[server]]\nname = \"home\"\nkind = \"plex\"\nurl = \"http://127.0.0.1:9\"\ntoken = \"t\"\n",
-            dir.path().join("s.redb").display()
-        );
-        let config = crate::config::parse(&text, &dir.path().join("c.toml")).unwrap();
-        let store = crate::store::Store::open(&config.store.path, 1 << 20).unwrap();
+        let (app, dir) = crate::web::tests::app();
+        let store = &app.store;
         for (library, items) in libraries {
             let (number, _) = store.library("home", library, library).unwrap();
             store
@@ -114,7 +109,7 @@ mod tests {
                 })
                 .unwrap();
         }
-        (Arc::new(App::new(config, store)), dir)
+        (app, dir)
     }
 
     fn lines(chunk: &Bytes) -> Vec<serde_json::Value> {

@@ -109,7 +109,8 @@ mod tests {
 
     const TOKEN: &str = "lan-admin-token-42";
 
-    fn daemon() -> (Arc<App>, Access, tempfile::TempDir) {
+    /// An application with one Plex server, "home", and an empty store.
+    pub(super) fn app() -> (Arc<App>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let text = format!(
             "[store]\npath = \"{}\"\n[[server]]\nname = \"home\"\nkind = \"plex\"\nurl = \"http://127.0.0.1:9\"\ntoken = \"t\"\n",
@@ -117,8 +118,12 @@ mod tests {
         );
         let config = crate::config::parse(&text, &dir.path().join("c.toml")).unwrap();
         let store = crate::store::Store::open(&config.store.path, 1 << 20).unwrap();
-        let access = Access::new(TOKEN.into(), Some("pi"), &[]);
-        (Arc::new(App::new(config, store)), access, dir)
+        (Arc::new(App::new(config, store)), dir)
+    }
+
+    fn daemon() -> (Arc<App>, Access, tempfile::TempDir) {
+        let (app, dir) = app();
+        (app, Access::new(TOKEN.into(), Some("pi"), &[]), dir)
     }
 
     fn send(
