@@ -16,6 +16,12 @@
 //! - `spotify_sync`: the engine and the Spotify source against that fake:
 //!   exact mirrors, resync cost, rate limits and quota across restarts,
 //!   token refresh and re-authorisation, Connect Spotify over HTTP
+//! - `hostile`: every source against its fake in hostile mode (extreme and
+//!   dated `Retry-After`, garbage, giant bodies and titles, wrong types,
+//!   deep nesting, slow drips): no panic, the catalog intact
+//! - `fuzz`: property tests of every source's parsers (proptest): random,
+//!   shaped and mutated answers and headers, zero panics, figures printed
+//!   (cases: MEDIASYNC_FUZZ_CASES)
 //! - `cli`: the binary as a user runs it: configs, exit codes, SIGKILL resume
 //! - `portability`: a store written on x86_64 reads identically on ARM
 //! - `power_loss`: the store under thousands of simulated power cuts
@@ -25,6 +31,8 @@
 //! - `status_fuzz`: random and mutated requests against the status server
 //!   (proptest; `MEDIASYNC_FUZZ_CASES` cases): no panic, nothing granted
 //!   without the token
+//! - `stop`: SIGTERM and pause during a 15-minute rate-limit wait: nothing
+//!   more is sent, the store is closed, the next start does no repair
 //! - `browser`: the status page rendered by headless Chromium (screenshot kept)
 //! - `daemon`: `mediasync run` as systemd runs it: READY and watchdog,
 //!   one-shot commands through the running daemon, SIGTERM mid-sync resumes,
@@ -46,6 +54,8 @@ mod cli;
 mod daemon;
 mod fake_plex;
 mod fake_spotify;
+mod fuzz;
+mod hostile;
 mod jellyfin_sync;
 mod plex_sync;
 mod portability;
@@ -53,4 +63,5 @@ mod power_loss;
 mod spotify_sync;
 mod status_fuzz;
 mod status_server;
+mod stop;
 mod support;

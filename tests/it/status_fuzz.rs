@@ -9,7 +9,7 @@
 //! cut short), no handler or connection may panic, no control or export may
 //! be granted without the admin token and a name of the box, and the server
 //! must keep answering. `MEDIASYNC_FUZZ_CASES` sets the number of cases
-//! (default 3000; `.ci/run` sets fewer under qemu); the figures are
+//! (default 2000; `.ci/run` sets fewer under qemu); the figures are
 //! printed (`cargo test --test it status_fuzz -- --nocapture`).
 
 use crate::status_server::{Running, get};
@@ -23,7 +23,7 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 fn cases() -> u32 {
-    std::env::var("MEDIASYNC_FUZZ_CASES").ok().and_then(|text| text.parse().ok()).unwrap_or(3000)
+    std::env::var("MEDIASYNC_FUZZ_CASES").ok().and_then(|text| text.parse().ok()).unwrap_or(2000)
 }
 
 /// Statuses the server (or hyper for it) may answer.
