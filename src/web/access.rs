@@ -1,9 +1,9 @@
 //! Who may use the status server. Every route answers only to a `Host` the
 //! box is known by (the address the connection reached, a loopback address,
 //! `localhost`, the machine's hostname, `[status] hostnames`), so a web page
-//! whose name rebinds to this box's address gets nothing. Controls and the export
-//! always need the admin token (`app::admin_token`); a request from another
-//! site's page (`Origin`) is refused even with it.
+//! whose name rebinds to this box's address gets nothing. Controls and the
+//! export always need the admin token (`app::admin_token`); a request from
+//! another site's page (`Origin`) is refused even with it.
 
 use super::http::{Request, Response};
 use crate::app::admin_token::{self, TokenError};
@@ -122,8 +122,7 @@ mod tests {
         for (name, value) in headers {
             map.append(*name, HeaderValue::from_str(value).unwrap());
         }
-        let peer = "192.168.1.50:40000".parse().unwrap();
-        Request::new(Method::POST, &Uri::from_static("/"), map, (peer, local.parse().unwrap()), Bytes::new())
+        Request::new(Method::POST, &Uri::from_static("/"), map, local.parse().unwrap(), Bytes::new())
             .unwrap_or_else(|_| panic!("refused"))
     }
 

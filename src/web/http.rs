@@ -18,7 +18,6 @@ pub struct Request {
     pub segments: Vec<String>,
     pub query: Vec<(String, String)>,
     pub headers: HeaderMap,
-    pub peer: SocketAddr,
     /// The address the connection reached (which of the box's addresses).
     pub local: SocketAddr,
     /// The request body (at most `Limits::max_body_bytes`).
@@ -32,18 +31,19 @@ impl Request {
         method: Method,
         uri: &Uri,
         headers: HeaderMap,
-        (peer, local): (SocketAddr, SocketAddr),
+        local: SocketAddr,
         body: Bytes,
     ) -> Result<Request, Response> {
-        let segments = uri
-            .path()
-            .trim_start_matches('/')
+        let path = uri.path();
+        let segments = path
+            .strip_prefix('/')
+            .unwrap_or(path)
             .split('/')
             .map(|segment| percent_encoding::percent_decode_str(segment).decode_utf8().map(|text| text.into_owned()))
             .collect::<Result<Vec<String>, _>>()
             .map_err(|_| Response::error(400, "the path is not valid percent-encoded UTF-8"))?;
         let query = uri.query().map(|query| parse_pairs(query.as_bytes())).unwrap_or_default();
-        Ok(Request { method, segments, query, headers, peer, local, body })
+        Ok(Request { method, segments, query, headers, local, body })
     }
 
     /// A header's value, when it is there once and is visible ASCII.
@@ -133,7 +133,7 @@ mod tests {
     fn parsed(target: &str) -> Request {
         let address: SocketAddr = "127.0.0.1:8787".parse().unwrap();
         let uri: Uri = target.parse().unwrap();
-        Request::new(Method::GET, &uri, HeaderMap::new(), (address, address), Bytes::new())
+        Request::new(Method::GET, &uri, HeaderMap::new(), address, Bytes::new())
             .unwrap_or_else(|_| panic!("{target} refused"))
     }
 
@@ -142,6 +142,7 @@ mod tests {
         assert_eq!(parsed("/api/servers/a%2Fb/sync").segments, ["api", "servers", "a/b", "sync"]);
         assert_eq!(parsed("/api/servers/a+b%20c/sync").segments, ["api", "servers", "a+b c", "sync"]);
         assert_eq!(parsed("/").segments, [""]);
+        assert_eq!(parsed("//api/status").segments, ["", "api", "status"]);
         assert_eq!(parsed("/%e2%9c%93").segments, ["✓"]);
     }
 
@@ -159,7 +160,7 @@ mod tests {
     fn a_path_that_is_not_utf8_is_refused() {
         let address: SocketAddr = "127.0.0.1:8787".parse().unwrap();
         let uri: Uri = "/api/servers/%ff/sync".parse().unwrap();
-        let refused = Request::new(Method::POST, &uri, HeaderMap::new(), (address, address), Bytes::new());
+        let refused = Request::new(Method::POST, &uri, HeaderMap::new(), address, Bytes::new());
         assert_eq!(refused.err().map(|response| response.status), Some(400));
     }
 }

@@ -185,7 +185,7 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAd
     let service = service_fn(|request| {
         answering.store(true, Ordering::Relaxed);
         let shared = Arc::clone(&shared);
-        async move { Ok::<_, Infallible>(answer(&shared, request, (peer, local), accepted).await.into_hyper()) }
+        async move { Ok::<_, Infallible>(answer(&shared, request, local, accepted).await.into_hyper()) }
     });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -203,13 +203,8 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAd
     }
 }
 
-async fn answer(
-    shared: &Shared,
-    request: hyper::Request<Incoming>,
-    addresses: (SocketAddr, SocketAddr),
-    accepted: Instant,
-) -> Response {
-    let request = match receive(&shared.limits, request, addresses, accepted).await {
+async fn answer(shared: &Shared, request: hyper::Request<Incoming>, local: SocketAddr, accepted: Instant) -> Response {
+    let request = match receive(&shared.limits, request, local, accepted).await {
         Ok(request) => request,
         Err(refused) => return refused,
     };
@@ -232,7 +227,7 @@ async fn answer(
 async fn receive(
     limits: &Limits,
     request: hyper::Request<Incoming>,
-    addresses: (SocketAddr, SocketAddr),
+    local: SocketAddr,
     accepted: Instant,
 ) -> Result<Request, Response> {
     let (parts, body) = request.into_parts();
@@ -250,5 +245,5 @@ async fn receive(
         Ok(Err(_)) => return Err(Response::error(400, "the request body broke off")),
         Err(_) => return Err(Response::error(408, "request not received in time")),
     };
-    Request::new(parts.method, &parts.uri, parts.headers, addresses, body)
+    Request::new(parts.method, &parts.uri, parts.headers, local, body)
 }
