@@ -30,8 +30,9 @@
 //!   and `migration`)
 //! - `power_loss`: the store under thousands of simulated power cuts
 //! - `status_server`: the status page and API over real HTTP: endpoints,
-//!   control auth, Host checks (DNS rebinding), the change feed, limits
-//!   against slow and flooding clients and slow export readers
+//!   control auth, Host checks (DNS rebinding), the change feed, HTTP as
+//!   hyper reads it, limits against slow and flooding clients and slow
+//!   export readers
 //! - `status_fuzz`: random and mutated requests against the status server
 //!   (proptest; `MEDIASYNC_FUZZ_CASES` cases): no panic, nothing granted
 //!   without the token

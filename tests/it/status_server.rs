@@ -425,6 +425,26 @@ fn oversized_requests_are_refused() {
     assert_eq!(get(address, "/healthz").status, 200, "the server survives");
 }
 
+/// What the old hand-written parser got wrong, now that hyper parses: a
+/// bare-LF request is answered (it used to hang until the deadline, which
+/// ends with no answer at all), a signed `Content-Length` and CR or LF
+/// inside a header value are refused.
+#[test]
+fn requests_are_read_as_http_says() {
+    let running = Running::start(10, None, server::Limits::default());
+    let address = running.address();
+    let bare_lf = format!("GET /healthz HTTP/1.1\nHost: {address}\n\n");
+    let answer = raw(address, bare_lf.as_bytes());
+    assert_eq!((answer.status, answer.body.as_str()), (200, "ok\n"), "{}", answer.head);
+    let signed = format!("POST /api/servers/home/sync HTTP/1.1\r\nHost: {address}\r\nContent-Length: +5\r\n\r\nhello");
+    assert_eq!(raw(address, signed.as_bytes()).status, 400);
+    for value in ["a\rb", "a\r b", "a\0b"] {
+        let odd = format!("GET /healthz HTTP/1.1\r\nHost: {address}\r\nX-Odd: {value}\r\n\r\n");
+        assert_eq!(raw(address, odd.as_bytes()).status, 400, "{value:?}");
+    }
+    assert_eq!(get(address, "/healthz").status, 200, "the server survives");
+}
+
 /// A slow client holds its connection up to `REQUEST_TIMEOUT`; a normal
 /// request must be answered well before that (generous for qemu on CI).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(4);
