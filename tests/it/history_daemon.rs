@@ -16,6 +16,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+const ADMIN_TOKEN: &str = "history-admin-token-0123456789";
+
 /// A config of one Spotify server polled every `history_every`, its store
 /// holding an account connected with `scope`.
 fn setup(fake: &FakeSpotify, dir: &Path, address: SocketAddr, scope: &str, history_every: &str) -> PathBuf {
@@ -31,7 +33,7 @@ fn setup(fake: &FakeSpotify, dir: &Path, address: SocketAddr, scope: &str, histo
     let text = format!(
         "[store]\npath = \"{}\"\n[sync]\nretry_delay = \"5ms\"\nmax_rate_limit_wait = \"1s\"\n\
          [[server]]\nname = \"music\"\nkind = \"spotify\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\n\
-         api_url = \"{}\"\naccounts_url = \"{}\"\nhistory_every = \"{history_every}\"\n[status]\nlisten = \"{address}\"\n",
+         api_url = \"{}\"\naccounts_url = \"{}\"\nhistory_every = \"{history_every}\"\n[status]\nlisten = \"{address}\"\nadmin_token = \"{ADMIN_TOKEN}\"\n",
         store_path.display(),
         fake.api_url(),
         fake.accounts_url()
@@ -164,7 +166,14 @@ fn a_long_library_sync_makes_way_for_history_polls_and_the_page_shows_the_plays(
     assert_eq!(recent["plays"][0]["play"]["played"], "track");
     assert!(recent["plays"][0]["play"]["artists"].is_string());
     // The export and the change feed carry every play, with its facts.
-    let export = get(address, "/api/export?server=music").body;
+    // (read by ureq: the export is sent chunked)
+    let export = ureq::get(&format!("http://{address}/api/export?server=music"))
+        .header("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
     let exported: Vec<serde_json::Value> = export
         .lines()
         .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
