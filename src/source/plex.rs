@@ -25,9 +25,9 @@ pub struct Plex {
 
 /// A PMS answer: everything lives in `MediaContainer`.
 #[derive(Deserialize)]
-struct Envelope<C> {
+pub(super) struct Envelope<C> {
     #[serde(rename = "MediaContainer")]
-    container: C,
+    pub(super) container: C,
 }
 
 /// `GET /library/sections`.
@@ -47,14 +47,15 @@ struct Section {
     title: Text,
 }
 
-/// A listing page: the entries and, on paged requests, the total.
+/// A listing page (of library items, or of plays): the entries and, on
+/// paged requests, the total.
 #[derive(Default, Deserialize)]
 #[serde(default)]
-struct Listing {
+pub(super) struct Listing<E = Entry> {
     #[serde(rename = "totalSize")]
-    total_size: Int,
+    pub(super) total_size: Int,
     #[serde(rename = "Metadata")]
-    metadata: Entries<Entry>,
+    pub(super) metadata: Entries<E>,
 }
 
 /// The fields of a `Metadata` entry that are stored; the many others are

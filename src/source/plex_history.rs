@@ -4,7 +4,8 @@
 //! them when their item is deleted. A play becomes an item of kind `Play`
 //! whose id is its time and its `historyKey`'s number, so ids sort by time.
 
-use super::lenient::{Entries, Int, Text};
+use super::lenient::{Int, Text};
+use super::plex::{Envelope, Listing};
 use super::{BadItem, Next, Page};
 use crate::model::{Item, Kind, Play, play_id};
 use serde::Deserialize;
@@ -19,20 +20,10 @@ pub fn path(start: u64, size: u32) -> String {
     )
 }
 
-/// A page of plays (`MediaContainer`), and its total on paged requests.
-#[derive(Default, Deserialize)]
-#[serde(default)]
-pub(super) struct Listing {
-    #[serde(rename = "totalSize")]
-    total_size: Int,
-    #[serde(rename = "Metadata")]
-    metadata: Entries<Entry>,
-}
-
 /// A `PlaybackHistoryMetadata` entry, the fields stored.
 #[derive(Default, Deserialize)]
 #[serde(default)]
-struct Entry {
+pub(super) struct Entry {
     #[serde(rename = "historyKey")]
     history_key: Text,
     #[serde(rename = "ratingKey")]
@@ -61,16 +52,11 @@ struct Entry {
 /// Reads a history answer (the `MediaContainer` envelope) from `body`, as
 /// the source does: the parser the property tests feed.
 pub fn read_page(body: impl std::io::Read) -> Result<Page, serde_json::Error> {
-    #[derive(Deserialize)]
-    struct Envelope {
-        #[serde(rename = "MediaContainer")]
-        container: Listing,
-    }
-    let envelope: Envelope = serde_json::from_reader(body)?;
+    let envelope: Envelope<Listing<Entry>> = serde_json::from_reader(body)?;
     Ok(page_of(envelope.container))
 }
 
-pub(super) fn page_of(listing: Listing) -> Page {
+pub(super) fn page_of(listing: Listing<Entry>) -> Page {
     Page {
         items: listing.metadata.0.into_iter().map(play).collect(),
         total: listing.total_size.count(),

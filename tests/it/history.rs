@@ -7,7 +7,7 @@
 //! item) stay; an account connected before the history scope existed is
 //! not polled.
 
-use crate::support::{TOKEN, assert_mirror, stored_rows};
+use crate::support::{TOKEN, assert_mirror, mode_of, stored_rows};
 use mediasync::config::{Backend, PlexConfig, ServerConfig, SpotifyConfig, SyncConfig};
 use mediasync::fake::Expected;
 use mediasync::fake::plex::FakePlex;
@@ -245,7 +245,7 @@ fn plex_history_is_exact_with_plays_arriving_during_the_walk() {
     assert_history(&store, &fake.expected());
     fake.play(25);
     let report = run(&server, &store, Libraries::All);
-    assert_eq!(mode(&report, "history"), "incremental");
+    assert_eq!(mode_of(&report, "history"), "incremental");
     assert_history(&store, &fake.expected());
 
     // An idle poll: one request for the history.
@@ -286,15 +286,6 @@ fn plex_plays_the_server_forgets_are_kept() {
     assert_eq!(history.len(), 18, "the 15 first plays stay, 3 new ones join them");
     assert!(kept.iter().all(|play| history.contains(play)));
     assert_eq!(history_state(&store, "home").gap, None, "deleting plays opens no gap");
-}
-
-fn mode(report: &ServerReport, library: &str) -> String {
-    report
-        .libraries
-        .iter()
-        .find(|entry| entry.library_id == library)
-        .map(|entry| entry.mode.clone())
-        .unwrap_or_default()
 }
 
 fn write_config(dir: &Path, server: &str) -> PathBuf {
