@@ -189,9 +189,14 @@ pub fn sync_libraries(
             None => {}
         }
     }
-    let server_error =
-        report.error.clone().or_else(|| report.libraries.iter().find_map(|library| library.error.clone()));
-    record_server(store, server, which, server_error);
+    // A run that made way for a history poll is not over: its resumption
+    // records how it went (a restart in between finds no recent success,
+    // so the rest of the sync is due at once).
+    if !report.yielded {
+        let server_error =
+            report.error.clone().or_else(|| report.libraries.iter().find_map(|library| library.error.clone()));
+        record_server(store, server, which, server_error);
+    }
     report.requests = source.requests().saturating_sub(requests_before);
     report
 }

@@ -5,7 +5,8 @@
 //! more than 50 Spotify plays between two polls is reported as a possible
 //! gap; plays the server forgets (Spotify's window, a deleted Plex play or
 //! item) stay; an account connected before the history scope existed is
-//! not polled.
+//! not polled; a library sync that made way for a poll resumes without the
+//! libraries it finished.
 
 use crate::support::{TOKEN, assert_mirror, mode_of, stored_rows};
 use mediasync::config::{Backend, PlexConfig, ServerConfig, SpotifyConfig, SyncConfig};
@@ -15,7 +16,7 @@ use mediasync::fake::spotify::{CLIENT_ID, CLIENT_SECRET, FakeSpotify, LIBRARY_SC
 use mediasync::model::Kind;
 use mediasync::store::Store;
 use mediasync::store::records::Gap;
-use mediasync::sync::{self, Libraries, Options, ServerReport, Signals};
+use mediasync::sync::{self, Libraries, Options, Selection, ServerReport, Signals};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
@@ -200,6 +201,34 @@ fn more_than_fifty_plays_between_polls_is_reported_as_a_possible_gap() {
     run(&server, &store, Libraries::History);
     assert_eq!(history_state(&store, "music").gap.map(|gap| gap.count), Some(2));
     assert_history(&store, &fake.expected());
+}
+
+/// A library sync asked to make way for a history poll stops at the next
+/// page boundary without failing or counting as a success; run again with
+/// the libraries it finished left out, it completes the catalog.
+#[test]
+fn a_library_sync_that_makes_way_is_resumed_without_the_libraries_it_finished() {
+    let disk = Disk::new();
+    let fake = spotify(SCOPES, &disk);
+    let server = spotify_server(&fake);
+    let store = disk.open();
+    let source = mediasync::source::build(&server, &sync_config(), &store, &Default::default());
+    let stop = AtomicBool::new(false);
+    let made_way = AtomicBool::new(true);
+    let signals = Signals { stop: &stop, yield_to: Some(&made_way) };
+    let report =
+        sync::sync_libraries("music", source.as_ref(), &store, &options(50), Libraries::Catalog.into(), signals);
+    assert!(report.yielded && report.ok() && report.libraries.is_empty(), "{report:#?}");
+    assert_eq!(store.server_state("music").unwrap().last_success_at, None, "a sync that made way is not over");
+
+    let done = vec!["tracks".to_string(), "albums".to_string()];
+    let selection = Selection { libraries: Libraries::Catalog, done: &done };
+    let signals = Signals { stop: &stop, yield_to: None };
+    let report = sync::sync_libraries("music", source.as_ref(), &store, &options(50), selection, signals);
+    assert!(report.ok() && !report.yielded, "{report:#?}");
+    let synced: Vec<&str> = report.libraries.iter().map(|library| library.library_id.as_str()).collect();
+    assert_eq!(synced, ["artists", "playlists"]);
+    assert!(store.server_state("music").unwrap().last_success_at.is_some());
 }
 
 #[test]
