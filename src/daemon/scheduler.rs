@@ -48,8 +48,9 @@ pub(super) async fn server_loop(app: Arc<App>, name: String, semaphore: Arc<toki
     // A history of its own schedule is polled at start, then every `history_every`.
     let mut history_at = history_every.map(|_| Local::now());
     // A library sync that made way for a history poll resumes right after
-    // it, with the libraries it had synced.
+    // it, full if it was, leaving out the libraries it had synced.
     let mut resume_catalog = false;
+    let mut resume_full = false;
     let mut done: Vec<String> = Vec::new();
     // A server told to wait (Spotify's Retry-After or spent daily quota,
     // stored with the session) runs again as soon as the wait is over,
@@ -112,11 +113,12 @@ pub(super) async fn server_loop(app: Arc<App>, name: String, semaphore: Arc<toki
             if is_paused(&app, &name).await {
                 continue;
             }
-            let full = requested.unwrap_or(false);
+            let full = requested.unwrap_or(resume_catalog && resume_full);
             let selection = Selection { libraries: catalog, done: &done };
             let made_way = run_once(&app, slot, &name, full, selection, history_at).await;
             drop(permit);
             resume_catalog = made_way.is_some();
+            resume_full = full;
             match made_way {
                 Some(synced) => done.extend(synced),
                 None => done.clear(),
