@@ -1,8 +1,10 @@
 //! `mediasync run`: the long-running service's runtime. A tokio runtime
 //! drives one scheduler task per server (`scheduler`), the status server
-//! (`web`), SIGTERM/SIGINT and shutdown, and tells systemd READY and feeds
-//! its watchdog (`notify`). The state the controls change and the status
-//! shows is the application's (`app::App`); this module only drives it.
+//! (`web`), SIGHUP (the config read again: `App::reload`, and schedulers
+//! started for servers it adds), SIGTERM/SIGINT and shutdown, and tells
+//! systemd READY and feeds its watchdog (`notify`). The state the controls
+//! change and the status shows is the application's (`app::App`); this
+//! module only drives it.
 
 pub mod notify;
 mod scheduler;
@@ -74,17 +76,22 @@ async fn serve(config: Config, store: Store) -> Result<(), DaemonError> {
     let app = Arc::new(App::new(config, store));
     let listener = std::net::TcpListener::bind(listen).map_err(|err| DaemonError::Listen(listen, err))?;
     let mut web = crate::web::start(Arc::clone(&app), listener).map_err(DaemonError::StatusServer)?;
+    let config = app.config();
     log::info!(
         "mediasync {} running: {} servers, status page on http://{}/",
         env!("CARGO_PKG_VERSION"),
-        app.config.servers.len(),
+        config.servers.len(),
         web.address()
     );
-    let semaphore = Arc::new(tokio::sync::Semaphore::new(app.config.daemon.max_concurrent_syncs as usize));
-    let mut tasks = Vec::new();
-    for server in &app.config.servers {
-        tasks.push(tokio::spawn(scheduler::server_loop(Arc::clone(&app), server.name.clone(), Arc::clone(&semaphore))));
+    if config.servers.is_empty() {
+        log::warn!(
+            "no media server is configured in {}: nothing to sync; add a [[server]] entry (the file lists examples), then `systemctl reload mediasync`",
+            config.path.display()
+        );
     }
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(config.daemon.max_concurrent_syncs as usize));
+    let schedule = |name: String| tokio::spawn(scheduler::server_loop(Arc::clone(&app), name, Arc::clone(&semaphore)));
+    let mut tasks: Vec<_> = config.servers.iter().map(|server| schedule(server.name.clone())).collect();
     notify::notify("READY=1");
 
     let watchdog_every = notify::watchdog_interval();
@@ -92,11 +99,18 @@ async fn serve(config: Config, store: Store) -> Result<(), DaemonError> {
         .map_err(|err| DaemonError::Signal("SIGTERM", err))?;
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .map_err(|err| DaemonError::Signal("SIGINT", err))?;
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|err| DaemonError::Signal("SIGHUP", err))?;
     let mut tick = tokio::time::interval(watchdog_every.unwrap_or(Duration::from_secs(3600)));
     loop {
         tokio::select! {
             _ = terminate.recv() => { log::info!("SIGTERM: stopping"); break; }
             _ = interrupt.recv() => { log::info!("SIGINT: stopping"); break; }
+            _ = hangup.recv() => {
+                let path = app.config().path.clone();
+                log::info!("SIGHUP: reading the config {} again", path.display());
+                tasks.extend(app.reload(crate::config::load(&path)).into_iter().map(schedule));
+            }
             _ = tick.tick() => {
                 // Fed only while every scheduler task and the status server live;
                 // otherwise systemd restarts a daemon that stopped working.

@@ -60,6 +60,21 @@ fn route(app: &Arc<App>, request: &Request) -> Response {
             }
             spotify::connect(app, name)
         }
+        ["api", "servers", name, "check"] => {
+            if request.method != "POST" {
+                return not_allowed("POST");
+            }
+            if let Err(refused) = authorize(app, request) {
+                return refused;
+            }
+            match app.check(name) {
+                Ok(check) => match serde_json::to_value(&check) {
+                    Ok(value) => Response::json(200, &value),
+                    Err(err) => Response::error(500, &format!("the check did not serialize: {err}")),
+                },
+                Err(err) => Response::error(control_status(&err), &err.to_string()),
+            }
+        }
         ["api", "servers", name, action] if matches!(*action, "sync" | "pause" | "resume" | "reset") => {
             if request.method != "POST" {
                 return not_allowed("POST");
@@ -89,7 +104,7 @@ fn authorize(app: &App, request: &Request) -> Result<(), Response> {
             return Err(Response::error(403, "cross-site control requests are refused"));
         }
     }
-    match &app.config.status.admin_token {
+    match &app.config().status.admin_token {
         Some(token) => {
             let given = request.header("authorization").and_then(|value| value.strip_prefix("Bearer ")).unwrap_or("");
             if constant_time_eq(given.trim().as_bytes(), token.as_bytes()) {
@@ -126,7 +141,7 @@ fn control(app: &App, name: &str, action: &str, full: bool) -> Response {
 fn control_status(err: &ControlError) -> u16 {
     match err {
         ControlError::UnknownServer(_) => 404,
-        ControlError::Paused(_) | ControlError::Syncing(_) => 409,
+        ControlError::Paused(_) | ControlError::Syncing(_) | ControlError::Busy(_) => 409,
         ControlError::Store(_) => 500,
     }
 }

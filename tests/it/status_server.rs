@@ -58,8 +58,9 @@ impl Running {
     }
 
     pub fn sync(&self) {
-        let server = &self.daemon.config.servers[0];
-        let source = mediasync::source::build(server, &self.daemon.config.sync, &self.daemon.store);
+        let config = self.daemon.config();
+        let server = &config.servers[0];
+        let source = mediasync::source::build(server, &config.sync, &self.daemon.store);
         let options = mediasync::sync::Options {
             full: false,
             force: false,
@@ -302,7 +303,7 @@ fn without_a_token_loopback_controls_work_and_pause_survives_a_restart() {
     let running = Running::start(30, None, http::Limits::default());
     let address = running.address();
     assert_eq!(request(address, "POST", "/api/servers/home/pause", &[]).status, 202);
-    let store_path = running.daemon.config.store.path.clone();
+    let store_path = running.daemon.config().store.path.clone();
     let Running { daemon, mut server, _dir, fake } = running;
     server.stop();
     drop(server);
