@@ -13,46 +13,11 @@
     reason = "benchmark harness: a panic is a failed run, and sizes and figures are small and known"
 )]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
+use common::{TOKEN, binary, start_fake};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Instant;
-
-const TOKEN: &str = "bench-token";
-
-struct FakeServer {
-    child: Child,
-    url: String,
-}
-
-impl Drop for FakeServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn binary() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_mediasync"));
-    command.env("RUST_LOG", "warn");
-    command
-}
-
-fn start_fake(items: usize) -> FakeServer {
-    let mut child = binary()
-        .args(["fake-plex", "--items", &items.to_string(), "--token", TOKEN])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the mediasync binary runs");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line
-        .split_whitespace()
-        .find_map(|field| field.strip_prefix("url="))
-        .expect("fake-plex prints its url")
-        .to_string();
-    FakeServer { child, url }
-}
 
 struct Sync {
     seconds: f64,
@@ -64,7 +29,7 @@ struct Sync {
 fn sync(config: &Path) -> Sync {
     let started = Instant::now();
     let output =
-        binary().env("MEDIASYNC_REPORT_PEAK_RSS", "1").arg("--config").arg(config).arg("sync").output().unwrap();
+        binary("warn").env("MEDIASYNC_REPORT_PEAK_RSS", "1").arg("--config").arg(config).arg("sync").output().unwrap();
     let seconds = started.elapsed().as_secs_f64();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
@@ -97,7 +62,7 @@ fn main() {
         std::env::var("MEDIASYNC_BENCH_CACHE_MIB").map(|mib| format!("cache_mib = {mib}\n")).unwrap_or_default();
     let mut peaks = Vec::new();
     for items in sizes {
-        let fake = start_fake(items);
+        let fake = start_fake(items, None, None);
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config.toml");
         std::fs::write(

@@ -8,10 +8,11 @@
 
 use super::{App, ControlError};
 use crate::config::{ServerConfig, SyncConfig};
-use crate::source::{ErrorKind, Source, SourceError};
+use crate::source::{ErrorKind, Source, SourceError, Stop};
 use crate::store::Store;
 use crate::sync::now_epoch;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The longest a check waits for an answer.
@@ -59,8 +60,9 @@ impl ServerCheck {
 }
 
 /// Checks one server. `store` holds Spotify's session (a store in memory
-/// will do for the other kinds, which keep nothing there).
-pub fn check_server(server: &ServerConfig, sync: &SyncConfig, store: &Store) -> ServerCheck {
+/// will do for the other kinds, which keep nothing there); `stop` ends the
+/// check's request at once.
+pub fn check_server(server: &ServerConfig, sync: &SyncConfig, store: &Store, stop: &Arc<Stop>) -> ServerCheck {
     // One request, answered or not: no retries, no waiting out a rate limit.
     let settings = SyncConfig {
         retries: 0,
@@ -68,7 +70,7 @@ pub fn check_server(server: &ServerConfig, sync: &SyncConfig, store: &Store) -> 
         timeout: sync.timeout.min(CHECK_TIMEOUT),
         ..sync.clone()
     };
-    let source = crate::source::build(server, &settings, store);
+    let source = crate::source::build(server, &settings, store, stop);
     let found = libraries_with_an_answer(source.as_ref());
     let local_now = now_epoch();
     let clock_offset_seconds = source.server_time().map(|server_now| server_now.saturating_sub(local_now));
@@ -107,6 +109,7 @@ pub fn check_server(server: &ServerConfig, sync: &SyncConfig, store: &Store) -> 
         Err(err) => {
             let (reachable, accepted) = match err.kind {
                 ErrorKind::Unavailable => (Some(false), None),
+                ErrorKind::Stopped => (None, None),
                 ErrorKind::Unauthorized => (sent.then_some(true), sent.then_some(false)),
                 ErrorKind::RateLimited(_) | ErrorKind::Rejected => (sent.then_some(true), None),
             };
@@ -131,16 +134,21 @@ fn libraries_with_an_answer(source: &dyn Source) -> Result<Vec<String>, SourceEr
 impl App {
     /// Checks a configured server now and shows the result in its live
     /// state. Refused while the server syncs (its sync shows whether it
-    /// answers) so that no two sessions of one account refresh at once.
+    /// answers) so that no two sessions of one account refresh at once;
+    /// shutdown and a reload stop it as they stop a sync.
     pub fn check(&self, name: &str) -> Result<ServerCheck, ControlError> {
         let config = self.config();
         let (Some(server), Some(slot)) = (config.server(name), self.server(name)) else {
             return Err(ControlError::UnknownServer(name.to_string()));
         };
-        if !slot.hold() {
+        let stop = Arc::new(Stop::new());
+        if !slot.hold(Some(&stop)) {
             return Err(ControlError::Busy(name.to_string()));
         }
-        let check = check_server(server, &config.sync, &self.store);
+        if self.stopping() {
+            stop.set();
+        }
+        let check = check_server(server, &config.sync, &self.store, &stop);
         slot.release();
         match &check.problem {
             Some(problem) => log::warn!("{name}: check: {problem}"),

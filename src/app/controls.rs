@@ -99,7 +99,7 @@ impl App {
     /// syncs (pause it first).
     pub fn reset(&self, server: &str) -> Result<u32, ControlError> {
         let slot = self.slot(server)?;
-        if !slot.hold() {
+        if !slot.hold(None) {
             return Err(ControlError::Syncing(server.to_string()));
         }
         let result = self.store.reset_server(server);

@@ -6,8 +6,8 @@
 //! a reset or a check from overlapping a sync.
 
 use super::check::ServerCheck;
+use crate::source::Stop;
 use serde::Serialize;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// What a running sync waits for, as the status shows it.
@@ -82,9 +82,9 @@ struct State {
     live: Live,
     /// A sync asked for and not started yet: `Some(true)` walks whole libraries.
     requested: Option<bool>,
-    /// The running sync's stop flag (pause, shutdown and a reload that
+    /// The running sync's stop signal (pause, shutdown and a reload that
     /// changes or removes the server set it).
-    run_stop: Option<Arc<AtomicBool>>,
+    run_stop: Option<Arc<Stop>>,
     /// A reset or a check holds the server: no sync starts meanwhile.
     held: bool,
 }
@@ -151,31 +151,37 @@ impl ServerSlot {
         state.requested = Some(state.requested.unwrap_or(false) | full);
     }
 
-    /// Asks the running sync, if any, to stop at its next page boundary.
+    /// Stops the running sync, if any, at once: its wait or request in
+    /// flight ends, and nothing more is sent.
     pub(crate) fn stop_run(&self) {
-        if let Some(stop) = &self.lock().run_stop {
-            stop.store(true, Ordering::Relaxed);
+        let stop = self.lock().run_stop.clone();
+        if let Some(stop) = stop {
+            stop.set();
         }
     }
 
     /// Holds the server for a reset or a check, so no sync starts until
-    /// `release`; refused (false) while the server syncs or is held.
-    pub(super) fn hold(&self) -> bool {
+    /// `release`; refused (false) while the server syncs or is held. A
+    /// check's `stop` is set as a running sync's would be.
+    pub(super) fn hold(&self, stop: Option<&Arc<Stop>>) -> bool {
         let mut state = self.lock();
         if state.live.syncing || state.held {
             return false;
         }
         state.held = true;
+        state.run_stop = stop.cloned();
         true
     }
 
     pub(super) fn release(&self) {
-        self.lock().held = false;
+        let mut state = self.lock();
+        state.held = false;
+        state.run_stop = None;
     }
 
-    /// Marks a sync started with `stop` as its stop flag; refused (false)
+    /// Marks a sync started with `stop` as its stop signal; refused (false)
     /// while a reset or a check holds the server.
-    pub fn try_begin_run(&self, full: bool, started_at: i64, stop: &Arc<AtomicBool>) -> bool {
+    pub fn try_begin_run(&self, full: bool, started_at: i64, stop: &Arc<Stop>) -> bool {
         let mut state = self.lock();
         if state.held {
             return false;

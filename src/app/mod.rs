@@ -14,7 +14,7 @@ pub mod spotify;
 pub mod status;
 
 use crate::config::Config;
-use crate::source::ErrorKind;
+use crate::source::{ErrorKind, Stop};
 use crate::store::Store;
 use crate::sync::{self, Options, ServerReport};
 pub use controls::ControlError;
@@ -23,6 +23,7 @@ use reload::ReloadStatus;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockWriteGuard};
+use std::time::Duration;
 
 pub struct App {
     /// The config in force; a reload replaces it whole, so a reader holds
@@ -96,7 +97,8 @@ impl App {
         self.stopping.load(Ordering::Relaxed)
     }
 
-    /// Stops starting work and asks running syncs to stop at a page boundary.
+    /// Stops starting work and stops running syncs at once (their waits and
+    /// requests end; the last committed page stays).
     pub fn shut_down(&self) {
         self.stopping.store(true, Ordering::Relaxed);
         for slot in self.slots() {
@@ -110,19 +112,19 @@ impl App {
     }
 
     /// Syncs one server on the calling (blocking) thread, showing the waits
-    /// of its source in the server's live state. The caller marks the run
-    /// begun and ended on the server's slot.
+    /// of its source in the server's live state; `stop` ends it at once.
+    /// The caller marks the run begun and ended on the server's slot.
     pub fn sync_server(
         self: &Arc<Self>,
         name: &str,
         full: bool,
-        stop: &AtomicBool,
+        stop: &Arc<Stop>,
     ) -> Result<ServerReport, ControlError> {
         let config = self.config();
         let Some(server) = config.server(name) else {
             return Err(ControlError::UnknownServer(name.to_string()));
         };
-        let source = crate::source::build(server, &config.sync, &self.store);
+        let source = crate::source::build(server, &config.sync, &self.store, stop);
         let observed = Arc::clone(self);
         let observed_name = name.to_string();
         source.observe_waits(Arc::new(move |err, pause| {
@@ -131,8 +133,7 @@ impl App {
                 _ => Wait::Outage,
             };
             if let Some(slot) = observed.server(&observed_name) {
-                let seconds = pause.as_secs().saturating_add(u64::from(pause.subsec_nanos() > 0));
-                slot.set_waiting(sync::now_epoch().saturating_add(i64::try_from(seconds).unwrap_or(i64::MAX)), wait);
+                slot.set_waiting(seconds_after(sync::now_epoch(), pause), wait);
             }
         }));
         let options = Options {
@@ -143,8 +144,14 @@ impl App {
             history: config.sync.history,
             page_size: server.page_size,
         };
-        Ok(sync::sync_server(name, source.as_ref(), &self.store, &options, stop))
+        Ok(sync::sync_server(name, source.as_ref(), &self.store, &options, stop.flag()))
     }
+}
+
+/// `epoch` plus `wait` rounded up to the second, saturating.
+fn seconds_after(epoch: i64, wait: Duration) -> i64 {
+    let seconds = wait.as_secs().saturating_add(u64::from(wait.subsec_nanos() > 0));
+    epoch.saturating_add(i64::try_from(seconds).unwrap_or(i64::MAX))
 }
 
 /// Compares two secrets (the admin token, a flow's state) in a time that
@@ -158,7 +165,14 @@ pub fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::constant_time_eq;
+    use super::{constant_time_eq, seconds_after};
+    use std::time::Duration;
+
+    #[test]
+    fn waits_shown_round_up_and_saturate() {
+        assert_eq!(seconds_after(100, Duration::from_millis(1500)), 102);
+        assert_eq!(seconds_after(100, Duration::MAX), i64::MAX);
+    }
 
     #[test]
     fn token_comparison() {

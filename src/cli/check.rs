@@ -41,7 +41,9 @@ pub fn run(config: &Config) -> Result<i32, CliError> {
             let check = match &sessions {
                 Sessions::Daemon(_) if server.spotify().is_some() => client::check(config, &server.name)
                     .unwrap_or_else(|err| ServerCheck::not_made(format!("checked by the running daemon: {err}"))),
-                Sessions::Here(store) | Sessions::Daemon(store) => check_server(server, &config.sync, store),
+                Sessions::Here(store) | Sessions::Daemon(store) => {
+                    check_server(server, &config.sync, store, &Default::default())
+                }
             };
             (server, check)
         })

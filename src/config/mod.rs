@@ -137,7 +137,7 @@ impl Default for SyncConfig {
 
 pub const DEFAULT_PAGE_SIZE: u32 = 200;
 /// The largest `page_size` of a Plex, Jellyfin or Emby server.
-const MAX_PAGE_SIZE: u32 = 5_000;
+pub const MAX_PAGE_SIZE: u32 = 5_000;
 /// redb's own cache. The kernel's page cache serves the rest of the file,
 /// so a small cache keeps mediasync's memory flat as libraries grow
 /// (`cargo bench --bench scale`).

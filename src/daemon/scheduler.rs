@@ -11,10 +11,10 @@
 use crate::app::schedule;
 use crate::app::{App, Retry, RunOutcome, ServerSlot};
 use crate::config::{Config, ServerConfig};
+use crate::source::Stop;
 use crate::sync;
 use chrono::Local;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// The longest a scheduler sleeps before looking at the wall clock again,
@@ -265,13 +265,13 @@ fn jitter() -> f64 {
 
 /// Syncs the server once; answers why it failed, if it did.
 async fn run_once(app: &Arc<App>, slot: &ServerSlot, name: &str, full: bool) -> Option<String> {
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(Stop::new());
     // A reset or a check in progress finishes before the sync starts.
     while !slot.try_begin_run(full, sync::now_epoch(), &stop) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     if app.stopping() {
-        stop.store(true, Ordering::Relaxed);
+        stop.set();
     }
     let started = std::time::Instant::now();
     let report = {

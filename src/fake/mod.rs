@@ -12,6 +12,7 @@
     reason = "test infrastructure behind the `demo` feature: generated sizes are small and a panic fails the test that drives it"
 )]
 
+mod hostile;
 pub mod jellyfin;
 pub mod plex;
 mod query;
@@ -21,6 +22,7 @@ use crate::model::Kind;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// A running fake server: its state, shared with the request threads, and
 /// its listener. The test controls every fake offers live here once;
@@ -154,6 +156,22 @@ pub enum Failure {
     Garbage,
     /// 200 with the real answer cut off halfway.
     Truncated,
+    /// Hostile: 429 with exactly this `Retry-After` (a huge or negative
+    /// number, an HTTP-date, garbage).
+    RetryAfter(String),
+    /// Hostile: 200 with a JSON body of this many bytes, made as it is sent.
+    Giant(u64),
+    /// Hostile: the real answer with its first entry's title this many
+    /// bytes long.
+    GiantTitle(usize),
+    /// Hostile: the real answer with every value of its entries of the
+    /// wrong type.
+    WrongTypes,
+    /// Hostile: the real answer with lists nested this deep in its first
+    /// entry.
+    Deep(usize),
+    /// Hostile: the real answer sent `bytes` at a time, `pause` apart.
+    SlowDrip { bytes: usize, pause: Duration },
 }
 
 /// The failures a test injected, by request number.

@@ -393,17 +393,17 @@ fn handle(state: &Mutex<PlexState>, request: tiny_http::Request) {
     if !delay.is_zero() {
         std::thread::sleep(delay);
     }
-    let answer = answer(state, &request);
-    let mut response = tiny_http::Response::from_data(answer.body).with_status_code(answer.status);
-    let content_type = tiny_http::Header::from_bytes("Content-Type", answer.content_type).expect("valid header");
-    response.add_header(content_type);
+    let mut failure = None;
+    let answer = answer(state, &request, &mut failure);
+    let mut headers = vec![("Content-Type".to_string(), answer.content_type.to_string())];
     if let Some(seconds) = answer.retry_after {
-        response.add_header(tiny_http::Header::from_bytes("Retry-After", seconds.to_string()).expect("valid header"));
+        headers.push(("Retry-After".to_string(), seconds.to_string()));
     }
-    let _ = request.respond(response);
+    super::hostile::send(request, answer.status, headers, answer.body, failure.as_ref());
 }
 
-fn answer(shared: &Mutex<PlexState>, request: &tiny_http::Request) -> Answer {
+/// The answer to `request`; `injected` gets the failure injected for it.
+fn answer(shared: &Mutex<PlexState>, request: &tiny_http::Request, injected: &mut Option<Failure>) -> Answer {
     let mut state = shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     state.requests += 1;
     let number = state.requests;
@@ -416,6 +416,7 @@ fn answer(shared: &Mutex<PlexState>, request: &tiny_http::Request) -> Answer {
     let item_type = param("type").and_then(|value| value.parse::<u8>().ok());
     state.log.push(Logged { number, path: path.clone(), item_type, start, size, returned: 0 });
     let failure = state.faults.take(number);
+    injected.clone_from(&failure);
     match &failure {
         Some(Failure::Status(code)) => return html(*code, "Internal Server Error"),
         Some(Failure::RateLimited(seconds)) => {

@@ -189,6 +189,8 @@ pub struct SpotifyState {
     seed: u64,
     listings: u64,
     faults: Faults,
+    /// The failure injected for the request being answered, for `handle`.
+    injected: Option<Failure>,
 }
 
 struct Grant {
@@ -742,16 +744,14 @@ fn handle(shared: &Mutex<SpotifyState>, mut request: tiny_http::Request) {
     if *request.method() == tiny_http::Method::Post {
         let _ = request.as_reader().take(64 << 10).read_to_string(&mut body);
     }
-    let answer = {
+    let (answer, failure) = {
         let mut state = shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        state.answer(&request, &body)
+        let answer = state.answer(&request, &body);
+        (answer, state.injected.take())
     };
-    let mut response = tiny_http::Response::from_data(answer.body).with_status_code(answer.status);
-    response.add_header(tiny_http::Header::from_bytes("Content-Type", answer.content_type).expect("valid header"));
-    for (name, value) in answer.headers {
-        response.add_header(tiny_http::Header::from_bytes(name, value).expect("valid header"));
-    }
-    let _ = request.respond(response);
+    let mut headers = vec![("Content-Type".to_string(), answer.content_type.to_string())];
+    headers.extend(answer.headers.into_iter().map(|(name, value)| (name.to_string(), value)));
+    super::hostile::send(request, answer.status, headers, answer.body, failure.as_ref());
 }
 
 type Params = [(String, String)];
@@ -799,6 +799,7 @@ impl SpotifyState {
 
     fn api(&mut self, request: &tiny_http::Request, method: &str, path: &str, params: &Params, now: Instant) -> Answer {
         let failure = self.faults.take(self.requests);
+        self.injected.clone_from(&failure);
         match failure {
             Some(Failure::Status(status)) => {
                 let message = match status {

@@ -8,7 +8,7 @@ use super::plan::{self, Plan};
 use super::report::run_record;
 use super::{Options, now_epoch, probe};
 use crate::model::{Kind, LibraryInfo, Nesting, Strategy};
-use crate::source::{Source, SourceError};
+use crate::source::{ErrorKind, Source, SourceError};
 use crate::store::records::{Checkpoint, Counters, LibraryState, Pass};
 use crate::store::{Store, StoreError, Writer};
 use std::collections::BTreeMap;
@@ -36,8 +36,13 @@ pub(super) enum Failure {
 }
 
 impl From<SourceError> for Failure {
+    /// A source stopped mid-wait or mid-request is an interrupted run, like
+    /// a stop seen between pages.
     fn from(err: SourceError) -> Failure {
-        Failure::Source(err)
+        match err.kind {
+            ErrorKind::Stopped => Failure::Interrupted,
+            _ => Failure::Source(err),
+        }
     }
 }
 

@@ -81,6 +81,14 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// SIGKILL, as a daemon that never closed its store leaves it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -63,13 +63,15 @@ impl Setup {
     }
 
     fn sync_with(&self, key: &str, force: bool) -> ServerReport {
+        let stop = Default::default();
         let source = Retrying::new(
-            Jellyfin::new(&self.server(key), &self.jellyfin(key), Duration::from_secs(10)),
+            Jellyfin::new(&self.server(key), &self.jellyfin(key), Duration::from_secs(10), &stop),
             RetryPolicy {
                 retries: self.retries,
                 delay: Duration::from_millis(2),
                 max_rate_limit_wait: Duration::from_secs(2),
             },
+            &stop,
         );
         let options = Options {
             full: false,
@@ -330,7 +332,7 @@ fn users_are_found_on_either_route() {
     let setup = Setup::new(Behaviour::Emby);
     setup.fake.add_movies("Movies", 5);
     let jellyfin = JellyfinConfig { flavor: Flavor::Jellyfin, ..setup.jellyfin(KEY) };
-    let source = Jellyfin::new(&setup.server(KEY), &jellyfin, Duration::from_secs(10));
+    let source = Jellyfin::new(&setup.server(KEY), &jellyfin, Duration::from_secs(10), &Default::default());
     assert_eq!(source.libraries().unwrap().len(), 1);
     let paths: Vec<String> = setup.fake.log().into_iter().map(|entry| entry.path).collect();
     assert_eq!(paths[..2], ["/Users".to_string(), "/Users/Query".to_string()]);
@@ -588,7 +590,7 @@ fn fake_answers_like_the_real_servers() {
         assert_eq!(status, 200);
         let clock = fake.state().clock;
         assert_eq!(
-            mediasync::source::jellyfin::parse_http_date(&date.unwrap()),
+            mediasync::source::http::parse_http_date(&date.unwrap()),
             Some(clock),
             "the Date is the server's clock"
         );

@@ -16,11 +16,19 @@
 //! - `spotify_sync`: the engine and the Spotify source against that fake:
 //!   exact mirrors, resync cost, rate limits and quota across restarts,
 //!   token refresh and re-authorisation, Connect Spotify over HTTP
+//! - `hostile`: every source against its fake in hostile mode (extreme and
+//!   dated `Retry-After`, garbage, giant bodies and titles, wrong types,
+//!   deep nesting, slow drips): no panic, the catalog intact
+//! - `fuzz`: property tests of every source's parsers (proptest): random,
+//!   shaped and mutated answers and headers, zero panics, figures printed
+//!   (cases: MEDIASYNC_FUZZ_CASES)
 //! - `cli`: the binary as a user runs it: configs, exit codes, SIGKILL resume
 //! - `portability`: a store written on x86_64 reads identically on ARM
 //! - `power_loss`: the store under thousands of simulated power cuts
 //! - `status_server`: the status page and API over real HTTP: endpoints,
 //!   control auth, the change feed, limits against slow and flooding clients
+//! - `stop`: SIGTERM and pause during a 15-minute rate-limit wait: nothing
+//!   more is sent, the store is closed, the next start does no repair
 //! - `browser`: the status page rendered by headless Chromium (screenshot kept)
 //! - `daemon`: `mediasync run` as systemd runs it: READY and watchdog,
 //!   one-shot commands through the running daemon, SIGTERM mid-sync resumes,
@@ -48,6 +56,8 @@ mod cli;
 mod daemon;
 mod fake_plex;
 mod fake_spotify;
+mod fuzz;
+mod hostile;
 mod jellyfin_sync;
 mod plex_sync;
 mod portability;
@@ -55,4 +65,5 @@ mod power_loss;
 mod reload;
 mod spotify_sync;
 mod status_server;
+mod stop;
 mod support;

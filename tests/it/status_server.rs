@@ -60,7 +60,7 @@ impl Running {
     pub fn sync(&self) {
         let config = self.daemon.config();
         let server = &config.servers[0];
-        let source = mediasync::source::build(server, &config.sync, &self.daemon.store);
+        let source = mediasync::source::build(server, &config.sync, &self.daemon.store, &Default::default());
         let options = mediasync::sync::Options {
             full: false,
             force: false,
