@@ -23,7 +23,11 @@
 //!   shaped and mutated answers and headers, zero panics, figures printed
 //!   (cases: MEDIASYNC_FUZZ_CASES)
 //! - `cli`: the binary as a user runs it: configs, exit codes, SIGKILL resume
+//! - `migration`: version-1 stores migrate on open, crash-safely and
+//!   resumably
 //! - `portability`: a store written on x86_64 reads identically on ARM
+//! - `disk`: a storage backend that loses power on cue (for `power_loss`
+//!   and `migration`)
 //! - `power_loss`: the store under thousands of simulated power cuts
 //! - `status_server`: the status page and API over real HTTP: endpoints,
 //!   control auth, the change feed, limits against slow and flooding clients
@@ -54,11 +58,13 @@ mod browser;
 mod check;
 mod cli;
 mod daemon;
+mod disk;
 mod fake_plex;
 mod fake_spotify;
 mod fuzz;
 mod hostile;
 mod jellyfin_sync;
+mod migration;
 mod plex_sync;
 mod portability;
 mod power_loss;
