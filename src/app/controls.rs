@@ -59,7 +59,10 @@ impl From<StoreError> for ControlError {
 impl App {
     /// The slot of a configured server (not of one a reload removed).
     fn slot(&self, server: &str) -> Result<Arc<ServerSlot>, ControlError> {
-        self.config().server(server).and(self.server(server)).ok_or_else(|| ControlError::UnknownServer(server.to_string()))
+        self.config()
+            .server(server)
+            .and(self.server(server))
+            .ok_or_else(|| ControlError::UnknownServer(server.to_string()))
     }
 
     /// Asks for a sync as soon as a slot is free (`full` walks whole libraries).

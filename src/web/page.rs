@@ -158,10 +158,15 @@ fn server_section(out: &mut String, server: &ServerStatus, index: usize, now: i6
     if let Some(retry) = live.and_then(|live| live.retry.as_ref()).filter(|_| !paused) {
         let _ = write!(
             out,
-            "<div>Next retry: {} (after {} failed run{} in a row)</div>",
+            "<div>Next retry: {} (after {} failed run{} in a row{})</div>",
             when(Some(retry.at), now),
             retry.failures,
-            if retry.failures == 1 { "" } else { "s" }
+            if retry.failures == 1 { "" } else { "s" },
+            // The reason, unless the "Failed" line above already says it.
+            match &server.last_error {
+                Some(error) if *error == retry.reason => String::new(),
+                _ => format!(": {}", escape(&retry.reason)),
+            }
         );
     }
     if let Some(check) = live.and_then(|live| live.check.as_ref()) {

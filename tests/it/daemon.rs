@@ -413,6 +413,7 @@ fn a_server_that_comes_up_after_the_daemon_is_synced_by_a_retry_not_at_the_next_
     assert_eq!(server["live"]["check"]["reachable"], false, "the check at start: {server}");
     let page = get(address, "/").body;
     assert!(page.contains("Next retry:") && page.contains("failed runs in a row"), "{page}");
+    assert!(page.contains("Failed: ") || page.contains("in a row: "), "the page says why: {page}");
 
     let fake = FakePlex::start_on(&plex_address.to_string(), TOKEN).unwrap();
     fake.add_library_of(600);
