@@ -4,8 +4,9 @@
 //! its next page boundary, and every scheduler is woken to plan with the
 //! new config. A file that does not load changes nothing: the previous
 //! config keeps running, and the journal and the page say why. Settings the
-//! running service cannot change (the store, the listen address, the sync
-//! slots) keep their running values until a restart, which the page says.
+//! running service cannot change (the store, the status server's listen
+//! address, admin token and host names, the sync slots) keep their running
+//! values until a restart, which the page says.
 
 use super::{App, ServerSlot};
 use crate::config::{Config, ConfigError};
@@ -98,14 +99,22 @@ fn keep_running_values(old: &Config, new: &mut Config) -> Vec<&'static str> {
     if new.store.cache_bytes != old.store.cache_bytes {
         differ.push("[store] cache_mib");
     }
+    // The status server enforces the listen address, token and names it
+    // was started with.
     if new.status.listen != old.status.listen {
         differ.push("[status] listen");
+    }
+    if new.status.admin_token != old.status.admin_token {
+        differ.push("[status] admin_token");
+    }
+    if new.status.hostnames != old.status.hostnames {
+        differ.push("[status] hostnames");
     }
     if new.daemon.max_concurrent_syncs != old.daemon.max_concurrent_syncs {
         differ.push("[daemon] max_concurrent_syncs");
     }
     new.store = old.store.clone();
-    new.status.listen = old.status.listen;
+    new.status = old.status.clone();
     new.daemon.max_concurrent_syncs = old.daemon.max_concurrent_syncs;
     differ
 }

@@ -36,6 +36,8 @@ pub enum Problem {
     AdminToken(SecretProblem),
     AdminTokenShape,
     AdminTokenPlaceholder,
+    /// A `[status] hostnames` entry that is not a bare host name or address.
+    Hostname(String),
     MaxConcurrentSyncs(u32),
     /// `retry_backoff` is zero, or `retry_backoff_max` below it.
     RetryBackoff {
@@ -252,7 +254,11 @@ impl fmt::Display for Problem {
                 "[status] the admin token must be at least 8 characters without spaces; generate one with `openssl rand -hex 16`",
             ),
             Problem::AdminTokenPlaceholder => f.write_str(
-                "[status] admin_token is still the example's placeholder; generate one with `openssl rand -hex 16`",
+                "[status] admin_token is still the example's placeholder; generate one with `openssl rand -hex 16`, or leave it out to use the generated one",
+            ),
+            Problem::Hostname(name) => write!(
+                f,
+                "[status] hostnames: \"{name}\" is not a host name; write the name alone, as in \"pi.example.net\" or \"192.168.1.5\" (no scheme, port or path)"
             ),
             Problem::MaxConcurrentSyncs(count) => {
                 write!(f, "[daemon] max_concurrent_syncs = {count} must be between 1 and 16")

@@ -5,7 +5,7 @@
 //! Spotify server (whose session is in the store) through the daemon, whose
 //! page shows its own checks.
 
-use crate::daemon::{Daemon, cli, free_address, idle_after_success};
+use crate::daemon::{Daemon, admin, cli, free_address, idle_after_success};
 use crate::status_server::{get, request};
 use crate::support::TOKEN;
 use mediasync::fake::jellyfin::{Behaviour, FakeJellyfin};
@@ -151,7 +151,10 @@ fn check_works_while_the_daemon_holds_the_store_and_asks_it_about_spotify() {
     assert_eq!(row(&table, "home")[3..6], ["yes", "accepted", "1: Movies"], "{table}");
     assert_eq!(row(&table, "music")[3..5], ["yes", "accepted"], "{table}");
     assert_eq!(plex.requests(), requests + 1, "the media server is checked directly");
-    let on_demand = request(address, "POST", "/api/servers/home/check", &[]);
+    let [(name, bearer)] = admin(&config);
+    let refused = request(address, "POST", "/api/servers/home/check", &[]);
+    assert_eq!(refused.status, 401, "a check is a control: {}", refused.body);
+    let on_demand = request(address, "POST", "/api/servers/home/check", &[(name, bearer.as_str())]);
     assert_eq!(on_demand.status, 200, "{}", on_demand.body);
     assert_eq!(on_demand.json()["libraries"], serde_json::json!(["Movies"]));
     let page = get(address, "/").body;

@@ -4,7 +4,7 @@
 //! setting that needs a restart named, and a bad file that changes nothing
 //! but says why in the journal (the log) and on the page.
 
-use crate::daemon::{Daemon, free_address, idle_after_success};
+use crate::daemon::{Daemon, admin, free_address, idle_after_success};
 use crate::status_server::{config_text, get, request};
 use crate::support::TOKEN;
 use mediasync::fake::plex::FakePlex;
@@ -84,7 +84,9 @@ fn sighup_adds_changes_and_removes_servers_and_a_bad_file_keeps_the_running_conf
     assert_eq!(reload["needs_restart"], json!(["[daemon] max_concurrent_syncs"]));
     assert_eq!(daemon.status()["daemon"]["max_concurrent_syncs"], 1, "the running value stays until a restart");
     assert!(get(address, "/").body.contains("max_concurrent_syncs changed, which applies after"));
-    assert_eq!(request(address, "POST", "/api/servers/cabin/sync", &[]).status, 404);
+    let [(name, bearer)] = admin(&path);
+    let admin = [(name, bearer.as_str())];
+    assert_eq!(request(address, "POST", "/api/servers/cabin/sync", &admin).status, 404);
 
     // A bad file: nothing changes, and the page and the log say why.
     std::fs::write(&path, std::fs::read_to_string(&path).unwrap().replace(TOKEN, "your-plex-token")).unwrap();
@@ -99,7 +101,11 @@ fn sighup_adds_changes_and_removes_servers_and_a_bad_file_keeps_the_running_conf
     assert_eq!(server_names(&status), ["home"]);
     let page = get(address, "/").body;
     assert!(page.contains("The config was not reloaded") && page.contains("previous config keeps running"), "{page}");
-    assert_eq!(request(address, "POST", "/api/servers/home/sync", &[]).status, 202, "the running config still syncs");
+    assert_eq!(
+        request(address, "POST", "/api/servers/home/sync", &admin).status,
+        202,
+        "the running config still syncs"
+    );
     assert_eq!(daemon.pid(), pid, "reloads never restart the process");
     assert!(daemon.terminate().success());
     let log = std::fs::read_to_string(path.with_extension("log")).unwrap();
