@@ -82,6 +82,9 @@ pub(super) async fn server_loop(app: Arc<App>, name: String, semaphore: Arc<toki
     // The server's entry and schedule the plan was made for.
     let mut planned_for: Option<(ServerConfig, String)> = None;
     let mut plan = Plan::default();
+    // A success after a failed check: checked again once the status shows
+    // the success's plan (no stale retry while the check's request runs).
+    let mut recheck = false;
     while !app.stopping() {
         let config = app.config();
         let Some(server) = config.server(&name).cloned() else {
@@ -98,11 +101,15 @@ pub(super) async fn server_loop(app: Arc<App>, name: String, semaphore: Arc<toki
             plan = Plan { due: due_at_start(&app, &name, &config, &schedule).await, ..Plan::default() };
             planned_for = Some(arrangement);
             check(&app, &name).await;
+            recheck = false;
         }
         let server_wait = waiting_until(&app, &name).await.map(|at| at.saturating_mul(1000));
         let slot_at = schedule::next_after(&schedule, &Local::now()).map_or(i64::MAX, |at| at.timestamp_millis());
         let next = schedule::next_run(slot_at, plan.due, plan.retry.as_ref().map(|(at, _)| *at), server_wait, now_ms());
         slot.set_next_run(Some(next.saturating_add(999) / 1000), plan.shown_retry());
+        if std::mem::take(&mut recheck) {
+            check(&app, &name).await;
+        }
         let full = match wait_for_run(&app, &slot, next).await {
             Woke::Changed => continue,
             Woke::Due => slot.take_request().unwrap_or(false),
@@ -135,13 +142,10 @@ pub(super) async fn server_loop(app: Arc<App>, name: String, semaphore: Arc<toki
         if let (Some(_), Some(at)) = (&failure, server_wait) {
             log::info!("{name}: the server asked to wait; the next run starts at {}", local_time(at));
         }
-        let recheck = failure.is_none() && slot.live().check.is_some_and(|check| !check.ok());
+        recheck = failure.is_none() && slot.live().check.is_some_and(|check| !check.ok());
         plan.after_run(failure, server_wait.is_some(), &app.config());
         if let Some((at, reason)) = &plan.retry {
             log::warn!("{name}: retry {} at {} after: {reason}", plan.failures, local_time(at / 1000));
-        }
-        if recheck {
-            check(&app, &name).await;
         }
     }
 }

@@ -440,10 +440,12 @@ fn a_server_that_comes_up_after_the_daemon_is_synced_by_a_retry_not_at_the_next_
 
     let fake = FakePlex::start_on(&plex_address.to_string(), TOKEN).unwrap();
     fake.add_library_of(600);
-    daemon.wait_until("the first sync after the server came up", idle_after_success);
-    let server = &daemon.status()["servers"][0];
-    assert!(server["live"]["retry"].is_null(), "a success clears the retry: {server}");
-    assert_eq!(server["live"]["check"]["reachable"], true, "checked again after the success: {server}");
+    // A success clears the retry, and the server is checked again.
+    daemon.wait_until("the first sync after the server came up, the retry gone, checked again", |daemon| {
+        let status = daemon.status();
+        let live = &status["servers"][0]["live"];
+        idle_after_success(daemon) && live["retry"].is_null() && live["check"]["reachable"] == true
+    });
     assert_export_exact(&path, "home", &fake);
     assert!(daemon.terminate().success());
 }
