@@ -92,27 +92,19 @@ impl App {
 /// Puts the running values of the settings a running service cannot change
 /// into `new`, and names those that differ.
 fn keep_running_values(old: &Config, new: &mut Config) -> Vec<&'static str> {
-    let mut differ = Vec::new();
-    if new.store.path != old.store.path {
-        differ.push("[store] path");
-    }
-    if new.store.cache_bytes != old.store.cache_bytes {
-        differ.push("[store] cache_mib");
-    }
     // The status server enforces the listen address, token and names it
     // was started with.
-    if new.status.listen != old.status.listen {
-        differ.push("[status] listen");
-    }
-    if new.status.admin_token != old.status.admin_token {
-        differ.push("[status] admin_token");
-    }
-    if new.status.hostnames != old.status.hostnames {
-        differ.push("[status] hostnames");
-    }
-    if new.daemon.max_concurrent_syncs != old.daemon.max_concurrent_syncs {
-        differ.push("[daemon] max_concurrent_syncs");
-    }
+    let differ = [
+        ("[store] path", new.store.path != old.store.path),
+        ("[store] cache_mib", new.store.cache_bytes != old.store.cache_bytes),
+        ("[status] listen", new.status.listen != old.status.listen),
+        ("[status] admin_token", new.status.admin_token != old.status.admin_token),
+        ("[status] hostnames", new.status.hostnames != old.status.hostnames),
+        ("[daemon] max_concurrent_syncs", new.daemon.max_concurrent_syncs != old.daemon.max_concurrent_syncs),
+    ]
+    .into_iter()
+    .filter_map(|(setting, changed)| changed.then_some(setting))
+    .collect();
     new.store = old.store.clone();
     new.status = old.status.clone();
     new.daemon.max_concurrent_syncs = old.daemon.max_concurrent_syncs;

@@ -77,11 +77,13 @@ fn sighup_adds_changes_and_removes_servers_and_a_bad_file_keeps_the_running_conf
 
     // cabin removed, and a setting the running service cannot change.
     write(&path, &home, 100, "[daemon]\nmax_concurrent_syncs = 2\n", address);
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("{text}hostnames = [\"pi.home.arpa\"]\n")).unwrap();
     daemon.reload();
     daemon.wait_until("cabin gone", |daemon| server_names(&daemon.status()) == ["home"]);
     let reload = daemon.status()["daemon"]["reload"].clone();
     assert_eq!(reload["removed"], json!(["cabin"]));
-    assert_eq!(reload["needs_restart"], json!(["[daemon] max_concurrent_syncs"]));
+    assert_eq!(reload["needs_restart"], json!(["[status] hostnames", "[daemon] max_concurrent_syncs"]));
     assert_eq!(daemon.status()["daemon"]["max_concurrent_syncs"], 1, "the running value stays until a restart");
     assert!(get(address, "/").body.contains("max_concurrent_syncs changed, which applies after"));
     let [(name, bearer)] = admin(&path);
