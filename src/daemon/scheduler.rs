@@ -1,17 +1,22 @@
-//! One task per server: sleep until its slot (at most 30 s at a time, so a
-//! wall clock set late moves the schedule), a requested sync, the end of a
-//! wait the server asked for, or its next history poll (`history_every`,
-//! Spotify); take a permit of the `max_concurrent_syncs` semaphore; sync on
-//! a blocking thread. A server's runs go one after another, so one server
-//! never syncs twice at once: a history poll falling due during a long
-//! library sync makes the sync stop after its page under way, polls, and
-//! lets the sync resume where it stopped.
+//! One task per server for the service's whole life: sleep until the next
+//! run (the schedule's slot, the retry after a failed run, the end of a
+//! wait the server asked for), a request or the next history poll
+//! (`history_every`, Spotify), at most 30 s at a time so a wall clock set
+//! late moves the schedule; take a permit of the `max_concurrent_syncs`
+//! semaphore; sync on a blocking thread. A server's runs go one after
+//! another, so one server never syncs twice at once: a history poll falling
+//! due during a long library sync makes the sync stop after its page under
+//! way, polls, and lets the sync resume where it stopped. The task plans
+//! afresh (and checks the server) at start and whenever a reload changes
+//! the server's entry or schedule, and idles while a reload has removed the
+//! server.
 
 use crate::app::schedule;
-use crate::app::{App, RunOutcome, ServerSlot};
+use crate::app::{App, Retry, RunOutcome, ServerSlot};
+use crate::config::{Config, ServerConfig};
 use crate::source::Stop;
 use crate::sync::{self, Libraries, Selection};
-use chrono::{DateTime, Local, TimeZone};
+use chrono::Local;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -21,146 +26,201 @@ use std::time::Duration;
 /// boot) moves the schedule within a minute.
 const MAX_SLEEP: Duration = Duration::from_secs(30);
 
-/// One server's scheduler: wait for the slot, a request or a history poll,
-/// take a sync permit, run on a blocking thread, repeat.
+/// What decides the next run besides the schedule's slot.
+#[derive(Default)]
+struct Plan {
+    /// Run at once: the server is new to the scheduler (start, reload) and
+    /// its last run did not finish or its last success is stale.
+    due: bool,
+    /// Failed runs in a row.
+    failures: u32,
+    /// The retry after the last failed run: when (epoch milliseconds), and why.
+    retry: Option<(i64, String)>,
+}
+
+impl Plan {
+    /// What the status shows of the retry.
+    fn shown_retry(&self) -> Option<Retry> {
+        self.retry.as_ref().map(|(at, reason)| Retry {
+            at: at.saturating_add(999) / 1000,
+            failures: self.failures,
+            reason: reason.clone(),
+        })
+    }
+
+    /// Takes a run's end into account. A failed run is retried apart from
+    /// the schedule, with a growing wait; while the server asked to wait
+    /// (a stored rate limit), that wait decides instead.
+    fn after_run(&mut self, failure: Option<String>, server_waits: bool, config: &Config) {
+        let Some(reason) = failure else {
+            self.failures = 0;
+            return;
+        };
+        if server_waits {
+            return;
+        }
+        self.failures = self.failures.saturating_add(1);
+        let daemon = &config.daemon;
+        let wait = schedule::retry_delay(daemon.retry_backoff, daemon.retry_backoff_max, self.failures, jitter());
+        let at = now_ms().saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
+        self.retry = Some((at, reason));
+    }
+}
+
+/// A library sync that made way for a history poll, resumed right after it.
+struct MadeWay {
+    /// It was a full sync.
+    full: bool,
+    /// The libraries it had synced: left out of the resumed run.
+    done: Vec<String>,
+}
+
+/// How a run ended.
+enum Ended {
+    /// Finished, with why it failed if it did.
+    Finished(Option<String>),
+    /// Stopped after a page to make way for a history poll; these libraries
+    /// were synced to their end.
+    MadeWay(Vec<String>),
+}
+
+/// How a wait for the next run ended.
+enum Woke {
+    /// The next run is due.
+    Due,
+    /// A sync was requested (`Some(true)`: of whole libraries).
+    Requested(bool),
+    /// Something else changed (a reload, pause, resume, shutdown): plan again.
+    Changed,
+}
+
+/// One server's scheduler; returns when the service stops.
 pub(super) async fn server_loop(app: Arc<App>, name: String, semaphore: Arc<tokio::sync::Semaphore>) {
     let Some(slot) = app.server(&name) else {
         log::error!("{name}: not a configured server; not scheduling it");
         return;
     };
-    let schedule = schedule::for_server(&app.config, &name);
-    let freshness = app.config.daemon.freshness.unwrap_or_else(|| schedule::interval(&schedule, &Local::now()));
-    let last_success = {
-        let app = Arc::clone(&app);
-        let name = name.clone();
-        tokio::task::spawn_blocking(move || app.store.server_state(&name).map(|state| state.last_success_at))
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .flatten()
-    };
-    let mut due = schedule::due_at_start(last_success, freshness, sync::now_epoch());
-    if !due {
-        log::info!("{name}: last success is recent; waiting for the next slot");
-    }
-    let catalog = app.catalog(&name);
-    let history_every = app.config.daemon.history_every.get(&name).copied();
-    // A history of its own schedule is polled at start, then every `history_every`.
-    let mut history_at = history_every.map(|_| Local::now());
-    // A library sync that made way for a history poll resumes right after
-    // it, full if it was, leaving out the libraries it had synced.
-    let mut resume_catalog = false;
-    let mut resume_full = false;
-    let mut done: Vec<String> = Vec::new();
-    // A server told to wait (Spotify's Retry-After or spent daily quota,
-    // stored with the session) runs again as soon as the wait is over,
-    // rather than hammering it on schedule or waiting for the next slot.
-    let mut resume = waiting_until(&app, &name).await;
-    loop {
-        if app.stopping() {
-            return;
+    // The server's entry and schedule the plan was made for.
+    let mut planned_for: Option<(ServerConfig, String)> = None;
+    let mut plan = Plan::default();
+    // A success after a failed check: checked again once the status shows
+    // the success's plan (no stale retry while the check's request runs).
+    let mut recheck = false;
+    // The next history poll (epoch milliseconds), for a server whose history
+    // has its own schedule; a library sync waiting to resume after one.
+    let mut history_at: Option<i64> = None;
+    let mut resume: Option<MadeWay> = None;
+    while !app.stopping() {
+        let config = app.config();
+        let Some(server) = config.server(&name).cloned() else {
+            if planned_for.take().is_some() {
+                log::info!("{name}: no longer in the config; not scheduled");
+            }
+            slot.set_next_run(None, None);
+            slot.woken().await;
+            continue;
+        };
+        let schedule = schedule::for_server(&config, &name);
+        let arrangement = (server, schedule.to_string());
+        let history_every = config.daemon.history_every.get(&name).copied();
+        if planned_for.as_ref() != Some(&arrangement) {
+            plan = Plan { due: due_at_start(&app, &name, &config, &schedule).await, ..Plan::default() };
+            planned_for = Some(arrangement);
+            check(&app, &name).await;
+            recheck = false;
+            // A history of its own schedule is polled at start, then every
+            // `history_every`.
+            history_at = history_every.map(|_| now_ms());
+            resume = None;
         }
-        let wait_end = resume.take().and_then(|at| Local.timestamp_opt(at, 0).single());
-        let next = match wait_end {
-            _ if resume_catalog => wait_end.map_or_else(Local::now, |end| end.max(Local::now())),
-            Some(at) if due => at,
-            Some(at) => at.min(next_slot(&schedule)),
-            None if due => Local::now(),
-            None => next_slot(&schedule),
+        let server_wait = waiting_until(&app, &name).await.map(|at| at.saturating_mul(1000));
+        let slot_at = schedule::next_after(&schedule, &Local::now()).map_or(i64::MAX, |at| at.timestamp_millis());
+        let next = match &resume {
+            Some(_) => server_wait.unwrap_or(0).max(now_ms()),
+            None => {
+                schedule::next_run(slot_at, plan.due, plan.retry.as_ref().map(|(at, _)| *at), server_wait, now_ms())
+            }
         };
         // A stored wait holds the history too: it is the same app's quota.
-        let history_next = history_at.map(|at| wait_end.map_or(at, |end| at.max(end)));
-        slot.set_next_run_at(next.timestamp());
-        if let Some(at) = history_next {
-            slot.set_next_history_at(at.timestamp());
+        let history_next = history_at.map(|at| server_wait.map_or(at, |end| at.max(end)));
+        slot.set_next_run(Some(next.saturating_add(999) / 1000), plan.shown_retry());
+        slot.set_next_history_at(history_next.map(|at| at.saturating_add(999) / 1000));
+        if std::mem::take(&mut recheck) {
+            check(&app, &name).await;
         }
-        let first = history_next.map_or(next, |at| at.min(next));
-        let requested = wait_for(&app, slot, first).await;
-        if app.stopping() {
-            return;
-        }
-        due = false;
-        let now = Local::now();
+        let requested = match wait_for_run(&app, &slot, history_next.map_or(next, |at| at.min(next))).await {
+            Woke::Changed => continue,
+            Woke::Due => slot.take_request(),
+            Woke::Requested(full) => Some(full),
+        };
+        let now = now_ms();
         let history_due = history_next.is_some_and(|at| at <= now);
         let catalog_due = requested.is_some() || next <= now;
-        if !history_due && !catalog_due {
-            continue;
-        }
         if is_paused(&app, &name).await {
-            log::info!("{name}: paused; skipping this slot");
+            log::info!("{name}: paused; skipping this run");
+            plan.due = false;
+            plan.retry = None;
             history_at = later(history_every, now);
-            resume_catalog = false;
-            done.clear();
+            resume = None;
             continue;
         }
         // When both are due, the history first: it is one request, and a
         // long first library sync must not starve it.
         if history_due {
             history_at = later(history_every, now);
-            let Some(permit) = acquire(&app, slot, &semaphore).await else {
+            let Some(permit) = acquire(&app, &slot, &semaphore).await else {
                 return;
             };
             if !is_paused(&app, &name).await {
-                run_once(&app, slot, &name, false, Libraries::History.into(), None).await;
+                run_once(&app, &slot, &name, false, Libraries::History.into(), None).await;
             }
             drop(permit);
         }
-        if catalog_due {
-            let Some(permit) = acquire(&app, slot, &semaphore).await else {
-                return;
-            };
-            // Paused while it waited for the slot.
-            if is_paused(&app, &name).await {
+        if !catalog_due {
+            continue;
+        }
+        // The run that fires consumes the start and the retry; a failure
+        // plans the next retry.
+        plan.due = false;
+        plan.retry = None;
+        let Some(permit) = acquire(&app, &slot, &semaphore).await else {
+            return;
+        };
+        // Paused while it waited for the slot.
+        if is_paused(&app, &name).await {
+            continue;
+        }
+        let resumed = resume.take();
+        let full = requested.unwrap_or(resumed.as_ref().is_some_and(|made_way| made_way.full));
+        let done = resumed.map(|made_way| made_way.done).unwrap_or_default();
+        let libraries = if history_every.is_some() { Libraries::Catalog } else { Libraries::All };
+        let selection = Selection { libraries, done: &done };
+        let ended = run_once(&app, &slot, &name, full, selection, history_at).await;
+        drop(permit);
+        let failure = match ended {
+            Ended::MadeWay(synced) => {
+                let done = done.into_iter().chain(synced).collect();
+                resume = Some(MadeWay { full, done });
                 continue;
             }
-            let full = requested.unwrap_or(resume_catalog && resume_full);
-            let selection = Selection { libraries: catalog, done: &done };
-            let made_way = run_once(&app, slot, &name, full, selection, history_at).await;
-            drop(permit);
-            resume_catalog = made_way.is_some();
-            resume_full = full;
-            match made_way {
-                Some(synced) => done.extend(synced),
-                None => done.clear(),
-            }
+            Ended::Finished(failure) => failure,
+        };
+        let server_wait = waiting_until(&app, &name).await;
+        if let (Some(_), Some(at)) = (&failure, server_wait) {
+            log::info!("{name}: the server asked to wait; the next run starts at {}", local_time(at));
         }
-        resume = waiting_until(&app, &name).await;
-        if let Some(at) = resume {
-            log::info!(
-                "{name}: the server asked to wait; the next run starts at {}",
-                Local
-                    .timestamp_opt(at, 0)
-                    .single()
-                    .map_or_else(|| at.to_string(), |time| time.format("%Y-%m-%d %H:%M:%S").to_string())
-            );
+        recheck = failure.is_none() && slot.live().check.is_some_and(|check| !check.ok());
+        plan.after_run(failure, server_wait.is_some(), &app.config());
+        if let Some((at, reason)) = &plan.retry {
+            log::warn!("{name}: retry {} at {} after: {reason}", plan.failures, local_time(at / 1000));
         }
     }
 }
 
-/// Sleeps until `until`, a requested sync or shutdown; answers the request
-/// (`Some(full)`) if one was made.
-async fn wait_for(app: &App, slot: &ServerSlot, until: DateTime<Local>) -> Option<bool> {
-    while !app.stopping() {
-        let wait = until.signed_duration_since(Local::now()).to_std().unwrap_or(Duration::ZERO);
-        if wait.is_zero() {
-            break;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(wait.min(MAX_SLEEP)) => {}
-            _ = slot.woken() => {
-                if slot.is_requested() {
-                    break;
-                }
-            }
-        }
-    }
-    slot.take_request()
-}
-
-/// `every` after `now`, for a history with its own schedule.
-fn later(every: Option<Duration>, now: DateTime<Local>) -> Option<DateTime<Local>> {
-    let every = chrono::Duration::from_std(every?).unwrap_or(chrono::Duration::MAX);
-    Some(now.checked_add_signed(every).unwrap_or(now))
+/// `every` after `now` (epoch milliseconds), for a history with its own
+/// schedule.
+fn later(every: Option<Duration>, now: i64) -> Option<i64> {
+    every.map(|every| now.saturating_add(i64::try_from(every.as_millis()).unwrap_or(i64::MAX)))
 }
 
 /// A permit of the sync semaphore, shown as queued while it waits; None
@@ -179,7 +239,72 @@ async fn acquire(
     permit
 }
 
-/// The end of a stored wait the server asked for, if one is running.
+/// Whether the server syncs at once: see `schedule::due_at_start`.
+async fn due_at_start(app: &Arc<App>, name: &str, config: &Config, schedule: &cron::Schedule) -> bool {
+    let freshness = config.daemon.freshness.unwrap_or_else(|| schedule::interval(schedule, &Local::now()));
+    let (last_success, unfinished) = {
+        let app = Arc::clone(app);
+        let name = name.to_string();
+        tokio::task::spawn_blocking(move || {
+            let state = app.store.server_state(&name)?;
+            let interrupted = app
+                .store
+                .libraries()?
+                .iter()
+                .any(|(_, library)| library.server == name && library.checkpoint.is_some());
+            Ok::<_, crate::store::StoreError>((state.last_success_at, state.last_error.is_some() || interrupted))
+        })
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or((None, false))
+    };
+    let due = schedule::due_at_start(last_success, unfinished, freshness, sync::now_epoch());
+    match (due, unfinished) {
+        (false, _) => log::info!("{name}: last success is recent; waiting for the next slot"),
+        (true, true) => log::info!("{name}: the last run failed or was interrupted; syncing now"),
+        (true, false) => {}
+    }
+    due
+}
+
+/// Checks the server (one request) and shows the result on the page.
+async fn check(app: &Arc<App>, name: &str) {
+    let app = Arc::clone(app);
+    let name = name.to_string();
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Err(err) = app.check(&name) {
+            log::info!("{name}: not checked: {err}");
+        }
+    })
+    .await;
+}
+
+/// Sleeps until `at` (epoch milliseconds) or a wake-up.
+async fn wait_for_run(app: &App, slot: &ServerSlot, at: i64) -> Woke {
+    loop {
+        if app.stopping() {
+            return Woke::Changed;
+        }
+        if let Some(full) = slot.take_request() {
+            return Woke::Requested(full);
+        }
+        let wait = u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0);
+        if wait == 0 {
+            return Woke::Due;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(wait).min(MAX_SLEEP)) => {}
+            _ = slot.woken() => {
+                if !slot.is_requested() {
+                    return Woke::Changed;
+                }
+            }
+        }
+    }
+}
+
+/// The end of a stored wait the server asked for (epoch seconds), if one is running.
 async fn waiting_until(app: &Arc<App>, name: &str) -> Option<i64> {
     let app = Arc::clone(app);
     let name = name.to_string();
@@ -208,24 +333,41 @@ async fn wait_for_stop(app: &App) {
     }
 }
 
-fn next_slot(schedule: &cron::Schedule) -> DateTime<Local> {
-    schedule::next_after(schedule, &Local::now())
-        .unwrap_or_else(|| Local.timestamp_opt(i64::MAX / 1_000_000, 0).single().unwrap_or_else(Local::now))
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
-/// Runs the `selection` once; from `yield_at` on, the run makes way for a
-/// history poll after its page under way. When it did, answers the
-/// libraries it synced to the end.
+fn local_time(epoch_seconds: i64) -> String {
+    use chrono::TimeZone;
+    Local
+        .timestamp_opt(epoch_seconds, 0)
+        .single()
+        .map_or_else(|| epoch_seconds.to_string(), |time| time.format("%Y-%m-%d %H:%M:%S").to_string())
+}
+
+/// A random number from 0 to 1 for a retry's jitter; the middle if the
+/// system has no randomness to give.
+fn jitter() -> f64 {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 4];
+    match ring::rand::SystemRandom::new().fill(&mut bytes) {
+        Ok(()) => f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX),
+        Err(_) => 0.5,
+    }
+}
+
+/// Runs the `selection` once; from `yield_at` (epoch milliseconds) on, the
+/// run makes way for a history poll after its page under way.
 async fn run_once(
     app: &Arc<App>,
     slot: &ServerSlot,
     name: &str,
     full: bool,
     selection: Selection<'_>,
-    mut yield_at: Option<DateTime<Local>>,
-) -> Option<Vec<String>> {
+    mut yield_at: Option<i64>,
+) -> Ended {
     let stop = Arc::new(Stop::new());
-    // A reset in progress finishes before the sync starts.
+    // A reset or a check in progress finishes before the sync starts.
     while !slot.try_begin_run(full, sync::now_epoch(), &stop) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -245,11 +387,11 @@ async fn run_once(
         })
     };
     let report = loop {
-        let wait = yield_at.map(|at| at.signed_duration_since(Local::now()).to_std().unwrap_or(Duration::ZERO));
+        let wait = yield_at.map(|at| Duration::from_millis(u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0)));
         tokio::select! {
             report = &mut task => break report,
             _ = tokio::time::sleep(wait.unwrap_or(MAX_SLEEP).min(MAX_SLEEP)), if wait.is_some() => {
-                if yield_at.is_some_and(|at| at <= Local::now()) {
+                if yield_at.is_some_and(|at| at <= now_ms()) {
                     yield_to.store(true, Ordering::Relaxed);
                     yield_at = None;
                 }
@@ -260,31 +402,27 @@ async fn run_once(
     match report {
         Ok(Ok(report)) => {
             slot.end_run(RunOutcome::Finished { requests: report.requests, ok: report.ok() }, seconds);
-            match &report.error {
+            let failure = report.first_error().map(str::to_string);
+            match &failure {
                 Some(error) => log::warn!("{name}: FAILED: {error} (requests={})", report.requests),
                 None if report.yielded => {
-                    log::info!("{name}: paused for the history poll; resuming after it (requests={})", report.requests)
+                    log::info!("{name}: paused for the history poll; resuming after it (requests={})", report.requests);
+                    let synced = report.libraries.iter().filter(|library| !library.yielded);
+                    return Ended::MadeWay(synced.map(|library| library.library_id.clone()).collect());
                 }
                 None => log::info!("{name}: done (requests={})", report.requests),
             }
-            report.yielded.then(|| {
-                report
-                    .libraries
-                    .iter()
-                    .filter(|library| !library.yielded)
-                    .map(|library| library.library_id.clone())
-                    .collect()
-            })
+            Ended::Finished(failure)
         }
         Ok(Err(err)) => {
             slot.end_run(RunOutcome::Aborted, seconds);
             log::error!("{name}: {err}");
-            None
+            Ended::Finished(Some(err.to_string()))
         }
         Err(err) => {
             slot.end_run(RunOutcome::Aborted, seconds);
             log::error!("{name}: the sync thread panicked ({err}); the next run resumes from the last saved page");
-            None
+            Ended::Finished(Some("the sync stopped unexpectedly; the next run resumes from the last saved page".into()))
         }
     }
 }

@@ -193,9 +193,7 @@ pub fn sync_libraries(
     // records how it went (a restart in between finds no recent success,
     // so the rest of the sync is due at once).
     if !report.yielded {
-        let server_error =
-            report.error.clone().or_else(|| report.libraries.iter().find_map(|library| library.error.clone()));
-        record_server(store, server, which, server_error);
+        record_server(store, server, which, report.first_error().map(str::to_string));
     }
     report.requests = source.requests().saturating_sub(requests_before);
     report

@@ -88,10 +88,11 @@ pub fn items(app: &App, request: &Request) -> Response {
 /// the following page. `next` is null on the last page.
 pub fn history(app: &App, request: &Request) -> Response {
     let Some(server) = request.param("server").filter(|server| !server.is_empty()) else {
-        let servers: Vec<&str> = app.config.servers.iter().map(|server| server.name.as_str()).collect();
+        let config = app.config();
+        let servers: Vec<&str> = config.servers.iter().map(|server| server.name.as_str()).collect();
         return Response::error(400, &format!("give server= (configured: {})", servers.join(", ")));
     };
-    if !app.config.servers.iter().any(|configured| configured.name == server) {
+    if app.config().server(server).is_none() {
         return Response::error(404, &format!("no server named \"{server}\" in the config"));
     }
     let limit = match limit_param(request, DEFAULT_PLAYS, MAX_PLAYS) {
