@@ -387,6 +387,11 @@ mod tests {
             resumed,
             after: None,
             children: None,
+            children_approved: false,
+            last_id: None,
+            restarts: 0,
+            anchor: None,
+            confirm: None,
             counters: Counters::default(),
             elapsed_ms: 0,
         });

@@ -3,6 +3,7 @@
 //! quirks included (`docs/servers.md`): a fake kinder than the real
 //! server would hide bugs.
 
+pub mod churn;
 pub mod jellyfin;
 pub mod plex;
 mod query;
@@ -69,6 +70,11 @@ impl<S: Recording + Send + 'static> Fake<S> {
         self.state().faults_mut().from = Some((number, failure));
     }
 
+    /// Makes every request whose path starts with `prefix` fail.
+    pub fn fail_path(&self, prefix: &str, failure: Failure) {
+        self.state().faults_mut().path = Some((prefix.to_string(), failure));
+    }
+
     pub fn heal(&self) {
         self.state().faults_mut().clear();
     }
@@ -125,6 +131,14 @@ pub struct Expected {
     pub updated_at: i64,
 }
 
+/// The `Date` header of an answer sent at `epoch` by the fake's clock: real
+/// servers stamp every answer, and clients take the server's clock from it.
+fn date_header(epoch: i64) -> tiny_http::Header {
+    let text =
+        chrono::DateTime::from_timestamp(epoch, 0).unwrap_or_default().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+    tiny_http::Header::from_bytes("Date", text).expect("an HTTP date is a valid header value")
+}
+
 /// A request header by name, matched case-insensitively as HTTP requires.
 fn header<'r>(request: &'r tiny_http::Request, name: &str) -> Option<&'r str> {
     request
@@ -145,6 +159,9 @@ pub enum Failure {
     Garbage,
     /// 200 with the real answer cut off halfway.
     Truncated,
+    /// 200 with the listing's entries left out but its total kept, as a
+    /// server in the middle of a scan (or a flaky proxy) sometimes answers.
+    Emptied,
 }
 
 /// The failures a test injected, by request number.
@@ -152,14 +169,22 @@ pub enum Failure {
 pub struct Faults {
     at: BTreeMap<u64, Failure>,
     from: Option<(u64, Failure)>,
+    path: Option<(String, Failure)>,
 }
 
 impl Faults {
-    /// The failure request `number` must suffer, if any (a one-off is used up).
-    fn take(&mut self, number: u64) -> Option<Failure> {
+    /// The failure request `number` to `path` must suffer, if any (a
+    /// one-off is used up).
+    fn take(&mut self, number: u64, path: &str) -> Option<Failure> {
         self.at
             .remove(&number)
             .or_else(|| self.from.as_ref().filter(|(from, _)| number >= *from).map(|(_, failure)| failure.clone()))
+            .or_else(|| {
+                self.path
+                    .as_ref()
+                    .filter(|(prefix, _)| path.starts_with(prefix.as_str()))
+                    .map(|(_, failure)| failure.clone())
+            })
     }
 
     fn clear(&mut self) {

@@ -1,11 +1,15 @@
 //! The HTTP client every source shares: one ureq agent, request counting,
-//! bounded response bodies, and the mapping from HTTP outcomes to the error
-//! kinds the engine acts on. URLs passed here never carry secrets, so they
-//! may appear in messages; credentials travel in headers only.
+//! bounded response bodies, the server's clock from every answer's `Date`,
+//! and the mapping from HTTP outcomes to the error kinds the engine acts
+//! on. URLs passed here never carry secrets, so they may appear in messages;
+//! credentials travel in headers only.
 
 use super::{Cause, ErrorKind, SourceError};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
+
+/// No `Date` seen yet.
+const NO_TIME: i64 = i64::MIN;
 
 /// A cap on one response body: a page of a few hundred items is far below it;
 /// a runaway or hostile server cannot exhaust a 512 MiB board.
@@ -15,13 +19,9 @@ pub struct Http {
     agent: ureq::Agent,
     base: String,
     requests: AtomicU64,
-}
-
-pub struct Response {
-    pub status: u16,
-    pub body: Vec<u8>,
-    /// The server's `Date` header, if any: the server's clock.
-    pub date: Option<String>,
+    /// The server's clock at its latest answer that carried a `Date`
+    /// (epoch seconds), or `NO_TIME`.
+    server_time: AtomicI64,
 }
 
 impl Http {
@@ -31,11 +31,21 @@ impl Http {
             .http_status_as_error(false)
             .user_agent(concat!("mediasync/", env!("CARGO_PKG_VERSION")))
             .build();
-        Http { agent: config.into(), base: base.trim_end_matches('/').to_string(), requests: AtomicU64::new(0) }
+        Http {
+            agent: config.into(),
+            base: base.trim_end_matches('/').to_string(),
+            requests: AtomicU64::new(0),
+            server_time: AtomicI64::new(NO_TIME),
+        }
     }
 
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// The server's clock as of its latest answer with a `Date` header.
+    pub fn server_time(&self) -> Option<i64> {
+        Some(self.server_time.load(Ordering::Relaxed)).filter(|time| *time != NO_TIME)
     }
 
     pub fn base(&self) -> &str {
@@ -44,11 +54,20 @@ impl Http {
 
     /// GETs `path_and_query` (which starts with '/') and returns the body of
     /// a 2xx answer; every other outcome becomes a `SourceError`.
-    pub fn get(&self, path_and_query: &str, headers: &[(&str, &str)]) -> Result<Response, SourceError> {
+    pub fn get(&self, path_and_query: &str, headers: &[(&str, &str)]) -> Result<Vec<u8>, SourceError> {
+        self.get_found(path_and_query, headers)?.ok_or_else(|| {
+            SourceError::new(ErrorKind::Rejected, format!("{}{path_and_query}: unexpected HTTP 404", self.base))
+        })
+    }
+
+    /// As `get`, but a 404 is an answer (`None`): the thing asked for does
+    /// not exist.
+    pub fn get_found(&self, path_and_query: &str, headers: &[(&str, &str)]) -> Result<Option<Vec<u8>>, SourceError> {
         let raw = self.send(path_and_query, headers, None)?;
         let status = raw.status;
         match status {
-            200..=299 => Ok(Response { status, body: raw.body, date: raw.date }),
+            200..=299 => Ok(Some(raw.body)),
+            404 => Ok(None),
             401 | 403 => Err(SourceError::new(
                 ErrorKind::Unauthorized,
                 format!(
@@ -105,7 +124,9 @@ impl Http {
         let status = response.status().as_u16();
         let header =
             |name: &str| response.headers().get(name).and_then(|value| value.to_str().ok()).map(str::to_string);
-        let date = header("date");
+        if let Some(time) = header("date").as_deref().and_then(parse_http_date) {
+            self.server_time.store(time, Ordering::Relaxed);
+        }
         let retry_after = header("retry-after").and_then(|value| value.trim().parse::<u64>().ok());
         let body = response.body_mut().with_config().limit(MAX_BODY_BYTES).read_to_vec().map_err(|err| {
             SourceError::new(
@@ -114,7 +135,7 @@ impl Http {
             )
             .caused_by(Cause::Http(err))
         })?;
-        Ok(RawResponse { status, body, date, retry_after })
+        Ok(RawResponse { status, body, retry_after })
     }
 }
 
@@ -122,7 +143,6 @@ impl Http {
 pub struct RawResponse {
     pub status: u16,
     pub body: Vec<u8>,
-    pub date: Option<String>,
     /// `Retry-After` in seconds, when sent as a number.
     pub retry_after: Option<u64>,
 }
@@ -133,6 +153,11 @@ fn transport_error(base: &str, path: &str, err: ureq::Error) -> SourceError {
         format!("{base}{path}: cannot reach the server ({err}); check that it is running and the url is right"),
     )
     .caused_by(Cause::Http(err))
+}
+
+/// Parses an HTTP `Date` header (`Sun, 06 Nov 1994 08:49:37 GMT`).
+pub fn parse_http_date(text: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc2822(text.trim()).ok().map(|time| time.timestamp())
 }
 
 /// Percent-encodes a query value (RFC 3986 unreserved characters kept).

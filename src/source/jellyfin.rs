@@ -3,20 +3,21 @@
 //! the few differences. Authenticates with the `Authorization: MediaBrowser`
 //! header (the only one Jellyfin 12 accepts by default), lists the user's
 //! views and their items through the user-scoped routes every version has,
-//! and finds changes with the save-time filter (`Strategy::ChangedSince`).
-//! See the Jellyfin/Emby part of `docs/servers.md`.
+//! finds changes with the save-time filter (`Strategy::ChangedSince`), and
+//! looks unseen items up with `Ids=` on the same listing. See the
+//! Jellyfin/Emby part of `docs/servers.md`.
 
-use super::http::{Http, Response, encode};
+use super::http::{Http, encode};
 use super::{
-    BadItem, Cause, ErrorKind, Order, Page, Position, Source, SourceError, WaitObserver, filter_libraries, lenient,
-    no_children,
+    BadItem, Cause, ErrorKind, Order, Page, Position, Present, Source, SourceError, WaitObserver, filter_libraries,
+    lenient, no_children, unasked,
 };
 use crate::config::{JellyfinConfig, ServerConfig};
 use crate::model::{Item, Kind, LibraryInfo, Nesting, Strategy};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 pub use crate::config::Flavor;
@@ -25,8 +26,9 @@ pub use crate::config::Flavor;
 /// page heavier for nothing.
 const FIELDS: &str = "Etag,DateCreated,SortName,ProviderIds,Path,ParentId";
 
-/// No server time known yet.
-const NO_TIME: i64 = i64::MIN;
+/// Ids asked about per lookup: 100 Jellyfin ids (32 hex digits) make a
+/// query of about 3.4 KB, well inside the 8 KB request line Kestrel takes.
+const LOOKUP_BATCH: u32 = 100;
 
 pub struct Jellyfin {
     name: String,
@@ -40,8 +42,6 @@ pub struct Jellyfin {
     /// Library id → collection type, from the last views listing: which item
     /// types a library's kinds stand for.
     collection_types: Mutex<HashMap<String, String>>,
-    /// The server's clock at its latest answer (epoch seconds), or `NO_TIME`.
-    server_time: AtomicI64,
     /// Set when the user-scoped routes answered 404: Jellyfin 10.9+
     /// documents only `/UserViews?userId=` and `/Items?userId=` (the notes
     /// say the old routes stay; a server without them is still served).
@@ -66,7 +66,6 @@ impl Jellyfin {
             libraries: server.libraries.clone(),
             user_id: Mutex::new(None),
             collection_types: Mutex::new(HashMap::new()),
-            server_time: AtomicI64::new(NO_TIME),
             query_routes: AtomicBool::new(false),
         }
     }
@@ -80,10 +79,7 @@ impl Jellyfin {
 
     fn get(&self, path_and_query: &str) -> Result<Value, SourceError> {
         let headers = [("Accept", "application/json"), ("Authorization", self.authorization.as_str())];
-        let Response { body, date, .. } = self.http.get(path_and_query, &headers)?;
-        if let Some(time) = date.as_deref().and_then(parse_http_date) {
-            self.server_time.store(time, Ordering::Relaxed);
-        }
+        let body = self.http.get(path_and_query, &headers)?;
         serde_json::from_slice(&body).map_err(|err| {
             SourceError::new(
                 ErrorKind::Unavailable,
@@ -161,6 +157,22 @@ impl Jellyfin {
         start: u64,
         size: u32,
     ) -> String {
+        self.items_path(user_id, library, kind, order, start, size, "")
+    }
+
+    /// The items of one kind of a library, from `start`; `ids` (already
+    /// encoded, comma-separated, or empty) keeps only those items.
+    #[allow(clippy::too_many_arguments)] // the listing's parameters, each one a query parameter
+    fn items_path(
+        &self,
+        user_id: &str,
+        library: &LibraryInfo,
+        kind: Kind,
+        order: Order,
+        start: u64,
+        size: u32,
+        ids: &str,
+    ) -> String {
         let route = if self.query_routes.load(Ordering::Relaxed) {
             format!("/Items?UserId={}&", encode(user_id))
         } else {
@@ -171,6 +183,9 @@ impl Jellyfin {
             encode(&library.id),
             self.item_type(library, kind),
         );
+        if !ids.is_empty() {
+            path.push_str(&format!("&Ids={ids}"));
+        }
         if size == 0 {
             // A count: no fields, no sort, no user data to compute.
             path.push_str("&EnableUserData=false");
@@ -234,7 +249,14 @@ impl Source for Jellyfin {
             let title = lenient::string(view.get("Name")).unwrap_or_else(|| id.clone());
             types.insert(id.clone(), collection_type.to_string());
             // Items carry no change time, but the listing filters by save time.
-            libraries.push(LibraryInfo { id, title, kinds, strategy: Strategy::ChangedSince, nesting: Nesting::Flat });
+            libraries.push(LibraryInfo {
+                id,
+                title,
+                kinds,
+                strategy: Strategy::ChangedSince,
+                nesting: Nesting::Flat,
+                lookup_batch: LOOKUP_BATCH,
+            });
         }
         *self.collection_types.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = types;
         Ok(filter_libraries(libraries, self.libraries.as_deref()))
@@ -250,14 +272,15 @@ impl Source for Jellyfin {
     ) -> Result<Page, SourceError> {
         let start = position.offset(self)?;
         let user_id = self.user_id()?;
-        let answer = self.get(&self.listing_path(&user_id, library, kind, order, start, size))?;
+        let path = self.listing_path(&user_id, library, kind, order, start, size);
+        let answer = self.get(&path)?;
         let accepted = accepted_types(self.item_type(library, kind));
-        let items = answer.get("Items").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-        Ok(Page {
-            items: items.iter().map(|value| parse_item(value, kind, accepted)).collect(),
+        Page {
+            items: entries(&answer).iter().map(|value| parse_item(value, kind, accepted)).collect(),
             total: lenient::u64(answer.get("TotalRecordCount")),
             next: Default::default(),
-        })
+        }
+        .checked(start, size, &format!("{}{path}", self.http.base()))
     }
 
     fn children(&self, library: &LibraryInfo, parent: &str, _start: u64, _size: u32) -> Result<Page, SourceError> {
@@ -268,15 +291,67 @@ impl Source for Jellyfin {
         Ok(self.page(library, kind, Order::Stable, Position::Offset(0), 0)?.total)
     }
 
+    /// The kind's listing with `Ids=`: the server keeps only those ids among
+    /// the library's items of that type (with `Recursive` and a library as
+    /// `ParentId`, an item moved to another library is not among them).
+    fn lookup(
+        &self,
+        library: &LibraryInfo,
+        kind: Kind,
+        ids: &[String],
+        _anchor: Option<&str>,
+    ) -> Result<Vec<Present>, SourceError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let user_id = self.user_id()?;
+        let encoded: Vec<String> = ids.iter().map(|id| encode(id)).collect();
+        let size = u32::try_from(ids.len()).unwrap_or(u32::MAX);
+        let path = self.items_path(&user_id, library, kind, Order::Stable, 0, size, &encoded.join(","));
+        let answer = self.get(&path)?;
+        let at = format!("{}{path}", self.http.base());
+        let found = entries(&answer);
+        let returned = u64::try_from(found.len()).unwrap_or(u64::MAX);
+        if lenient::u64(answer.get("TotalRecordCount")).is_some_and(|total| total > returned) {
+            return Err(SourceError::new(
+                ErrorKind::Unavailable,
+                format!("{at}: the answer holds {returned} items but counts more; asking again"),
+            ));
+        }
+        let accepted = accepted_types(self.item_type(library, kind));
+        let mut present = Vec::new();
+        for value in found {
+            let Some(id) = lenient::string(value.get("Id")) else {
+                continue;
+            };
+            if let Some(err) = unasked(&at, ids, None, &id) {
+                return Err(err);
+            }
+            present.push(match parse_item(value, kind, accepted) {
+                Ok(item) => Present::Item(Box::new(item)),
+                Err(bad) => {
+                    log::warn!("{}: kept {id} as stored: {}", self.describe(), bad.reason);
+                    Present::Kept(id)
+                }
+            });
+        }
+        Ok(present)
+    }
+
     fn requests(&self) -> u64 {
         self.http.requests()
     }
 
     fn server_time(&self) -> Option<i64> {
-        Some(self.server_time.load(Ordering::Relaxed)).filter(|time| *time != NO_TIME)
+        self.http.server_time()
     }
 
     fn observe_waits(&self, _observer: WaitObserver) {}
+}
+
+/// The `Items` of an answer.
+fn entries(answer: &Value) -> &[Value] {
+    answer.get("Items").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default()
 }
 
 /// The server item type a kind stands for in a view of this collection type.
@@ -387,11 +462,6 @@ pub fn format_date(epoch: i64) -> String {
     chrono::DateTime::from_timestamp(epoch, 0).unwrap_or_default().format("%Y-%m-%dT%H:%M:%S.0000000Z").to_string()
 }
 
-/// Parses an HTTP `Date` header (`Sun, 06 Nov 1994 08:49:37 GMT`).
-pub fn parse_http_date(text: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc2822(text.trim()).ok().map(|time| time.timestamp())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -444,7 +514,7 @@ mod tests {
         assert_eq!(parse_date("2020-01-02T01:00:00.5+01:00"), Some(1_577_923_200));
         assert_eq!(format_date(1_577_923_200), "2020-01-02T00:00:00.0000000Z");
         assert_eq!(parse_date(&format_date(1_700_000_123)), Some(1_700_000_123));
-        assert_eq!(parse_http_date("Thu, 02 Jan 2020 00:00:00 GMT"), Some(1_577_923_200));
+        assert_eq!(super::super::http::parse_http_date("Thu, 02 Jan 2020 00:00:00 GMT"), Some(1_577_923_200));
         assert_eq!(parse_date("yesterday"), None);
     }
 }

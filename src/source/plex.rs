@@ -2,12 +2,13 @@
 //! sends the token in the `X-Plex-Token` header only, pages with
 //! `X-Plex-Container-Start`/`-Size` and tolerates what real servers send:
 //! extra fields, missing optional ones, ids as numbers or strings, short and
-//! unpaged responses. `docs/servers.md` lists the server's quirks.
+//! unpaged responses. Unseen items are looked up in batches at
+//! `/library/metadata/{id},{id},…`. `docs/servers.md` lists the quirks.
 
 use super::http::Http;
 use super::{
-    BadItem, Cause, ErrorKind, Order, Page, Position, Source, SourceError, WaitObserver, filter_libraries, lenient,
-    no_children,
+    BadItem, Cause, ErrorKind, Order, Page, Position, Present, Source, SourceError, WaitObserver, filter_libraries,
+    lenient, no_children, unasked,
 };
 use crate::config::{PlexConfig, ServerConfig};
 use crate::model::{Item, Kind, LibraryInfo, Nesting, Strategy};
@@ -29,10 +30,17 @@ struct Envelope {
     container: Container,
 }
 
+/// Ids asked about per lookup: 100 ids of a few digits keep the path short.
+const LOOKUP_BATCH: u32 = 100;
+
 #[derive(Deserialize)]
 struct Container {
     #[serde(rename = "totalSize", default, deserialize_with = "lenient_u64")]
     total_size: Option<u64>,
+    /// Set on the container when every item of the answer is in one
+    /// section (each item carries its own too).
+    #[serde(rename = "librarySectionID", default, deserialize_with = "lenient_string")]
+    section: Option<String>,
     #[serde(rename = "Metadata", default)]
     metadata: Vec<Value>,
     #[serde(rename = "Directory", default)]
@@ -52,6 +60,16 @@ impl Plex {
     }
 
     fn get(&self, path_and_query: &str, paging: Option<(u64, u32)>) -> Result<Container, SourceError> {
+        self.get_found(path_and_query, paging)?.ok_or_else(|| {
+            SourceError::new(
+                ErrorKind::Rejected,
+                format!("{}{path_and_query}: the server answered 404 Not Found", self.http.base()),
+            )
+        })
+    }
+
+    /// As `get`; a 404 is `None` (what was asked for does not exist).
+    fn get_found(&self, path_and_query: &str, paging: Option<(u64, u32)>) -> Result<Option<Container>, SourceError> {
         let start;
         let size;
         let mut headers = vec![
@@ -67,8 +85,10 @@ impl Plex {
             headers.push(("X-Plex-Container-Start", start.as_str()));
             headers.push(("X-Plex-Container-Size", size.as_str()));
         }
-        let response = self.http.get(path_and_query, &headers)?;
-        serde_json::from_slice::<Envelope>(&response.body).map(|envelope| envelope.container).map_err(|err| {
+        let Some(body) = self.http.get_found(path_and_query, &headers)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice::<Envelope>(&body).map(|envelope| Some(envelope.container)).map_err(|err| {
             SourceError::new(
                 ErrorKind::Unavailable,
                 format!(
@@ -118,7 +138,14 @@ impl Source for Plex {
             };
             let title = lenient::string(directory.get("title")).unwrap_or_else(|| id.clone());
             // Plex stamps every item with `updatedAt` and sorts by it.
-            libraries.push(LibraryInfo { id, title, kinds, strategy: Strategy::StopAtCursor, nesting: Nesting::Flat });
+            libraries.push(LibraryInfo {
+                id,
+                title,
+                kinds,
+                strategy: Strategy::StopAtCursor,
+                nesting: Nesting::Flat,
+                lookup_batch: LOOKUP_BATCH,
+            });
         }
         Ok(filter_libraries(libraries, self.libraries.as_deref()))
     }
@@ -134,11 +161,12 @@ impl Source for Plex {
         let start = position.offset(self)?;
         let path = Plex::listing_path(library, kind, order, start, size);
         let container = self.get(&path, Some((start, size)))?;
-        Ok(Page {
+        Page {
             items: container.metadata.iter().map(|value| parse_item(value, kind)).collect(),
             total: container.total_size,
             next: Default::default(),
-        })
+        }
+        .checked(start, size, &format!("{}{path}", self.http.base()))
     }
 
     fn children(&self, library: &LibraryInfo, parent: &str, _start: u64, _size: u32) -> Result<Page, SourceError> {
@@ -150,17 +178,110 @@ impl Source for Plex {
         Ok(self.get(&path, Some((0, 0)))?.total_size)
     }
 
+    /// `/library/metadata/{id},{id},…` with the anchor among the ids, so the
+    /// answer is never "none of them" (404). PMS answers the items that
+    /// exist; an item whose `librarySectionID` is another section's moved
+    /// there and is gone from this library. A 404 in spite of the anchor
+    /// would mean the server refuses a batch as soon as one id is missing:
+    /// then each id is asked alone, where 404 is the proof.
+    fn lookup(
+        &self,
+        library: &LibraryInfo,
+        kind: Kind,
+        ids: &[String],
+        anchor: Option<&str>,
+    ) -> Result<Vec<Present>, SourceError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let asked: Vec<&str> = ids.iter().map(String::as_str).chain(anchor).collect();
+        if let Some(container) = self.metadata(&asked)? {
+            return self.present(library, kind, ids, anchor, &container);
+        }
+        if asked.len() == 1 {
+            return Ok(Vec::new());
+        }
+        log::warn!(
+            "{}: /library/metadata answered 404 for a batch of {} ids; asking for each alone",
+            self.describe(),
+            asked.len()
+        );
+        let mut present = Vec::new();
+        for id in ids {
+            if let Some(container) = self.metadata(&[id.as_str()])? {
+                present.extend(self.present(library, kind, std::slice::from_ref(id), None, &container)?);
+            }
+        }
+        Ok(present)
+    }
+
     fn requests(&self) -> u64 {
         self.http.requests()
     }
 
-    /// Plex items carry their own change time; the server's clock is not
-    /// needed.
+    /// From every answer's `Date`: what the incremental cursor is clamped to.
     fn server_time(&self) -> Option<i64> {
-        None
+        self.http.server_time()
     }
 
     fn observe_waits(&self, _observer: WaitObserver) {}
+}
+
+impl Plex {
+    /// `/library/metadata/{ids}`, all in one page; `None` on 404.
+    fn metadata(&self, ids: &[&str]) -> Result<Option<Container>, SourceError> {
+        let keys: Vec<String> = ids.iter().map(|id| super::http::encode(id)).collect();
+        let size = u32::try_from(ids.len()).unwrap_or(u32::MAX);
+        let path =
+            format!("/library/metadata/{}?X-Plex-Container-Start=0&X-Plex-Container-Size={size}", keys.join(","));
+        self.get_found(&path, Some((0, size)))
+    }
+
+    /// The candidates a metadata answer holds in this library.
+    fn present(
+        &self,
+        library: &LibraryInfo,
+        kind: Kind,
+        ids: &[String],
+        anchor: Option<&str>,
+        container: &Container,
+    ) -> Result<Vec<Present>, SourceError> {
+        let at = format!("{}/library/metadata", self.http.base());
+        let returned = u64::try_from(container.metadata.len()).unwrap_or(u64::MAX);
+        if container.total_size.is_some_and(|total| total > returned) {
+            return Err(SourceError::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "{at}: the answer holds {returned} of {} items; asking again",
+                    container.total_size.unwrap_or(0)
+                ),
+            ));
+        }
+        let mut present = Vec::new();
+        for value in &container.metadata {
+            let Some(id) = lenient::string(value.get("ratingKey")) else {
+                continue;
+            };
+            if let Some(err) = unasked(&at, ids, anchor, &id) {
+                return Err(err);
+            }
+            if anchor == Some(id.as_str()) {
+                continue;
+            }
+            let section = lenient::string(value.get("librarySectionID")).or_else(|| container.section.clone());
+            if section.is_some_and(|section| section != library.id) {
+                continue; // moved to another library
+            }
+            present.push(match parse_item(value, kind) {
+                Ok(item) => Present::Item(Box::new(item)),
+                Err(bad) => {
+                    log::warn!("{}: kept {id} as stored: {}", self.describe(), bad.reason);
+                    Present::Kept(id)
+                }
+            });
+        }
+        Ok(present)
+    }
 }
 
 /// Turns one `Metadata` entry into an item of the listed kind. An entry
@@ -205,6 +326,11 @@ pub fn parse_item(value: &Value, listed: Kind) -> Result<Item, BadItem> {
 fn lenient_u64<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
     let value = Option::<Value>::deserialize(deserializer)?;
     Ok(lenient::u64(value.as_ref()))
+}
+
+fn lenient_string<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    let value = Option::<Value>::deserialize(deserializer)?;
+    Ok(lenient::string(value.as_ref()))
 }
 
 #[cfg(test)]

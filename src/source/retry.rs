@@ -3,7 +3,7 @@
 //! waited out while the total wait stays under a bound. Everything else is
 //! returned at once for the engine to decide on.
 
-use super::{ErrorKind, Order, Page, Position, Source, SourceError, WaitObserver};
+use super::{ErrorKind, Order, Page, Position, Present, Source, SourceError, WaitObserver};
 use crate::model::{Kind, LibraryInfo};
 use std::time::Duration;
 
@@ -84,6 +84,16 @@ impl<S: Source> Source for Retrying<S> {
         self.call(|| self.inner.count(library, kind))
     }
 
+    fn lookup(
+        &self,
+        library: &LibraryInfo,
+        kind: Kind,
+        ids: &[String],
+        anchor: Option<&str>,
+    ) -> Result<Vec<Present>, SourceError> {
+        self.call(|| self.inner.lookup(library, kind, ids, anchor))
+    }
+
     fn requests(&self) -> u64 {
         self.inner.requests()
     }
@@ -126,6 +136,9 @@ mod tests {
             unreachable!()
         }
         fn count(&self, _: &LibraryInfo, _: Kind) -> Result<Option<u64>, SourceError> {
+            unreachable!()
+        }
+        fn lookup(&self, _: &LibraryInfo, _: Kind, _: &[String], _: Option<&str>) -> Result<Vec<Present>, SourceError> {
             unreachable!()
         }
         fn requests(&self) -> u64 {

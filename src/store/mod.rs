@@ -4,6 +4,7 @@
 //! read transactions and never load a whole library into memory.
 
 pub mod backend;
+mod compact;
 mod controls;
 mod error;
 mod nested;
@@ -21,6 +22,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use tables::*;
 
+pub use compact::TombstoneLimits;
 pub use controls::ServerControl;
 pub use error::{CreateCause, CreateStep, Damage, StoreError, StoreErrorKind};
 pub use session::Session;
@@ -44,6 +46,14 @@ pub struct StoredItem {
     pub hash: u64,
     pub seq: u64,
     pub item: Item,
+}
+
+/// A library's items of one kind, as `Store::recount` finds them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KindTally {
+    pub count: u64,
+    /// The newest `updated_at` among them.
+    pub newest: i64,
 }
 
 /// An entry of the change feed.
@@ -161,15 +171,33 @@ impl Store {
         }))
     }
 
-    /// Counts a library's items per kind by walking them (the counters in
-    /// `LibraryState` are maintained incrementally; this is the ground truth).
-    pub fn recount(&self, library: u32) -> Result<BTreeMap<Kind, u64>, StoreError> {
-        let mut counts = BTreeMap::new();
+    /// Counts a library's items per kind, with the newest change time of
+    /// each, by walking them (the counters in `LibraryState` are maintained
+    /// incrementally, and its newest times only ever rise; this is the
+    /// ground truth).
+    pub fn recount(&self, library: u32) -> Result<BTreeMap<Kind, KindTally>, StoreError> {
+        let mut tallies: BTreeMap<Kind, KindTally> = BTreeMap::new();
         self.scan_headers(library, None, |_, header| {
-            *counts.entry(header.kind).or_insert(0) += 1;
+            let tally = tallies.entry(header.kind).or_insert(KindTally { count: 0, newest: header.updated_at });
+            tally.count = tally.count.saturating_add(1);
+            tally.newest = tally.newest.max(header.updated_at);
             true
         })?;
-        Ok(counts)
+        Ok(tallies)
+    }
+
+    /// The ids of up to `limit` unseen items of one kind, after `after` (an
+    /// id) in id order.
+    pub fn unseen_ids(
+        &self,
+        library: u32,
+        kind: Kind,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let after = after.map(|id| item_key(library, id));
+        let (keys, _) = self.unseen(library, &[kind], after.as_deref(), limit)?;
+        Ok(keys.iter().map(|key| String::from_utf8_lossy(key.get(4..).unwrap_or_default()).into_owned()).collect())
     }
 
     /// Walks item headers (no JSON decoding) from just after `after`.

@@ -74,7 +74,9 @@ fn initialise(db: &Database) -> Result<(), StoreError> {
         txn.open_table(tables::CONTROLS)?;
         txn.open_table(tables::SESSIONS)?;
         txn.open_table(tables::PENDING)?;
+        txn.open_table(tables::FETCHED)?;
     }
+    super::compact::index_tombstones(&txn)?;
     txn.commit()?;
     Ok(())
 }

@@ -1,11 +1,13 @@
 //! The sync engine: pure logic over a `Source` and a `Store`. Each library
 //! gets a `run` that `plan` decided, `walk`s the listing committing every
 //! page with the run's checkpoint (so a run killed at any instant resumes
-//! from its last commit), then `sweep`s, fetches nested `children` and
-//! `probe`s changed-since filters as needed; `report` tells people.
+//! from its last commit), looks up what a full walk did not see
+//! (`confirm`), `sweep`s what is confirmed gone, fetches nested `children`
+//! and `probe`s changed-since filters as needed; `report` tells people.
 //! ARCHITECTURE.md explains the incremental, reconcile and sweep rules.
 
 mod children;
+mod confirm;
 pub mod plan;
 mod probe;
 mod report;
@@ -14,7 +16,7 @@ mod sweep;
 mod walk;
 
 pub use report::{LibraryReport, ServerReport, summary_line};
-pub use run::{CURSOR_MARGIN_SECS, SERVER_CLOCK_MARGIN_SECS};
+pub use run::CURSOR_MARGIN_SECS;
 
 use crate::model::LibraryInfo;
 use crate::source::{ErrorKind, Source, SourceError};
@@ -176,8 +178,11 @@ fn sync_library(
             _ => None,
         };
         let message = failure.to_string();
-        let refused_sweep = matches!(failure, Failure::MassDeletion(_));
-        if let Err(err) = record_failure(store, number, options.history, elapsed_ms, &message, refused_sweep) {
+        let refused = match &failure {
+            Failure::MassDeletion(_, refused) => Some(*refused),
+            _ => None,
+        };
+        if let Err(err) = record_failure(store, number, options.history, elapsed_ms, &message, refused) {
             log::error!("could not record the failure of {server}/{}: {err}", library.id);
         }
         report.error = Some(message);

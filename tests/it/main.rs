@@ -19,6 +19,9 @@
 //! - `cli`: the binary as a user runs it: configs, exit codes, SIGKILL resume
 //! - `portability`: a store written on x86_64 reads identically on ARM
 //! - `power_loss`: the store under thousands of simulated power cuts
+//! - `under_changes`: syncs while the server changes between two requests:
+//!   no live item dropped, lookups before deletions, moving listings,
+//!   cursors and clocks, playlist entries
 //! - `status_server`: the status page and API over real HTTP: endpoints,
 //!   control auth, the change feed, limits against slow and flooding clients
 //! - `browser`: the status page rendered by headless Chromium (screenshot kept)
@@ -38,3 +41,4 @@ mod power_loss;
 mod spotify_sync;
 mod status_server;
 mod support;
+mod under_changes;

@@ -9,8 +9,8 @@ pub mod auth;
 
 use super::http::Http;
 use super::{
-    BadItem, Cause, ErrorKind, Next, Order, Page, Position, Source, SourceError, WaitObserver, filter_libraries,
-    lenient,
+    BadItem, Cause, ErrorKind, Next, Order, Page, Position, Present, Source, SourceError, WaitObserver,
+    filter_libraries, lenient,
 };
 use crate::config::{ServerConfig, SpotifyConfig};
 use crate::model::{Item, Kind, LibraryInfo, Nesting, Strategy};
@@ -24,6 +24,8 @@ use std::time::Duration;
 const REFRESH_MARGIN_SECS: i64 = 60;
 /// The wait when a 429 carries no `Retry-After`: Spotify's rolling window.
 const DEFAULT_RETRY_AFTER_SECS: u64 = 30;
+/// The most URIs `/me/library/contains` takes in one request.
+const CONTAINS_MAX: u32 = 40;
 
 pub struct Spotify<'a> {
     name: String,
@@ -272,6 +274,7 @@ impl Source for Spotify<'_> {
             kinds: vec![kind],
             strategy,
             nesting,
+            lookup_batch: CONTAINS_MAX,
         })
         .collect();
         Ok(filter_libraries(all, self.libraries.as_deref()))
@@ -289,7 +292,8 @@ impl Source for Spotify<'_> {
         size: u32,
     ) -> Result<Page, SourceError> {
         let size = size.clamp(1, crate::config::SPOTIFY_MAX_PAGE);
-        let answer = self.get(&self.listing_path(library, position, size)?)?;
+        let path = self.listing_path(library, position, size)?;
+        let answer = self.get(&path)?;
         let paging = if library.id == "artists" { answer.get("artists").unwrap_or(&Value::Null) } else { &answer };
         let entries = paging.get("items").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
         let items = entries
@@ -309,7 +313,14 @@ impl Source for Spotify<'_> {
             },
             (Some(_), _) => Next::Offset,
         };
-        Ok(Page { items, total: lenient::u64(paging.get("total")), next })
+        let page = Page { items, total: lenient::u64(paging.get("total")), next };
+        match position {
+            Position::Offset(start) if library.id != "artists" => {
+                page.checked(start, size, &format!("{}{path}", self.api.base()))
+            }
+            // Cursor-paged: no offset to hold the page against.
+            _ => Ok(page),
+        }
     }
 
     /// A playlist's entries, from `/playlists/{id}/items` (which replaced
@@ -326,21 +337,74 @@ impl Source for Spotify<'_> {
         let items =
             entries.iter().enumerate().map(|(n, entry)| playlist_entry(entry, parent, start + n as u64)).collect();
         let next = if answer.get("next").and_then(Value::as_str).is_some() { Next::Offset } else { Next::End };
-        Ok(Page { items, total: lenient::u64(answer.get("total")), next })
+        Page { items, total: lenient::u64(answer.get("total")), next }.checked(
+            start,
+            size,
+            &format!("{}{path}", self.api.base()),
+        )
     }
 
     fn count(&self, library: &LibraryInfo, kind: Kind) -> Result<Option<u64>, SourceError> {
         Ok(self.page(library, kind, Order::Stable, Position::Offset(0), 1)?.total)
     }
 
+    /// `/me/library/contains?uris=…` (at most 40 URIs per request): one
+    /// true or false per URI, in order: saved (tracks, albums), followed
+    /// (artists, and playlists, which includes the user's own: deleting a
+    /// playlist on Spotify is unfollowing it). The answer has no details,
+    /// so a present item keeps its stored copy.
+    fn lookup(
+        &self,
+        _library: &LibraryInfo,
+        kind: Kind,
+        ids: &[String],
+        _anchor: Option<&str>,
+    ) -> Result<Vec<Present>, SourceError> {
+        let kind_name = match kind {
+            Kind::Track | Kind::Album | Kind::Artist | Kind::Playlist => kind.name(),
+            other => {
+                return Err(SourceError::new(
+                    ErrorKind::Rejected,
+                    format!("spotify cannot check whether a {other} is in the library"),
+                ));
+            }
+        };
+        let mut present = Vec::new();
+        let chunk = usize::try_from(CONTAINS_MAX).unwrap_or(1);
+        for batch in ids.chunks(chunk) {
+            let uris: Vec<String> =
+                batch.iter().map(|id| super::http::encode(&format!("spotify:{kind_name}:{id}"))).collect();
+            let path = format!("/me/library/contains?uris={}", uris.join(","));
+            let answer = self.get(&path)?;
+            let flags: Option<Vec<bool>> =
+                answer.as_array().map(|flags| flags.iter().filter_map(Value::as_bool).collect());
+            let flags = match flags {
+                Some(flags) if flags.len() == batch.len() => flags,
+                _ => {
+                    return Err(SourceError::new(
+                        ErrorKind::Unavailable,
+                        format!(
+                            "{}{path}: not one true or false per URI asked ({} asked); asking again",
+                            self.api.base(),
+                            batch.len()
+                        ),
+                    ));
+                }
+            };
+            present
+                .extend(batch.iter().zip(flags).filter(|(_, saved)| *saved).map(|(id, _)| Present::Kept(id.clone())));
+        }
+        Ok(present)
+    }
+
     fn requests(&self) -> u64 {
         self.api.requests()
     }
 
-    /// Spotify's items carry `added_at`, and the unordered listings need no
-    /// clock.
+    /// From every API answer's `Date`: what the saved tracks' and albums'
+    /// incremental cursor (their `added_at`) is clamped to.
     fn server_time(&self) -> Option<i64> {
-        None
+        self.api.server_time()
     }
 
     fn observe_waits(&self, _observer: WaitObserver) {}
