@@ -15,7 +15,7 @@ use crate::source::ErrorKind;
 use crate::store::Store;
 use crate::sync::{self, Options, ServerReport};
 pub use controls::ControlError;
-pub use live::{Live, RunOutcome, ServerSlot, Wait};
+pub use live::{Live, RunOutcome, ServerSlot, SyncRequest, Wait};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -76,7 +76,7 @@ impl App {
     pub fn sync_server(
         self: &Arc<Self>,
         name: &str,
-        full: bool,
+        request: SyncRequest,
         stop: &AtomicBool,
     ) -> Result<ServerReport, ControlError> {
         let Some(server) = self.config.servers.iter().find(|server| server.name == name) else {
@@ -95,8 +95,8 @@ impl App {
             }
         }));
         let options = Options {
-            full,
-            force: false,
+            full: request.full,
+            force: request.force,
             full_every: self.config.sync.full_every,
             max_delete_share: self.config.sync.max_delete_share,
             history: self.config.sync.history,

@@ -8,7 +8,7 @@ use super::App;
 use super::live::Live;
 use crate::config::Config;
 use crate::model::Kind;
-use crate::store::records::{Counters, LibraryState, Pass, RunRecord};
+use crate::store::records::{Counters, LibraryState, Pass, RefusedDeletion, RunRecord};
 use crate::store::{Session, Store, StoreError};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -105,6 +105,9 @@ pub struct LibraryStatus {
     pub last_full_at: Option<i64>,
     pub last_error: Option<String>,
     pub needs_full: Option<String>,
+    /// The deletion the mass-deletion guard refused last, until a run
+    /// succeeds: what `sync --force` (or the page's button) would allow.
+    pub refused: Option<RefusedDeletion>,
     pub skipped: BTreeMap<String, String>,
     pub checkpoint: Option<CheckpointStatus>,
     pub last_run: Option<RunRecord>,
@@ -248,6 +251,7 @@ fn library(state: &LibraryState, last_run: Option<RunRecord>) -> LibraryStatus {
         last_full_at: state.last_full_at,
         last_error: state.last_error.clone(),
         needs_full: state.needs_full.clone(),
+        refused: state.refused,
         skipped: state.skipped.clone(),
         checkpoint,
         last_run,

@@ -126,11 +126,14 @@ pub fn export(config: &Config, server: Option<&str>, out: &mut dyn Write) -> Res
 }
 
 /// Asks the daemon to sync a server now (with the admin token, if one is
-/// configured; without one the daemon accepts loopback requests). Answers
-/// the daemon's message.
-pub fn request_sync(config: &Config, server: &str, full: bool) -> Result<String, ClientError> {
-    let url =
-        format!("{}/api/servers/{server}/sync{}", local_base(config.status.listen), if full { "?full=1" } else { "" });
+/// configured; without one the daemon accepts loopback requests), walking
+/// whole libraries with `full`, allowing a mass deletion with `force`.
+/// Answers the daemon's message.
+pub fn request_sync(config: &Config, server: &str, full: bool, force: bool) -> Result<String, ClientError> {
+    let flags: Vec<&str> =
+        [("full=1", full), ("force=1", force)].into_iter().filter_map(|(flag, set)| set.then_some(flag)).collect();
+    let query = if flags.is_empty() { String::new() } else { format!("?{}", flags.join("&")) };
+    let url = format!("{}/api/servers/{server}/sync{query}", local_base(config.status.listen));
     let mut request = agent(Some(Duration::from_secs(30))).post(&url);
     if let Some(token) = &config.status.admin_token {
         request = request.header("Authorization", &format!("Bearer {token}"));

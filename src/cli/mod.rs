@@ -263,7 +263,7 @@ fn sync_through_daemon(config: &Config, args: &Args) -> Result<i32, CliError> {
         if args.server.as_deref().is_some_and(|name| name != server.name) {
             continue;
         }
-        let message = client::request_sync(config, &server.name, args.full).map_err(failed)?;
+        let message = client::request_sync(config, &server.name, args.full, args.force).map_err(failed)?;
         println!("{}: {message} from the running daemon; follow it with `mediasync status`", server.name);
     }
     Ok(0)

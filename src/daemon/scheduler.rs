@@ -5,7 +5,7 @@
 //! another, so one server never syncs twice at once.
 
 use crate::app::schedule;
-use crate::app::{App, RunOutcome, ServerSlot};
+use crate::app::{App, RunOutcome, ServerSlot, SyncRequest};
 use crate::sync;
 use chrono::{Local, TimeZone};
 use std::sync::Arc;
@@ -101,7 +101,7 @@ pub(super) async fn server_loop(app: Arc<App>, name: String, semaphore: Arc<toki
         if is_paused(&app, &name).await {
             continue;
         }
-        run_once(&app, slot, &name, requested.unwrap_or(false)).await;
+        run_once(&app, slot, &name, requested.unwrap_or_default()).await;
         drop(permit);
         resume = waiting_until(&app, &name).await;
         if let Some(at) = resume {
@@ -150,10 +150,10 @@ fn next_slot(schedule: &cron::Schedule) -> chrono::DateTime<Local> {
         .unwrap_or_else(|| Local.timestamp_opt(i64::MAX / 1_000_000, 0).single().unwrap_or_else(Local::now))
 }
 
-async fn run_once(app: &Arc<App>, slot: &ServerSlot, name: &str, full: bool) {
+async fn run_once(app: &Arc<App>, slot: &ServerSlot, name: &str, request: SyncRequest) {
     let stop = Arc::new(AtomicBool::new(false));
     // A reset in progress finishes before the sync starts.
-    while !slot.try_begin_run(full, sync::now_epoch(), &stop) {
+    while !slot.try_begin_run(request.full, sync::now_epoch(), &stop) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     if app.stopping() {
@@ -163,7 +163,7 @@ async fn run_once(app: &Arc<App>, slot: &ServerSlot, name: &str, full: bool) {
     let report = {
         let app = Arc::clone(app);
         let name = name.to_string();
-        tokio::task::spawn_blocking(move || app.sync_server(&name, full, &stop)).await
+        tokio::task::spawn_blocking(move || app.sync_server(&name, request, &stop)).await
     };
     let seconds = started.elapsed().as_secs_f64();
     match report {

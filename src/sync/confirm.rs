@@ -103,7 +103,7 @@ impl Run<'_> {
         #[allow(clippy::cast_precision_loss)] // a share: item counts far below 2^52
         let percent = if stored == 0 { 100.0 } else { doomed as f64 * 100.0 / stored as f64 };
         let message = format!(
-            "refusing to delete {doomed} of {stored} stored {what} ({percent:.0}% > max_delete_share {:.0}%): the server may be missing a drive or a library; nothing was deleted. If the deletions are real, run `mediasync sync --server {} --force`",
+            "refusing to delete {doomed} of {stored} stored {what} ({percent:.0}% > max_delete_share {:.0}%): the server may be missing a drive or a library; nothing was deleted. If the deletions are real, run `mediasync sync --server {} --force` (or press \"Allow the deletions\" on the status page)",
             self.options.max_delete_share * 100.0,
             self.state.server,
         );

@@ -9,7 +9,7 @@ pub mod metrics;
 pub mod page;
 pub mod spotify;
 
-use crate::app::{App, ControlError, constant_time_eq};
+use crate::app::{App, ControlError, SyncRequest, constant_time_eq};
 use http::{Request, Response};
 use std::sync::Arc;
 
@@ -67,7 +67,8 @@ fn route(app: &Arc<App>, request: &Request) -> Response {
             if let Err(refused) = authorize(app, request) {
                 return refused;
             }
-            control(app, name, action, request.param("full").is_some_and(|full| full == "1" || full == "true"))
+            let flag = |name: &str| request.param(name).is_some_and(|value| value == "1" || value == "true");
+            control(app, name, action, SyncRequest { full: flag("full"), force: flag("force") })
         }
         _ => Response::error(404, "no such page; see / for the status page and /api/status for the API"),
     }
@@ -109,9 +110,12 @@ fn authorize(app: &App, request: &Request) -> Result<(), Response> {
     }
 }
 
-fn control(app: &App, name: &str, action: &str, full: bool) -> Response {
+fn control(app: &App, name: &str, action: &str, request: SyncRequest) -> Response {
     let result = match action {
-        "sync" => app.request_sync(name, full).map(|()| format!("sync of {name} requested")),
+        "sync" if request.force => app
+            .request_sync(name, request)
+            .map(|()| format!("sync of {name} requested; it may delete what the guard refused to")),
+        "sync" => app.request_sync(name, request).map(|()| format!("sync of {name} requested")),
         "pause" => app.pause(name).map(|()| format!("{name} paused")),
         "resume" => app.resume(name).map(|()| format!("{name} resumed")),
         _ => app.reset(name).map(|libraries| format!("{name} reset ({libraries} libraries); the next run is full")),
