@@ -12,7 +12,7 @@ pub mod status;
 
 use crate::config::Config;
 use crate::source::ErrorKind;
-use crate::store::Store;
+use crate::store::{Store, TombstoneLimits};
 use crate::sync::{self, Options, ServerReport};
 pub use controls::ControlError;
 pub use live::{Live, RunOutcome, ServerSlot, SyncRequest, Wait};
@@ -102,7 +102,10 @@ impl App {
             history: self.config.sync.history,
             page_size: server.page_size,
         };
-        Ok(sync::sync_server(name, source.as_ref(), &self.store, &options, stop))
+        let report = sync::sync_server(name, source.as_ref(), &self.store, &options, stop);
+        let store = &self.config.store;
+        sync::compact_feed(&self.store, TombstoneLimits::new(store.max_tombstones, store.max_tombstone_age));
+        Ok(report)
     }
 }
 

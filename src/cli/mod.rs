@@ -6,7 +6,7 @@
 pub mod client;
 
 use crate::config::{self, Config, ConfigError};
-use crate::store::{Store, StoreError, StoreErrorKind};
+use crate::store::{Store, StoreError, StoreErrorKind, TombstoneLimits};
 use crate::sync::{self, Options};
 use std::io::Write;
 use std::path::PathBuf;
@@ -212,6 +212,7 @@ fn sync_command(args: &Args) -> Result<i32, CliError> {
             page_size: server.page_size,
         };
         let report = sync::sync_server(&server.name, source.as_ref(), &store, &options, &stop);
+        sync::compact_feed(&store, TombstoneLimits::new(config.store.max_tombstones, config.store.max_tombstone_age));
         for library in &report.libraries {
             let _ = writeln!(stdout, "{}", sync::summary_line(&server.name, library));
         }

@@ -18,6 +18,12 @@ pub struct TombstoneLimits {
     pub age_secs: i64,
 }
 
+impl TombstoneLimits {
+    pub fn new(count: u64, age: std::time::Duration) -> TombstoneLimits {
+        TombstoneLimits { count, age_secs: i64::try_from(age.as_secs()).unwrap_or(i64::MAX) }
+    }
+}
+
 /// The local clock, epoch seconds: when a tombstone was made.
 pub(super) fn now() -> i64 {
     std::time::SystemTime::now()

@@ -20,8 +20,8 @@ pub use run::CURSOR_MARGIN_SECS;
 
 use crate::model::LibraryInfo;
 use crate::source::{ErrorKind, Source, SourceError};
-use crate::store::Store;
 use crate::store::records::ServerState;
+use crate::store::{Store, TombstoneLimits};
 use report::mode_name;
 use run::{Failure, Run, record_failure};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -100,6 +100,16 @@ pub fn sync_server(
     record_server(store, server, server_error);
     report.requests = source.requests() - requests_before;
     report
+}
+
+/// Drops the change feed's tombstones beyond `limits` (after a server's
+/// sync made new ones). A failure is logged: the feed only grows meanwhile.
+pub fn compact_feed(store: &Store, limits: TombstoneLimits) {
+    match store.compact_tombstones(limits, now_epoch()) {
+        Ok(0) => {}
+        Ok(dropped) => log::info!("dropped the {dropped} oldest deletions from the change feed"),
+        Err(err) => log::error!("could not compact the change feed: {err}"),
+    }
 }
 
 fn server_message(source: &dyn Source, err: &SourceError) -> String {

@@ -124,3 +124,20 @@ fn a_store_written_on_x86_64_reads_identically_here() {
     workload(&local);
     assert_eq!(snapshot(&local), expected);
 }
+
+/// A store made before the change feed's tombstones were indexed gets its
+/// existing deletions indexed when opened, so they are compacted too.
+#[test]
+fn deletions_of_an_older_store_are_compacted_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("older.redb");
+    std::fs::copy(data("store-v1-x86_64.redb"), &copy).unwrap();
+    let store = Store::open(&copy, CACHE).unwrap();
+    let tombstones =
+        |store: &Store| store.changes(0, 1_000).unwrap().into_iter().filter(|change| change.deleted).count();
+    assert_eq!(tombstones(&store), 1);
+    let keep_none = mediasync::store::TombstoneLimits { count: 0, age_secs: i64::MAX };
+    assert_eq!(store.compact_tombstones(keep_none, 0).unwrap(), 1);
+    assert_eq!(tombstones(&store), 0);
+    assert_eq!(store.compacted_through().unwrap(), 53);
+}
