@@ -14,7 +14,7 @@
 pub use super::Expected;
 pub use super::Failure;
 use super::churn::{Changes, Changing};
-use super::{Fake, Faults, Recording, date_header, header, query};
+use super::{Fake, Faults, Recording, date_header, header, query, send};
 use crate::model::{Kind, content_hash};
 use serde_json::{Map, Value, json};
 use std::sync::Mutex;
@@ -510,7 +510,7 @@ fn handle(state: &Mutex<JellyfinState>, request: tiny_http::Request) {
     if let Some(seconds) = answer.retry_after {
         response.add_header(tiny_http::Header::from_bytes("Retry-After", seconds.to_string()).expect("valid header"));
     }
-    let _ = request.respond(response);
+    send(request, response);
 }
 
 fn answer(shared: &Mutex<JellyfinState>, request: &tiny_http::Request) -> (Answer, i64) {

@@ -9,7 +9,7 @@
 //! Tests mutate its library and inject failures at chosen request numbers.
 
 use super::churn::{Changes, Changing};
-use super::{Fake, Faults, Recording, date_header, header, query};
+use super::{Fake, Faults, Recording, date_header, header, query, send};
 use crate::model::Kind;
 use serde_json::{Map, Value, json};
 use std::sync::Mutex;
@@ -364,7 +364,7 @@ fn handle(state: &Mutex<PlexState>, request: tiny_http::Request) {
     if let Some(seconds) = answer.retry_after {
         response.add_header(tiny_http::Header::from_bytes("Retry-After", seconds.to_string()).expect("valid header"));
     }
-    let _ = request.respond(response);
+    send(request, response);
 }
 
 fn answer(shared: &Mutex<PlexState>, request: &tiny_http::Request) -> Answer {

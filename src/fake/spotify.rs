@@ -22,7 +22,7 @@
 
 use super::churn::{Changes, Changing};
 pub use super::{Expected, Failure};
-use super::{Fake, Faults, Recording, date_header, header, query};
+use super::{Fake, Faults, Recording, date_header, header, query, send};
 use crate::model::Kind;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -696,7 +696,7 @@ fn handle(shared: &Mutex<SpotifyState>, mut request: tiny_http::Request) {
     for (name, value) in answer.headers {
         response.add_header(tiny_http::Header::from_bytes(name, value).expect("valid header"));
     }
-    let _ = request.respond(response);
+    send(request, response);
 }
 
 type Params = [(String, String)];

@@ -162,8 +162,10 @@ impl Writer<'_> {
     /// the server refused the listing, the stored children stay; the new
     /// version is stored only if the parent has no children stored, so a
     /// parent whose stored children are now out of reach keeps the version
-    /// they belong to (it is asked again when it changes). Records or clears
-    /// the refusal in `state.skipped`. Returns the children deleted.
+    /// they belong to (it is asked again when it changes). A new parent
+    /// refused part-way is stored without the children fetched before the
+    /// refusal. Records or clears the refusal in `state.skipped`. Returns the
+    /// children deleted.
     pub fn complete_fetched(
         &mut self,
         library: u32,
@@ -179,7 +181,13 @@ impl Writer<'_> {
         let mut deleted = 0;
         match &record.refused {
             Some(reason) => {
-                if count_children_after(&self.items, library, parent, None)? == 0 {
+                let stored = self.items.get(key.as_slice())?.is_some();
+                if !stored {
+                    // Refused part-way through a new parent's listing: what
+                    // was fetched belongs to no version that is stored.
+                    deleted = self.delete_children_after(library, state, parent, None)?;
+                    self.upsert(library, state, &record.item, true)?;
+                } else if count_children_after(&self.items, library, parent, None)? == 0 {
                     self.upsert(library, state, &record.item, true)?;
                 }
                 state.skipped.insert(parent.to_string(), reason.clone());

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 /// The binary under test; under emulation (`scripts/cross-build.sh --test`)
 /// MEDIASYNC_TEST_RUNNER names the emulator to start it with.
-fn binary() -> Command {
+pub fn binary() -> Command {
     let runner = std::env::var("MEDIASYNC_TEST_RUNNER").unwrap_or_default();
     let mut words = runner.split_whitespace();
     let mut command = match words.next() {

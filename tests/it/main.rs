@@ -17,6 +17,9 @@
 //!   exact mirrors, resync cost, rate limits and quota across restarts,
 //!   token refresh and re-authorisation, Connect Spotify over HTTP
 //! - `cli`: the binary as a user runs it: configs, exit codes, SIGKILL resume
+//! - `churn`: property tests: seeded syncs while every simulated server
+//!   changes between pages (some killed and resumed): nothing live dropped,
+//!   no deletion the server did not make, exact one quiet sync later
 //! - `portability`: a store written on x86_64 reads identically on ARM
 //! - `power_loss`: the store under thousands of simulated power cuts
 //! - `under_changes`: syncs while the server changes between two requests:
@@ -30,6 +33,7 @@
 //!   sync slots, pause and resume, rate-limit waits, the demo
 
 mod browser;
+mod churn;
 mod cli;
 mod daemon;
 mod fake_plex;

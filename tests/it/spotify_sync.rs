@@ -390,6 +390,56 @@ fn a_playlist_that_can_no_longer_be_read_keeps_its_stored_entries() {
 }
 
 #[test]
+fn a_new_playlist_refused_part_way_is_stored_without_the_entries_read_before() {
+    let setup = Setup::new(10, 5, 5, 4, 30);
+    assert_ok(&setup.sync());
+    let user = setup.fake.state().user_id.clone();
+    // Two pages of entries (100 and 50); someone else takes the playlist
+    // over once its first page is answered, so the second answers 403.
+    let playlist = setup.fake.add_playlist("Taken over mid-listing", &user, false, 150);
+    let items = format!("/v1/playlists/{playlist}/items");
+    let first = setup.fake.requests();
+    let taken_over = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for number in first + 1..first + 40 {
+        let (playlist, items, taken_over) = (playlist.clone(), items.clone(), taken_over.clone());
+        setup.fake.before_request(number, move |state| {
+            let after_first_page = state.log.last().is_some_and(|entry| entry.path == items && entry.status == 200);
+            if after_first_page && !taken_over.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                if let Some(taken) = state.playlists.iter_mut().find(|candidate| candidate.id == playlist) {
+                    taken.owner = "someone-else".into();
+                }
+            }
+        });
+    }
+    setup.fake.clear_log();
+    let report = setup.sync();
+    assert_ok(&report);
+    let statuses: Vec<u16> =
+        setup.fake.log().iter().filter(|entry| entry.path == items).map(|entry| entry.status).collect();
+    assert!(statuses.starts_with(&[200, 403]), "the takeover came between the two pages: {statuses:?}");
+    // The hundred entries read first belong to no version that is stored:
+    // none stays, the playlist does (with the refusal), as for a playlist
+    // refused from its first page.
+    let (marker, entries) = stored_playlist(&setup, &playlist);
+    assert_eq!(marker, setup.fake.snapshot_id(&playlist));
+    assert!(entries.is_empty(), "{} entries of a refused listing stored", entries.len());
+    let (_, state) =
+        setup.store.libraries().unwrap().into_iter().find(|(_, state)| state.library_id == "playlists").unwrap();
+    assert!(state.skipped.get(&playlist).is_some_and(|reason| reason.contains("403")), "{:?}", state.skipped);
+    // The listing said the user owned it; the next one says who does.
+    assert_ok(&setup.sync());
+    setup.assert_exact();
+    // Given back and changed, it is read whole.
+    if let Some(back) = setup.fake.state().playlists.iter_mut().find(|candidate| candidate.id == playlist) {
+        back.owner = user;
+    }
+    setup.fake.rename_playlist(&playlist, "Given back");
+    assert_ok(&setup.sync());
+    setup.assert_exact();
+    assert_eq!(stored_playlist(&setup, &playlist).1.len(), 150);
+}
+
+#[test]
 fn the_mass_deletion_guard_covers_playlist_entries() {
     let setup = Setup::new(10, 5, 5, 4, 60);
     assert_ok(&setup.sync());

@@ -48,7 +48,7 @@ impl JellyfinState {
     pub fn remove(&mut self, id: &str) {
         self.tick();
         for (view, item) in self.take_subtree(id) {
-            self.changes.deleted.insert((view, item.id));
+            self.changes.deleted.record(&view, &item.id);
         }
     }
 
@@ -57,7 +57,7 @@ impl JellyfinState {
     pub fn move_to(&mut self, id: &str, view: &str) {
         let now = self.tick();
         for (from, mut item) in self.take_subtree(id) {
-            self.changes.deleted.insert((from, item.id.clone()));
+            self.changes.deleted.record(&from, &item.id);
             item.saved = now;
             if let Some(target) = self.views.iter_mut().find(|candidate| candidate.id == view) {
                 target.items.push(item);
@@ -118,7 +118,8 @@ impl JellyfinState {
             "music" => [Kind::Artist, Kind::Album, Kind::Track],
             _ => [Kind::Movie; 3],
         };
-        let depth = rng.usize(0..3);
+        // Movies have no parent; the other kinds hang under one above.
+        let depth = if levels[0] == Kind::Movie { 0 } else { rng.usize(0..3) };
         let parent = depth.checked_sub(1).and_then(|above| levels.get(above)).and_then(|parent_kind| {
             let parent_type = type_for(collection_type, *parent_kind);
             let parents: Vec<String> = self

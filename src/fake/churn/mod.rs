@@ -13,7 +13,7 @@ pub mod plex;
 pub mod spotify;
 
 use super::{Fake, Recording};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// Seeded random changes before each answer.
 pub struct Churn {
@@ -38,9 +38,28 @@ impl Churn {
 /// A change made to a fake's state just before it answers a chosen request.
 pub type Hook<S> = Box<dyn FnOnce(&mut S) + Send>;
 
-/// What a fake deleted since it started, as (library id, item id): the only
-/// deletions a mirror of it may make.
-pub type Deletions = BTreeSet<(String, String)>;
+/// What a fake deleted since it started, as (library id, item id) and how
+/// often (an id can come back and go again: a moved item, a playlist
+/// position): the only deletions a mirror of it may make.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Deletions(BTreeMap<(String, String), u32>);
+
+impl Deletions {
+    pub(crate) fn record(&mut self, library: &str, id: &str) {
+        let count = self.0.entry((library.to_string(), id.to_string())).or_insert(0);
+        *count = count.saturating_add(1);
+    }
+
+    /// Whether the server ever deleted it.
+    pub fn contains(&self, row: &(String, String)) -> bool {
+        self.0.contains_key(row)
+    }
+
+    /// How often the server deleted it.
+    pub fn count(&self, row: &(String, String)) -> u32 {
+        self.0.get(row).copied().unwrap_or(0)
+    }
+}
 
 /// What a fake's state keeps for changes: scripted ones by request number,
 /// the random ones, and the record of deletions.
@@ -52,7 +71,7 @@ pub struct Changes<S> {
 
 impl<S> Default for Changes<S> {
     fn default() -> Changes<S> {
-        Changes { scripted: BTreeMap::new(), churn: None, deleted: Deletions::new() }
+        Changes { scripted: BTreeMap::new(), churn: None, deleted: Deletions::default() }
     }
 }
 

@@ -55,7 +55,7 @@ impl PlexState {
     pub fn remove(&mut self, rating_key: &str) {
         self.tick();
         for (section, item) in self.take_subtree(rating_key) {
-            self.changes.deleted.insert((section, item.rating_key));
+            self.changes.deleted.record(&section, &item.rating_key);
         }
     }
 
@@ -65,7 +65,7 @@ impl PlexState {
         let now = self.tick();
         let moved = self.take_subtree(rating_key);
         for (from, mut item) in moved {
-            self.changes.deleted.insert((from, item.rating_key.clone()));
+            self.changes.deleted.record(&from, &item.rating_key);
             item.updated_at = now;
             if let Some(target) = self.sections.iter_mut().find(|candidate| candidate.key == section) {
                 target.items.push(item);
@@ -128,7 +128,8 @@ impl PlexState {
             SectionKind::Artist => [Kind::Artist, Kind::Album, Kind::Track],
             _ => [Kind::Movie; 3],
         };
-        let depth = rng.usize(0..3);
+        // Movies have no parent; the other kinds hang under one above.
+        let depth = if levels[0] == Kind::Movie { 0 } else { rng.usize(0..3) };
         let parent = depth.checked_sub(1).and_then(|above| levels.get(above)).and_then(|parent_kind| {
             let parents: Vec<String> = self
                 .sections

@@ -24,7 +24,7 @@ impl SpotifyState {
     pub fn unsave_track_id(&mut self, id: &str) {
         self.tick();
         self.saved_tracks.retain(|saved| saved.item.id != id);
-        self.changes.deleted.insert(("tracks".into(), id.to_string()));
+        self.changes.deleted.record("tracks", id);
     }
 
     /// Saves a new album (by a new artist) now; returns its id.
@@ -40,7 +40,7 @@ impl SpotifyState {
     pub fn unsave_album_id(&mut self, id: &str) {
         self.tick();
         self.saved_albums.retain(|saved| saved.item.id != id);
-        self.changes.deleted.insert(("albums".into(), id.to_string()));
+        self.changes.deleted.record("albums", id);
     }
 
     pub fn follow_new_artist(&mut self, name: &str) -> String {
@@ -54,7 +54,7 @@ impl SpotifyState {
     pub fn unfollow_artist_id(&mut self, id: &str) {
         self.tick();
         self.followed_artists.retain(|artist| artist.id != id);
-        self.changes.deleted.insert(("artists".into(), id.to_string()));
+        self.changes.deleted.record("artists", id);
     }
 
     /// Creates (or follows) a playlist of `entries` new tracks added now; it
@@ -82,9 +82,9 @@ impl SpotifyState {
         let length =
             self.playlists.iter().find(|playlist| playlist.id == id).map_or(0, |playlist| playlist.entries.len());
         self.playlists.retain(|playlist| playlist.id != id);
-        self.changes.deleted.insert(("playlists".into(), id.to_string()));
+        self.changes.deleted.record("playlists", id);
         for position in 0..length {
-            self.changes.deleted.insert(("playlists".into(), format!("{id}/{position:06}")));
+            self.changes.deleted.record("playlists", &format!("{id}/{position:06}"));
         }
     }
 
@@ -116,7 +116,7 @@ impl SpotifyState {
             }
         });
         if let Some(last) = vacated {
-            self.changes.deleted.insert(("playlists".into(), format!("{id}/{last:06}")));
+            self.changes.deleted.record("playlists", &format!("{id}/{last:06}"));
         }
     }
 
