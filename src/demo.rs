@@ -4,6 +4,13 @@
 //! and the status page on 127.0.0.1:8787, so a newcomer sees full and
 //! incremental syncs happen without owning a media server.
 
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::arithmetic_side_effects,
+    reason = "demo driver of the simulated servers behind the `demo` feature: generated sizes are small, never in the appliance binary"
+)]
+
 use crate::fake::jellyfin::{Behaviour, FakeJellyfin};
 use crate::fake::plex::{FakePlex, SectionKind};
 use crate::model::Kind;

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use std::io::Write;
 
 /// One export line: the item's fields plus where it lives and its hash.
+#[allow(clippy::expect_used, reason = "an Item has string keys and plain values: serializing it cannot fail")]
 pub fn line(server: &str, library_id: &str, stored: &StoredItem) -> Value {
     let mut value = serde_json::to_value(&stored.item).expect("an Item always serializes");
     if let Value::Object(map) = &mut value {
@@ -36,7 +37,7 @@ pub fn write(store: &Store, server: Option<&str>, out: &mut dyn Write) -> Result
                 broken = true;
                 return false;
             }
-            written += 1;
+            written = written.saturating_add(1);
             true
         })?;
         if broken {

@@ -4,8 +4,8 @@
 //! The controls write here and the daemon's scheduler reads and updates it;
 //! one mutex per server keeps a reset from overlapping a sync.
 
+use crate::source::Stop;
 use serde::Serialize;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// What a running sync waits for, as the status shows it.
@@ -72,8 +72,8 @@ struct State {
     live: Live,
     /// A sync asked for and not started yet.
     requested: Option<SyncRequest>,
-    /// The running sync's stop flag (pause and shutdown set it).
-    run_stop: Option<Arc<AtomicBool>>,
+    /// The running sync's stop signal (pause and shutdown set it).
+    run_stop: Option<Arc<Stop>>,
     resetting: bool,
 }
 
@@ -134,10 +134,12 @@ impl ServerSlot {
             Some(SyncRequest { full: pending.full || request.full, force: pending.force || request.force });
     }
 
-    /// Asks the running sync, if any, to stop at its next page boundary.
+    /// Stops the running sync, if any, at once: its wait or request in
+    /// flight ends, and nothing more is sent.
     pub(super) fn stop_run(&self) {
-        if let Some(stop) = &self.lock().run_stop {
-            stop.store(true, Ordering::Relaxed);
+        let stop = self.lock().run_stop.clone();
+        if let Some(stop) = stop {
+            stop.set();
         }
     }
 
@@ -155,9 +157,9 @@ impl ServerSlot {
         self.lock().resetting = false;
     }
 
-    /// Marks a sync started with `stop` as its stop flag; refused (false)
+    /// Marks a sync started with `stop` as its stop signal; refused (false)
     /// while a reset of the server is under way.
-    pub fn try_begin_run(&self, full: bool, started_at: i64, stop: &Arc<AtomicBool>) -> bool {
+    pub fn try_begin_run(&self, full: bool, started_at: i64, stop: &Arc<Stop>) -> bool {
         let mut state = self.lock();
         if state.resetting {
             return false;
@@ -183,16 +185,16 @@ impl ServerSlot {
         live.syncing = false;
         live.waiting_until = None;
         live.waiting_for = None;
-        live.runs += 1;
+        live.runs = live.runs.saturating_add(1);
         live.run_seconds += seconds;
         match outcome {
             RunOutcome::Finished { requests, ok } => {
-                live.requests += requests;
+                live.requests = live.requests.saturating_add(requests);
                 if !ok {
-                    live.failed_runs += 1;
+                    live.failed_runs = live.failed_runs.saturating_add(1);
                 }
             }
-            RunOutcome::Aborted => live.failed_runs += 1,
+            RunOutcome::Aborted => live.failed_runs = live.failed_runs.saturating_add(1),
         }
     }
 }

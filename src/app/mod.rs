@@ -11,7 +11,7 @@ pub mod spotify;
 pub mod status;
 
 use crate::config::Config;
-use crate::source::ErrorKind;
+use crate::source::{ErrorKind, Stop};
 use crate::store::{Store, TombstoneLimits};
 use crate::sync::{self, Options, ServerReport};
 pub use controls::ControlError;
@@ -19,6 +19,7 @@ pub use live::{Live, RunOutcome, ServerSlot, SyncRequest, Wait};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 pub struct App {
     pub config: Config,
@@ -57,7 +58,8 @@ impl App {
         self.stopping.load(Ordering::Relaxed)
     }
 
-    /// Stops starting work and asks running syncs to stop at a page boundary.
+    /// Stops starting work and stops running syncs at once (their waits and
+    /// requests end; the last committed page stays).
     pub fn shut_down(&self) {
         self.stopping.store(true, Ordering::Relaxed);
         for slot in self.servers.values() {
@@ -71,18 +73,18 @@ impl App {
     }
 
     /// Syncs one server on the calling (blocking) thread, showing the waits
-    /// of its source in the server's live state. The caller marks the run
-    /// begun and ended on the server's slot.
+    /// of its source in the server's live state; `stop` ends it at once.
+    /// The caller marks the run begun and ended on the server's slot.
     pub fn sync_server(
         self: &Arc<Self>,
         name: &str,
         request: SyncRequest,
-        stop: &AtomicBool,
+        stop: &Arc<Stop>,
     ) -> Result<ServerReport, ControlError> {
         let Some(server) = self.config.servers.iter().find(|server| server.name == name) else {
             return Err(ControlError::UnknownServer(name.to_string()));
         };
-        let source = crate::source::build(server, &self.config.sync, &self.store);
+        let source = crate::source::build(server, &self.config.sync, &self.store, stop);
         let observed = Arc::clone(self);
         let observed_name = name.to_string();
         source.observe_waits(Arc::new(move |err, pause| {
@@ -91,7 +93,7 @@ impl App {
                 _ => Wait::Outage,
             };
             if let Some(slot) = observed.server(&observed_name) {
-                slot.set_waiting(sync::now_epoch() + pause.as_secs_f64().ceil() as i64, wait);
+                slot.set_waiting(seconds_after(sync::now_epoch(), pause), wait);
             }
         }));
         let options = Options {
@@ -102,11 +104,17 @@ impl App {
             history: self.config.sync.history,
             page_size: server.page_size,
         };
-        let report = sync::sync_server(name, source.as_ref(), &self.store, &options, stop);
+        let report = sync::sync_server(name, source.as_ref(), &self.store, &options, stop.flag());
         let store = &self.config.store;
         sync::compact_feed(&self.store, TombstoneLimits::new(store.max_tombstones, store.max_tombstone_age));
         Ok(report)
     }
+}
+
+/// `epoch` plus `wait` rounded up to the second, saturating.
+fn seconds_after(epoch: i64, wait: Duration) -> i64 {
+    let seconds = wait.as_secs().saturating_add(u64::from(wait.subsec_nanos() > 0));
+    epoch.saturating_add(i64::try_from(seconds).unwrap_or(i64::MAX))
 }
 
 /// Compares two secrets (the admin token, a flow's state) in a time that
@@ -120,7 +128,14 @@ pub fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::constant_time_eq;
+    use super::{constant_time_eq, seconds_after};
+    use std::time::Duration;
+
+    #[test]
+    fn waits_shown_round_up_and_saturate() {
+        assert_eq!(seconds_after(100, Duration::from_millis(1500)), 102);
+        assert_eq!(seconds_after(100, Duration::MAX), i64::MAX);
+    }
 
     #[test]
     fn token_comparison() {

@@ -17,11 +17,12 @@ const STAGGER_MINUTES: usize = 4;
 /// second, 18 for the third, and so on, so servers never hit the network or
 /// the SD card at the same time. Past minute 59 the slot moves to the next
 /// hour (the 14th server syncs at 01:02 and 13:02).
+#[allow(clippy::expect_used, reason = "minute < 60 and hour < 24 make a valid cron line")]
 pub fn default_for(position: usize) -> Schedule {
-    let offset = FIRST_MINUTE + STAGGER_MINUTES * position;
+    let offset = STAGGER_MINUTES.saturating_mul(position).saturating_add(FIRST_MINUTE);
     let minute = offset % 60;
     let hour = (offset / 60) % 12;
-    let text = format!("0 {minute} {hour},{} * * *", hour + 12);
+    let text = format!("0 {minute} {hour},{} * * *", hour.saturating_add(12));
     Schedule::from_str(&text).expect("the default schedule is valid cron")
 }
 
@@ -44,7 +45,7 @@ pub fn next_after<Tz: TimeZone>(schedule: &Schedule, now: &DateTime<Tz>) -> Opti
 pub fn interval<Tz: TimeZone>(schedule: &Schedule, now: &DateTime<Tz>) -> Duration {
     let mut upcoming = schedule.after(now);
     match (upcoming.next(), upcoming.next()) {
-        (Some(first), Some(second)) => (second - first).to_std().unwrap_or(Duration::ZERO),
+        (Some(first), Some(second)) => second.signed_duration_since(first).to_std().unwrap_or(Duration::ZERO),
         _ => Duration::from_secs(12 * 3600),
     }
 }
@@ -56,7 +57,7 @@ pub fn interval<Tz: TimeZone>(schedule: &Schedule, now: &DateTime<Tz>) -> Durati
 pub fn due_at_start(last_success: Option<i64>, freshness: Duration, now: i64) -> bool {
     match last_success {
         None => true,
-        Some(last) => now.saturating_sub(last) >= freshness.as_secs() as i64,
+        Some(last) => now.saturating_sub(last) >= i64::try_from(freshness.as_secs()).unwrap_or(i64::MAX),
     }
 }
 

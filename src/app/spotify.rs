@@ -174,15 +174,15 @@ impl App {
             .find(|server| server.name == flow.server)
             .ok_or_else(|| FlowError::ServerGone(flow.server.clone()))?;
         let app = server.spotify().ok_or(FlowError::NoLongerSpotify)?;
-        let accounts = Accounts::new(app, self.config.sync.timeout);
+        let accounts = Accounts::new(app, self.config.sync.timeout, &Default::default());
         let tokens = accounts
             .exchange(code, &flow.redirect_uri, flow.verifier.as_deref())
             .map_err(|(err, _)| FlowError::Exchange(err))?;
+        let now = crate::sync::now_epoch();
+        let expires_at = tokens.expires_at(now);
         let Some(refresh_token) = tokens.refresh_token else {
             return Err(FlowError::NoRefreshToken);
         };
-        let now = crate::sync::now_epoch();
-        let expires_at = now + tokens.expires_in.unwrap_or(3600);
         self.store
             .update_session(&flow.server, |session| {
                 session.refresh_token = Some(refresh_token);

@@ -266,8 +266,9 @@ pub fn progress(state: &LibraryState, now: i64, attempt_started_at: Option<i64>)
     let checkpoint = state.checkpoint.as_ref()?;
     let kind_total = |kind: &Kind| checkpoint.totals.get(kind).copied().unwrap_or_else(|| state.count(*kind));
     let index = checkpoint.kind_index as usize;
-    let done: u64 = checkpoint.kinds.iter().take(index).map(kind_total).sum::<u64>() + checkpoint.start;
-    let total: u64 = checkpoint.kinds.iter().map(kind_total).sum();
+    // Totals come from the server: summed saturating, as any server figure.
+    let done = checkpoint.kinds.iter().take(index).map(kind_total).fold(checkpoint.start, u64::saturating_add);
+    let total = checkpoint.kinds.iter().map(kind_total).fold(0, u64::saturating_add);
     let kind = checkpoint.kinds.get(index).copied();
     if checkpoint.pass == Pass::Incremental || total == 0 {
         return Some(Progress { pass: checkpoint.pass, kind, done, total: None, percent: None, eta_seconds: None });
@@ -276,11 +277,17 @@ pub fn progress(state: &LibraryState, now: i64, attempt_started_at: Option<i64>)
     // A resumed run (a first Spotify sync may take days under its limits)
     // counts the time of its earlier attempts plus this one's.
     let elapsed = if checkpoint.resumed {
-        checkpoint.elapsed_ms as f64 / 1000.0 + attempt_started_at.map_or(0, |at| (now - at).max(0)) as f64
+        checkpoint.elapsed_ms as f64 / 1000.0 + attempt_started_at.map_or(0, |at| now.saturating_sub(at).max(0)) as f64
     } else {
-        (now - checkpoint.started_at).max(0) as f64
+        now.saturating_sub(checkpoint.started_at).max(0) as f64
     };
-    let eta = (done > 0 && elapsed > 0.0).then(|| (elapsed * (total - done) as f64 / done as f64).round() as u64);
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "the estimate is positive, and `as` clamps a float too large for u64"
+    )]
+    let eta =
+        (done > 0 && elapsed > 0.0).then(|| (elapsed * total.saturating_sub(done) as f64 / done as f64).round() as u64);
     Some(Progress {
         pass: checkpoint.pass,
         kind,

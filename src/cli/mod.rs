@@ -10,7 +10,6 @@ use crate::store::{Store, StoreError, StoreErrorKind, TombstoneLimits};
 use crate::sync::{self, Options};
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 
 pub const USAGE: &str = "\
 usage: mediasync [--config FILE] COMMAND [OPTIONS]
@@ -33,9 +32,12 @@ commands:
         the daemon against built-in simulated Plex and Jellyfin servers
         (Plex's library changes every minute), fast schedules, a temporary store;
         status page on http://127.0.0.1:8787/ (no config needed)
-  fake-plex [--listen ADDR] [--items N] [--token TOKEN]
+  fake-plex [--listen ADDR] [--items N] [--token TOKEN] [--hostile SPEC]
         run a simulated Plex server with a generated library (for trying
-        mediasync and for benchmarks); prints its URL, runs until stopped
+        mediasync and for benchmarks); prints its URL, runs until stopped;
+        --hostile makes every answer after the library list hostile:
+        retry-after:VALUE, giant:BYTES, giant-title:BYTES, wrong-types,
+        deep:DEPTH, garbage, truncated or slow-drip:BYTES:MILLIS
 
 --config FILE defaults to $MEDIASYNC_CONFIG, then /etc/mediasync/config.toml.
 Logging: RUST_LOG=debug|info|warn|error (default info), on stderr.";
@@ -100,6 +102,8 @@ struct Args {
     items: Option<usize>,
     #[cfg_attr(not(feature = "demo"), allow(dead_code))]
     token: Option<String>,
+    #[cfg_attr(not(feature = "demo"), allow(dead_code))]
+    hostile: Option<String>,
 }
 
 fn parse(args: &[String]) -> Result<Args, CliError> {
@@ -122,6 +126,7 @@ fn parse(args: &[String]) -> Result<Args, CliError> {
             "--server" => parsed.server = Some(take(&mut rest)?),
             "--listen" => parsed.listen = Some(take(&mut rest)?),
             "--token" => parsed.token = Some(take(&mut rest)?),
+            "--hostile" => parsed.hostile = Some(take(&mut rest)?),
             "--items" => {
                 let text = take(&mut rest)?;
                 parsed.items =
@@ -195,14 +200,14 @@ fn sync_command(args: &Args) -> Result<i32, CliError> {
         Err(err) if err.kind() == StoreErrorKind::Locked => return sync_through_daemon(&config, args),
         opened => opened?,
     };
-    let stop = AtomicBool::new(false);
+    let stop = std::sync::Arc::new(crate::source::Stop::new());
     let mut all_ok = true;
     let mut stdout = std::io::stdout().lock();
     for server in &config.servers {
         if args.server.as_deref().is_some_and(|name| name != server.name) {
             continue;
         }
-        let source = crate::source::build(server, &config.sync, &store);
+        let source = crate::source::build(server, &config.sync, &store, &stop);
         let options = Options {
             full: args.full,
             force: args.force,
@@ -211,7 +216,7 @@ fn sync_command(args: &Args) -> Result<i32, CliError> {
             history: config.sync.history,
             page_size: server.page_size,
         };
-        let report = sync::sync_server(&server.name, source.as_ref(), &store, &options, &stop);
+        let report = sync::sync_server(&server.name, source.as_ref(), &store, &options, stop.flag());
         sync::compact_feed(&store, TombstoneLimits::new(config.store.max_tombstones, config.store.max_tombstone_age));
         for library in &report.libraries {
             let _ = writeln!(stdout, "{}", sync::summary_line(&server.name, library));
@@ -253,7 +258,9 @@ fn status_command(args: &Args) -> Result<i32, CliError> {
         Err(err) if err.kind() == StoreErrorKind::Locked => client::get_json(&config, "/api/status").map_err(failed)?,
         opened => crate::app::status::document(&config, &opened?)?.to_json().map_err(failed)?,
     };
-    println!("{}", serde_json::to_string_pretty(&document).expect("JSON values serialize"));
+    #[allow(clippy::expect_used, reason = "a serde_json Value always serializes")]
+    let text = serde_json::to_string_pretty(&document).expect("JSON values serialize");
+    println!("{text}");
     Ok(0)
 }
 
@@ -285,6 +292,11 @@ fn fake_plex_command(args: &Args) -> Result<i32, CliError> {
     let token = args.token.clone().unwrap_or_else(|| "fake-token".into());
     let fake = crate::fake::plex::FakePlex::start_on(&listen, &token).map_err(CliError::Failed)?;
     fake.add_library_of(args.items.unwrap_or(2_000));
+    if let Some(spec) = &args.hostile {
+        // The library list answers; every request after it is hostile.
+        let failure = crate::fake::Failure::from_spec(spec).map_err(CliError::Usage)?;
+        fake.fail_from(2, failure);
+    }
     println!("url={} items={}", fake.url(), fake.item_count());
     let _ = std::io::stdout().flush();
     loop {

@@ -129,7 +129,7 @@ impl Default for SyncConfig {
 
 pub const DEFAULT_PAGE_SIZE: u32 = 200;
 /// The largest `page_size` of a Plex, Jellyfin or Emby server.
-const MAX_PAGE_SIZE: u32 = 5_000;
+pub const MAX_PAGE_SIZE: u32 = 5_000;
 /// redb's own cache. The kernel's page cache serves the rest of the file,
 /// so a small cache keeps mediasync's memory flat as libraries grow
 /// (`cargo bench --bench scale`).
@@ -158,7 +158,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let raw: raw::RawConfig = toml::from_str(text).map_err(|err| ConfigError::Syntax {
         path: path.to_path_buf(),
-        line: err.span().map(|span| 1 + text[..span.start].matches('\n').count()),
+        line: err
+            .span()
+            .map(|span| text.get(..span.start).map_or(0, |before| before.matches('\n').count()).saturating_add(1)),
         message: err.message().to_string(),
     })?;
     validate::config(raw, path)

@@ -240,3 +240,14 @@ fn the_change_feed_keeps_deletions_by_count_and_age() {
         error_of(&GOOD.replace("path = \"/tmp/x.redb\"", "path = \"/tmp/x.redb\"\nmax_tombstone_age = \"long\""));
     assert!(garbled.contains("[store] max_tombstone_age = \"long\" is not a duration"), "{garbled}");
 }
+
+/// 4096 MiB overflowed a 32-bit usize (armv7, where CI runs this test under
+/// qemu); there it is clamped to usize::MAX bytes.
+#[test]
+fn the_largest_cache_fits_every_target() {
+    let config = parse_str(&GOOD.replace("[store]", "[store]\ncache_mib = 4096")).unwrap();
+    let expected = if usize::BITS > 32 { 4096 << 20 } else { usize::MAX };
+    assert_eq!(config.store.cache_bytes, expected);
+    let config = parse_str(&GOOD.replace("[store]", "[store]\ncache_mib = 3")).unwrap();
+    assert_eq!(config.store.cache_bytes, 3 << 20);
+}

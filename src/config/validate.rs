@@ -29,6 +29,8 @@ fn store(raw: RawStore) -> Result<StoreConfig, Problem> {
         return Err(Problem::StorePathEmpty);
     }
     let cache_mib = raw.cache_mib.unwrap_or(DEFAULT_CACHE_MIB).clamp(1, 4096);
+    // 4096 MiB does not fit a 32-bit usize: there the cache is clamped to usize::MAX.
+    let cache_bytes = usize::try_from(u64::from(cache_mib).saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
     let max_tombstone_age =
         duration(DurationKey::MaxTombstoneAge, raw.max_tombstone_age.clone(), DEFAULT_MAX_TOMBSTONE_AGE)?;
     if max_tombstone_age < MIN_TOMBSTONE_AGE {
@@ -36,7 +38,7 @@ fn store(raw: RawStore) -> Result<StoreConfig, Problem> {
     }
     Ok(StoreConfig {
         path: raw.path,
-        cache_bytes: cache_mib as usize * 1024 * 1024,
+        cache_bytes,
         max_tombstones: raw.max_tombstones.unwrap_or(DEFAULT_MAX_TOMBSTONES),
         max_tombstone_age,
     })
@@ -103,7 +105,7 @@ fn servers(
     let mut servers: Vec<ServerConfig> = Vec::new();
     for (index, mut raw_server) in raw.into_iter().enumerate() {
         let schedule = raw_server.schedule.take();
-        let server = kinds::server(raw_server, index + 1)?;
+        let server = kinds::server(raw_server, index.saturating_add(1))?;
         if let Some(text) = schedule {
             match parse_schedule(&text) {
                 Ok(schedule) => schedules.insert(server.name.clone(), schedule),

@@ -14,8 +14,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long shutdown waits for running syncs to reach a page boundary.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long shutdown waits for running syncs to end. A stop ends their
+/// waits and requests at once; only a connection being made (at most 10 s,
+/// `source::http`) holds one up, and the unit's `TimeoutStopSec` leaves room.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
+/// How long the store's closing waits for threads still holding it (a sync
+/// given up on, a status-page answer being written).
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// Why the service could not start.
 #[derive(Debug)]
@@ -53,25 +58,58 @@ impl std::error::Error for DaemonError {
 }
 
 /// Runs the service until SIGTERM or SIGINT. `store` is already open (the
-/// caller reports lock and damage errors with their exit codes).
+/// caller reports lock and damage errors with their exit codes); it is
+/// closed on every way out, so the next start needs no repair.
 pub fn run(config: Config, store: Store) -> Result<(), DaemonError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let app = Arc::new(App::new(config, store));
+    let result = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(16)
         .enable_all()
         .build()
-        .map_err(DaemonError::Runtime)?;
-    let result = runtime.block_on(serve(config, store));
-    // Dropping a runtime waits for every blocking task; a sync stuck in a
-    // request (or a retry's backoff) must not hold the exit. Its last page
-    // is committed already.
-    runtime.shutdown_timeout(Duration::from_secs(1));
+        .map_err(DaemonError::Runtime)
+        .and_then(|runtime| {
+            let result = runtime.block_on(serve(Arc::clone(&app)));
+            // Dropping a runtime waits for every blocking task; one that has
+            // not ended by now is given up on (`close` says so).
+            runtime.shutdown_timeout(Duration::from_secs(1));
+            result
+        });
+    close(app);
     result
 }
 
-async fn serve(config: Config, store: Store) -> Result<(), DaemonError> {
-    let listen = config.status.listen;
-    let app = Arc::new(App::new(config, store));
+/// Drops the application, and with it the store, once no thread holds it
+/// any more: redb marks the file cleanly closed only when its `Database`
+/// is dropped, else the next open repairs the whole file first.
+fn close(app: Arc<App>) {
+    app.shut_down();
+    let started = std::time::Instant::now();
+    let mut app = app;
+    loop {
+        match Arc::try_unwrap(app) {
+            Ok(app) => {
+                drop(app);
+                log::info!("store closed");
+                return;
+            }
+            Err(shared) if started.elapsed() >= CLOSE_GRACE => {
+                log::warn!(
+                    "a thread still holds the store ({} references); the next start checks it before serving",
+                    Arc::strong_count(&shared).saturating_sub(1)
+                );
+                return;
+            }
+            Err(shared) => {
+                app = shared;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+async fn serve(app: Arc<App>) -> Result<(), DaemonError> {
+    let listen = app.config.status.listen;
     let listener = std::net::TcpListener::bind(listen).map_err(|err| DaemonError::Listen(listen, err))?;
     let mut web = crate::web::start(Arc::clone(&app), listener).map_err(DaemonError::StatusServer)?;
     log::info!(
@@ -111,6 +149,7 @@ async fn serve(config: Config, store: Store) -> Result<(), DaemonError> {
     }
     notify::notify("STOPPING=1");
     app.shut_down();
+    #[allow(clippy::arithmetic_side_effects, reason = "a grace of seconds after now cannot overflow")]
     let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
     while app.any_syncing() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -6,10 +6,10 @@
 
 use crate::app::schedule;
 use crate::app::{App, RunOutcome, ServerSlot, SyncRequest};
+use crate::source::Stop;
 use crate::sync;
 use chrono::{Local, TimeZone};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// The longest a scheduler sleeps before looking at the wall clock again,
@@ -62,7 +62,7 @@ pub(super) async fn server_loop(app: Arc<App>, name: String, semaphore: Arc<toki
         slot.set_next_run_at(next.timestamp());
         let mut fired = due;
         while !fired && !app.stopping() {
-            let wait = (next - Local::now()).to_std().unwrap_or(Duration::ZERO);
+            let wait = next.signed_duration_since(Local::now()).to_std().unwrap_or(Duration::ZERO);
             if wait.is_zero() {
                 fired = true;
                 break;
@@ -151,13 +151,13 @@ fn next_slot(schedule: &cron::Schedule) -> chrono::DateTime<Local> {
 }
 
 async fn run_once(app: &Arc<App>, slot: &ServerSlot, name: &str, request: SyncRequest) {
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(Stop::new());
     // A reset in progress finishes before the sync starts.
     while !slot.try_begin_run(request.full, sync::now_epoch(), &stop) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     if app.stopping() {
-        stop.store(true, Ordering::Relaxed);
+        stop.set();
     }
     let started = std::time::Instant::now();
     let report = {

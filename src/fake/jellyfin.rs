@@ -14,7 +14,7 @@
 pub use super::Expected;
 pub use super::Failure;
 use super::churn::{Changes, Changing};
-use super::{Fake, Faults, Recording, date_header, header, query, send};
+use super::{Fake, Faults, Recording, date_header, header, query};
 use crate::model::{Kind, content_hash};
 use serde_json::{Map, Value, json};
 use std::sync::Mutex;
@@ -503,17 +503,22 @@ fn handle(state: &Mutex<JellyfinState>, request: tiny_http::Request) {
     if !delay.is_zero() {
         std::thread::sleep(delay);
     }
-    let (answer, clock) = answer(state, &request);
-    let mut response = tiny_http::Response::from_data(answer.body).with_status_code(answer.status);
-    response.add_header(tiny_http::Header::from_bytes("Content-Type", answer.content_type).expect("valid header"));
-    response.add_header(date_header(clock));
+    let mut failure = None;
+    let (answer, clock) = answer(state, &request, &mut failure);
+    let mut headers = vec![("Content-Type".to_string(), answer.content_type.to_string()), date_header(clock)];
     if let Some(seconds) = answer.retry_after {
-        response.add_header(tiny_http::Header::from_bytes("Retry-After", seconds.to_string()).expect("valid header"));
+        headers.push(("Retry-After".to_string(), seconds.to_string()));
     }
-    send(request, response);
+    super::hostile::send(request, answer.status, headers, answer.body, failure.as_ref());
 }
 
-fn answer(shared: &Mutex<JellyfinState>, request: &tiny_http::Request) -> (Answer, i64) {
+/// The answer to `request` and the clock; `injected` gets the failure
+/// injected for it.
+fn answer(
+    shared: &Mutex<JellyfinState>,
+    request: &tiny_http::Request,
+    injected: &mut Option<Failure>,
+) -> (Answer, i64) {
     let mut state = shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     state.requests += 1;
     let number = state.requests;
@@ -522,7 +527,7 @@ fn answer(shared: &Mutex<JellyfinState>, request: &tiny_http::Request) -> (Answe
     // The library changes between a client's requests, never during one.
     let churns = path.to_ascii_lowercase().ends_with("/items");
     state.before_answer(number, churns);
-    let answer = respond(&mut state, request, number, &path, &params);
+    let answer = respond(&mut state, request, number, &path, &params, injected);
     if let Some(entry) = state.log.last_mut() {
         entry.status = answer.status;
     }
@@ -535,8 +540,10 @@ fn respond(
     number: u64,
     path: &str,
     params: &[(String, String)],
+    injected: &mut Option<Failure>,
 ) -> Answer {
     let failure = state.faults.take(number, path);
+    injected.clone_from(&failure);
     match &failure {
         Some(Failure::Status(code)) => return text(*code, "Error processing request."),
         Some(Failure::RateLimited(seconds)) => {

@@ -3,7 +3,17 @@
 //! quirks included (`docs/servers.md`): a fake kinder than the real
 //! server would hide bugs.
 
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::arithmetic_side_effects,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "test infrastructure behind the `demo` feature: generated sizes are small and a panic fails the test that drives it"
+)]
+
 pub mod churn;
+mod hostile;
 pub mod jellyfin;
 pub mod plex;
 mod query;
@@ -13,6 +23,7 @@ use crate::model::Kind;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// A running fake server: its state, shared with the request threads, and
 /// its listener. The test controls every fake offers live here once;
@@ -133,10 +144,10 @@ pub struct Expected {
 
 /// The `Date` header of an answer sent at `epoch` by the fake's clock: real
 /// servers stamp every answer, and clients take the server's clock from it.
-fn date_header(epoch: i64) -> tiny_http::Header {
+fn date_header(epoch: i64) -> (String, String) {
     let text =
         chrono::DateTime::from_timestamp(epoch, 0).unwrap_or_default().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
-    tiny_http::Header::from_bytes("Date", text).expect("an HTTP date is a valid header value")
+    ("Date".to_string(), text)
 }
 
 /// Answers `request` with `response` in a single write. tiny_http writes an
@@ -176,6 +187,22 @@ pub enum Failure {
     /// 200 with the listing's entries left out but its total kept, as a
     /// server in the middle of a scan (or a flaky proxy) sometimes answers.
     Emptied,
+    /// Hostile: 429 with exactly this `Retry-After` (a huge or negative
+    /// number, an HTTP-date, garbage).
+    RetryAfter(String),
+    /// Hostile: 200 with a JSON body of this many bytes, made as it is sent.
+    Giant(u64),
+    /// Hostile: the real answer with its first entry's title this many
+    /// bytes long.
+    GiantTitle(usize),
+    /// Hostile: the real answer with every value of its entries of the
+    /// wrong type.
+    WrongTypes,
+    /// Hostile: the real answer with lists nested this deep in its first
+    /// entry.
+    Deep(usize),
+    /// Hostile: the real answer sent `bytes` at a time, `pause` apart.
+    SlowDrip { bytes: usize, pause: Duration },
 }
 
 /// The failures a test injected, by request number.

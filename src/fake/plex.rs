@@ -9,7 +9,7 @@
 //! Tests mutate its library and inject failures at chosen request numbers.
 
 use super::churn::{Changes, Changing};
-use super::{Fake, Faults, Recording, date_header, header, query, send};
+use super::{Fake, Faults, Recording, date_header, header, query};
 use crate::model::Kind;
 use serde_json::{Map, Value, json};
 use std::sync::Mutex;
@@ -355,19 +355,18 @@ fn handle(state: &Mutex<PlexState>, request: tiny_http::Request) {
     if !delay.is_zero() {
         std::thread::sleep(delay);
     }
-    let answer = answer(state, &request);
+    let mut failure = None;
+    let answer = answer(state, &request, &mut failure);
     let clock = state.lock().map_or(BASE_TIME, |state| state.clock);
-    let mut response = tiny_http::Response::from_data(answer.body).with_status_code(answer.status);
-    response.add_header(date_header(clock));
-    let content_type = tiny_http::Header::from_bytes("Content-Type", answer.content_type).expect("valid header");
-    response.add_header(content_type);
+    let mut headers = vec![("Content-Type".to_string(), answer.content_type.to_string()), date_header(clock)];
     if let Some(seconds) = answer.retry_after {
-        response.add_header(tiny_http::Header::from_bytes("Retry-After", seconds.to_string()).expect("valid header"));
+        headers.push(("Retry-After".to_string(), seconds.to_string()));
     }
-    send(request, response);
+    super::hostile::send(request, answer.status, headers, answer.body, failure.as_ref());
 }
 
-fn answer(shared: &Mutex<PlexState>, request: &tiny_http::Request) -> Answer {
+/// The answer to `request`; `injected` gets the failure injected for it.
+fn answer(shared: &Mutex<PlexState>, request: &tiny_http::Request, injected: &mut Option<Failure>) -> Answer {
     let mut state = shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     state.requests += 1;
     let number = state.requests;
@@ -383,6 +382,7 @@ fn answer(shared: &Mutex<PlexState>, request: &tiny_http::Request) -> Answer {
     let churns = path.ends_with("/all") || path.starts_with("/library/metadata/");
     state.before_answer(number, churns);
     let failure = state.faults.take(number, &path);
+    injected.clone_from(&failure);
     match &failure {
         Some(Failure::Status(code)) => return html(*code, "Internal Server Error"),
         Some(Failure::RateLimited(seconds)) => {

@@ -22,7 +22,7 @@
 
 use super::churn::{Changes, Changing};
 pub use super::{Expected, Failure};
-use super::{Fake, Faults, Recording, date_header, header, query, send};
+use super::{Fake, Faults, Recording, date_header, header, query};
 use crate::model::Kind;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -191,6 +191,8 @@ pub struct SpotifyState {
     listings: u64,
     faults: Faults,
     pub(crate) changes: Changes<SpotifyState>,
+    /// The failure injected for the request being answered, for `handle`.
+    injected: Option<Failure>,
 }
 
 struct Grant {
@@ -686,17 +688,14 @@ fn handle(shared: &Mutex<SpotifyState>, mut request: tiny_http::Request) {
     if *request.method() == tiny_http::Method::Post {
         let _ = request.as_reader().take(64 << 10).read_to_string(&mut body);
     }
-    let (answer, clock) = {
+    let (answer, failure, clock) = {
         let mut state = shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        (state.answer(&request, &body), state.clock)
+        let answer = state.answer(&request, &body);
+        (answer, state.injected.take(), state.clock)
     };
-    let mut response = tiny_http::Response::from_data(answer.body).with_status_code(answer.status);
-    response.add_header(date_header(clock));
-    response.add_header(tiny_http::Header::from_bytes("Content-Type", answer.content_type).expect("valid header"));
-    for (name, value) in answer.headers {
-        response.add_header(tiny_http::Header::from_bytes(name, value).expect("valid header"));
-    }
-    send(request, response);
+    let mut headers = vec![("Content-Type".to_string(), answer.content_type.to_string()), date_header(clock)];
+    headers.extend(answer.headers.into_iter().map(|(name, value)| (name.to_string(), value)));
+    super::hostile::send(request, answer.status, headers, answer.body, failure.as_ref());
 }
 
 type Params = [(String, String)];
@@ -747,6 +746,7 @@ impl SpotifyState {
 
     fn api(&mut self, request: &tiny_http::Request, method: &str, path: &str, params: &Params, now: Instant) -> Answer {
         let failure = self.faults.take(self.requests, path);
+        self.injected.clone_from(&failure);
         match failure {
             Some(Failure::Status(status)) => {
                 let message = match status {

@@ -7,17 +7,19 @@
 //! looks unseen items up with `Ids=` on the same listing. See the
 //! Jellyfin/Emby part of `docs/servers.md`.
 
-use super::http::{Http, encode};
+use super::http::{Http, body_cap, encode};
+use super::lenient::{Entries, First, Flag, Int, Object, Text};
 use super::{
-    BadItem, Cause, ErrorKind, Order, Page, Position, Present, Source, SourceError, WaitObserver, filter_libraries,
-    lenient, no_children, unasked,
+    BadItem, ErrorKind, Order, Page, Position, Present, Source, SourceError, Stop, WaitObserver, filter_libraries,
+    no_children, unasked,
 };
 use crate::config::{JellyfinConfig, ServerConfig};
 use crate::model::{Item, Kind, LibraryInfo, Nesting, Strategy};
-use serde_json::Value;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use crate::config::Flavor;
@@ -29,6 +31,85 @@ const FIELDS: &str = "Etag,DateCreated,SortName,ProviderIds,Path,ParentId";
 /// Ids asked about per lookup: 100 Jellyfin ids (32 hex digits) make a
 /// query of about 3.4 KB, well inside the 8 KB request line Kestrel takes.
 const LOOKUP_BATCH: u32 = 100;
+
+/// A `QueryResult`: `Items` and, for listings, `TotalRecordCount`.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct QueryResult<T> {
+    #[serde(rename = "Items")]
+    items: Entries<T>,
+    #[serde(rename = "TotalRecordCount")]
+    total: Int,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct User {
+    #[serde(rename = "Id")]
+    id: Text,
+    #[serde(rename = "Name")]
+    name: Text,
+    #[serde(rename = "Policy")]
+    policy: Object<Policy>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Policy {
+    #[serde(rename = "IsAdministrator")]
+    is_administrator: Flag,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct View {
+    #[serde(rename = "Id")]
+    id: Text,
+    #[serde(rename = "Name")]
+    name: Text,
+    #[serde(rename = "CollectionType")]
+    collection_type: Text,
+}
+
+/// The fields of an `Items` entry that are stored; others are skipped
+/// unread.
+#[derive(Default, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct Entry {
+    id: Text,
+    name: Text,
+    #[serde(rename = "Type")]
+    kind: Text,
+    date_created: Text,
+    series_id: Text,
+    season_id: Text,
+    parent_id: Text,
+    album_id: Text,
+    album_artists: First<Reference>,
+    sort_name: Text,
+    production_year: Int,
+    index_number: Int,
+    parent_index_number: Int,
+    provider_ids: Provider,
+    run_time_ticks: Int,
+    image_tags: Object<ImageTags>,
+    path: Text,
+    etag: Text,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Reference {
+    #[serde(rename = "Id")]
+    id: Text,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct ImageTags {
+    #[serde(rename = "Primary")]
+    primary: Text,
+}
 
 pub struct Jellyfin {
     name: String,
@@ -49,8 +130,9 @@ pub struct Jellyfin {
 }
 
 impl Jellyfin {
-    /// `server` gives the name and library selection, `jellyfin` the rest.
-    pub fn new(server: &ServerConfig, jellyfin: &JellyfinConfig, timeout: Duration) -> Jellyfin {
+    /// `server` gives the name and library selection, `jellyfin` the rest;
+    /// `stop` interrupts its requests.
+    pub fn new(server: &ServerConfig, jellyfin: &JellyfinConfig, timeout: Duration, stop: &Arc<Stop>) -> Jellyfin {
         let authorization = format!(
             "MediaBrowser Client=\"mediasync\", Device=\"mediasync\", DeviceId=\"mediasync-{}\", Version=\"{}\", Token=\"{}\"",
             server.name,
@@ -60,7 +142,7 @@ impl Jellyfin {
         Jellyfin {
             name: server.name.clone(),
             flavor: jellyfin.flavor,
-            http: Http::new(&jellyfin.url, timeout),
+            http: Http::new(&jellyfin.url, timeout, stop),
             authorization,
             user: jellyfin.user.clone(),
             libraries: server.libraries.clone(),
@@ -77,20 +159,10 @@ impl Jellyfin {
         }
     }
 
-    fn get(&self, path_and_query: &str) -> Result<Value, SourceError> {
+    /// GETs an answer listing `entries` entries at most.
+    fn get<T: DeserializeOwned>(&self, path_and_query: &str, entries: u32) -> Result<T, SourceError> {
         let headers = [("Accept", "application/json"), ("Authorization", self.authorization.as_str())];
-        let body = self.http.get(path_and_query, &headers)?;
-        serde_json::from_slice(&body).map_err(|err| {
-            SourceError::new(
-                ErrorKind::Unavailable,
-                format!(
-                    "{}{path_and_query}: the answer is not {} JSON ({err}); the response may have been cut off",
-                    self.http.base(),
-                    self.product()
-                ),
-            )
-            .caused_by(Cause::Json(err))
-        })
+        self.http.get(path_and_query, &headers)?.json(body_cap(entries), &format!("{} JSON", self.product()))
     }
 
     /// The configured user's id, or the first administrator's.
@@ -102,27 +174,24 @@ impl Jellyfin {
         // Jellyfin lists users at /Users; Emby 4.8 documents /Users/Query (a
         // QueryResult) instead. Each flavor asks its own route first and
         // the other one if that does not exist.
-        let routes = match self.flavor {
-            Flavor::Jellyfin => ["/Users", "/Users/Query"],
-            Flavor::Emby => ["/Users/Query", "/Users"],
+        let (first, second) = match self.flavor {
+            Flavor::Jellyfin => (UserRoute::List, UserRoute::Query),
+            Flavor::Emby => (UserRoute::Query, UserRoute::List),
         };
-        let answer = match self.get(routes[0]) {
-            Err(err) if err.kind == ErrorKind::Rejected => self.get(routes[1])?,
+        let users = match self.users(first) {
+            Err(err) if err.kind == ErrorKind::Rejected => self.users(second)?,
             other => other?,
         };
-        let users = answer.as_array().or_else(|| answer.get("Items").and_then(Value::as_array));
-        let users = users.map(Vec::as_slice).unwrap_or_default();
+        let users: Vec<User> = users.into_iter().flatten().collect();
+        let name = |user: &User| user.name.as_str().map(str::to_string);
         let found = match &self.user {
-            Some(wanted) => users
+            Some(wanted) => users.iter().find(|user| name(user).is_some_and(|name| name.eq_ignore_ascii_case(wanted))),
+            None => users
                 .iter()
-                .find(|user| lenient::string(user.get("Name")).is_some_and(|name| name.eq_ignore_ascii_case(wanted))),
-            None => users.iter().find(|user| {
-                user.get("Policy").and_then(|policy| policy.get("IsAdministrator")).and_then(Value::as_bool)
-                    == Some(true)
-            }),
+                .find(|user| user.policy.0.as_ref().and_then(|policy| policy.is_administrator.0) == Some(true)),
         };
-        let Some(id) = found.and_then(|user| lenient::string(user.get("Id"))) else {
-            let names: Vec<String> = users.iter().filter_map(|user| lenient::string(user.get("Name"))).collect();
+        let Some(id) = found.and_then(|user| user.id.as_str().map(str::to_string)) else {
+            let names: Vec<String> = users.iter().filter_map(name).collect();
             let message = match &self.user {
                 Some(wanted) => format!(
                     "the server has no user named \"{wanted}\" (it lists: {}); fix `user` in [[server]] \"{}\"",
@@ -139,6 +208,15 @@ impl Jellyfin {
         };
         *cached = Some(id.clone());
         Ok(id)
+    }
+
+    /// The users, from Jellyfin's `/Users` (a list) or Emby's
+    /// `/Users/Query` (a `QueryResult`).
+    fn users(&self, route: UserRoute) -> Result<Vec<Option<User>>, SourceError> {
+        Ok(match route {
+            UserRoute::List => self.get::<Entries<User>>("/Users", 0)?.0,
+            UserRoute::Query => self.get::<QueryResult<User>>("/Users/Query", 0)?.items.0,
+        })
     }
 
     fn item_type(&self, library: &LibraryInfo, kind: Kind) -> &'static str {
@@ -224,9 +302,9 @@ impl Source for Jellyfin {
     fn libraries(&self) -> Result<Vec<LibraryInfo>, SourceError> {
         let user_id = self.user_id()?;
         let user = encode(&user_id);
-        let views = match self.get(&format!("/Users/{user}/Views")) {
+        let views: QueryResult<View> = match self.get(&format!("/Users/{user}/Views"), 0) {
             Err(err) if err.kind == ErrorKind::Rejected && self.flavor == Flavor::Jellyfin => {
-                let views = self.get(&format!("/UserViews?UserId={user}"))?;
+                let views = self.get(&format!("/UserViews?UserId={user}"), 0)?;
                 self.query_routes.store(true, Ordering::Relaxed);
                 views
             }
@@ -234,11 +312,11 @@ impl Source for Jellyfin {
         };
         let mut libraries = Vec::new();
         let mut types = HashMap::new();
-        for view in views.get("Items").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
-            let Some(id) = lenient::string(view.get("Id")) else {
+        for view in views.items.0.into_iter().flatten() {
+            let Some(id) = view.id.as_str().map(str::to_string) else {
                 continue;
             };
-            let collection_type = view.get("CollectionType").and_then(Value::as_str).unwrap_or_default();
+            let collection_type = view.collection_type.as_str().unwrap_or_default();
             let kinds = match collection_type {
                 "movies" | "musicvideos" | "homevideos" => vec![Kind::Movie],
                 "tvshows" => vec![Kind::Show, Kind::Season, Kind::Episode],
@@ -246,7 +324,7 @@ impl Source for Jellyfin {
                 "boxsets" => vec![Kind::Playlist],
                 _ => continue, // books, photos, playlists, livetv, mixed folders
             };
-            let title = lenient::string(view.get("Name")).unwrap_or_else(|| id.clone());
+            let title = view.name.as_str().map_or_else(|| id.clone(), str::to_string);
             types.insert(id.clone(), collection_type.to_string());
             // Items carry no change time, but the listing filters by save time.
             libraries.push(LibraryInfo {
@@ -273,14 +351,12 @@ impl Source for Jellyfin {
         let start = position.offset(self)?;
         let user_id = self.user_id()?;
         let path = self.listing_path(&user_id, library, kind, order, start, size);
-        let answer = self.get(&path)?;
-        let accepted = accepted_types(self.item_type(library, kind));
-        Page {
-            items: entries(&answer).iter().map(|value| parse_item(value, kind, accepted)).collect(),
-            total: lenient::u64(answer.get("TotalRecordCount")),
-            next: Default::default(),
-        }
-        .checked(start, size, &format!("{}{path}", self.http.base()))
+        let answer = self.get(&path, size)?;
+        page_of(answer, kind, accepted_types(self.item_type(library, kind))).checked(
+            start,
+            size,
+            &format!("{}{path}", self.http.base()),
+        )
     }
 
     fn children(&self, library: &LibraryInfo, parent: &str, _start: u64, _size: u32) -> Result<Page, SourceError> {
@@ -308,11 +384,10 @@ impl Source for Jellyfin {
         let encoded: Vec<String> = ids.iter().map(|id| encode(id)).collect();
         let size = u32::try_from(ids.len()).unwrap_or(u32::MAX);
         let path = self.items_path(&user_id, library, kind, Order::Stable, 0, size, &encoded.join(","));
-        let answer = self.get(&path)?;
+        let answer: QueryResult<Entry> = self.get(&path, size)?;
         let at = format!("{}{path}", self.http.base());
-        let found = entries(&answer);
-        let returned = u64::try_from(found.len()).unwrap_or(u64::MAX);
-        if lenient::u64(answer.get("TotalRecordCount")).is_some_and(|total| total > returned) {
+        let returned = u64::try_from(answer.items.0.len()).unwrap_or(u64::MAX);
+        if answer.total.count().is_some_and(|total| total > returned) {
             return Err(SourceError::new(
                 ErrorKind::Unavailable,
                 format!("{at}: the answer holds {returned} items but counts more; asking again"),
@@ -320,14 +395,14 @@ impl Source for Jellyfin {
         }
         let accepted = accepted_types(self.item_type(library, kind));
         let mut present = Vec::new();
-        for value in found {
-            let Some(id) = lenient::string(value.get("Id")) else {
+        for entry in answer.items.0.into_iter().flatten() {
+            let Some(id) = entry.id.as_str().map(str::to_string) else {
                 continue;
             };
             if let Some(err) = unasked(&at, ids, None, &id) {
                 return Err(err);
             }
-            present.push(match parse_item(value, kind, accepted) {
+            present.push(match parse_item(Some(entry), kind, accepted) {
                 Ok(item) => Present::Item(Box::new(item)),
                 Err(bad) => {
                     log::warn!("{}: kept {id} as stored: {}", self.describe(), bad.reason);
@@ -347,11 +422,6 @@ impl Source for Jellyfin {
     }
 
     fn observe_waits(&self, _observer: WaitObserver) {}
-}
-
-/// The `Items` of an answer.
-fn entries(answer: &Value) -> &[Value] {
-    answer.get("Items").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default()
 }
 
 /// The server item type a kind stands for in a view of this collection type.
@@ -387,65 +457,131 @@ fn accepted_types(item_type: &'static str) -> &'static [&'static str] {
     }
 }
 
+/// Reads a listing answer (`/Users/{id}/Items`) of `kind` from `body`, as
+/// `page` does, keeping entries of the `accepted` types: the parser the
+/// property tests feed.
+pub fn read_page(body: impl std::io::Read, kind: Kind, accepted: &[&str]) -> Result<Page, serde_json::Error> {
+    Ok(page_of(serde_json::from_reader(body)?, kind, accepted))
+}
+
+fn page_of(answer: QueryResult<Entry>, kind: Kind, accepted: &[&str]) -> Page {
+    Page {
+        items: answer.items.0.into_iter().map(|entry| parse_item(entry, kind, accepted)).collect(),
+        total: answer.total.count(),
+        next: Default::default(),
+    }
+}
+
 /// Turns one entry of `Items` into an item of the listed kind. An entry
-/// without an id is unusable; one with an id but missing essentials is
-/// reported with its id so the stored copy is kept.
-pub fn parse_item(value: &Value, listed: Kind, accepted: &[&str]) -> Result<Item, BadItem> {
-    let id = lenient::string(value.get("Id")).ok_or_else(|| BadItem { id: None, reason: "entry has no Id".into() })?;
+/// without an id is unusable; one with an id but missing essentials (or
+/// with a field too long to keep) is reported with its id so the stored
+/// copy is kept.
+pub fn parse_item(entry: Option<Entry>, listed: Kind, accepted: &[&str]) -> Result<Item, BadItem> {
+    let unusable = |reason: String| BadItem { id: None, reason };
+    let entry = entry.ok_or_else(|| unusable("entry is not an object".into()))?;
+    let id = entry.id.read("Id").map_err(unusable)?.ok_or_else(|| unusable("entry has no Id".into()))?;
     let bad = |reason: String| BadItem { id: Some(id.clone()), reason };
-    if let Some(item_type) = value.get("Type").and_then(Value::as_str) {
+    if let Some(item_type) = entry.kind.as_str() {
         if !accepted.contains(&item_type) {
             return Err(bad(format!("listed as {listed} but has Type \"{item_type}\"")));
         }
     }
-    let title = lenient::string(value.get("Name")).ok_or_else(|| bad("entry has no Name".into()))?;
-    let added_at = value.get("DateCreated").and_then(Value::as_str).and_then(parse_date);
-    let parent = |field: &str| lenient::string(value.get(field));
+    let title = entry.name.read("Name").map_err(bad)?.ok_or_else(|| bad("entry has no Name".into()))?;
+    let added_at = entry.date_created.as_str().and_then(parse_date);
+    let series_id = entry.series_id.read("SeriesId").map_err(bad)?;
+    let parent_id = entry.parent_id.read("ParentId").map_err(bad)?;
     let parent_id = match listed {
-        Kind::Season => parent("SeriesId").or_else(|| parent("ParentId")),
-        Kind::Episode => parent("SeasonId").or_else(|| parent("SeriesId")),
-        Kind::Album => value
-            .get("AlbumArtists")
-            .and_then(|artists| artists.get(0))
-            .and_then(|artist| lenient::string(artist.get("Id")))
-            .or_else(|| parent("ParentId")),
-        Kind::Track => parent("AlbumId").or_else(|| parent("ParentId")),
+        Kind::Season => series_id.or(parent_id),
+        Kind::Episode => entry.season_id.read("SeasonId").map_err(bad)?.or(series_id),
+        Kind::Album => {
+            let artist = entry.album_artists.0.map(|artist| artist.id);
+            artist.map_or(Ok(None), |id| id.read("AlbumArtists.Id")).map_err(bad)?.or(parent_id)
+        }
+        Kind::Track => entry.album_id.read("AlbumId").map_err(bad)?.or(parent_id),
         _ => None,
     };
     // The server exposes no change time: the creation time stands in for
     // `updated_at`, and `Etag` (a hash of the save time) is the change marker.
-    let mut item = Item::new(id, listed, title, added_at.unwrap_or(0));
-    item.sort_title = lenient::string(value.get("SortName"));
+    let mut item = Item::new(id.clone(), listed, title, added_at.unwrap_or(0));
+    item.sort_title = entry.sort_name.read("SortName").map_err(bad)?;
     item.parent_id = parent_id;
     item.added_at = added_at;
-    item.year = lenient::i64(value.get("ProductionYear")).and_then(|year| i32::try_from(year).ok());
-    item.index = lenient::i64(value.get("IndexNumber"));
-    item.parent_index = lenient::i64(value.get("ParentIndexNumber"));
-    item.guid = value.get("ProviderIds").and_then(provider_guid);
-    item.duration_ms = lenient::i64(value.get("RunTimeTicks")).map(|ticks| ticks / 10_000);
+    item.year = entry.production_year.get().and_then(|year| i32::try_from(year).ok());
+    item.index = entry.index_number.get();
+    item.parent_index = entry.parent_index_number.get();
+    item.guid = entry.provider_ids.guid();
+    item.duration_ms = entry.run_time_ticks.get().map(|ticks| ticks / 10_000);
     // A server-relative path, as Plex's thumb is; the tag changes with the
     // image, so an image change is a change of the item.
-    item.thumb = value
-        .get("ImageTags")
-        .and_then(|tags| lenient::string(tags.get("Primary")))
-        .map(|tag| format!("/Items/{}/Images/Primary?tag={}", encode(&item.id), encode(&tag)));
-    item.file = lenient::string(value.get("Path"));
-    item.marker = lenient::string(value.get("Etag"));
+    let tag = entry.image_tags.0.map_or(Ok(None), |tags| tags.primary.read("ImageTags.Primary")).map_err(bad)?;
+    item.thumb = tag.map(|tag| format!("/Items/{}/Images/Primary?tag={}", encode(&id), encode(&tag)));
+    item.file = entry.path.read("Path").map_err(bad)?;
+    item.marker = entry.etag.read("Etag").map_err(bad)?;
     Ok(item)
 }
 
-/// One external id as `provider://id`, the best-known provider first, so
-/// the choice does not depend on the server's key order.
-fn provider_guid(ids: &Value) -> Option<String> {
-    let ids = ids.as_object()?;
-    const PREFERRED: [&str; 6] = ["Imdb", "Tmdb", "Tvdb", "MusicBrainzAlbum", "MusicBrainzArtist", "MusicBrainzTrack"];
-    let mut names: Vec<&String> = ids.keys().collect();
-    names.sort_by_key(|name| {
-        (PREFERRED.iter().position(|preferred| preferred == name).unwrap_or(PREFERRED.len()), *name)
-    });
-    names
-        .into_iter()
-        .find_map(|name| lenient::string(ids.get(name)).map(|id| format!("{}://{id}", name.to_ascii_lowercase())))
+/// Which route lists the users.
+#[derive(Clone, Copy)]
+enum UserRoute {
+    /// Jellyfin's `/Users`, a list.
+    List,
+    /// Emby's `/Users/Query`, a `QueryResult`.
+    Query,
+}
+
+/// `ProviderIds` read down to the one external id kept, as
+/// `provider://id`: the best-known provider first, so the choice does not
+/// depend on the server's key order, and nothing else of the map is kept.
+#[derive(Default)]
+struct Provider(Option<(usize, String, String)>);
+
+const PREFERRED_PROVIDERS: [&str; 6] =
+    ["Imdb", "Tmdb", "Tvdb", "MusicBrainzAlbum", "MusicBrainzArtist", "MusicBrainzTrack"];
+
+impl Provider {
+    fn guid(self) -> Option<String> {
+        self.0.map(|(_, name, id)| format!("{}://{id}", name.to_ascii_lowercase()))
+    }
+}
+
+impl<'de> Deserialize<'de> for Provider {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Provider, D::Error> {
+        Object::<ProviderMap>::deserialize(deserializer).map(|ids| ids.0.map_or_else(Provider::default, |ids| ids.0))
+    }
+}
+
+/// The map itself; `Provider` reads anything else as no id.
+struct ProviderMap(Provider);
+
+impl<'de> Deserialize<'de> for ProviderMap {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<ProviderMap, D::Error> {
+        deserializer.deserialize_map(ProviderVisitor)
+    }
+}
+
+struct ProviderVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ProviderVisitor {
+    type Value = ProviderMap;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a map of provider ids")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<ProviderMap, A::Error> {
+        let mut best: Option<(usize, String, String)> = None;
+        while let Some((name, id)) = map.next_entry::<Text, Text>()? {
+            let (Text::Present(name), Text::Present(id)) = (name, id) else {
+                continue;
+            };
+            let rank = PREFERRED_PROVIDERS.iter().position(|preferred| *preferred == name);
+            let rank = rank.unwrap_or(PREFERRED_PROVIDERS.len());
+            if best.as_ref().is_none_or(|(best_rank, best_name, _)| (rank, &name) < (*best_rank, best_name)) {
+                best = Some((rank, name, id));
+            }
+        }
+        Ok(ProviderMap(Provider(best)))
+    }
 }
 
 /// Parses `2020-01-02T00:00:00.0000000Z` (and the same without a zone,
@@ -467,6 +603,10 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn entry(value: serde_json::Value) -> Option<Entry> {
+        Some(serde_json::from_value(value).unwrap())
+    }
+
     #[test]
     fn episode_fields_map() {
         let value = json!({
@@ -477,7 +617,7 @@ mod tests {
             "ImageTags": {"Primary": "c0ffee", "Thumb": "beef"}, "Path": "/tv/The 100/S01E01.mkv",
             "ProviderIds": {"Tvdb": "4812", "Imdb": "tt3231564"}, "UserData": {"PlayCount": 3}
         });
-        let item = parse_item(&value, Kind::Episode, &["Episode"]).unwrap();
+        let item = parse_item(entry(value), Kind::Episode, &["Episode"]).unwrap();
         assert_eq!(item.id, "0a1b2c3d4e5f60718293a4b5c6d7e8f9");
         assert_eq!(item.parent_id.as_deref(), Some("99990000aaaabbbbccccddddeeeeffff"));
         assert_eq!(item.added_at, Some(1_577_923_200));
@@ -492,17 +632,19 @@ mod tests {
     #[test]
     fn parents_fall_back_and_types_are_checked() {
         let album = json!({"Id": 5012, "Name": "Album", "Type": "MusicAlbum", "AlbumArtists": [{"Name": "A", "Id": "77"}], "ParentId": "9"});
-        assert_eq!(parse_item(&album, Kind::Album, &["MusicAlbum"]).unwrap().parent_id.as_deref(), Some("77"));
+        assert_eq!(parse_item(entry(album), Kind::Album, &["MusicAlbum"]).unwrap().parent_id.as_deref(), Some("77"));
         let orphan = json!({"Id": "5013", "Name": "Album", "Type": "MusicAlbum", "ParentId": "9"});
-        assert_eq!(parse_item(&orphan, Kind::Album, &["MusicAlbum"]).unwrap().parent_id.as_deref(), Some("9"));
+        assert_eq!(parse_item(entry(orphan), Kind::Album, &["MusicAlbum"]).unwrap().parent_id.as_deref(), Some("9"));
         let track = json!({"Id": "1", "Name": "T", "Type": "Audio", "AlbumId": "5012"});
-        assert_eq!(parse_item(&track, Kind::Track, &["Audio"]).unwrap().parent_id.as_deref(), Some("5012"));
+        assert_eq!(parse_item(entry(track), Kind::Track, &["Audio"]).unwrap().parent_id.as_deref(), Some("5012"));
         let wrong = json!({"Id": "2", "Name": "x", "Type": "Folder"});
-        assert_eq!(parse_item(&wrong, Kind::Movie, &["Movie"]).unwrap_err().id.as_deref(), Some("2"));
-        assert_eq!(parse_item(&json!({"Name": "x"}), Kind::Movie, &["Movie"]).unwrap_err().id, None);
+        assert_eq!(parse_item(entry(wrong), Kind::Movie, &["Movie"]).unwrap_err().id.as_deref(), Some("2"));
+        assert_eq!(parse_item(entry(json!({"Name": "x"})), Kind::Movie, &["Movie"]).unwrap_err().id, None);
         let video = json!({"Id": "3", "Name": "Birthday", "Type": "Video"});
         assert_eq!(
-            parse_item(&video, Kind::Movie, accepted_types(item_type(Some("homevideos"), Kind::Movie))).unwrap().title,
+            parse_item(entry(video), Kind::Movie, accepted_types(item_type(Some("homevideos"), Kind::Movie)))
+                .unwrap()
+                .title,
             "Birthday"
         );
     }
@@ -514,7 +656,6 @@ mod tests {
         assert_eq!(parse_date("2020-01-02T01:00:00.5+01:00"), Some(1_577_923_200));
         assert_eq!(format_date(1_577_923_200), "2020-01-02T00:00:00.0000000Z");
         assert_eq!(parse_date(&format_date(1_700_000_123)), Some(1_700_000_123));
-        assert_eq!(super::super::http::parse_http_date("Thu, 02 Jan 2020 00:00:00 GMT"), Some(1_577_923_200));
         assert_eq!(parse_date("yesterday"), None);
     }
 }

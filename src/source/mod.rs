@@ -9,28 +9,40 @@ pub mod lenient;
 pub mod plex;
 pub mod retry;
 pub mod spotify;
+pub mod stop;
 
 use crate::config::{Backend, ServerConfig, SyncConfig};
 use crate::model::{Item, Kind, LibraryInfo};
 use crate::store::{Store, StoreError};
+use std::sync::Arc;
 use std::time::Duration;
+pub use stop::Stop;
 
 /// The source for a configured server, wrapped in the shared retry policy.
 /// The one place that maps a config `Backend` to a source. Sources that keep a
 /// session between runs (Spotify's tokens and waits) keep it in `store`.
-pub fn build<'a>(server: &'a ServerConfig, sync: &SyncConfig, store: &'a Store) -> Box<dyn Source + 'a> {
+/// Setting `stop` ends the source's waits and requests at once.
+pub fn build<'a>(
+    server: &'a ServerConfig,
+    sync: &SyncConfig,
+    store: &'a Store,
+    stop: &Arc<Stop>,
+) -> Box<dyn Source + 'a> {
     let policy = retry::RetryPolicy {
         retries: sync.retries,
         delay: sync.retry_delay,
         max_rate_limit_wait: sync.max_rate_limit_wait,
     };
+    let timeout = sync.timeout;
     match &server.backend {
-        Backend::Plex(plex) => Box::new(retry::Retrying::new(plex::Plex::new(server, plex, sync.timeout), policy)),
+        Backend::Plex(plex) => {
+            Box::new(retry::Retrying::new(plex::Plex::new(server, plex, timeout, stop), policy, stop))
+        }
         Backend::Jellyfin(jellyfin) => {
-            Box::new(retry::Retrying::new(jellyfin::Jellyfin::new(server, jellyfin, sync.timeout), policy))
+            Box::new(retry::Retrying::new(jellyfin::Jellyfin::new(server, jellyfin, timeout, stop), policy, stop))
         }
         Backend::Spotify(app) => {
-            Box::new(retry::Retrying::new(spotify::Spotify::new(server, app, sync.timeout, store), policy))
+            Box::new(retry::Retrying::new(spotify::Spotify::new(server, app, timeout, store, stop), policy, stop))
         }
     }
 }
@@ -47,6 +59,9 @@ pub enum ErrorKind {
     /// The server answered, but not with something we can use, and asking
     /// again will not help (404, 400).
     Rejected,
+    /// The sync was stopped (pause, shutdown) during a wait or a request:
+    /// the engine ends the run as interrupted.
+    Stopped,
 }
 
 /// A failure of a source: the kind the engine acts on, a message for people
@@ -75,6 +90,11 @@ pub enum Cause {
 impl SourceError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> SourceError {
         SourceError { kind, message: message.into(), cause: None }
+    }
+
+    /// A wait or request at `at` ended by the stop signal.
+    pub fn stopped(at: &str) -> SourceError {
+        SourceError::new(ErrorKind::Stopped, format!("{at}: stopped; the next run resumes from the last saved page"))
     }
 
     /// The same error, recording the error that caused it.

@@ -5,15 +5,17 @@
 //! unpaged responses. Unseen items are looked up in batches at
 //! `/library/metadata/{id},{id},…`. `docs/servers.md` lists the quirks.
 
-use super::http::Http;
+use super::http::{Http, body_cap};
+use super::lenient::{Entries, First, Int, Text};
 use super::{
-    BadItem, Cause, ErrorKind, Order, Page, Position, Present, Source, SourceError, WaitObserver, filter_libraries,
-    lenient, no_children, unasked,
+    BadItem, ErrorKind, Order, Page, Position, Present, Source, SourceError, Stop, WaitObserver, filter_libraries,
+    no_children, unasked,
 };
 use crate::config::{PlexConfig, ServerConfig};
 use crate::model::{Item, Kind, LibraryInfo, Nesting, Strategy};
 use serde::Deserialize;
-use serde_json::Value;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub struct Plex {
@@ -24,42 +26,117 @@ pub struct Plex {
     libraries: Option<Vec<String>>,
 }
 
+/// A PMS answer: everything lives in `MediaContainer`.
 #[derive(Deserialize)]
-struct Envelope {
+struct Envelope<C> {
     #[serde(rename = "MediaContainer")]
-    container: Container,
+    container: C,
 }
 
 /// Ids asked about per lookup: 100 ids of a few digits keep the path short.
 const LOOKUP_BATCH: u32 = 100;
 
-#[derive(Deserialize)]
-struct Container {
-    #[serde(rename = "totalSize", default, deserialize_with = "lenient_u64")]
-    total_size: Option<u64>,
-    /// Set on the container when every item of the answer is in one
-    /// section (each item carries its own too).
-    #[serde(rename = "librarySectionID", default, deserialize_with = "lenient_string")]
-    section: Option<String>,
-    #[serde(rename = "Metadata", default)]
-    metadata: Vec<Value>,
-    #[serde(rename = "Directory", default)]
-    directory: Vec<Value>,
+/// `GET /library/sections`.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Sections {
+    #[serde(rename = "Directory")]
+    directory: Entries<Section>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Section {
+    key: Text,
+    #[serde(rename = "type")]
+    kind: Text,
+    title: Text,
+}
+
+/// A listing page: the entries and, on paged requests, the total.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Listing {
+    #[serde(rename = "totalSize")]
+    total_size: Int,
+    #[serde(rename = "Metadata")]
+    metadata: Entries<Entry>,
+}
+
+/// A `/library/metadata/{id},{id},…` answer: the entries and, when they
+/// are all in one, their section.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Metadata {
+    #[serde(rename = "totalSize")]
+    total_size: Int,
+    #[serde(rename = "librarySectionID")]
+    section: Text,
+    #[serde(rename = "Metadata")]
+    metadata: Entries<Entry>,
+}
+
+/// The fields of a `Metadata` entry that are stored; the many others are
+/// skipped unread.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+pub struct Entry {
+    #[serde(rename = "ratingKey")]
+    rating_key: Text,
+    #[serde(rename = "type")]
+    kind: Text,
+    title: Text,
+    #[serde(rename = "titleSort")]
+    title_sort: Text,
+    #[serde(rename = "parentRatingKey")]
+    parent_rating_key: Text,
+    year: Int,
+    index: Int,
+    #[serde(rename = "parentIndex")]
+    parent_index: Int,
+    guid: Text,
+    #[serde(rename = "addedAt")]
+    added_at: Int,
+    #[serde(rename = "updatedAt")]
+    updated_at: Int,
+    duration: Int,
+    thumb: Text,
+    #[serde(rename = "Media")]
+    media: First<Media>,
+    /// Present in `/library/metadata` answers: the section the item is in.
+    #[serde(rename = "librarySectionID")]
+    section: Text,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Media {
+    #[serde(rename = "Part")]
+    part: First<Part>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Part {
+    file: Text,
 }
 
 impl Plex {
-    /// `server` gives the name and library selection, `plex` the rest.
-    pub fn new(server: &ServerConfig, plex: &PlexConfig, timeout: Duration) -> Plex {
+    /// `server` gives the name and library selection, `plex` the rest;
+    /// `stop` interrupts its requests.
+    pub fn new(server: &ServerConfig, plex: &PlexConfig, timeout: Duration, stop: &Arc<Stop>) -> Plex {
         Plex {
             name: server.name.clone(),
-            http: Http::new(&plex.url, timeout),
+            http: Http::new(&plex.url, timeout, stop),
             token: plex.token.clone(),
             client_id: format!("mediasync-{}", server.name),
             libraries: server.libraries.clone(),
         }
     }
 
-    fn get(&self, path_and_query: &str, paging: Option<(u64, u32)>) -> Result<Container, SourceError> {
+    /// GETs a PMS answer of `entries` entries at most (paged when `paging`
+    /// is given: start and size).
+    fn get<C: DeserializeOwned>(&self, path_and_query: &str, paging: Option<(u64, u32)>) -> Result<C, SourceError> {
         self.get_found(path_and_query, paging)?.ok_or_else(|| {
             SourceError::new(
                 ErrorKind::Rejected,
@@ -69,7 +146,11 @@ impl Plex {
     }
 
     /// As `get`; a 404 is `None` (what was asked for does not exist).
-    fn get_found(&self, path_and_query: &str, paging: Option<(u64, u32)>) -> Result<Option<Container>, SourceError> {
+    fn get_found<C: DeserializeOwned>(
+        &self,
+        path_and_query: &str,
+        paging: Option<(u64, u32)>,
+    ) -> Result<Option<C>, SourceError> {
         let start;
         let size;
         let mut headers = vec![
@@ -79,25 +160,19 @@ impl Plex {
             ("X-Plex-Product", "mediasync"),
             ("X-Plex-Version", env!("CARGO_PKG_VERSION")),
         ];
+        let mut entries = 0;
         if let Some((container_start, container_size)) = paging {
             start = container_start.to_string();
             size = container_size.to_string();
             headers.push(("X-Plex-Container-Start", start.as_str()));
             headers.push(("X-Plex-Container-Size", size.as_str()));
+            entries = container_size;
         }
-        let Some(body) = self.http.get_found(path_and_query, &headers)? else {
+        let Some(reply) = self.http.get_found(path_and_query, &headers)? else {
             return Ok(None);
         };
-        serde_json::from_slice::<Envelope>(&body).map(|envelope| Some(envelope.container)).map_err(|err| {
-            SourceError::new(
-                ErrorKind::Unavailable,
-                format!(
-                    "{}{path_and_query}: the answer is not Plex JSON ({err}); the response may have been cut off",
-                    self.http.base()
-                ),
-            )
-            .caused_by(Cause::Json(err))
-        })
+        let envelope: Envelope<C> = reply.json(body_cap(entries), "Plex JSON")?;
+        Ok(Some(envelope.container))
     }
 
     fn listing_path(library: &LibraryInfo, kind: Kind, order: Order, start: u64, size: u32) -> String {
@@ -124,19 +199,19 @@ impl Source for Plex {
     }
 
     fn libraries(&self) -> Result<Vec<LibraryInfo>, SourceError> {
-        let container = self.get("/library/sections", None)?;
+        let sections: Sections = self.get("/library/sections", None)?;
         let mut libraries = Vec::new();
-        for directory in &container.directory {
-            let Some(id) = lenient::string(directory.get("key")) else {
+        for section in sections.directory.0.into_iter().flatten() {
+            let Some(id) = section.key.as_str().map(str::to_string) else {
                 continue;
             };
-            let kinds = match directory.get("type").and_then(Value::as_str) {
+            let kinds = match section.kind.as_str() {
                 Some("movie") => vec![Kind::Movie],
                 Some("show") => vec![Kind::Show, Kind::Season, Kind::Episode],
                 Some("artist") => vec![Kind::Artist, Kind::Album, Kind::Track],
                 _ => continue, // photo libraries and anything newer
             };
-            let title = lenient::string(directory.get("title")).unwrap_or_else(|| id.clone());
+            let title = section.title.as_str().map_or_else(|| id.clone(), str::to_string);
             // Plex stamps every item with `updatedAt` and sorts by it.
             libraries.push(LibraryInfo {
                 id,
@@ -160,13 +235,11 @@ impl Source for Plex {
     ) -> Result<Page, SourceError> {
         let start = position.offset(self)?;
         let path = Plex::listing_path(library, kind, order, start, size);
-        let container = self.get(&path, Some((start, size)))?;
-        Page {
-            items: container.metadata.iter().map(|value| parse_item(value, kind)).collect(),
-            total: container.total_size,
-            next: Default::default(),
-        }
-        .checked(start, size, &format!("{}{path}", self.http.base()))
+        page_of(self.get(&path, Some((start, size)))?, kind).checked(
+            start,
+            size,
+            &format!("{}{path}", self.http.base()),
+        )
     }
 
     fn children(&self, library: &LibraryInfo, parent: &str, _start: u64, _size: u32) -> Result<Page, SourceError> {
@@ -175,7 +248,8 @@ impl Source for Plex {
 
     fn count(&self, library: &LibraryInfo, kind: Kind) -> Result<Option<u64>, SourceError> {
         let path = Plex::listing_path(library, kind, Order::NewestChanged, 0, 0);
-        Ok(self.get(&path, Some((0, 0)))?.total_size)
+        let listing: Listing = self.get(&path, Some((0, 0)))?;
+        Ok(listing.total_size.count())
     }
 
     /// `/library/metadata/{id},{id},…` with the anchor among the ids, so the
@@ -196,7 +270,7 @@ impl Source for Plex {
         }
         let asked: Vec<&str> = ids.iter().map(String::as_str).chain(anchor).collect();
         if let Some(container) = self.metadata(&asked)? {
-            return self.present(library, kind, ids, anchor, &container);
+            return self.present(library, kind, ids, anchor, container);
         }
         if asked.len() == 1 {
             return Ok(Vec::new());
@@ -209,7 +283,7 @@ impl Source for Plex {
         let mut present = Vec::new();
         for id in ids {
             if let Some(container) = self.metadata(&[id.as_str()])? {
-                present.extend(self.present(library, kind, std::slice::from_ref(id), None, &container)?);
+                present.extend(self.present(library, kind, std::slice::from_ref(id), None, container)?);
             }
         }
         Ok(present)
@@ -229,7 +303,7 @@ impl Source for Plex {
 
 impl Plex {
     /// `/library/metadata/{ids}`, all in one page; `None` on 404.
-    fn metadata(&self, ids: &[&str]) -> Result<Option<Container>, SourceError> {
+    fn metadata(&self, ids: &[&str]) -> Result<Option<Metadata>, SourceError> {
         let keys: Vec<String> = ids.iter().map(|id| super::http::encode(id)).collect();
         let size = u32::try_from(ids.len()).unwrap_or(u32::MAX);
         let path =
@@ -244,22 +318,19 @@ impl Plex {
         kind: Kind,
         ids: &[String],
         anchor: Option<&str>,
-        container: &Container,
+        answer: Metadata,
     ) -> Result<Vec<Present>, SourceError> {
         let at = format!("{}/library/metadata", self.http.base());
-        let returned = u64::try_from(container.metadata.len()).unwrap_or(u64::MAX);
-        if container.total_size.is_some_and(|total| total > returned) {
+        let returned = u64::try_from(answer.metadata.0.len()).unwrap_or(u64::MAX);
+        if let Some(total) = answer.total_size.count().filter(|total| *total > returned) {
             return Err(SourceError::new(
                 ErrorKind::Unavailable,
-                format!(
-                    "{at}: the answer holds {returned} of {} items; asking again",
-                    container.total_size.unwrap_or(0)
-                ),
+                format!("{at}: the answer holds {returned} of {total} items; asking again"),
             ));
         }
         let mut present = Vec::new();
-        for value in &container.metadata {
-            let Some(id) = lenient::string(value.get("ratingKey")) else {
+        for entry in answer.metadata.0.into_iter().flatten() {
+            let Some(id) = entry.rating_key.as_str().map(str::to_string) else {
                 continue;
             };
             if let Some(err) = unasked(&at, ids, anchor, &id) {
@@ -268,11 +339,11 @@ impl Plex {
             if anchor == Some(id.as_str()) {
                 continue;
             }
-            let section = lenient::string(value.get("librarySectionID")).or_else(|| container.section.clone());
+            let section = entry.section.as_str().or(answer.section.as_str());
             if section.is_some_and(|section| section != library.id) {
                 continue; // moved to another library
             }
-            present.push(match parse_item(value, kind) {
+            present.push(match parse_item(Some(entry), kind) {
                 Ok(item) => Present::Item(Box::new(item)),
                 Err(bad) => {
                     log::warn!("{}: kept {id} as stored: {}", self.describe(), bad.reason);
@@ -284,63 +355,72 @@ impl Plex {
     }
 }
 
+/// Reads a listing answer (`/library/sections/{key}/all`) of `kind` from
+/// `body`, as `page` does: the parser the property tests feed.
+pub fn read_page(body: impl std::io::Read, kind: Kind) -> Result<Page, serde_json::Error> {
+    let envelope: Envelope<Listing> = serde_json::from_reader(body)?;
+    Ok(page_of(envelope.container, kind))
+}
+
+fn page_of(listing: Listing, kind: Kind) -> Page {
+    Page {
+        items: listing.metadata.0.into_iter().map(|entry| parse_item(entry, kind)).collect(),
+        total: listing.total_size.count(),
+        next: Default::default(),
+    }
+}
+
 /// Turns one `Metadata` entry into an item of the listed kind. An entry
-/// without an id is unusable; one with an id but missing essentials is
-/// reported with its id so the stored copy is kept.
-pub fn parse_item(value: &Value, listed: Kind) -> Result<Item, BadItem> {
-    let id = lenient::string(value.get("ratingKey"))
-        .ok_or_else(|| BadItem { id: None, reason: "entry has no ratingKey".into() })?;
+/// without an id is unusable; one with an id but missing essentials (or
+/// with a field too long to keep) is reported with its id so the stored
+/// copy is kept.
+pub fn parse_item(entry: Option<Entry>, listed: Kind) -> Result<Item, BadItem> {
+    let unusable = |reason: String| BadItem { id: None, reason };
+    let entry = entry.ok_or_else(|| unusable("entry is not an object".into()))?;
+    let id = entry.rating_key.read("ratingKey").map_err(unusable)?;
+    let id = id.ok_or_else(|| unusable("entry has no ratingKey".into()))?;
     let bad = |reason: String| BadItem { id: Some(id.clone()), reason };
-    if let Some(kind_name) = value.get("type").and_then(Value::as_str) {
+    if let Some(kind_name) = entry.kind.as_str() {
         if kind_name != listed.name() {
             return Err(bad(format!("listed as {listed} but has type \"{kind_name}\"")));
         }
     }
-    let title = lenient::string(value.get("title")).ok_or_else(|| bad("entry has no title".into()))?;
-    let added_at = lenient::i64(value.get("addedAt"));
-    let updated_at = lenient::i64(value.get("updatedAt")).or(added_at).unwrap_or(0);
+    let title = entry.title.read("title").map_err(bad)?.ok_or_else(|| bad("entry has no title".into()))?;
+    let added_at = entry.added_at.get();
+    let updated_at = entry.updated_at.get().or(added_at).unwrap_or(0);
     let parent_id = match listed {
-        Kind::Season | Kind::Episode | Kind::Album | Kind::Track => lenient::string(value.get("parentRatingKey")),
+        Kind::Season | Kind::Episode | Kind::Album | Kind::Track => {
+            entry.parent_rating_key.read("parentRatingKey").map_err(bad)?
+        }
         _ => None,
     };
-    let file = value
-        .get("Media")
-        .and_then(|media| media.get(0))
-        .and_then(|media| media.get("Part"))
-        .and_then(|parts| parts.get(0))
-        .and_then(|part| lenient::string(part.get("file")));
-    let mut item = Item::new(id, listed, title, updated_at);
-    item.sort_title = lenient::string(value.get("titleSort"));
+    let file = entry.media.0.and_then(|media| media.part.0).map(|part| part.file);
+    let mut item = Item::new(id.clone(), listed, title, updated_at);
+    item.sort_title = entry.title_sort.read("titleSort").map_err(bad)?;
     item.parent_id = parent_id;
     item.added_at = added_at;
-    item.year = lenient::i64(value.get("year")).and_then(|year| i32::try_from(year).ok());
-    item.index = lenient::i64(value.get("index"));
-    item.parent_index = lenient::i64(value.get("parentIndex"));
-    item.guid = lenient::string(value.get("guid"));
-    item.duration_ms = lenient::i64(value.get("duration"));
-    item.thumb = lenient::string(value.get("thumb"));
-    item.file = file;
+    item.year = entry.year.get().and_then(|year| i32::try_from(year).ok());
+    item.index = entry.index.get();
+    item.parent_index = entry.parent_index.get();
+    item.guid = entry.guid.read("guid").map_err(bad)?;
+    item.duration_ms = entry.duration.get();
+    item.thumb = entry.thumb.read("thumb").map_err(bad)?;
+    item.file = file.map_or(Ok(None), |file| file.read("file")).map_err(bad)?;
     Ok(item)
-}
-
-fn lenient_u64<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
-    let value = Option::<Value>::deserialize(deserializer)?;
-    Ok(lenient::u64(value.as_ref()))
-}
-
-fn lenient_string<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    let value = Option::<Value>::deserialize(deserializer)?;
-    Ok(lenient::string(value.as_ref()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn sample(name: &str) -> Value {
+    fn sample(name: &str, kind: Kind) -> Page {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/plex").join(name);
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
-        serde_json::from_str(&text).unwrap()
+        let file = std::fs::File::open(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+        read_page(std::io::BufReader::new(file), kind).unwrap()
+    }
+
+    fn entry(value: serde_json::Value) -> Option<Entry> {
+        Some(serde_json::from_value(value).unwrap())
     }
 
     #[test]
@@ -354,10 +434,10 @@ mod tests {
             ("music_albums.json", Kind::Album),
             ("music_tracks.json", Kind::Track),
         ] {
-            let envelope: Envelope = serde_json::from_value(sample(file)).unwrap();
-            assert!(!envelope.container.metadata.is_empty(), "{file}");
-            for value in &envelope.container.metadata {
-                let item = parse_item(value, kind).unwrap_or_else(|bad| panic!("{file}: {bad:?}"));
+            let page = sample(file, kind);
+            assert!(!page.items.is_empty(), "{file}");
+            for entry in page.items {
+                let item = entry.unwrap_or_else(|bad| panic!("{file}: {bad:?}"));
                 assert!(!item.title.is_empty());
                 assert!(item.updated_at > 1_500_000_000, "{file}");
                 let has_parent = matches!(kind, Kind::Season | Kind::Episode | Kind::Album | Kind::Track);
@@ -368,8 +448,8 @@ mod tests {
 
     #[test]
     fn episode_fields_map() {
-        let envelope: Envelope = serde_json::from_value(sample("tv_episodes.json")).unwrap();
-        let item = parse_item(&envelope.container.metadata[0], Kind::Episode).unwrap();
+        let page = sample("tv_episodes.json", Kind::Episode);
+        let item = page.items.into_iter().next().unwrap().unwrap();
         assert_eq!(item.id, "90");
         assert_eq!(item.parent_id.as_deref(), Some("89"));
         assert_eq!(item.title, "Pilot");
@@ -380,12 +460,16 @@ mod tests {
     #[test]
     fn numeric_ids_and_missing_fields() {
         let value = serde_json::json!({"ratingKey": 42, "title": "x", "updatedAt": "17"});
-        let item = parse_item(&value, Kind::Movie).unwrap();
+        let item = parse_item(entry(value), Kind::Movie).unwrap();
         assert_eq!(item.id, "42");
         assert_eq!(item.updated_at, 17);
         let no_id = serde_json::json!({"title": "x"});
-        assert_eq!(parse_item(&no_id, Kind::Movie).unwrap_err().id, None);
+        assert_eq!(parse_item(entry(no_id), Kind::Movie).unwrap_err().id, None);
         let no_title = serde_json::json!({"ratingKey": "7"});
-        assert_eq!(parse_item(&no_title, Kind::Movie).unwrap_err().id.as_deref(), Some("7"));
+        assert_eq!(parse_item(entry(no_title), Kind::Movie).unwrap_err().id.as_deref(), Some("7"));
+        let long_title = serde_json::json!({"ratingKey": "8", "title": "t".repeat(10 << 20)});
+        let refused = parse_item(entry(long_title), Kind::Movie).unwrap_err();
+        assert_eq!(refused.id.as_deref(), Some("8"), "{refused:?}");
+        assert_eq!(parse_item(None, Kind::Movie).unwrap_err().id, None);
     }
 }

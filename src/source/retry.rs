@@ -1,13 +1,19 @@
 //! Retries and rate-limit waits for any `Source`, in one place. Unavailable
 //! servers are retried with bounded exponential backoff; a rate limit is
 //! waited out while the total wait stays under a bound. Everything else is
-//! returned at once for the engine to decide on.
+//! returned at once for the engine to decide on. Every wait ends at once
+//! when the stop signal is set, and nothing is sent after it.
 
-use super::{ErrorKind, Order, Page, Position, Present, Source, SourceError, WaitObserver};
+use super::http::MAX_WAIT;
+use super::{ErrorKind, Order, Page, Position, Present, Source, SourceError, Stop, WaitObserver};
 use crate::model::{Kind, LibraryInfo};
+use std::sync::Arc;
 use std::time::Duration;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// The shortest rate-limit wait: a server answering 429 with
+/// `Retry-After: 0` (or a date past) is not asked again in a busy loop.
+const MIN_RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Debug)]
 pub struct RetryPolicy {
@@ -20,17 +26,22 @@ pub struct Retrying<S> {
     inner: S,
     policy: RetryPolicy,
     observer: std::sync::Mutex<Option<WaitObserver>>,
+    stop: Arc<Stop>,
 }
 
 impl<S: Source> Retrying<S> {
-    pub fn new(inner: S, policy: RetryPolicy) -> Retrying<S> {
-        Retrying { inner, policy, observer: std::sync::Mutex::new(None) }
+    /// Wraps `inner`; `stop` is the signal its requests are stopped by too.
+    pub fn new(inner: S, policy: RetryPolicy, stop: &Arc<Stop>) -> Retrying<S> {
+        Retrying { inner, policy, observer: std::sync::Mutex::new(None), stop: Arc::clone(stop) }
     }
 
     fn call<T>(&self, mut attempt_once: impl FnMut() -> Result<T, SourceError>) -> Result<T, SourceError> {
         let mut failures = 0u32;
         let mut waited = Duration::ZERO;
         loop {
+            if self.stop.is_set() {
+                return Err(SourceError::stopped(&self.inner.describe()));
+            }
             let err = match attempt_once() {
                 Ok(value) => return Ok(value),
                 Err(err) => err,
@@ -40,16 +51,24 @@ impl<S: Source> Retrying<S> {
                     let factor = 1u32.checked_shl(failures).unwrap_or(u32::MAX);
                     self.policy.delay.saturating_mul(factor).min(MAX_BACKOFF)
                 }
-                ErrorKind::RateLimited(wait) if waited + wait <= self.policy.max_rate_limit_wait => wait,
+                ErrorKind::RateLimited(wait) => {
+                    let wait = wait.clamp(MIN_RATE_LIMIT_WAIT, MAX_WAIT);
+                    if waited.saturating_add(wait) > self.policy.max_rate_limit_wait {
+                        return Err(err);
+                    }
+                    wait
+                }
                 _ => return Err(err),
             };
-            failures += 1;
-            waited += pause;
+            failures = failures.saturating_add(1);
+            waited = waited.saturating_add(pause);
             log::warn!("{err}; trying again in {:.1}s", pause.as_secs_f64());
             if let Some(observer) = self.observer.lock().ok().and_then(|observer| observer.clone()) {
                 observer(&err, pause);
             }
-            std::thread::sleep(pause);
+            if self.stop.sleep(pause) {
+                return Err(SourceError::stopped(&self.inner.describe()));
+            }
         }
     }
 }
@@ -111,6 +130,7 @@ impl<S: Source> Source for Retrying<S> {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, reason = "test code: a call count cannot overflow")]
 mod tests {
     use super::*;
     use std::sync::Mutex;
@@ -151,9 +171,19 @@ mod tests {
     }
 
     fn run(outcomes: Vec<Result<(), SourceError>>, retries: u32) -> (Result<(), SourceError>, u32) {
+        run_with(outcomes, retries, Duration::from_millis(50), &Arc::default())
+    }
+
+    fn run_with(
+        outcomes: Vec<Result<(), SourceError>>,
+        retries: u32,
+        max_rate_limit_wait: Duration,
+        stop: &Arc<Stop>,
+    ) -> (Result<(), SourceError>, u32) {
         let source = Retrying::new(
             Scripted { outcomes: Mutex::new(outcomes), calls: Mutex::new(0) },
-            RetryPolicy { retries, delay: Duration::from_millis(1), max_rate_limit_wait: Duration::from_millis(50) },
+            RetryPolicy { retries, delay: Duration::from_millis(1), max_rate_limit_wait },
+            stop,
         );
         let result = source.libraries().map(|_| ());
         let calls = *source.inner.calls.lock().unwrap();
@@ -188,11 +218,65 @@ mod tests {
     #[test]
     fn rate_limit_waits_within_bound_only() {
         let limited = |ms| Err(SourceError::new(ErrorKind::RateLimited(Duration::from_millis(ms)), "slow"));
-        let (result, calls) = run(vec![limited(10), limited(10), Ok(())], 0);
-        assert!(result.is_ok());
+        let limit = Duration::from_millis(2500);
+        let (result, calls) = run_with(vec![limited(10), limited(10), Ok(())], 0, limit, &Arc::default());
+        assert!(result.is_ok(), "each wait counts as the one second minimum");
         assert_eq!(calls, 3);
-        let (result, calls) = run(vec![limited(40), limited(40), Ok(())], 0);
+        let (result, calls) = run_with(vec![limited(10), limited(10), limited(10), Ok(())], 0, limit, &Arc::default());
         assert!(matches!(result.unwrap_err().kind, ErrorKind::RateLimited(_)));
-        assert_eq!(calls, 2);
+        assert_eq!(calls, 3);
+    }
+
+    /// The regression of issue 12: `Retry-After: 1` then the largest number
+    /// overflowed the total wait and panicked the sync. Now the second wait
+    /// is a day (`MAX_WAIT`), which the stop signal ends.
+    #[test]
+    fn extreme_waits_neither_overflow_nor_outlast_a_day() {
+        let limited = |wait| Err(SourceError::new(ErrorKind::RateLimited(wait), "slow"));
+        let stop = Arc::new(Stop::new());
+        let source = Retrying::new(
+            Scripted {
+                outcomes: Mutex::new(vec![limited(Duration::from_secs(1)), limited(Duration::MAX), Ok(())]),
+                calls: Mutex::new(0),
+            },
+            RetryPolicy { retries: 0, delay: Duration::ZERO, max_rate_limit_wait: Duration::MAX },
+            &stop,
+        );
+        let waits = Arc::new(Mutex::new(Vec::new()));
+        let (seen, stopper) = (Arc::clone(&waits), Arc::clone(&stop));
+        source.observe_waits(Arc::new(move |_, pause| {
+            seen.lock().unwrap().push(pause);
+            if pause == MAX_WAIT {
+                stopper.set();
+            }
+        }));
+        assert_eq!(source.libraries().unwrap_err().kind, ErrorKind::Stopped);
+        assert_eq!(*waits.lock().unwrap(), [Duration::from_secs(1), MAX_WAIT]);
+        assert_eq!(*source.inner.calls.lock().unwrap(), 2);
+        let (result, calls) = run(vec![limited(Duration::MAX), Ok(())], 0);
+        assert!(matches!(result.unwrap_err().kind, ErrorKind::RateLimited(_)), "past max_rate_limit_wait");
+        assert_eq!(calls, 1);
+    }
+
+    #[test]
+    fn a_stop_ends_the_wait_and_sends_nothing_more() {
+        let stop = stop_soon();
+        let hour = Err(SourceError::new(ErrorKind::RateLimited(Duration::from_secs(3600)), "slow"));
+        let (result, calls) = run_with(vec![hour, Ok(())], 0, Duration::from_secs(7200), &stop);
+        assert_eq!(result.unwrap_err().kind, ErrorKind::Stopped);
+        assert_eq!(calls, 1, "no request after the stop");
+        let (result, calls) = run_with(vec![Ok(())], 0, Duration::ZERO, &stop);
+        assert_eq!((result.unwrap_err().kind, calls), (ErrorKind::Stopped, 0));
+    }
+
+    /// A stop signal another thread sets a moment from now.
+    fn stop_soon() -> Arc<Stop> {
+        let stop = Arc::new(Stop::new());
+        let setter = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            setter.set();
+        });
+        stop
     }
 }

@@ -38,11 +38,10 @@ fn read_u64(meta: &impl ReadableTable<&'static str, &'static [u8]>, key: &str) -
     Ok(value.and_then(|value| value.value().try_into().ok().map(u64::from_be_bytes)))
 }
 
-/// Fills `TOMBSTONES` from the tombstones of `CHANGES` once, in a store made
-/// before it existed; they count as made now.
+/// Fills `TOMBSTONES` from the tombstones of `CHANGES` in a store made
+/// before it existed (`migrate::EVERY_TABLE` unset); they count as made now.
 pub(super) fn index_tombstones(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
-    let mut meta = txn.open_table(META)?;
-    if meta.get("tombstones_indexed")?.is_some() {
+    if txn.open_table(META)?.get(super::migrate::EVERY_TABLE)?.is_some() {
         return Ok(());
     }
     let changes = txn.open_table(CHANGES)?;
@@ -54,7 +53,6 @@ pub(super) fn index_tombstones(txn: &redb::WriteTransaction) -> Result<(), Store
             tombstones.insert(seq.value(), made)?;
         }
     }
-    meta.insert("tombstones_indexed", [].as_slice())?;
     Ok(())
 }
 

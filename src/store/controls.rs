@@ -49,7 +49,7 @@ impl Store {
     pub fn reset_server(&self, server: &str) -> Result<u32, StoreError> {
         let libraries = self.libraries()?;
         let txn = self.db.begin_write()?;
-        let mut reset = 0;
+        let mut reset = 0u32;
         {
             let mut table = txn.open_table(LIBRARY_STATE)?;
             for (number, mut state) in libraries.into_iter().filter(|(_, state)| state.server == server) {
@@ -58,7 +58,7 @@ impl Store {
                 state.needs_full = Some(RESET_REASON.to_string());
                 let json = serde_json::to_vec(&state).map_err(StoreError::Record)?;
                 table.insert(number, json.as_slice())?;
-                reset += 1;
+                reset = reset.saturating_add(1);
             }
         }
         txn.commit()?;

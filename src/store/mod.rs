@@ -7,16 +7,20 @@ pub mod backend;
 mod compact;
 mod controls;
 mod error;
+mod item_record;
+mod migrate;
 mod nested;
 mod open;
 mod paging;
 pub mod records;
 mod session;
+mod space;
 pub mod tables;
 mod writer;
 
-use crate::model::{Item, Kind};
-use records::{ItemHeader, LibraryState, RunRecord, ServerState, decode_header, decode_item};
+use crate::model::{Item, Kind, content_hash};
+use item_record::{ItemHeader, content_updated_at, decode_item, split_record};
+use records::{LibraryState, RunRecord, ServerState};
 use redb::{Database, ReadableTable, ReadableTableMetadata};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -26,6 +30,7 @@ pub use compact::TombstoneLimits;
 pub use controls::ServerControl;
 pub use error::{CreateCause, CreateStep, Damage, StoreError, StoreErrorKind};
 pub use session::Session;
+pub use space::{Space, TableSpace};
 pub use writer::Writer;
 
 pub struct Store {
@@ -40,12 +45,23 @@ pub enum Outcome {
     Unchanged,
 }
 
-/// One exported row: the item, where it lives and its stored hash.
+/// One exported row: the item, where it lives, its hash and last change.
 pub struct StoredItem {
     pub library: u32,
+    /// `content_hash` of the item's JSON, computed on reading (the record
+    /// does not keep it: it follows from the fields).
     pub hash: u64,
     pub seq: u64,
     pub item: Item,
+}
+
+impl StoredItem {
+    /// Decodes the record stored under `key` (library number, item id).
+    fn decode(key: &[u8], record: &[u8]) -> Option<StoredItem> {
+        let (library, id) = split_item_key(key)?;
+        let (header, item) = decode_item(id, record)?;
+        Some(StoredItem { library, hash: content_hash(&item.body_json()), seq: header.seq, item })
+    }
 }
 
 /// A library's items of one kind, as `Store::recount` finds them.
@@ -144,12 +160,11 @@ impl Store {
         let table = txn.open_table(ITEMS)?;
         let (start, end) = library_range(library);
         for entry in table.range(start.as_slice()..end.as_slice())? {
-            let (_, value) = entry?;
-            let Some((header, item)) = decode_item(value.value()) else {
+            let (key, value) = entry?;
+            let Some(stored) = StoredItem::decode(key.value(), value.value()) else {
                 return Err(StoreError::ItemRecord { library });
             };
-            let keep_going = visit(StoredItem { library, hash: header.hash, seq: header.seq, item });
-            if !keep_going {
+            if !visit(stored) {
                 break;
             }
         }
@@ -163,12 +178,7 @@ impl Store {
         let Some(value) = table.get(key.as_slice())? else {
             return Ok(None);
         };
-        Ok(decode_item(value.value()).map(|(header, item)| StoredItem {
-            library,
-            hash: header.hash,
-            seq: header.seq,
-            item,
-        }))
+        Ok(StoredItem::decode(&key, value.value()))
     }
 
     /// Counts a library's items per kind, with the newest change time of
@@ -177,10 +187,11 @@ impl Store {
     /// ground truth).
     pub fn recount(&self, library: u32) -> Result<BTreeMap<Kind, KindTally>, StoreError> {
         let mut tallies: BTreeMap<Kind, KindTally> = BTreeMap::new();
-        self.scan_headers(library, None, |_, header| {
-            let tally = tallies.entry(header.kind).or_insert(KindTally { count: 0, newest: header.updated_at });
+        self.scan_headers(library, None, |_, header, content| {
+            let updated_at = content_updated_at(content).unwrap_or(i64::MIN);
+            let tally = tallies.entry(header.kind).or_insert(KindTally { count: 0, newest: updated_at });
             tally.count = tally.count.saturating_add(1);
-            tally.newest = tally.newest.max(header.updated_at);
+            tally.newest = tally.newest.max(updated_at);
             true
         })?;
         Ok(tallies)
@@ -197,15 +208,15 @@ impl Store {
     ) -> Result<Vec<String>, StoreError> {
         let after = after.map(|id| item_key(library, id));
         let (keys, _) = self.unseen(library, &[kind], after.as_deref(), limit)?;
-        Ok(keys.iter().map(|key| String::from_utf8_lossy(key.get(4..).unwrap_or_default()).into_owned()).collect())
+        Ok(keys.iter().filter_map(|key| split_item_key(key).map(|(_, id)| id.to_string())).collect())
     }
 
-    /// Walks item headers (no JSON decoding) from just after `after`.
+    /// Walks item headers and undecoded contents from just after `after`.
     fn scan_headers(
         &self,
         library: u32,
         after: Option<&[u8]>,
-        mut visit: impl FnMut(&[u8], ItemHeader) -> bool,
+        mut visit: impl FnMut(&[u8], ItemHeader, &[u8]) -> bool,
     ) -> Result<(), StoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(ITEMS)?;
@@ -218,10 +229,10 @@ impl Store {
         }?;
         for entry in range {
             let (key, value) = entry?;
-            let Some(header) = decode_header(value.value()) else {
+            let Some((header, content)) = split_record(value.value()) else {
                 continue;
             };
-            if !visit(key.value(), header) {
+            if !visit(key.value(), header, content) {
                 break;
             }
         }
@@ -243,7 +254,7 @@ impl Store {
         let mut keys = Vec::new();
         let mut error = None;
         let mut complete = true;
-        self.scan_headers(library, after, |key, header| {
+        self.scan_headers(library, after, |key, header, _| {
             if !kinds.contains(&header.kind) {
                 return true;
             }
@@ -262,7 +273,9 @@ impl Store {
             let is_seen = chunk
                 .as_ref()
                 .and_then(|(_, bits)| bits.as_ref())
-                .is_some_and(|bits| bits[(bit / 8) as usize] & (1 << (bit % 8)) != 0);
+                // A chunk shorter than SEEN_CHUNK_BYTES (the writer never
+                // stores one) reads as unseen past its end, like a missing chunk.
+                .is_some_and(|bits| bits.get((bit / 8) as usize).is_some_and(|byte| byte & (1 << (bit % 8)) != 0));
             if !is_seen {
                 keys.push(key.to_vec());
                 if keys.len() >= limit {
@@ -298,15 +311,13 @@ impl Store {
         let mut out = Vec::new();
         for entry in table.range(since.saturating_add(1)..)? {
             let (key, value) = entry?;
-            let value = value.value();
-            if value.len() < 5 {
-                continue;
-            }
+            let Some((&op, rest)) = value.value().split_first() else { continue };
+            let Some((library, id)) = rest.split_first_chunk::<4>() else { continue };
             out.push(Change {
                 seq: key.value(),
-                deleted: value[0] == OP_DELETE,
-                library: u32::from_be_bytes(value[1..5].try_into().unwrap()),
-                id: String::from_utf8_lossy(&value[5..]).into_owned(),
+                deleted: op == OP_DELETE,
+                library: u32::from_be_bytes(*library),
+                id: String::from_utf8_lossy(id).into_owned(),
             });
             if out.len() >= limit {
                 break;

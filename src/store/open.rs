@@ -1,17 +1,27 @@
 //! Opening and creating the store so that a power cut can never leave a file
-//! that will not open: a new store is built under a temporary name, committed
-//! once, fsynced, renamed into place and the directory fsynced. Opening runs
-//! inside `catch_unwind`, so a damaged file becomes an error that names the
-//! file and what to do, and is never deleted.
+//! that will not open, and two processes starting at once cannot clobber
+//! each other: a new store is built under a temporary name whose lock is
+//! taken first, committed once, linked into place (never over an existing
+//! store) and the directory fsynced. Opening runs inside `catch_unwind`, so
+//! a damaged file becomes an error that names the file and what to do, and
+//! is never deleted. An older store is migrated (`migrate`); a current one
+//! is only read.
 
 use super::backend::SyncOnGrow;
 use super::error::{CreateCause, CreateStep, Damage, StoreError};
+use super::migrate;
 use super::tables::{self, SCHEMA_VERSION};
 use redb::backends::FileBackend;
-use redb::{Database, DatabaseError, ReadableTable, StorageBackend};
+use redb::{Database, DatabaseError, StorageBackend};
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::MetadataExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long a creator waits for another one (a second process started at
+/// the same moment) to finish before calling the store in use.
+const CREATOR_WAIT: Duration = Duration::from_secs(10);
 
 pub fn open_file(path: &Path, cache_bytes: usize) -> Result<Database, StoreError> {
     if !path.exists() {
@@ -32,51 +42,90 @@ pub fn open_file(path: &Path, cache_bytes: usize) -> Result<Database, StoreError
     })
 }
 
-/// Opens (or initialises, when empty) a database on `backend` and checks
-/// its schema version. A panic inside redb becomes a `Damaged` error.
+/// Opens (or initialises, when empty) a database on `backend` and brings it
+/// to the current schema. A panic inside redb becomes a `Damaged` error.
 pub fn open_backend(backend: impl StorageBackend, cache_bytes: usize) -> Result<Database, StoreError> {
     let opened = catch_unwind(AssertUnwindSafe(move || {
-        Database::builder().set_cache_size(cache_bytes).create_with_backend(backend)
+        let told = std::sync::atomic::AtomicBool::new(false);
+        Database::builder()
+            .set_cache_size(cache_bytes)
+            .set_repair_callback(move |_| {
+                if !told.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    log::warn!("the store was not closed cleanly; checking it before use (this reads the whole file)");
+                }
+            })
+            .create_with_backend(backend)
     }));
-    let db = match opened {
+    let mut db = match opened {
         Ok(Ok(db)) => db,
         Ok(Err(err)) => return Err(StoreError::Damaged { path: None, damage: Damage::Database(err) }),
         Err(_) => return Err(StoreError::Damaged { path: None, damage: Damage::Panicked }),
     };
-    initialise(&db)?;
+    initialise(&mut db)?;
     Ok(db)
 }
 
-/// Creates every table and records the schema version; checks the version of
-/// an existing store.
-fn initialise(db: &Database) -> Result<(), StoreError> {
-    let txn = db.begin_write()?;
-    {
-        let mut meta = txn.open_table(tables::META)?;
-        let stored =
-            meta.get("schema_version")?.and_then(|value| value.value().try_into().ok().map(u32::from_be_bytes));
-        match stored {
-            None => {
-                meta.insert("schema_version", SCHEMA_VERSION.to_be_bytes().as_slice())?;
-            }
-            Some(version) if version == SCHEMA_VERSION => {}
-            Some(version) => {
-                return Err(StoreError::Damaged { path: None, damage: Damage::SchemaVersion(version) });
-            }
+/// Creates every table and records the schema version in a new store;
+/// migrates an older one, and adds the tables a current one made before
+/// them lacks. A current store with every table is only read: opening it
+/// commits nothing.
+fn initialise(db: &mut Database) -> Result<(), StoreError> {
+    match read_schema(db)? {
+        Schema::Current => Ok(()),
+        Schema::TablesOwed => add_tables(db),
+        Schema::CompactionOwed => {
+            add_tables(db)?;
+            migrate::compact(db)
         }
-        txn.open_table(tables::LIBRARIES)?;
-        txn.open_table(tables::LIBRARY_STATE)?;
-        txn.open_table(tables::ITEMS)?;
-        txn.open_table(tables::SEEN)?;
-        txn.open_table(tables::CHANGES)?;
-        txn.open_table(tables::RUNS)?;
-        txn.open_table(tables::SERVERS)?;
-        txn.open_table(tables::CONTROLS)?;
-        txn.open_table(tables::SESSIONS)?;
-        txn.open_table(tables::PENDING)?;
-        txn.open_table(tables::FETCHED)?;
+        Schema::Version(1) => migrate::from_version_1(db),
+        Schema::Version(version) => Err(StoreError::Damaged { path: None, damage: Damage::SchemaVersion(version) }),
+        Schema::New => {
+            let txn = db.begin_write()?;
+            txn.open_table(tables::META)?.insert("schema_version", SCHEMA_VERSION.to_be_bytes().as_slice())?;
+            migrate::open_every_table(&txn)?;
+            txn.commit()?;
+            Ok(())
+        }
     }
-    super::compact::index_tombstones(&txn)?;
+}
+
+/// What opening a store has to do.
+enum Schema {
+    /// No schema version: a new store.
+    New,
+    /// Current, with every table (new stores and migrations create them all).
+    Current,
+    /// Current, but made before some of its tables existed (the feed's
+    /// tombstone index, fetched parents).
+    TablesOwed,
+    /// Current, but the migration's compaction did not finish.
+    CompactionOwed,
+    /// Another version.
+    Version(u32),
+}
+
+fn read_schema(db: &Database) -> Result<Schema, StoreError> {
+    let txn = db.begin_read()?;
+    let meta = match txn.open_table(tables::META) {
+        Ok(meta) => meta,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Schema::New),
+        Err(err) => return Err(err.into()),
+    };
+    let version = meta.get("schema_version")?.and_then(|value| value.value().try_into().ok().map(u32::from_be_bytes));
+    match version {
+        None => Ok(Schema::New),
+        Some(SCHEMA_VERSION) if meta.get(migrate::COMPACTION_OWED)?.is_some() => Ok(Schema::CompactionOwed),
+        Some(SCHEMA_VERSION) if meta.get(migrate::EVERY_TABLE)?.is_none() => Ok(Schema::TablesOwed),
+        Some(SCHEMA_VERSION) => Ok(Schema::Current),
+        Some(version) => Ok(Schema::Version(version)),
+    }
+}
+
+/// Creates the tables a store of the current version made before they
+/// existed lacks, in one commit.
+fn add_tables(db: &Database) -> Result<(), StoreError> {
+    let txn = db.begin_write()?;
+    migrate::open_every_table(&txn)?;
     txn.commit()?;
     Ok(())
 }
@@ -87,38 +136,151 @@ fn creating_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Builds a new store beside `path` and renames it into place, so a file at
-/// `path` has always held at least one commit.
+/// Builds a new store beside `path` and links it into place, so a file at
+/// `path` has always held at least one commit and an existing store is
+/// never replaced. A creator takes the temporary file's lock before it
+/// touches the file; a second creator waits until the first one's store is
+/// in place (and then opens it like any other).
 fn create(path: &Path, cache_bytes: usize) -> Result<(), StoreError> {
-    let fail = |step: CreateStep, err: std::io::Error| StoreError::Uncreatable {
-        path: path.to_path_buf(),
-        step,
-        cause: CreateCause::Io(err),
-    };
     let directory = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    std::fs::create_dir_all(&directory).map_err(|err| fail(CreateStep::MakingDirectory, err))?;
-    // A leftover temporary file never became the store: it is safe to drop.
+    std::fs::create_dir_all(&directory).map_err(|err| uncreatable(path, CreateStep::MakingDirectory, err))?;
     let temporary = creating_path(path);
+    let started = Instant::now();
+    loop {
+        if path.exists() {
+            return Ok(());
+        }
+        match lock_temporary(path, &temporary)? {
+            Some(backend) => return build(path, &temporary, &directory, backend, cache_bytes),
+            None if started.elapsed() < CREATOR_WAIT => std::thread::sleep(Duration::from_millis(20)),
+            None => return Err(StoreError::Locked { path: path.to_path_buf() }),
+        }
+    }
+}
+
+/// Opens the temporary file and takes its lock. `None` while another
+/// creator holds it, or when the file locked is no longer the temporary
+/// one (its creator linked it into place and removed the name meanwhile).
+fn lock_temporary(path: &Path, temporary: &Path) -> Result<Option<FileBackend>, StoreError> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
-        .truncate(true)
-        .open(&temporary)
-        .map_err(|err| fail(CreateStep::Creating, err))?;
-    let backend = FileBackend::new(file).map_err(|err| StoreError::Uncreatable {
-        path: path.to_path_buf(),
-        step: CreateStep::Locking,
-        cause: CreateCause::Database(err),
-    })?;
+        .truncate(false)
+        .open(temporary)
+        .map_err(|err| uncreatable(path, CreateStep::Creating, err))?;
+    let opened = file.metadata().map_err(|err| uncreatable(path, CreateStep::Creating, err))?;
+    let backend = match FileBackend::new(file) {
+        Ok(backend) => backend,
+        Err(DatabaseError::DatabaseAlreadyOpen) => return Ok(None),
+        Err(err) => {
+            return Err(StoreError::Uncreatable {
+                path: path.to_path_buf(),
+                step: CreateStep::Locking,
+                cause: CreateCause::Database(err),
+            });
+        }
+    };
+    let still_there =
+        std::fs::metadata(temporary).is_ok_and(|named| (named.dev(), named.ino()) == (opened.dev(), opened.ino()));
+    Ok(still_there.then_some(backend))
+}
+
+/// Builds the store in the locked temporary file and links it into place,
+/// holding the lock until the temporary name is gone.
+fn build(
+    path: &Path,
+    temporary: &Path,
+    directory: &Path,
+    backend: FileBackend,
+    cache_bytes: usize,
+) -> Result<(), StoreError> {
+    // A leftover of a creation cut short never became the store.
+    backend.set_len(0).map_err(|err| uncreatable(path, CreateStep::Creating, err))?;
+    // Commits once, with redb's immediate durability (fsynced).
     let db = open_backend(SyncOnGrow::new(backend), cache_bytes)?;
+    File::open(temporary)
+        .and_then(|file| file.sync_all())
+        .map_err(|err| uncreatable(path, CreateStep::Syncing, err))?;
+    // A link never replaces a file: if a store appeared meanwhile (made by
+    // something that took no lock), it is kept and this one dropped.
+    let placed = match std::fs::hard_link(temporary, path) {
+        Ok(()) => true,
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => false,
+        // A file system without hard links (FAT): only a creator holding
+        // this lock renames, and only onto a free name.
+        Err(_) if !path.exists() => {
+            std::fs::rename(temporary, path).map_err(|err| uncreatable(path, CreateStep::Renaming, err))?;
+            true
+        }
+        Err(err) => return Err(uncreatable(path, CreateStep::Renaming, err)),
+    };
+    match std::fs::remove_file(temporary) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            return Err(uncreatable(path, CreateStep::Renaming, err));
+        }
+        _ => {}
+    }
+    File::open(directory)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|err| uncreatable(path, CreateStep::SyncingDirectory, err))?;
     drop(db);
-    File::open(&temporary).and_then(|file| file.sync_all()).map_err(|err| fail(CreateStep::Syncing, err))?;
-    std::fs::rename(&temporary, path).map_err(|err| fail(CreateStep::Renaming, err))?;
-    File::open(&directory).and_then(|dir| dir.sync_all()).map_err(|err| fail(CreateStep::SyncingDirectory, err))?;
-    log::info!("created a new store at {}", path.display());
+    if placed {
+        log::info!("created a new store at {}", path.display());
+    }
     Ok(())
+}
+
+fn uncreatable(path: &Path, step: CreateStep, err: std::io::Error) -> StoreError {
+    StoreError::Uncreatable { path: path.to_path_buf(), step, cause: CreateCause::Io(err) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Barrier};
+
+    /// Creators racing for a new store: each keeps trying until it holds
+    /// the store, writes its own library, and lets go. A creator that
+    /// replaced (or truncated) another's store would lose that library.
+    #[test]
+    fn racing_creators_never_clobber_each_other() {
+        const CREATORS: usize = 4;
+        for round in 0..10 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = Arc::new(dir.path().join("state").join("catalog.redb"));
+            let barrier = Arc::new(Barrier::new(CREATORS));
+            let creators: Vec<_> = (0..CREATORS)
+                .map(|creator| {
+                    let (path, barrier) = (Arc::clone(&path), Arc::clone(&barrier));
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        let mut locked = 0;
+                        loop {
+                            match crate::store::Store::open(&path, 1 << 20) {
+                                Ok(store) => {
+                                    store.library("home", &format!("{creator}"), "Movies").unwrap();
+                                    return locked;
+                                }
+                                Err(err) if err.kind() == crate::store::StoreErrorKind::Locked => {
+                                    locked += 1;
+                                    std::thread::sleep(Duration::from_millis(5));
+                                }
+                                Err(err) => panic!("round {round}, creator {creator}: {err}"),
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for creator in creators {
+                creator.join().unwrap();
+            }
+            let store = crate::store::Store::open(&path, 1 << 20).unwrap();
+            assert_eq!(store.libraries().unwrap().len(), CREATORS, "round {round}: a creator's library was lost");
+            assert!(!creating_path(&path).exists(), "round {round}: the temporary file is left behind");
+        }
+    }
 }

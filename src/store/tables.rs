@@ -7,8 +7,9 @@
 use redb::TableDefinition;
 
 /// The version of the layout below. Bump it, and add a migration in
-/// `store::open`, whenever the meaning of a stored byte changes.
-pub const SCHEMA_VERSION: u32 = 1;
+/// `store::migrate`, whenever the meaning of a stored byte changes.
+/// Version 2: the compact item record (`item_record`).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// "schema_version" → u32 BE; "next_library" → u32 BE; "next_seq" → u64 BE;
 /// "compacted_through" → u64 BE, the newest change sequence number whose
@@ -58,10 +59,11 @@ pub const TOMBSTONES: TableDefinition<u64, i64> = TableDefinition::new("tombston
 pub const SEEN_CHUNK_BITS: u32 = 8192;
 pub const SEEN_CHUNK_BYTES: usize = (SEEN_CHUNK_BITS / 8) as usize;
 
+#[allow(clippy::expect_used, reason = "config validation limits server names to 64 bytes")]
 pub fn library_key(server: &str, library_id: &str) -> Vec<u8> {
     let server = server.as_bytes();
     let length = u16::try_from(server.len()).expect("server names are at most 64 bytes");
-    let mut key = Vec::with_capacity(2 + server.len() + library_id.len());
+    let mut key = Vec::with_capacity(server.len().saturating_add(library_id.len()).saturating_add(2));
     key.extend_from_slice(&length.to_be_bytes());
     key.extend_from_slice(server);
     key.extend_from_slice(library_id.as_bytes());
@@ -69,10 +71,16 @@ pub fn library_key(server: &str, library_id: &str) -> Vec<u8> {
 }
 
 pub fn item_key(library: u32, id: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(4 + id.len());
+    let mut key = Vec::with_capacity(id.len().saturating_add(4));
     key.extend_from_slice(&library.to_be_bytes());
     key.extend_from_slice(id.as_bytes());
     key
+}
+
+/// The library number and item id of an item key (or a pending parent's).
+pub fn split_item_key(key: &[u8]) -> Option<(u32, &str)> {
+    let (library, id) = key.split_first_chunk::<4>()?;
+    Some((u32::from_be_bytes(*library), std::str::from_utf8(id).ok()?))
 }
 
 /// The half-open key range holding every item (or seen chunk, or run) of a
@@ -104,7 +112,7 @@ pub const OP_UPSERT: u8 = 1;
 pub const OP_DELETE: u8 = 2;
 
 pub fn change_value(op: u8, library: u32, id: &str) -> Vec<u8> {
-    let mut value = Vec::with_capacity(5 + id.len());
+    let mut value = Vec::with_capacity(id.len().saturating_add(5));
     value.push(op);
     value.extend_from_slice(&library.to_be_bytes());
     value.extend_from_slice(id.as_bytes());
@@ -118,6 +126,8 @@ mod tests {
     #[test]
     fn keys_are_explicit_big_endian() {
         assert_eq!(item_key(1, "55"), vec![0, 0, 0, 1, b'5', b'5']);
+        assert_eq!(split_item_key(&item_key(258, "a/1")), Some((258, "a/1")));
+        assert_eq!(split_item_key(&[0, 0, 1]), None);
         assert_eq!(library_key("ab", "1"), vec![0, 2, b'a', b'b', b'1']);
         assert_eq!(seen_key(2, 3), [0, 0, 0, 2, 0, 0, 0, 3]);
         assert_eq!(run_key(1, 258), [0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 2]);

@@ -5,11 +5,13 @@
 
 use super::Outcome;
 use super::StoreError;
-use super::records::{Checkpoint, ItemHeader, LibraryState, RunRecord, ServerState, decode_header, encode_item};
+use super::item_record::{ItemHeader, encode_content, encode_item, split_record};
+use super::records::{Checkpoint, LibraryState, RunRecord, ServerState};
 use super::tables::*;
-use crate::model::{Item, Kind, content_hash};
+use crate::model::{Item, Kind};
 use redb::{ReadableTable, Table};
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 
 pub struct Writer<'t> {
     pub(super) meta: Table<'t, &'static str, &'static [u8]>,
@@ -63,7 +65,7 @@ impl<'t> Writer<'t> {
 
     fn take_seq(&mut self) -> u64 {
         let seq = self.next_seq;
-        self.next_seq += 1;
+        self.next_seq = seq.saturating_add(1);
         self.seq_dirty = true;
         seq
     }
@@ -137,34 +139,35 @@ impl<'t> Writer<'t> {
         seen: bool,
     ) -> Result<Outcome, StoreError> {
         let key = item_key(library, &item.id);
-        let body = item.body_json();
-        let hash = content_hash(&body);
-        let existing = self.items.get(key.as_slice())?.map(|value| decode_header(value.value()));
+        let content = encode_content(item);
+        let existing = self.items.get(key.as_slice())?.map(|value| {
+            split_record(value.value()).map(|(old, stored)| (old, old.kind == item.kind && stored == content))
+        });
         let (ordinal, outcome) = match existing {
-            Some(Some(old)) if old.hash == hash && old.kind == item.kind => {
+            Some(Some((old, true))) => {
                 if seen {
                     self.mark_seen(library, old.ordinal)?;
                 }
                 return Ok(Outcome::Unchanged);
             }
-            Some(Some(old)) => {
+            Some(Some((old, false))) => {
                 self.changes.remove(old.seq)?;
                 if old.kind != item.kind {
                     decrement(state, old.kind);
-                    *state.counts.entry(item.kind).or_insert(0) += 1;
+                    increment(state, item.kind);
                 }
                 (old.ordinal, Outcome::Changed)
             }
             // An undecodable record is replaced; the next recount fixes the counters.
             Some(None) => (take_ordinal(state)?, Outcome::Changed),
             None => {
-                *state.counts.entry(item.kind).or_insert(0) += 1;
+                increment(state, item.kind);
                 (take_ordinal(state)?, Outcome::New)
             }
         };
         let seq = self.take_seq();
-        let header = ItemHeader { kind: item.kind, ordinal, hash, seq, updated_at: item.updated_at };
-        self.items.insert(key.as_slice(), encode_item(&header, &body).as_slice())?;
+        let header = ItemHeader { kind: item.kind, ordinal, seq };
+        self.items.insert(key.as_slice(), encode_item(&header, &content).as_slice())?;
         self.changes.insert(seq, change_value(OP_UPSERT, library, &item.id).as_slice())?;
         let newest = state.newest.entry(item.kind).or_insert(item.updated_at);
         *newest = (*newest).max(item.updated_at);
@@ -178,7 +181,8 @@ impl<'t> Writer<'t> {
     /// server sent in a form we could not read: the stored copy stays).
     pub fn mark_seen_id(&mut self, library: u32, id: &str) -> Result<bool, StoreError> {
         let key = item_key(library, id);
-        let header = self.items.get(key.as_slice())?.and_then(|value| decode_header(value.value()));
+        let header =
+            self.items.get(key.as_slice())?.and_then(|value| split_record(value.value()).map(|(header, _)| header));
         match header {
             Some(header) => {
                 self.mark_seen(library, header.ordinal)?;
@@ -190,45 +194,52 @@ impl<'t> Writer<'t> {
 
     pub(super) fn mark_seen(&mut self, library: u32, ordinal: u32) -> Result<(), StoreError> {
         let key = seen_key(library, ordinal / SEEN_CHUNK_BITS);
-        if !self.seen_chunks.contains_key(&key) {
-            let bits = match self.seen.get(key.as_slice())? {
-                Some(value) => value.value().to_vec(),
-                None => vec![0u8; SEEN_CHUNK_BYTES],
-            };
-            self.seen_chunks.insert(key, bits);
-        }
-        let bits = self.seen_chunks.get_mut(&key).expect("inserted above");
+        let bits = match self.seen_chunks.entry(key) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                let mut bits = match self.seen.get(key.as_slice())? {
+                    Some(value) => value.value().to_vec(),
+                    None => Vec::new(),
+                };
+                // Every chunk holds SEEN_CHUNK_BYTES; a shorter stored one
+                // (damaged) is padded with unseen bits.
+                if bits.len() < SEEN_CHUNK_BYTES {
+                    bits.resize(SEEN_CHUNK_BYTES, 0);
+                }
+                entry.insert(bits)
+            }
+        };
         let bit = ordinal % SEEN_CHUNK_BITS;
-        bits[(bit / 8) as usize] |= 1 << (bit % 8);
+        if let Some(byte) = bits.get_mut((bit / 8) as usize) {
+            *byte |= 1 << (bit % 8);
+        }
         Ok(())
     }
 
     /// Forgets every seen mark of a library (a new full pass begins).
     pub fn clear_seen(&mut self, library: u32) -> Result<(), StoreError> {
         let (start, end) = library_range(library);
-        self.seen_chunks.retain(|key, _| key[..4] != start[..4]);
+        self.seen_chunks.retain(|key, _| !key.starts_with(&library.to_be_bytes()));
         self.seen.retain_in::<&[u8], _>(start.as_slice()..end.as_slice(), |_, _| false)?;
         Ok(())
     }
 
     /// Deletes an item by its key, recording a tombstone in the change feed.
     pub fn delete_key(&mut self, state: &mut LibraryState, key: &[u8]) -> Result<bool, StoreError> {
+        let Some((library, id)) = split_item_key(key) else {
+            return Ok(false);
+        };
         let Some(old) = self.items.remove(key)? else {
             return Ok(false);
         };
-        let header = decode_header(old.value());
+        let header = split_record(old.value()).map(|(header, _)| header);
         drop(old);
-        if key.len() < 4 {
-            return Ok(false);
-        }
-        let library = u32::from_be_bytes(key[..4].try_into().unwrap());
-        let id = String::from_utf8_lossy(&key[4..]).into_owned();
         if let Some(header) = header {
             self.changes.remove(header.seq)?;
             decrement(state, header.kind);
         }
         let seq = self.take_seq();
-        self.changes.insert(seq, change_value(OP_DELETE, library, &id).as_slice())?;
+        self.changes.insert(seq, change_value(OP_DELETE, library, id).as_slice())?;
         self.tombstones.insert(seq, super::compact::now())?;
         Ok(true)
     }
@@ -249,6 +260,11 @@ fn take_ordinal(state: &mut LibraryState) -> Result<u32, StoreError> {
     let ordinal = state.next_ordinal;
     state.next_ordinal = ordinal.checked_add(1).ok_or(StoreError::OrdinalsExhausted)?;
     Ok(ordinal)
+}
+
+fn increment(state: &mut LibraryState, kind: Kind) {
+    let count = state.counts.entry(kind).or_insert(0);
+    *count = count.saturating_add(1);
 }
 
 fn decrement(state: &mut LibraryState, kind: Kind) {

@@ -42,7 +42,7 @@ pub struct Options {
 pub fn now_epoch() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs() as i64)
+        .map(|elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }
 
@@ -63,7 +63,7 @@ pub fn sync_server(
         Err(err) => {
             report.error = Some(server_message(source, &err));
             record_server(store, server, report.error.clone());
-            report.requests = source.requests() - requests_before;
+            report.requests = source.requests().saturating_sub(requests_before);
             return report;
         }
     };
@@ -98,7 +98,7 @@ pub fn sync_server(
     let server_error =
         report.error.clone().or_else(|| report.libraries.iter().find_map(|library| library.error.clone()));
     record_server(store, server, server_error);
-    report.requests = source.requests() - requests_before;
+    report.requests = source.requests().saturating_sub(requests_before);
     report
 }
 
@@ -178,7 +178,7 @@ fn sync_library(
                 Err(failure) => Err((failure, run.elapsed_ms())),
             }
         }
-        Err(failure) => Err((failure, started.elapsed().as_millis() as u64)),
+        Err(failure) => Err((failure, u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX))),
     };
     let mut halt = None;
     if let Err((failure, elapsed_ms)) = outcome {

@@ -73,10 +73,11 @@ pub fn fresh(state: &LibraryState, strategy: Strategy, full: bool, full_every: D
 /// backwards counts as not within).
 pub fn within(at: i64, period: Duration, now: i64) -> bool {
     let age = now.saturating_sub(at);
-    age >= 0 && (age as u64) < period.as_secs()
+    u64::try_from(age).is_ok_and(|age| age < period.as_secs())
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_wrap, reason = "test code: the periods are days and weeks")]
 mod tests {
     use super::*;
     use crate::model::{Kind, Nesting};

@@ -8,7 +8,7 @@ use super::plan::{self, Plan};
 use super::report::run_record;
 use super::{Options, now_epoch, probe};
 use crate::model::{Kind, LibraryInfo, Nesting, Strategy};
-use crate::source::{Source, SourceError};
+use crate::source::{ErrorKind, Source, SourceError};
 use crate::store::records::{Checkpoint, Counters, LibraryState, Pass, RefusedDeletion};
 use crate::store::{Store, StoreError, Writer};
 use std::collections::BTreeMap;
@@ -36,8 +36,13 @@ pub(super) enum Failure {
 }
 
 impl From<SourceError> for Failure {
+    /// A source stopped mid-wait or mid-request is an interrupted run, like
+    /// a stop seen between pages.
     fn from(err: SourceError) -> Failure {
-        Failure::Source(err)
+        match err.kind {
+            ErrorKind::Stopped => Failure::Interrupted,
+            _ => Failure::Source(err),
+        }
     }
 }
 
@@ -153,11 +158,11 @@ impl<'a> Run<'a> {
     }
 
     pub(super) fn requests(&self) -> u64 {
-        self.requests_before + self.source.requests().saturating_sub(self.requests_base)
+        self.requests_before.saturating_add(self.source.requests().saturating_sub(self.requests_base))
     }
 
     pub(super) fn elapsed_ms(&self) -> u64 {
-        self.elapsed_before + self.started.elapsed().as_millis() as u64
+        self.elapsed_before.saturating_add(u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX))
     }
 
     pub(super) fn nested(&self) -> bool {
@@ -338,7 +343,7 @@ fn new_checkpoint(
 /// Turns the checkpoint into a fresh full pass over its kinds, in memory: a
 /// new generation, walking from the start.
 fn reset_to_full_pass(state: &mut LibraryState, checkpoint: &mut Checkpoint) {
-    state.generation += 1;
+    state.generation = state.generation.saturating_add(1);
     checkpoint.pass = Pass::Full;
     checkpoint.generation = state.generation;
     checkpoint.kind_index = 0;

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -127,7 +127,7 @@ struct Shared {
     stop: AtomicBool,
     /// Seconds since `started` of the accept loop's last turn (the watchdog
     /// reads it).
-    heartbeat: AtomicI64,
+    heartbeat: AtomicU64,
     started: Instant,
 }
 
@@ -146,7 +146,7 @@ impl Server {
             handler,
             connections: Mutex::new(BTreeMap::new()),
             stop: AtomicBool::new(false),
-            heartbeat: AtomicI64::new(0),
+            heartbeat: AtomicU64::new(0),
             started: Instant::now(),
         });
         let thread = {
@@ -162,9 +162,9 @@ impl Server {
 
     /// The accept loop turned within the last few seconds.
     pub fn alive(&self) -> bool {
-        let now = self.shared.started.elapsed().as_secs() as i64;
+        let now = self.shared.started.elapsed().as_secs();
         self.thread.as_ref().is_some_and(|thread| !thread.is_finished())
-            && now - self.shared.heartbeat.load(Ordering::Relaxed) < 10
+            && now.saturating_sub(self.shared.heartbeat.load(Ordering::Relaxed)) < 10
     }
 
     pub fn connections(&self) -> usize {
@@ -192,7 +192,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
     static NEXT_ID: AtomicU64 = AtomicU64::new(1);
     while !shared.stop.load(Ordering::Relaxed) {
-        shared.heartbeat.store(shared.started.elapsed().as_secs() as i64, Ordering::Relaxed);
+        shared.heartbeat.store(shared.started.elapsed().as_secs(), Ordering::Relaxed);
         let (stream, peer) = match listener.accept() {
             Ok(accepted) => accepted,
             Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
@@ -270,6 +270,10 @@ fn serve_connection(shared: &Shared, id: u64, mut stream: TcpStream, peer: Socke
         Err(Some(response)) => response,
         Err(None) => return,
     };
+    #[allow(
+        clippy::arithmetic_side_effects,
+        reason = "the limits are seconds to minutes: the deadline cannot overflow"
+    )]
     let mut writer = DeadlineWriter {
         stream: &mut stream,
         deadline: Instant::now() + limits.response_timeout,
@@ -287,6 +291,10 @@ fn serve_connection(shared: &Shared, id: u64, mut stream: TcpStream, peer: Socke
 /// Reads one request within the deadline. `Err(None)`: the client went away
 /// (or was dropped); `Err(Some)`: answer with that error and close.
 fn read_request(stream: &mut TcpStream, limits: &Limits, peer: SocketAddr) -> Result<Request, Option<Response>> {
+    #[allow(
+        clippy::arithmetic_side_effects,
+        reason = "the limits are seconds to minutes: the deadline cannot overflow"
+    )]
     let deadline = Instant::now() + limits.request_timeout;
     let mut buffer = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
@@ -298,12 +306,13 @@ fn read_request(stream: &mut TcpStream, limits: &Limits, peer: SocketAddr) -> Re
             return Err(Some(Response::error(431, "request headers too large")));
         }
         let read = read_some(stream, &mut chunk, deadline)?;
-        buffer.extend_from_slice(&chunk[..read]);
+        buffer.extend_from_slice(chunk.get(..read).unwrap_or_default());
     };
     if header_end > limits.max_header_bytes {
         return Err(Some(Response::error(431, "request headers too large")));
     }
-    let head = std::str::from_utf8(&buffer[..header_end]).map_err(|_| Some(bad("headers are not UTF-8")))?;
+    let head = std::str::from_utf8(buffer.get(..header_end).unwrap_or_default())
+        .map_err(|_| Some(bad("headers are not UTF-8")))?;
     let mut lines = head.split("\r\n");
     let request_line = lines.next().unwrap_or_default();
     let mut parts = request_line.split(' ');
@@ -337,10 +346,10 @@ fn read_request(stream: &mut TcpStream, limits: &Limits, peer: SocketAddr) -> Re
         return Err(Some(Response::error(413, "request body too large")));
     }
     // The body: controls take none; the Spotify form takes a pasted address.
-    let mut body = buffer[header_end + 4..].to_vec();
+    let mut body = buffer.get(header_end.saturating_add(4)..).unwrap_or_default().to_vec();
     while body.len() < length {
         let read = read_some(stream, &mut chunk, deadline)?;
-        body.extend_from_slice(&chunk[..read]);
+        body.extend_from_slice(chunk.get(..read).unwrap_or_default());
     }
     body.truncate(length);
     request.body = body;
@@ -396,20 +405,20 @@ fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut at = 0;
-    while at < bytes.len() {
-        match bytes[at] {
+    while let Some(&byte) = bytes.get(at) {
+        match byte {
             b'%' => {
-                let hex = std::str::from_utf8(bytes.get(at + 1..at + 3)?).ok()?;
+                let hex = std::str::from_utf8(bytes.get(at.saturating_add(1)..at.saturating_add(3))?).ok()?;
                 out.push(u8::from_str_radix(hex, 16).ok()?);
-                at += 3;
+                at = at.saturating_add(3);
             }
             b'+' => {
                 out.push(b' ');
-                at += 1;
+                at = at.saturating_add(1);
             }
             byte => {
                 out.push(byte);
-                at += 1;
+                at = at.saturating_add(1);
             }
         }
     }

@@ -39,7 +39,7 @@ fn when(at: Option<i64>, now: i64) -> String {
     let Some(at) = at else { return "never".into() };
     let absolute =
         Local.timestamp_opt(at, 0).single().map_or_else(|| at.to_string(), |t| t.format("%Y-%m-%d %H:%M").to_string());
-    format!("{absolute} ({})", relative(at - now))
+    format!("{absolute} ({})", relative(at.saturating_sub(now)))
 }
 
 fn relative(delta: i64) -> String {

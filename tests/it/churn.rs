@@ -73,7 +73,7 @@ fn live(rows: &[Expected]) -> BTreeSet<(String, String)> {
 fn sync_once(server: &dyn Server, store: &Store, page_size: u32, full: bool) -> ServerReport {
     let sync_config = SyncConfig { retries: 3, retry_delay: Duration::from_millis(1), ..SyncConfig::default() };
     let config = server.server_config(page_size);
-    let source = mediasync::source::build(&config, &sync_config, store);
+    let source = mediasync::source::build(&config, &sync_config, store, &Default::default());
     let options = Options {
         full,
         force: false,

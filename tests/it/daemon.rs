@@ -14,17 +14,17 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_address() -> SocketAddr {
+pub fn free_address() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
-struct Daemon {
+pub struct Daemon {
     child: Child,
-    address: SocketAddr,
+    pub address: SocketAddr,
 }
 
 impl Daemon {
-    fn start(config: &Path, address: SocketAddr, env: &[(&str, &str)]) -> Daemon {
+    pub fn start(config: &Path, address: SocketAddr, env: &[(&str, &str)]) -> Daemon {
         let log = std::fs::File::create(config.with_extension("log")).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_mediasync"));
         command.env_remove("MEDIASYNC_CONFIG").env("RUST_LOG", "info").arg("--config").arg(config).arg("run");
@@ -39,11 +39,11 @@ impl Daemon {
         daemon
     }
 
-    fn status(&self) -> serde_json::Value {
+    pub fn status(&self) -> serde_json::Value {
         get(self.address, "/api/status").json()
     }
 
-    fn wait_until(&self, what: &str, mut done: impl FnMut(&Daemon) -> bool) {
+    pub fn wait_until(&self, what: &str, mut done: impl FnMut(&Daemon) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while !done(self) {
             assert!(Instant::now() < deadline, "timed out waiting until {what}");
@@ -52,7 +52,7 @@ impl Daemon {
     }
 
     /// SIGTERM, then the exit status (it must come within a few seconds).
-    fn terminate(mut self) -> std::process::ExitStatus {
+    pub fn terminate(mut self) -> std::process::ExitStatus {
         let killed = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
         assert!(killed.success());
         let started = Instant::now();
@@ -67,6 +67,14 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// SIGKILL, as a daemon that never closed its store leaves it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -74,7 +82,7 @@ impl Drop for Daemon {
     }
 }
 
-fn write_config(dir: &Path, url: &str, address: SocketAddr) -> std::path::PathBuf {
+pub fn write_config(dir: &Path, url: &str, address: SocketAddr) -> std::path::PathBuf {
     let path = dir.join("config.toml");
     let text = config_text(&dir.join("catalog.redb"), url, &format!("[status]\nlisten = \"{address}\"\n"));
     std::fs::write(&path, text).unwrap();

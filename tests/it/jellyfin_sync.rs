@@ -8,12 +8,14 @@ use crate::support::{assert_deletions_made_by_the_server, assert_mirror, assert_
 use mediasync::config::{Backend, JellyfinConfig, ServerConfig};
 use mediasync::fake::jellyfin::{Behaviour, Failure, FakeJellyfin, FilterFault, Logged};
 use mediasync::model::Kind;
+use mediasync::source::Stop;
 use mediasync::source::jellyfin::{Flavor, Jellyfin};
 use mediasync::source::retry::{RetryPolicy, Retrying};
 use mediasync::store::Store;
 use mediasync::store::records::FilterCheck;
 use mediasync::sync::{self, Options, ServerReport};
 use serde_json::Value;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
@@ -63,13 +65,15 @@ impl Setup {
     }
 
     fn source(&self, key: &str) -> Retrying<Jellyfin> {
+        let stop: Arc<Stop> = Default::default();
         Retrying::new(
-            Jellyfin::new(&self.server(key), &self.jellyfin(key), Duration::from_secs(10)),
+            Jellyfin::new(&self.server(key), &self.jellyfin(key), Duration::from_secs(10), &stop),
             RetryPolicy {
                 retries: self.retries,
                 delay: Duration::from_millis(2),
                 max_rate_limit_wait: Duration::from_secs(2),
             },
+            &stop,
         )
     }
 
@@ -345,7 +349,7 @@ fn users_are_found_on_either_route() {
     let setup = Setup::new(Behaviour::Emby);
     setup.fake.add_movies("Movies", 5);
     let jellyfin = JellyfinConfig { flavor: Flavor::Jellyfin, ..setup.jellyfin(KEY) };
-    let source = Jellyfin::new(&setup.server(KEY), &jellyfin, Duration::from_secs(10));
+    let source = Jellyfin::new(&setup.server(KEY), &jellyfin, Duration::from_secs(10), &Default::default());
     assert_eq!(source.libraries().unwrap().len(), 1);
     let paths: Vec<String> = setup.fake.log().into_iter().map(|entry| entry.path).collect();
     assert_eq!(paths[..2], ["/Users".to_string(), "/Users/Query".to_string()]);

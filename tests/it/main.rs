@@ -16,33 +16,61 @@
 //! - `spotify_sync`: the engine and the Spotify source against that fake:
 //!   exact mirrors, resync cost, rate limits and quota across restarts,
 //!   token refresh and re-authorisation, Connect Spotify over HTTP
+//! - `hostile`: every source against its fake in hostile mode (extreme and
+//!   dated `Retry-After`, garbage, giant bodies and titles, wrong types,
+//!   deep nesting, slow drips): no panic, the catalog intact
+//! - `fuzz`: property tests of every source's parsers (proptest): random,
+//!   shaped and mutated answers and headers, zero panics, figures printed
+//!   (cases: MEDIASYNC_FUZZ_CASES)
 //! - `cli`: the binary as a user runs it: configs, exit codes, SIGKILL resume
 //! - `churn`: property tests: seeded syncs while every simulated server
 //!   changes between pages (some killed and resumed): nothing live dropped,
 //!   no deletion the server did not make, exact one quiet sync later
+//! - `migration`: version-1 stores migrate on open, crash-safely and
+//!   resumably
 //! - `portability`: a store written on x86_64 reads identically on ARM
+//! - `disk`: a storage backend that loses power on cue (for `power_loss`
+//!   and `migration`)
 //! - `power_loss`: the store under thousands of simulated power cuts
 //! - `under_changes`: syncs while the server changes between two requests:
 //!   no live item dropped, lookups before deletions, moving listings,
 //!   cursors and clocks, playlist entries
 //! - `status_server`: the status page and API over real HTTP: endpoints,
 //!   control auth, the change feed, limits against slow and flooding clients
+//! - `stop`: SIGTERM and pause during a 15-minute rate-limit wait: nothing
+//!   more is sent, the store is closed, the next start does no repair
 //! - `browser`: the status page rendered by headless Chromium (screenshot kept)
 //! - `daemon`: `mediasync run` as systemd runs it: READY and watchdog,
 //!   one-shot commands through the running daemon, SIGTERM mid-sync resumes,
 //!   sync slots, pause and resume, rate-limit waits, the demo
 
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::arithmetic_side_effects,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test code: a panic is a failed test, and sizes and counts are small and known"
+)]
+
 mod browser;
 mod churn;
 mod cli;
 mod daemon;
+mod disk;
 mod fake_plex;
 mod fake_spotify;
+mod fuzz;
+mod hostile;
 mod jellyfin_sync;
+mod migration;
 mod plex_sync;
 mod portability;
 mod power_loss;
 mod spotify_sync;
 mod status_server;
+mod stop;
 mod support;
 mod under_changes;

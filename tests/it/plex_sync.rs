@@ -314,7 +314,12 @@ fn library_filter_selects_by_title_or_key() {
     setup.fake.add_library_of(600);
     let mut server = setup.server(TOKEN);
     server.libraries = Some(vec!["Movies".into(), "3".into()]);
-    let source = mediasync::source::plex::Plex::new(&server, &setup.plex(TOKEN), std::time::Duration::from_secs(5));
+    let source = mediasync::source::plex::Plex::new(
+        &server,
+        &setup.plex(TOKEN),
+        std::time::Duration::from_secs(5),
+        &Default::default(),
+    );
     let report = mediasync::sync::sync_server(
         "home",
         &source,

@@ -65,7 +65,7 @@ impl Setup {
             max_rate_limit_wait: self.max_rate_limit_wait,
             ..SyncConfig::default()
         };
-        let source = mediasync::source::build(&server, &sync_config, &self.store);
+        let source = mediasync::source::build(&server, &sync_config, &self.store, &Default::default());
         let options = Options {
             full: false,
             force,

@@ -59,7 +59,8 @@ impl Running {
 
     pub fn sync(&self) {
         let server = &self.daemon.config.servers[0];
-        let source = mediasync::source::build(server, &self.daemon.config.sync, &self.daemon.store);
+        let source =
+            mediasync::source::build(server, &self.daemon.config.sync, &self.daemon.store, &Default::default());
         let options = mediasync::sync::Options {
             full: false,
             force: false,

@@ -4,10 +4,12 @@
 
 use mediasync::config::{Backend, PlexConfig, ServerConfig};
 use mediasync::fake::plex::{Expected, FakePlex};
+use mediasync::source::Stop;
 use mediasync::source::plex::Plex;
 use mediasync::source::retry::{RetryPolicy, Retrying};
 use mediasync::store::Store;
 use mediasync::sync::{self, Options, ServerReport};
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
@@ -55,13 +57,15 @@ impl Setup {
     }
 
     pub fn sync_with(&self, token: &str, full: bool, force: bool) -> ServerReport {
+        let stop = Arc::new(Stop::new());
         let source = Retrying::new(
-            Plex::new(&self.server(token), &self.plex(token), Duration::from_secs(10)),
+            Plex::new(&self.server(token), &self.plex(token), Duration::from_secs(10), &stop),
             RetryPolicy {
                 retries: self.retries,
                 delay: Duration::from_millis(2),
                 max_rate_limit_wait: Duration::from_secs(2),
             },
+            &stop,
         );
         sync::sync_server("home", &source, &self.store, &self.options(full, force), &AtomicBool::new(false))
     }

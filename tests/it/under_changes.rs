@@ -115,8 +115,13 @@ fn the_lookup_of_plex_answers_the_items_that_exist_in_the_library() {
     setup.fake.add_movies("Movies", 5);
     let films = setup.fake.add_section("Films", mediasync::fake::plex::SectionKind::Movie);
     let elsewhere = setup.fake.add_item(&films, Kind::Movie, "Elsewhere", None);
-    let plex =
-        mediasync::source::plex::Plex::new(&setup.server(TOKEN), &setup.plex(TOKEN), std::time::Duration::from_secs(5));
+    let stop = Default::default();
+    let plex = mediasync::source::plex::Plex::new(
+        &setup.server(TOKEN),
+        &setup.plex(TOKEN),
+        std::time::Duration::from_secs(5),
+        &stop,
+    );
     let library = plex.libraries().unwrap().remove(0);
     assert_eq!(library.lookup_batch, 100);
     let keys = setup.fake.keys("1", Kind::Movie);

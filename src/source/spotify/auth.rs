@@ -5,32 +5,65 @@
 //! bodies are reduced to their `error` code.
 
 use crate::config::SpotifyConfig;
-use crate::source::http::{Http, encode};
-use crate::source::{Cause, ErrorKind, SourceError};
+use crate::source::http::{Http, body_cap, encode, rate_limited};
+use crate::source::lenient::{Int, Text};
+use crate::source::{ErrorKind, SourceError, Stop};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde::Deserialize;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What mediasync reads: saved tracks and albums, followed artists, private
 /// and collaborative playlists.
 pub const SCOPES: &str = "user-library-read user-follow-read playlist-read-private playlist-read-collaborative";
 
+/// The lifetime assumed when the token endpoint gives none, and the
+/// longest believed (Spotify's tokens last an hour).
+const DEFAULT_LIFETIME_SECS: i64 = 3600;
+const MAX_LIFETIME_SECS: i64 = 86_400;
+
 /// A token endpoint answer (`refresh_token` only when issued or rotated).
-#[derive(Deserialize)]
 pub struct Tokens {
     pub access_token: String,
-    #[serde(default)]
     pub expires_in: Option<i64>,
-    #[serde(default)]
     pub refresh_token: Option<String>,
-    #[serde(default)]
     pub scope: Option<String>,
 }
 
-#[derive(Deserialize)]
+impl Tokens {
+    /// When the access token expires, `now` being epoch seconds: a lifetime
+    /// past a day, negative or missing is not believed.
+    pub fn expires_at(&self, now: i64) -> i64 {
+        now.saturating_add(self.expires_in.unwrap_or(DEFAULT_LIFETIME_SECS).clamp(0, MAX_LIFETIME_SECS))
+    }
+}
+
+/// The token endpoint's answer as sent.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct TokenAnswer {
+    access_token: Text,
+    expires_in: Int,
+    refresh_token: Text,
+    scope: Text,
+}
+
+impl TokenAnswer {
+    fn tokens(self) -> Result<Tokens, String> {
+        Ok(Tokens {
+            access_token: self.access_token.read("access_token")?.ok_or("it has no access_token")?,
+            expires_in: self.expires_in.get(),
+            refresh_token: self.refresh_token.read("refresh_token")?,
+            scope: self.scope.read("scope")?,
+        })
+    }
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
 struct OAuthError {
-    error: String,
+    error: Text,
 }
 
 /// What a refused grant means for the user.
@@ -49,8 +82,9 @@ pub struct Accounts<'a> {
 }
 
 impl<'a> Accounts<'a> {
-    pub fn new(app: &'a SpotifyConfig, timeout: Duration) -> Accounts<'a> {
-        Accounts { http: Http::new(&app.accounts_url, timeout), app }
+    /// `stop` interrupts its requests.
+    pub fn new(app: &'a SpotifyConfig, timeout: Duration, stop: &Arc<Stop>) -> Accounts<'a> {
+        Accounts { http: Http::new(&app.accounts_url, timeout, stop), app }
     }
 
     pub fn requests(&self) -> u64 {
@@ -89,32 +123,27 @@ impl<'a> Accounts<'a> {
             }
             None => form.push_str(&format!("&client_id={}", encode(&self.app.client_id))),
         }
-        let raw = self.http.send("/api/token", &headers, Some(&form)).map_err(|err| (err, Refusal::Other))?;
-        let at = format!("{}/api/token", self.http.base());
-        match raw.status {
-            200..=299 => serde_json::from_slice::<Tokens>(&raw.body).map_err(|err| {
-                (
-                    SourceError::new(ErrorKind::Unavailable, format!("{at}: the answer is not a token ({err})"))
-                        .caused_by(Cause::Json(err)),
-                    Refusal::Other,
-                )
-            }),
-            429 => {
-                let wait = Duration::from_secs(raw.retry_after.unwrap_or(30));
-                Err((
-                    SourceError::new(ErrorKind::RateLimited(wait), format!("{at}: rate limited (HTTP 429)")),
-                    Refusal::Other,
-                ))
+        let reply = self.http.send("/api/token", &headers, Some(&form)).map_err(|err| (err, Refusal::Other))?;
+        let at = reply.at().to_string();
+        match reply.status {
+            200..=299 => {
+                let answer: TokenAnswer = reply.json(body_cap(0), "a token").map_err(|err| (err, Refusal::Other))?;
+                answer.tokens().map_err(|problem| {
+                    let message = format!("{at}: the answer is not a usable token ({problem})");
+                    (SourceError::new(ErrorKind::Unavailable, message), Refusal::Other)
+                })
             }
+            429 => Err((rate_limited(&at, reply.retry_after), Refusal::Other)),
             408 | 500..=599 => Err((
                 SourceError::new(
                     ErrorKind::Unavailable,
-                    format!("{at}: server error (HTTP {}); will retry", raw.status),
+                    format!("{at}: server error (HTTP {}); will retry", reply.status),
                 ),
                 Refusal::Other,
             )),
             status => {
-                let code = serde_json::from_slice::<OAuthError>(&raw.body).map(|body| body.error).unwrap_or_default();
+                let body = serde_json::from_slice::<OAuthError>(&reply.error_body()).unwrap_or_default();
+                let code = body.error.as_str().unwrap_or_default().chars().take(100).collect::<String>();
                 let (message, refusal) = match code.as_str() {
                     "invalid_grant" => (
                         "Spotify no longer accepts the saved authorisation (invalid_grant: it expires six months after connecting, or was revoked); connect the account again on the status page".to_string(),

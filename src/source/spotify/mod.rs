@@ -7,25 +7,117 @@
 
 pub mod auth;
 
-use super::http::Http;
+use super::http::{DEFAULT_RETRY_AFTER, Http, MAX_WAIT, Reply, body_cap};
+use super::lenient::{Entries, First, Flag, Int, Object, Text};
 use super::{
-    BadItem, Cause, ErrorKind, Next, Order, Page, Position, Present, Source, SourceError, WaitObserver,
-    filter_libraries, lenient,
+    BadItem, Cause, ErrorKind, Next, Order, Page, Position, Present, Source, SourceError, Stop, WaitObserver,
+    filter_libraries,
 };
 use crate::config::{ServerConfig, SpotifyConfig};
 use crate::model::{Item, Kind, LibraryInfo, Nesting, Strategy};
 use crate::store::{Session, Store};
 use auth::{Accounts, Refusal};
-use serde_json::Value;
-use std::sync::Mutex;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// An access token is refreshed when it has less than this left.
 const REFRESH_MARGIN_SECS: i64 = 60;
-/// The wait when a 429 carries no `Retry-After`: Spotify's rolling window.
-const DEFAULT_RETRY_AFTER_SECS: u64 = 30;
 /// The most URIs `/me/library/contains` takes in one request.
 const CONTAINS_MAX: u32 = 40;
+/// A wait longer than this is a spent daily quota, not the rolling window.
+const QUOTA_WAIT: Duration = Duration::from_secs(3600);
+
+/// A page of an offset-paged listing (`/me/tracks`, `/me/playlists`, …),
+/// and of the followed artists under `artists` (with `cursors`).
+#[derive(Deserialize)]
+#[serde(default, bound = "T: Deserialize<'de>")]
+struct Paging<T> {
+    items: Entries<T>,
+    total: Int,
+    next: Text,
+    cursors: Object<Cursors>,
+}
+
+impl<T> Default for Paging<T> {
+    fn default() -> Paging<T> {
+        Paging { items: Entries::default(), total: Int::default(), next: Text::default(), cursors: Object::default() }
+    }
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Cursors {
+    after: Text,
+}
+
+/// `/me/following?type=artist`: the page nests under `artists`.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Following {
+    artists: Object<Paging<Entry>>,
+}
+
+/// Any listing entry, with the fields stored of each shape: a saved track
+/// or album (`{added_at, track|album}`), an artist, a playlist, or a
+/// playlist's entry (`{added_at, item|track}`).
+#[derive(Default, Deserialize)]
+#[serde(default)]
+pub struct Entry {
+    id: Text,
+    name: Text,
+    uri: Text,
+    snapshot_id: Text,
+    owner: Object<Reference>,
+    added_at: Text,
+    track: Object<Playable>,
+    album: Object<Playable>,
+    item: Object<Playable>,
+}
+
+/// A track, album or episode object.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Playable {
+    id: Text,
+    name: Text,
+    uri: Text,
+    #[serde(rename = "type")]
+    kind: Text,
+    album: Object<AlbumReference>,
+    artists: First<Reference>,
+    release_date: Text,
+    track_number: Int,
+    disc_number: Int,
+    duration_ms: Int,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Reference {
+    id: Text,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct AlbumReference {
+    id: Text,
+    release_date: Text,
+}
+
+/// The Web API's error body, `{"error": {"status": …, "message": …}}`.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct ApiError {
+    error: Object<ApiErrorDetail>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct ApiErrorDetail {
+    message: Text,
+}
 
 pub struct Spotify<'a> {
     name: String,
@@ -38,16 +130,23 @@ pub struct Spotify<'a> {
 }
 
 impl<'a> Spotify<'a> {
-    /// `server` gives the name and library selection, `app` the rest.
-    pub fn new(server: &ServerConfig, app: &'a SpotifyConfig, timeout: Duration, store: &'a Store) -> Spotify<'a> {
+    /// `server` gives the name and library selection, `app` the rest;
+    /// `stop` interrupts its requests.
+    pub fn new(
+        server: &ServerConfig,
+        app: &'a SpotifyConfig,
+        timeout: Duration,
+        store: &'a Store,
+        stop: &Arc<Stop>,
+    ) -> Spotify<'a> {
         let session = store.session(&server.name).unwrap_or_else(|err| {
             log::error!("spotify \"{}\": cannot read the saved session ({err}); treating it as empty", server.name);
             Session::default()
         });
         Spotify {
             name: server.name.clone(),
-            api: Http::new(&app.api_url, timeout),
-            accounts: Accounts::new(app, timeout),
+            api: Http::new(&app.api_url, timeout, stop),
+            accounts: Accounts::new(app, timeout, stop),
             store,
             libraries: server.libraries.clone(),
             session: Mutex::new(session),
@@ -74,35 +173,35 @@ impl<'a> Spotify<'a> {
         let Some(until) = session.not_before else {
             return Ok(());
         };
-        let now_ms = now_ms();
-        let until_ms = until.saturating_mul(1000);
-        if now_ms >= until_ms {
+        let left = millis_until(until);
+        if left.is_zero() {
             return Ok(());
         }
         let reason = session.not_before_reason.clone().unwrap_or_else(|| "rate limit".into());
         Err(SourceError::new(
-            ErrorKind::RateLimited(Duration::from_millis((until_ms - now_ms) as u64)),
+            ErrorKind::RateLimited(left.min(MAX_WAIT)),
             format!("Spotify's {reason}: waiting until {} (progress is saved)", clock_time(until)),
         ))
     }
 
     /// Records a 429: nothing more is sent before `Retry-After` has passed,
     /// even after a restart. A wait longer than an hour is a spent quota.
-    fn rate_limited(&self, retry_after: Option<u64>, at: &str) -> SourceError {
-        let wait = retry_after.unwrap_or(DEFAULT_RETRY_AFTER_SECS);
+    fn rate_limited(&self, retry_after: Option<Duration>, at: &str) -> SourceError {
+        let wait = retry_after.unwrap_or(DEFAULT_RETRY_AFTER).min(MAX_WAIT);
         // Whole seconds from the next second up: never before the server's
         // own deadline, whatever the rounding.
-        let until = now_ms().div_euclid(1000) + 1 + wait as i64;
-        let reason = if wait > 3600 { "daily quota" } else { "rate limit" };
+        let wait_secs = wait.as_secs().saturating_add(u64::from(wait.subsec_nanos() > 0));
+        let wait_secs = i64::try_from(wait_secs).unwrap_or(i64::MAX);
+        let until = now_ms().div_euclid(1000).saturating_add(1).saturating_add(wait_secs);
+        let reason = if wait > QUOTA_WAIT { "daily quota" } else { "rate limit" };
         if let Err(err) = self.update(|session| {
             session.not_before = Some(until);
             session.not_before_reason = Some(reason.to_string());
         }) {
             log::error!("{err}");
         }
-        let remaining = Duration::from_millis((until * 1000 - now_ms()).max(0) as u64);
         SourceError::new(
-            ErrorKind::RateLimited(remaining),
+            ErrorKind::RateLimited(millis_until(until)),
             format!("{at}: Spotify's {reason} (HTTP 429): waiting until {} (progress is saved)", clock_time(until)),
         )
     }
@@ -130,14 +229,22 @@ impl<'a> Spotify<'a> {
             (session.access_token.clone(), session.access_expires_at, session.refresh_token.clone())
         };
         if let (Some(token), Some(expires_at)) = (current, expires_at) {
-            if expires_at - REFRESH_MARGIN_SECS > now_ms() / 1000 {
+            if expires_at.saturating_sub(REFRESH_MARGIN_SECS) > now_ms() / 1000 {
                 return Ok(token);
             }
         }
-        let refresh_token = refresh_token.expect("checked by not_connected");
+        // Missing only if the session changed since the check above.
+        let Some(refresh_token) = refresh_token else {
+            return Err(self.not_connected().unwrap_or_else(|| {
+                SourceError::new(
+                    ErrorKind::Unavailable,
+                    "the Spotify session changed while its token was read; trying again".to_string(),
+                )
+            }));
+        };
         match self.accounts.refresh(&refresh_token) {
             Ok(tokens) => {
-                let expires_at = now_ms() / 1000 + tokens.expires_in.unwrap_or(3600);
+                let expires_at = tokens.expires_at(now_ms() / 1000);
                 let access = tokens.access_token.clone();
                 self.update(|session| {
                     session.access_token = Some(tokens.access_token);
@@ -177,26 +284,24 @@ impl<'a> Spotify<'a> {
         })
     }
 
-    /// GETs an API path and returns its JSON. A 401 refreshes the token and
-    /// asks once more.
-    fn get(&self, path: &str) -> Result<Value, SourceError> {
+    /// GETs an API path listing `entries` entries at most and reads its
+    /// JSON. A 401 refreshes the token and asks once more.
+    fn get<T: DeserializeOwned>(&self, path: &str, entries: u32) -> Result<T, SourceError> {
         let mut refreshed = false;
         loop {
             self.gate()?;
             let token = self.access_token()?;
             let bearer = format!("Bearer {token}");
-            let raw =
+            let reply =
                 self.api.send(path, &[("Authorization", bearer.as_str()), ("Accept", "application/json")], None)?;
-            let at = format!("{}{path}", self.api.base());
-            let message = || error_message(&raw.body);
-            return match raw.status {
-                200..=299 => serde_json::from_slice(&raw.body).map_err(|err| {
-                    SourceError::new(
-                        ErrorKind::Unavailable,
-                        format!("{at}: the answer is not JSON ({err}); the response may have been cut off"),
-                    )
-                    .caused_by(Cause::Json(err))
-                }),
+            let at = reply.at().to_string();
+            let status = reply.status;
+            if (200..=299).contains(&status) {
+                return reply.json(body_cap(entries), "Spotify JSON");
+            }
+            let retry_after = reply.retry_after;
+            let message = error_message(reply);
+            return match status {
                 401 if !refreshed => {
                     refreshed = true;
                     self.forget_access_token()?;
@@ -205,23 +310,21 @@ impl<'a> Spotify<'a> {
                 401 => Err(SourceError::new(
                     ErrorKind::Unauthorized,
                     format!(
-                        "{at}: Spotify refused a fresh access token (HTTP 401 {}); connect the account again on the status page",
-                        message()
+                        "{at}: Spotify refused a fresh access token (HTTP 401 {message}); connect the account again on the status page"
                     ),
                 )),
                 403 => Err(SourceError::new(
                     ErrorKind::Rejected,
                     format!(
-                        "{at}: forbidden (HTTP 403 {}): Spotify lets an app read only playlists the user owns or collaborates on, and only with the scopes granted when connecting",
-                        message()
+                        "{at}: forbidden (HTTP 403 {message}): Spotify lets an app read only playlists the user owns or collaborates on, and only with the scopes granted when connecting"
                     ),
                 )),
-                429 => Err(self.rate_limited(raw.retry_after, &at)),
+                429 => Err(self.rate_limited(retry_after, &at)),
                 408 | 500..=599 => Err(SourceError::new(
                     ErrorKind::Unavailable,
-                    format!("{at}: server error (HTTP {} {}); will retry", raw.status, message()),
+                    format!("{at}: server error (HTTP {status} {message}); will retry"),
                 )),
-                status => Err(SourceError::new(ErrorKind::Rejected, format!("{at}: HTTP {status} {}", message()))),
+                status => Err(SourceError::new(ErrorKind::Rejected, format!("{at}: HTTP {status} {message}"))),
             };
         }
     }
@@ -293,27 +396,12 @@ impl Source for Spotify<'_> {
     ) -> Result<Page, SourceError> {
         let size = size.clamp(1, crate::config::SPOTIFY_MAX_PAGE);
         let path = self.listing_path(library, position, size)?;
-        let answer = self.get(&path)?;
-        let paging = if library.id == "artists" { answer.get("artists").unwrap_or(&Value::Null) } else { &answer };
-        let entries = paging.get("items").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-        let items = entries
-            .iter()
-            .map(|entry| match library.id.as_str() {
-                "tracks" => saved(entry, "track", Kind::Track),
-                "albums" => saved(entry, "album", Kind::Album),
-                "artists" => artist(entry),
-                _ => playlist(entry),
-            })
-            .collect();
-        let next = match (paging.get("next").and_then(Value::as_str), library.id.as_str()) {
-            (None, _) => Next::End,
-            (Some(_), "artists") => match paging.pointer("/cursors/after").and_then(Value::as_str) {
-                Some(cursor) => Next::After(cursor.to_string()),
-                None => Next::End,
-            },
-            (Some(_), _) => Next::Offset,
+        let paging = if library.id == "artists" {
+            self.get::<Following>(&path, size)?.artists.0.unwrap_or_default()
+        } else {
+            self.get::<Paging<Entry>>(&path, size)?
         };
-        let page = Page { items, total: lenient::u64(paging.get("total")), next };
+        let page = page_of(paging, &library.id);
         match position {
             Position::Offset(start) if library.id != "artists" => {
                 page.checked(start, size, &format!("{}{path}", self.api.base()))
@@ -332,16 +420,7 @@ impl Source for Spotify<'_> {
             "/playlists/{}/items?limit={size}&offset={start}&additional_types=track,episode",
             super::http::encode(parent)
         );
-        let answer = self.get(&path)?;
-        let entries = answer.get("items").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-        let items =
-            entries.iter().enumerate().map(|(n, entry)| playlist_entry(entry, parent, start + n as u64)).collect();
-        let next = if answer.get("next").and_then(Value::as_str).is_some() { Next::Offset } else { Next::End };
-        Page { items, total: lenient::u64(answer.get("total")), next }.checked(
-            start,
-            size,
-            &format!("{}{path}", self.api.base()),
-        )
+        children_of(self.get(&path, size)?, parent, start).checked(start, size, &format!("{}{path}", self.api.base()))
     }
 
     fn count(&self, library: &LibraryInfo, kind: Kind) -> Result<Option<u64>, SourceError> {
@@ -375,9 +454,8 @@ impl Source for Spotify<'_> {
             let uris: Vec<String> =
                 batch.iter().map(|id| super::http::encode(&format!("spotify:{kind_name}:{id}"))).collect();
             let path = format!("/me/library/contains?uris={}", uris.join(","));
-            let answer = self.get(&path)?;
-            let flags: Option<Vec<bool>> =
-                answer.as_array().map(|flags| flags.iter().filter_map(Value::as_bool).collect());
+            let answer: Vec<Flag> = self.get(&path, CONTAINS_MAX)?;
+            let flags: Option<Vec<bool>> = answer.into_iter().map(|flag| flag.0).collect();
             let flags = match flags {
                 Some(flags) if flags.len() == batch.len() => flags,
                 _ => {
@@ -413,8 +491,14 @@ impl Source for Spotify<'_> {
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_millis() as i64)
+        .map(|elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+/// The time left until `epoch` seconds, none when past.
+fn millis_until(epoch: i64) -> Duration {
+    let left = epoch.saturating_mul(1000).saturating_sub(now_ms());
+    Duration::from_millis(u64::try_from(left).unwrap_or(0))
 }
 
 fn clock_time(epoch: i64) -> String {
@@ -426,95 +510,159 @@ fn clock_time(epoch: i64) -> String {
         .unwrap_or_else(|| epoch.to_string())
 }
 
-/// The `message` of Spotify's `{"error":{"status":…,"message":…}}`.
-fn error_message(body: &[u8]) -> String {
-    serde_json::from_slice::<Value>(body)
+/// The quoted `message` of an error answer, at most 200 characters.
+fn error_message(reply: Reply) -> String {
+    serde_json::from_slice::<ApiError>(&reply.error_body())
         .ok()
-        .and_then(|value| value.pointer("/error/message").and_then(Value::as_str).map(str::to_string))
-        .map(|message| format!("\"{}\"", message.chars().take(200).collect::<String>()))
+        .and_then(|body| body.error.0)
+        .and_then(|error| {
+            error.message.as_str().map(|message| format!("\"{}\"", message.chars().take(200).collect::<String>()))
+        })
         .unwrap_or_default()
 }
 
-/// RFC 3339 (`2024-05-01T10:00:00Z`) to epoch seconds.
-fn timestamp(value: Option<&Value>) -> Option<i64> {
-    let text = value?.as_str()?;
-    chrono::DateTime::parse_from_rfc3339(text).ok().map(|time| time.timestamp())
+/// Reads a listing page of library `library` (`tracks`, `albums`,
+/// `artists`, `playlists`) from `body`, as `page` does: the parser the
+/// property tests feed.
+pub fn read_page(body: impl std::io::Read, library: &str) -> Result<Page, serde_json::Error> {
+    let paging = if library == "artists" {
+        serde_json::from_reader::<_, Following>(body)?.artists.0.unwrap_or_default()
+    } else {
+        serde_json::from_reader(body)?
+    };
+    Ok(page_of(paging, library))
 }
 
-fn year(release_date: Option<&Value>) -> Option<i32> {
-    release_date?.as_str()?.get(..4)?.parse().ok()
+/// Reads a page of a playlist's entries, `start` entries in, as `children`
+/// does.
+pub fn read_children(body: impl std::io::Read, playlist: &str, start: u64) -> Result<Page, serde_json::Error> {
+    Ok(children_of(serde_json::from_reader(body)?, playlist, start))
+}
+
+fn page_of(paging: Paging<Entry>, library: &str) -> Page {
+    let items = paging
+        .items
+        .0
+        .into_iter()
+        .map(|entry| {
+            let entry = entry.ok_or_else(|| BadItem { id: None, reason: "entry is not an object".into() })?;
+            match library {
+                "tracks" => saved(entry.added_at, entry.track, Kind::Track),
+                "albums" => saved(entry.added_at, entry.album, Kind::Album),
+                "artists" => artist(entry),
+                _ => playlist(entry),
+            }
+        })
+        .collect();
+    let next = match (paging.next.as_str(), library) {
+        (None, _) => Next::End,
+        (Some(_), "artists") => match paging.cursors.0.and_then(|cursors| cursors.after.read("after").ok().flatten()) {
+            Some(cursor) => Next::After(cursor),
+            None => Next::End,
+        },
+        (Some(_), _) => Next::Offset,
+    };
+    Page { items, total: paging.total.count(), next }
+}
+
+fn children_of(paging: Paging<Entry>, playlist: &str, start: u64) -> Page {
+    let items = paging
+        .items
+        .0
+        .into_iter()
+        .zip(0u64..)
+        .map(|(entry, n)| playlist_entry(entry.unwrap_or_default(), playlist, start.saturating_add(n)))
+        .collect();
+    let next = if paging.next.as_str().is_some() { Next::Offset } else { Next::End };
+    Page { items, total: paging.total.count(), next }
+}
+
+/// RFC 3339 (`2024-05-01T10:00:00Z`) to epoch seconds.
+fn timestamp(text: &Text) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(text.as_str()?).ok().map(|time| time.timestamp())
+}
+
+fn year(release_date: &Text) -> Option<i32> {
+    release_date.as_str()?.get(..4)?.parse().ok()
 }
 
 /// A saved track or album: `{added_at, track|album}`.
-fn saved(entry: &Value, field: &str, kind: Kind) -> Result<Item, BadItem> {
-    let object = entry.get(field).filter(|object| object.is_object());
-    let id = object.and_then(|object| lenient::string(object.get("id")));
-    let bad = |reason: &str| BadItem { id: id.clone(), reason: reason.to_string() };
-    let object = object.ok_or_else(|| bad(&format!("no {field} object (no longer available)")))?;
-    let id = id.clone().ok_or_else(|| bad("no id"))?;
-    let added_at = timestamp(entry.get("added_at")).ok_or_else(|| bad("no readable added_at"))?;
-    let mut item = Item::new(id, kind, lenient::string(object.get("name")).unwrap_or_default(), added_at);
+fn saved(added_at: Text, object: Object<Playable>, kind: Kind) -> Result<Item, BadItem> {
+    let field = if kind == Kind::Track { "track" } else { "album" };
+    let Some(object) = object.0 else {
+        return Err(BadItem { id: None, reason: format!("no {field} object (no longer available)") });
+    };
+    let unusable = |reason: String| BadItem { id: None, reason };
+    let id = object.id.read("id").map_err(unusable)?.ok_or_else(|| unusable("no id".into()))?;
+    let bad = |reason: String| BadItem { id: Some(id.clone()), reason };
+    let added_at = timestamp(&added_at).ok_or_else(|| bad("no readable added_at".into()))?;
+    let title = object.name.read("name").map_err(bad)?.unwrap_or_default();
+    let mut item = Item::new(id.clone(), kind, title, added_at);
     item.added_at = Some(added_at);
-    item.guid = lenient::string(object.get("uri"));
+    item.guid = object.uri.read("uri").map_err(bad)?;
     match kind {
         Kind::Track => {
-            item.parent_id = object.pointer("/album/id").and_then(|id| lenient::string(Some(id)));
-            item.year = year(object.pointer("/album/release_date"));
-            item.index = lenient::i64(object.get("track_number"));
-            item.parent_index = lenient::i64(object.get("disc_number"));
-            item.duration_ms = lenient::i64(object.get("duration_ms"));
+            let album = object.album.0.unwrap_or_default();
+            item.parent_id = album.id.read("album.id").map_err(bad)?;
+            item.year = year(&album.release_date);
+            item.index = object.track_number.get();
+            item.parent_index = object.disc_number.get();
+            item.duration_ms = object.duration_ms.get();
         }
         _ => {
-            item.parent_id = object.pointer("/artists/0/id").and_then(|id| lenient::string(Some(id)));
-            item.year = year(object.get("release_date"));
+            let artist = object.artists.0.unwrap_or_default();
+            item.parent_id = artist.id.read("artists.id").map_err(bad)?;
+            item.year = year(&object.release_date);
         }
     }
     Ok(item)
 }
 
-fn artist(entry: &Value) -> Result<Item, BadItem> {
-    let id = lenient::string(entry.get("id")).ok_or_else(|| BadItem { id: None, reason: "no id".into() })?;
-    let mut item = Item::new(id, Kind::Artist, lenient::string(entry.get("name")).unwrap_or_default(), 0);
-    item.guid = lenient::string(entry.get("uri"));
+fn artist(entry: Entry) -> Result<Item, BadItem> {
+    let unusable = |reason: String| BadItem { id: None, reason };
+    let id = entry.id.read("id").map_err(unusable)?.ok_or_else(|| unusable("no id".into()))?;
+    let bad = |reason: String| BadItem { id: Some(id.clone()), reason };
+    let title = entry.name.read("name").map_err(bad)?.unwrap_or_default();
+    let mut item = Item::new(id.clone(), Kind::Artist, title, 0);
+    item.guid = entry.uri.read("uri").map_err(bad)?;
     Ok(item)
 }
 
 /// A playlist: `snapshot_id` is its version, kept as the marker. The image
 /// URLs are left out: they are temporary and change on every listing.
-fn playlist(entry: &Value) -> Result<Item, BadItem> {
-    let id = lenient::string(entry.get("id")).ok_or_else(|| BadItem { id: None, reason: "no id".into() })?;
-    let snapshot = lenient::string(entry.get("snapshot_id"))
-        .ok_or_else(|| BadItem { id: Some(id.clone()), reason: "no snapshot_id".into() })?;
-    let mut item = Item::new(id, Kind::Playlist, lenient::string(entry.get("name")).unwrap_or_default(), 0);
-    item.parent_id = entry.pointer("/owner/id").and_then(|id| lenient::string(Some(id)));
-    item.guid = lenient::string(entry.get("uri"));
+fn playlist(entry: Entry) -> Result<Item, BadItem> {
+    let unusable = |reason: String| BadItem { id: None, reason };
+    let id = entry.id.read("id").map_err(unusable)?.ok_or_else(|| unusable("no id".into()))?;
+    let bad = |reason: String| BadItem { id: Some(id.clone()), reason };
+    let snapshot = entry.snapshot_id.read("snapshot_id").map_err(bad)?.ok_or_else(|| bad("no snapshot_id".into()))?;
+    let title = entry.name.read("name").map_err(bad)?.unwrap_or_default();
+    let mut item = Item::new(id.clone(), Kind::Playlist, title, 0);
+    item.parent_id = entry.owner.0.unwrap_or_default().id.read("owner.id").map_err(bad)?;
+    item.guid = entry.uri.read("uri").map_err(bad)?;
     item.marker = Some(snapshot);
     Ok(item)
 }
 
 /// A playlist entry at `position`: its id is the playlist's, '/', and the
 /// zero-padded position, so entries sort in playlist order and the same
-/// track may appear twice.
-fn playlist_entry(entry: &Value, playlist: &str, position: u64) -> Result<Item, BadItem> {
+/// track may appear twice. An entry is always stored: what cannot be read
+/// of it (a field too long, a wrong type) is left out.
+fn playlist_entry(entry: Entry, playlist: &str, position: u64) -> Result<Item, BadItem> {
     // `item` since 2026; `track` before.
-    let object = entry
-        .get("item")
-        .filter(|value| value.is_object())
-        .or_else(|| entry.get("track").filter(|value| value.is_object()));
-    let kind = match object.and_then(|object| object.get("type")).and_then(Value::as_str) {
+    let object = entry.item.0.or(entry.track.0);
+    let kind = match object.as_ref().and_then(|object| object.kind.as_str()) {
         Some("episode") => Kind::Episode,
         _ => Kind::Track,
     };
-    let added_at = timestamp(entry.get("added_at"));
-    let title = object.and_then(|object| lenient::string(object.get("name"))).unwrap_or_default();
+    let added_at = timestamp(&entry.added_at);
+    let object = object.unwrap_or_default();
+    let title = object.name.read("name").ok().flatten().unwrap_or_default();
     let mut item = Item::new(format!("{playlist}/{position:06}"), kind, title, added_at.unwrap_or(0));
     item.parent_id = Some(playlist.to_string());
-    item.index = Some(position as i64);
+    item.index = Some(i64::try_from(position).unwrap_or(i64::MAX));
     item.added_at = added_at;
-    if let Some(object) = object {
-        item.guid = lenient::string(object.get("uri"));
-        item.duration_ms = lenient::i64(object.get("duration_ms"));
-    }
+    item.guid = object.uri.read("uri").ok().flatten();
+    item.duration_ms = object.duration_ms.get();
     Ok(item)
 }
 
@@ -523,27 +671,42 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn entry(value: serde_json::Value) -> Entry {
+        serde_json::from_value(value).unwrap()
+    }
+
     #[test]
     fn saved_track_maps_added_at_and_album() {
-        let entry = json!({"added_at": "2024-05-01T10:00:00Z", "track": {"id": "t1", "name": "Song", "uri": "spotify:track:t1",
-            "album": {"id": "a1", "release_date": "1999-01-01"}, "track_number": 3, "disc_number": 1, "duration_ms": 1000}});
-        let item = saved(&entry, "track", Kind::Track).unwrap();
+        let saved_track = entry(
+            json!({"added_at": "2024-05-01T10:00:00Z", "track": {"id": "t1", "name": "Song", "uri": "spotify:track:t1",
+            "album": {"id": "a1", "release_date": "1999-01-01"}, "track_number": 3, "disc_number": 1, "duration_ms": 1000}}),
+        );
+        let item = saved(saved_track.added_at, saved_track.track, Kind::Track).unwrap();
         assert_eq!((item.id.as_str(), item.updated_at, item.parent_id.as_deref()), ("t1", 1_714_557_600, Some("a1")));
         assert_eq!(item.year, Some(1999));
-        let gone = saved(&json!({"added_at": "2024-05-01T10:00:00Z", "track": null}), "track", Kind::Track);
-        assert!(gone.is_err());
+        let gone = entry(json!({"added_at": "2024-05-01T10:00:00Z", "track": null}));
+        assert!(saved(gone.added_at, gone.track, Kind::Track).is_err());
     }
 
     #[test]
     fn playlist_entries_keep_position_and_read_both_spellings() {
-        let entry = json!({"added_at": null, "track": {"type": "episode", "name": "Ep", "uri": "spotify:episode:e"}});
-        let item = playlist_entry(&entry, "p1", 7).unwrap();
+        let episode =
+            entry(json!({"added_at": null, "track": {"type": "episode", "name": "Ep", "uri": "spotify:episode:e"}}));
+        let item = playlist_entry(episode, "p1", 7).unwrap();
         assert_eq!(
             (item.id.as_str(), item.kind, item.index, item.updated_at),
             ("p1/000007", Kind::Episode, Some(7), 0)
         );
-        let entry = json!({"added_at": "2024-05-01T10:00:00Z", "item": null, "track": null});
-        let item = playlist_entry(&entry, "p1", 0).unwrap();
+        let gone = entry(json!({"added_at": "2024-05-01T10:00:00Z", "item": null, "track": null}));
+        let item = playlist_entry(gone, "p1", 0).unwrap();
         assert_eq!((item.title.as_str(), item.kind, item.guid), ("", Kind::Track, None));
+    }
+
+    #[test]
+    fn followed_artists_continue_after_the_cursor() {
+        let body = br#"{"artists": {"items": [{"id": "a1", "name": "A"}, 3], "next": "https://x/next", "total": 2, "cursors": {"after": "a1"}}}"#;
+        let page = read_page(&body[..], "artists").unwrap();
+        assert_eq!((page.items.len(), page.total, page.next), (2, Some(2), Next::After("a1".into())));
+        assert!(page.items[1].is_err(), "an entry that is not an object is reported");
     }
 }
