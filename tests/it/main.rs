@@ -36,7 +36,12 @@
 //!   no live item dropped, lookups before deletions, moving listings,
 //!   cursors and clocks, playlist entries
 //! - `status_server`: the status page and API over real HTTP: endpoints,
-//!   control auth, the change feed, limits against slow and flooding clients
+//!   control auth, Host checks (DNS rebinding), the change feed, HTTP as
+//!   hyper reads it, limits against slow and flooding clients and slow
+//!   export readers
+//! - `status_fuzz`: random and mutated requests against the status server
+//!   (proptest; `MEDIASYNC_FUZZ_CASES` cases): no panic, nothing granted
+//!   without the token
 //! - `stop`: SIGTERM and pause during a 15-minute rate-limit wait: nothing
 //!   more is sent, the store is closed, the next start does no repair
 //! - `browser`: the status page rendered by headless Chromium (screenshot kept)
@@ -70,6 +75,7 @@ mod plex_sync;
 mod portability;
 mod power_loss;
 mod spotify_sync;
+mod status_fuzz;
 mod status_server;
 mod stop;
 mod support;
