@@ -224,22 +224,10 @@ impl Jellyfin {
         item_type(types.get(&library.id).map(String::as_str), kind)
     }
 
-    /// The listing of one kind of a library. Parameter names are PascalCase:
-    /// Emby's spelling, which Jellyfin binds too (case-insensitively).
-    fn listing_path(
-        &self,
-        user_id: &str,
-        library: &LibraryInfo,
-        kind: Kind,
-        order: Order,
-        start: u64,
-        size: u32,
-    ) -> String {
-        self.items_path(user_id, library, kind, order, start, size, "")
-    }
-
     /// The items of one kind of a library, from `start`; `ids` (already
     /// encoded, comma-separated, or empty) keeps only those items.
+    /// Parameter names are PascalCase: Emby's spelling, which Jellyfin binds
+    /// too (case-insensitively).
     #[allow(clippy::too_many_arguments)] // the listing's parameters, each one a query parameter
     fn items_path(
         &self,
@@ -350,7 +338,7 @@ impl Source for Jellyfin {
     ) -> Result<Page, SourceError> {
         let start = position.offset(self)?;
         let user_id = self.user_id()?;
-        let path = self.listing_path(&user_id, library, kind, order, start, size);
+        let path = self.items_path(&user_id, library, kind, order, start, size, "");
         let answer = self.get(&path, size)?;
         page_of(answer, kind, accepted_types(self.item_type(library, kind))).checked(
             start,
@@ -402,13 +390,7 @@ impl Source for Jellyfin {
             if let Some(err) = unasked(&at, ids, None, &id) {
                 return Err(err);
             }
-            present.push(match parse_item(Some(entry), kind, accepted) {
-                Ok(item) => Present::Item(Box::new(item)),
-                Err(bad) => {
-                    log::warn!("{}: kept {id} as stored: {}", self.describe(), bad.reason);
-                    Present::Kept(id)
-                }
-            });
+            present.push(Present::read(parse_item(Some(entry), kind, accepted), id, &self.describe()));
         }
         Ok(present)
     }

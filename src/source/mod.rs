@@ -248,6 +248,18 @@ pub enum Present {
 }
 
 impl Present {
+    /// A looked-up entry of item `id` as `source` read it: the item, or,
+    /// when unreadable, the stored copy kept.
+    pub fn read(parsed: Result<Item, BadItem>, id: String, source: &str) -> Present {
+        match parsed {
+            Ok(item) => Present::Item(Box::new(item)),
+            Err(bad) => {
+                log::warn!("{source}: kept {id} as stored: {}", bad.reason);
+                Present::Kept(id)
+            }
+        }
+    }
+
     pub fn id(&self) -> &str {
         match self {
             Present::Item(item) => &item.id,

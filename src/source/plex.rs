@@ -343,13 +343,7 @@ impl Plex {
             if section.is_some_and(|section| section != library.id) {
                 continue; // moved to another library
             }
-            present.push(match parse_item(Some(entry), kind) {
-                Ok(item) => Present::Item(Box::new(item)),
-                Err(bad) => {
-                    log::warn!("{}: kept {id} as stored: {}", self.describe(), bad.reason);
-                    Present::Kept(id)
-                }
-            });
+            present.push(Present::read(parse_item(Some(entry), kind), id, &self.describe()));
         }
         Ok(present)
     }
