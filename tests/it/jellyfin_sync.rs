@@ -525,6 +525,37 @@ fn an_incremental_walk_the_listing_moves_under_starts_over() {
     }
 }
 
+/// The changed-since cursor follows the server's clock (its `Date`), not
+/// the local one: a server clock a day ahead, then set back, loses no edit.
+#[test]
+fn a_server_clock_that_jumps_ahead_and_back_loses_no_change() {
+    for behaviour in Behaviour::ALL {
+        let name = behaviour.name();
+        let setup = Setup::new(behaviour);
+        let view = setup.fake.add_movies("Movies", 60);
+        setup.synced();
+        setup.synced(); // the filter is probed and found working
+        let movies = setup.fake.ids(&view, Kind::Movie);
+        setup.fake.state().clock += 86_400;
+        setup.fake.edit_title(&movies[1], "Edited while the clock was ahead");
+        let report = setup.synced();
+        assert_eq!(mode_of(&report, &view), "incremental", "{name}");
+        assert_eq!(setup.library(&report, "Movies").counters.changed, 1, "{name}");
+        // Set right, the clock stamps later edits before the last sync began.
+        setup.fake.state().clock -= 86_400;
+        setup.fake.edit_title(&movies[2], "Edited after the clock was set back");
+        let report = setup.synced();
+        assert_eq!(mode_of(&report, &view), "full", "{name}: the server's clock went back");
+        setup.assert_exact();
+        setup.fake.state().clock += 60;
+        setup.fake.edit_title(&movies[3], "Edited later");
+        let report = setup.synced();
+        assert_eq!(mode_of(&report, &view), "incremental", "{name}");
+        assert_eq!(setup.library(&report, "Movies").counters.changed, 1, "{name}");
+        setup.assert_exact();
+    }
+}
+
 /// Through the binary, as a user runs it: the config's `kind`, the source
 /// built from it, a SIGKILL in the middle of the first sync, and a rerun
 /// that resumes without refetching committed pages and exports exactly.
