@@ -1,13 +1,16 @@
-//! The application layer of `mediasync run`: the config, the store, each
-//! server's live state, the Spotify flows started from the status page, the
-//! controls (`controls`), the admin token they require (`admin_token`) and
-//! the typed status document (`status`). The status server (`web`) serves it
-//! and the daemon drives it; it knows neither, so nothing here depends on
-//! HTTP or on the async runtime.
+//! The application layer of `mediasync run`: the config (replaced whole by
+//! a reload, `reload`), the store, each server's live state, the Spotify
+//! flows started from the status page, the controls (`controls`), the admin
+//! token they require (`admin_token`), the server checks (`check`) and the
+//! typed status document (`status`). The status server (`web`) serves it and
+//! the daemon drives it; it knows neither, so nothing here depends on HTTP or
+//! on the async runtime.
 
 pub mod admin_token;
+pub mod check;
 pub mod controls;
 pub mod live;
+pub mod reload;
 pub mod schedule;
 pub mod spotify;
 pub mod status;
@@ -17,43 +20,79 @@ use crate::source::{ErrorKind, Stop};
 use crate::store::{Store, TombstoneLimits};
 use crate::sync::{self, Options, ServerReport};
 pub use controls::ControlError;
-pub use live::{Live, RunOutcome, ServerSlot, SyncRequest, Wait};
+pub use live::{Live, Retry, RunOutcome, ServerSlot, SyncRequest, Wait};
+use reload::ReloadStatus;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockWriteGuard};
 use std::time::Duration;
 
 pub struct App {
-    pub config: Config,
+    /// The config in force; a reload replaces it whole, so a reader holds
+    /// one consistent version (`config()`).
+    config: RwLock<Arc<Config>>,
     pub store: Store,
     pub started_at: i64,
     stopping: AtomicBool,
-    servers: BTreeMap<String, ServerSlot>,
+    /// A slot per server configured since the start: a reload adds slots,
+    /// and keeps those of removed servers (their schedulers idle) so that a
+    /// server removed and added again never has two schedulers.
+    servers: RwLock<BTreeMap<String, Arc<ServerSlot>>>,
     /// Spotify authorisations started from the status page.
     spotify_flows: spotify::Flows,
+    last_reload: Mutex<Option<ReloadStatus>>,
 }
 
 impl App {
     pub fn new(config: Config, store: Store) -> App {
-        let servers = config.servers.iter().map(|server| (server.name.clone(), ServerSlot::default())).collect();
+        let servers =
+            config.servers.iter().map(|server| (server.name.clone(), Arc::new(ServerSlot::default()))).collect();
         App {
-            config,
+            config: RwLock::new(Arc::new(config)),
             store,
             started_at: sync::now_epoch(),
             stopping: AtomicBool::new(false),
-            servers,
+            servers: RwLock::new(servers),
             spotify_flows: spotify::Flows::default(),
+            last_reload: Mutex::new(None),
         }
     }
 
-    /// A configured server's live state.
-    pub fn server(&self, name: &str) -> Option<&ServerSlot> {
-        self.servers.get(name)
+    /// The config in force.
+    pub fn config(&self) -> Arc<Config> {
+        Arc::clone(&self.config.read().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+
+    fn set_config(&self, config: Config) {
+        *self.config.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(config);
+    }
+
+    /// A server's live state (also of a server a reload removed, whose
+    /// scheduler idles).
+    pub fn server(&self, name: &str) -> Option<Arc<ServerSlot>> {
+        self.servers.read().unwrap_or_else(|poisoned| poisoned.into_inner()).get(name).cloned()
+    }
+
+    fn slots(&self) -> Vec<Arc<ServerSlot>> {
+        self.servers.read().unwrap_or_else(|poisoned| poisoned.into_inner()).values().cloned().collect()
+    }
+
+    fn slots_mut(&self) -> RwLockWriteGuard<'_, BTreeMap<String, Arc<ServerSlot>>> {
+        self.servers.write().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A copy of a server's live state.
     pub fn live(&self, name: &str) -> Option<Live> {
-        self.server(name).map(ServerSlot::live)
+        self.server(name).map(|slot| slot.live())
+    }
+
+    /// The outcome of the last reload, if there was one.
+    pub fn last_reload(&self) -> Option<ReloadStatus> {
+        self.last_reload.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    fn set_reload(&self, status: ReloadStatus) {
+        *self.last_reload.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(status);
     }
 
     pub fn stopping(&self) -> bool {
@@ -64,14 +103,14 @@ impl App {
     /// requests end; the last committed page stays).
     pub fn shut_down(&self) {
         self.stopping.store(true, Ordering::Relaxed);
-        for slot in self.servers.values() {
+        for slot in self.slots() {
             slot.stop_run();
             slot.wake();
         }
     }
 
     pub fn any_syncing(&self) -> bool {
-        self.servers.values().any(ServerSlot::syncing)
+        self.slots().iter().any(|slot| slot.syncing())
     }
 
     /// Syncs one server on the calling (blocking) thread, showing the waits
@@ -83,10 +122,11 @@ impl App {
         request: SyncRequest,
         stop: &Arc<Stop>,
     ) -> Result<ServerReport, ControlError> {
-        let Some(server) = self.config.servers.iter().find(|server| server.name == name) else {
+        let config = self.config();
+        let Some(server) = config.server(name) else {
             return Err(ControlError::UnknownServer(name.to_string()));
         };
-        let source = crate::source::build(server, &self.config.sync, &self.store, stop);
+        let source = crate::source::build(server, &config.sync, &self.store, stop);
         let observed = Arc::clone(self);
         let observed_name = name.to_string();
         source.observe_waits(Arc::new(move |err, pause| {
@@ -101,13 +141,13 @@ impl App {
         let options = Options {
             full: request.full,
             force: request.force,
-            full_every: self.config.sync.full_every,
-            max_delete_share: self.config.sync.max_delete_share,
-            history: self.config.sync.history,
+            full_every: config.sync.full_every,
+            max_delete_share: config.sync.max_delete_share,
+            history: config.sync.history,
             page_size: server.page_size,
         };
         let report = sync::sync_server(name, source.as_ref(), &self.store, &options, stop.flag());
-        let store = &self.config.store;
+        let store = &config.store;
         sync::compact_feed(&self.store, TombstoneLimits::new(store.max_tombstones, store.max_tombstone_age));
         Ok(report)
     }

@@ -24,12 +24,11 @@ const BODY_BASE_BYTES: u64 = 1 << 20;
 const BODY_ENTRY_BYTES: u64 = 16 << 10;
 /// An error body is read only for its message.
 const ERROR_BODY_BYTES: u64 = 64 << 10;
+/// `Http::server_time` before any answer carried a readable `Date`.
+const NO_TIME: i64 = i64::MIN;
 /// Name resolution and connecting are the only steps a stop cannot
 /// interrupt, so they get less than the whole request's timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// No `Date` seen yet.
-const NO_TIME: i64 = i64::MIN;
 
 /// The most bytes read from an answer listing at most `entries` entries
 /// (0 for a count or a small answer). Bodies are parsed as they stream in,
@@ -43,8 +42,8 @@ pub struct Http {
     agent: ureq::Agent,
     base: String,
     requests: AtomicU64,
-    /// The server's clock at its latest answer that carried a `Date`
-    /// (epoch seconds), or `NO_TIME`.
+    /// The server's clock at its latest answer with a readable `Date`
+    /// header (epoch seconds), or `NO_TIME`.
     server_time: AtomicI64,
     stop: Arc<Stop>,
 }
@@ -74,7 +73,8 @@ impl Http {
         self.requests.load(Ordering::Relaxed)
     }
 
-    /// The server's clock as of its latest answer with a `Date` header.
+    /// The server's clock (epoch seconds) as of its latest answer, from its
+    /// `Date` header, whatever the answer's status.
     pub fn server_time(&self) -> Option<i64> {
         Some(self.server_time.load(Ordering::Relaxed)).filter(|time| *time != NO_TIME)
     }
@@ -153,20 +153,17 @@ impl Http {
         let status = response.status().as_u16();
         let header =
             |name: &str| response.headers().get(name).and_then(|value| value.to_str().ok()).map(str::to_string);
-        let date = header("date");
-        if let Some(time) = date.as_deref().and_then(parse_http_date) {
+        if let Some(time) = header("date").as_deref().and_then(parse_http_date) {
             self.server_time.store(time, Ordering::Relaxed);
         }
         let retry_after = header("retry-after").and_then(|value| retry_after(&value, SystemTime::now()));
-        Ok(Reply { status, date, retry_after, body: response.into_body(), at, stop: Arc::clone(&self.stop) })
+        Ok(Reply { status, retry_after, body: response.into_body(), at, stop: Arc::clone(&self.stop) })
     }
 }
 
 /// An answer of any status, its body not read yet (`Http::send`).
 pub struct Reply {
     pub status: u16,
-    /// The server's `Date` header, if any: the server's clock.
-    pub date: Option<String>,
     /// `Retry-After`, when readable (`retry_after`).
     pub retry_after: Option<Duration>,
     body: ureq::Body,

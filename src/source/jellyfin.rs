@@ -162,7 +162,8 @@ impl Jellyfin {
     /// GETs an answer listing `entries` entries at most.
     fn get<T: DeserializeOwned>(&self, path_and_query: &str, entries: u32) -> Result<T, SourceError> {
         let headers = [("Accept", "application/json"), ("Authorization", self.authorization.as_str())];
-        self.http.get(path_and_query, &headers)?.json(body_cap(entries), &format!("{} JSON", self.product()))
+        let reply = self.http.get(path_and_query, &headers)?;
+        reply.json(body_cap(entries), &format!("{} JSON", self.product()))
     }
 
     /// The configured user's id, or the first administrator's.

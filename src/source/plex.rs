@@ -293,7 +293,8 @@ impl Source for Plex {
         self.http.requests()
     }
 
-    /// From every answer's `Date`: what the incremental cursor is clamped to.
+    /// From every answer's `Date`: what the incremental cursor is clamped
+    /// to; `mediasync check` shows how far it is from this machine's.
     fn server_time(&self) -> Option<i64> {
         self.http.server_time()
     }

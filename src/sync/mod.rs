@@ -95,9 +95,7 @@ pub fn sync_server(
             None => {}
         }
     }
-    let server_error =
-        report.error.clone().or_else(|| report.libraries.iter().find_map(|library| library.error.clone()));
-    record_server(store, server, server_error);
+    record_server(store, server, report.first_error().map(str::to_string));
     report.requests = source.requests().saturating_sub(requests_before);
     report
 }

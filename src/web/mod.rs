@@ -65,6 +65,7 @@ fn route(app: &Arc<App>, access: &Access, request: &Request) -> Response {
         ["spotify", "callback"] => only(Method::GET, &|| spotify::callback(app, request)),
         ["api", "spotify", "callback"] => admin(Method::POST, &|| spotify::pasted(app, request)),
         ["api", "servers", name, "connect"] => admin(Method::POST, &|| spotify::connect(app, name)),
+        ["api", "servers", name, "check"] => admin(Method::POST, &|| check(app, name)),
         ["api", "servers", name, action @ ("sync" | "pause" | "resume" | "reset")] => {
             let flag = |name: &str| request.param(name).is_some_and(|value| value == "1" || value == "true");
             let sync = SyncRequest { full: flag("full"), force: flag("force") };
@@ -94,11 +95,23 @@ fn control(app: &App, name: &str, action: &str, request: SyncRequest) -> Respons
     }
 }
 
+/// `POST /api/servers/{name}/check`: checks the server now (as `mediasync
+/// check`) and answers the `ServerCheck`, which the page shows too.
+fn check(app: &App, name: &str) -> Response {
+    match app.check(name) {
+        Ok(check) => match serde_json::to_value(&check) {
+            Ok(value) => Response::json(200, &value),
+            Err(err) => Response::error(500, &format!("the check did not serialize: {err}")),
+        },
+        Err(err) => Response::error(control_status(&err), &err.to_string()),
+    }
+}
+
 /// The HTTP status of a refused control.
 fn control_status(err: &ControlError) -> u16 {
     match err {
         ControlError::UnknownServer(_) => 404,
-        ControlError::Paused(_) | ControlError::Syncing(_) => 409,
+        ControlError::Paused(_) | ControlError::Syncing(_) | ControlError::Busy(_) => 409,
         ControlError::Store(_) => 500,
     }
 }

@@ -480,7 +480,8 @@ impl Source for Spotify<'_> {
     }
 
     /// From every API answer's `Date`: what the saved tracks' and albums'
-    /// incremental cursor (their `added_at`) is clamped to.
+    /// incremental cursor (their `added_at`) is clamped to; `mediasync
+    /// check` shows how far it is from this machine's.
     fn server_time(&self) -> Option<i64> {
         self.api.server_time()
     }
