@@ -17,10 +17,10 @@ pub mod status;
 
 use crate::config::Config;
 use crate::source::{ErrorKind, Stop};
-use crate::store::Store;
+use crate::store::{Store, TombstoneLimits};
 use crate::sync::{self, Options, Selection, ServerReport, Signals};
 pub use controls::ControlError;
-pub use live::{Live, Retry, RunOutcome, ServerSlot, Wait};
+pub use live::{Live, Retry, RunOutcome, ServerSlot, SyncRequest, Wait};
 use reload::ReloadStatus;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -120,7 +120,7 @@ impl App {
     pub fn sync_server(
         self: &Arc<Self>,
         name: &str,
-        full: bool,
+        request: SyncRequest,
         selection: Selection<'_>,
         stop: &Arc<Stop>,
         yield_to: Option<&AtomicBool>,
@@ -142,15 +142,18 @@ impl App {
             }
         }));
         let options = Options {
-            full,
-            force: false,
+            full: request.full,
+            force: request.force,
             full_every: config.sync.full_every,
             max_delete_share: config.sync.max_delete_share,
             history: config.sync.history,
             page_size: server.page_size,
         };
         let signals = Signals { stop: stop.flag(), yield_to };
-        Ok(sync::sync_libraries(name, source.as_ref(), &self.store, &options, selection, signals))
+        let report = sync::sync_libraries(name, source.as_ref(), &self.store, &options, selection, signals);
+        let store = &config.store;
+        sync::compact_feed(&self.store, TombstoneLimits::new(store.max_tombstones, store.max_tombstone_age));
+        Ok(report)
     }
 }
 

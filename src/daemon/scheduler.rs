@@ -12,7 +12,7 @@
 //! server.
 
 use crate::app::schedule;
-use crate::app::{App, Retry, RunOutcome, ServerSlot};
+use crate::app::{App, Retry, RunOutcome, ServerSlot, SyncRequest};
 use crate::config::{Config, ServerConfig};
 use crate::source::Stop;
 use crate::sync::{self, Libraries, Selection};
@@ -69,8 +69,8 @@ impl Plan {
 
 /// A library sync that made way for a history poll, resumed right after it.
 struct MadeWay {
-    /// It was a full sync.
-    full: bool,
+    /// What was asked of it (a full sync, deletions confirmed).
+    request: SyncRequest,
     /// The libraries it had synced: left out of the resumed run.
     done: Vec<String>,
 }
@@ -88,8 +88,8 @@ enum Ended {
 enum Woke {
     /// The next run is due.
     Due,
-    /// A sync was requested (`Some(true)`: of whole libraries).
-    Requested(bool),
+    /// A sync was requested.
+    Requested(SyncRequest),
     /// Something else changed (a reload, pause, resume, shutdown): plan again.
     Changed,
 }
@@ -151,7 +151,7 @@ pub(super) async fn server_loop(app: Arc<App>, name: String, semaphore: Arc<toki
         let requested = match wait_for_run(&app, &slot, history_next.map_or(next, |at| at.min(next))).await {
             Woke::Changed => continue,
             Woke::Due => slot.take_request(),
-            Woke::Requested(full) => Some(full),
+            Woke::Requested(request) => Some(request),
         };
         let now = now_ms();
         let history_due = history_next.is_some_and(|at| at <= now);
@@ -172,7 +172,7 @@ pub(super) async fn server_loop(app: Arc<App>, name: String, semaphore: Arc<toki
                 return;
             };
             if !is_paused(&app, &name).await {
-                run_once(&app, &slot, &name, false, Libraries::History.into(), None).await;
+                run_once(&app, &slot, &name, SyncRequest::default(), Libraries::History.into(), None).await;
             }
             drop(permit);
         }
@@ -191,16 +191,16 @@ pub(super) async fn server_loop(app: Arc<App>, name: String, semaphore: Arc<toki
             continue;
         }
         let resumed = resume.take();
-        let full = requested.unwrap_or(resumed.as_ref().is_some_and(|made_way| made_way.full));
+        let request = requested.or(resumed.as_ref().map(|made_way| made_way.request)).unwrap_or_default();
         let done = resumed.map(|made_way| made_way.done).unwrap_or_default();
         let libraries = if history_every.is_some() { Libraries::Catalog } else { Libraries::All };
         let selection = Selection { libraries, done: &done };
-        let ended = run_once(&app, &slot, &name, full, selection, history_at).await;
+        let ended = run_once(&app, &slot, &name, request, selection, history_at).await;
         drop(permit);
         let failure = match ended {
             Ended::MadeWay(synced) => {
                 let done = done.into_iter().chain(synced).collect();
-                resume = Some(MadeWay { full, done });
+                resume = Some(MadeWay { request, done });
                 continue;
             }
             Ended::Finished(failure) => failure,
@@ -286,8 +286,8 @@ async fn wait_for_run(app: &App, slot: &ServerSlot, at: i64) -> Woke {
         if app.stopping() {
             return Woke::Changed;
         }
-        if let Some(full) = slot.take_request() {
-            return Woke::Requested(full);
+        if let Some(request) = slot.take_request() {
+            return Woke::Requested(request);
         }
         let wait = u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0);
         if wait == 0 {
@@ -362,13 +362,13 @@ async fn run_once(
     app: &Arc<App>,
     slot: &ServerSlot,
     name: &str,
-    full: bool,
+    request: SyncRequest,
     selection: Selection<'_>,
     mut yield_at: Option<i64>,
 ) -> Ended {
     let stop = Arc::new(Stop::new());
     // A reset or a check in progress finishes before the sync starts.
-    while !slot.try_begin_run(full, sync::now_epoch(), &stop) {
+    while !slot.try_begin_run(request.full, sync::now_epoch(), &stop) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     if app.stopping() {
@@ -383,7 +383,7 @@ async fn run_once(
         let (libraries, done) = (selection.libraries, selection.done.to_vec());
         tokio::task::spawn_blocking(move || {
             let selection = Selection { libraries, done: &done };
-            app.sync_server(&name, full, selection, &stop, Some(&yield_to))
+            app.sync_server(&name, request, selection, &stop, Some(&yield_to))
         })
     };
     let report = loop {

@@ -2,12 +2,15 @@
 //! asked for, answers 401 (as text/html) without the right token, pages with
 //! `X-Plex-Container-Start`/`-Size` (headers or query), reports `totalSize`
 //! only on paged requests, sorts by `updatedAt`/`addedAt`/`titleSort`,
-//! silently ignores the `addedAt>>=` filter (PMS 1.43+), and serves items
-//! shaped like the responses in `tests/data/plex` (`docs/servers.md`). Tests
-//! mutate its library and inject failures at chosen request numbers.
+//! silently ignores the `addedAt>>=` filter (PMS 1.43+), serves items
+//! shaped like the responses in `tests/data/plex` (`docs/servers.md`),
+//! answers `/library/metadata/{id},{id},…` with the items that exist (404
+//! when none does), and stamps every answer with a `Date` from its clock.
+//! Tests mutate its library and inject failures at chosen request numbers.
 
+use super::churn::{Changes, Changing};
 use super::history::{self, PlexPlay};
-use super::{Fake, Faults, Recording, header, query};
+use super::{Fake, Faults, Recording, date_header, header, query};
 use crate::model::Kind;
 use serde_json::{Map, Value, json};
 use std::sync::Mutex;
@@ -92,6 +95,7 @@ pub struct PlexState {
     next_key: u64,
     next_history: u64,
     faults: Faults,
+    pub(crate) changes: Changes<PlexState>,
 }
 
 /// A fake server; `Fake`'s methods control it, these mutate its library.
@@ -133,6 +137,7 @@ impl Fake<PlexState> {
             next_key: 100,
             next_history: 1000,
             faults: Faults::default(),
+            changes: Changes::default(),
         };
         Fake::serve(address, state, handle)
     }
@@ -199,65 +204,22 @@ impl Fake<PlexState> {
 
     /// Adds an item now (new `addedAt` and `updatedAt`), returning its key.
     pub fn add_item(&self, section: &str, kind: Kind, title: &str, parent: Option<&str>) -> String {
-        let mut state = self.state();
-        let now = state.tick();
-        let key = state.take_key();
-        let grandparent = parent.and_then(|parent| state.find(parent).and_then(|item| item.parent.clone()));
-        let section =
-            state.sections.iter_mut().find(|candidate| candidate.key == section).expect("add_item: no such section");
-        section.items.push(FakeItem {
-            rating_key: key.clone(),
-            kind,
-            title: title.to_string(),
-            title_sort: None,
-            parent: parent.map(str::to_string),
-            grandparent,
-            index: Some(1),
-            parent_index: None,
-            year: Some(2024),
-            added_at: now,
-            updated_at: now,
-            art_at: now,
-            duration: Some(5_400_000),
-        });
-        key
+        self.state().add(section, kind, title, parent)
     }
 
     /// Renames an item now, as a metadata edit does.
     pub fn edit_title(&self, rating_key: &str, title: &str) {
-        let mut state = self.state();
-        let now = state.tick();
-        let item = state.find_mut(rating_key).expect("edit_title: no such item");
-        item.title = title.to_string();
-        item.updated_at = now;
+        self.state().edit(rating_key, title);
     }
 
     /// Replaces an item's poster: the thumb URL and `updatedAt` change.
     pub fn replace_art(&self, rating_key: &str) {
-        let mut state = self.state();
-        let now = state.tick();
-        let item = state.find_mut(rating_key).expect("replace_art: no such item");
-        item.art_at = now;
-        item.updated_at = now;
+        self.state().touch_art(rating_key);
     }
 
     /// Deletes an item and, as PMS does, everything below it.
     pub fn delete(&self, rating_key: &str) {
-        let mut state = self.state();
-        state.tick();
-        let mut doomed = vec![rating_key.to_string()];
-        for section in &mut state.sections {
-            // Children come after their parents in insertion order, so one
-            // pass in order collects whole subtrees.
-            section.items.retain(|item| {
-                let dies = doomed.contains(&item.rating_key)
-                    || item.parent.as_ref().is_some_and(|parent| doomed.contains(parent));
-                if dies && !doomed.contains(&item.rating_key) {
-                    doomed.push(item.rating_key.clone());
-                }
-                !dies
-            });
-        }
+        self.state().remove(rating_key);
     }
 
     /// Deletes every item of a kind in a section (a drive went missing).
@@ -335,7 +297,7 @@ impl Fake<PlexState> {
 }
 
 impl PlexState {
-    fn tick(&mut self) -> i64 {
+    pub(crate) fn tick(&mut self) -> i64 {
         self.clock += 1;
         self.clock
     }
@@ -377,16 +339,16 @@ impl PlexState {
         }
     }
 
-    fn take_key(&mut self) -> String {
+    pub(crate) fn take_key(&mut self) -> String {
         self.next_key += 1;
         self.next_key.to_string()
     }
 
-    fn find(&self, rating_key: &str) -> Option<&FakeItem> {
+    pub(crate) fn find(&self, rating_key: &str) -> Option<&FakeItem> {
         self.sections.iter().flat_map(|section| section.items.iter()).find(|item| item.rating_key == rating_key)
     }
 
-    fn find_mut(&mut self, rating_key: &str) -> Option<&mut FakeItem> {
+    pub(crate) fn find_mut(&mut self, rating_key: &str) -> Option<&mut FakeItem> {
         self.sections.iter_mut().flat_map(|section| section.items.iter_mut()).find(|item| item.rating_key == rating_key)
     }
 
@@ -456,7 +418,8 @@ fn handle(state: &Mutex<PlexState>, request: tiny_http::Request) {
     }
     let mut failure = None;
     let answer = answer(state, &request, &mut failure);
-    let mut headers = vec![("Content-Type".to_string(), answer.content_type.to_string())];
+    let clock = state.lock().map_or(BASE_TIME, |state| state.clock);
+    let mut headers = vec![("Content-Type".to_string(), answer.content_type.to_string()), date_header(clock)];
     if let Some(seconds) = answer.retry_after {
         headers.push(("Retry-After".to_string(), seconds.to_string()));
     }
@@ -476,7 +439,10 @@ fn answer(shared: &Mutex<PlexState>, request: &tiny_http::Request, injected: &mu
     let size = paging("X-Plex-Container-Size");
     let item_type = param("type").and_then(|value| value.parse::<u8>().ok());
     state.log.push(Logged { number, path: path.clone(), item_type, start, size, returned: 0 });
-    let failure = state.faults.take(number);
+    // The library changes between a client's requests, never during one.
+    let churns = path.ends_with("/all") || path.starts_with("/library/metadata/");
+    state.before_answer(number, churns);
+    let failure = state.faults.take(number, &path);
     injected.clone_from(&failure);
     match &failure {
         Some(Failure::Status(code)) => return html(*code, "Internal Server Error"),
@@ -520,9 +486,21 @@ fn answer(shared: &Mutex<PlexState>, request: &tiny_http::Request, injected: &mu
             entry.returned = returned;
         }
         container
+    } else if let Some(keys) = path.strip_prefix("/library/metadata/").filter(|keys| !keys.contains('/')) {
+        let Some(container) = metadata(&state, keys, start, size) else {
+            return html(404, "Not Found");
+        };
+        container
     } else {
         return html(404, "Not Found");
     };
+    let mut container = container;
+    if failure == Some(Failure::Emptied) {
+        if let Some(fields) = container.as_object_mut() {
+            fields.remove("Metadata");
+            fields.insert("size".into(), json!(0));
+        }
+    }
     let envelope = json!({ "MediaContainer": container });
     let mut body = if json {
         serde_json::to_vec(&envelope).expect("JSON values serialize")
@@ -658,6 +636,47 @@ fn listing(
         container.insert("Metadata".into(), Value::Array(metadata));
     }
     (Value::Object(container), returned)
+}
+
+/// `/library/metadata/{keys}`: the items of those rating keys that exist,
+/// in the order asked, wherever they are; `None` (404) when none does. An
+/// item carries its own `librarySectionID`; the container carries one only
+/// when every item shares it.
+fn metadata(state: &PlexState, keys: &str, start: Option<u64>, size: Option<u64>) -> Option<Value> {
+    let found: Vec<(&FakeSection, &FakeItem)> = keys
+        .split(',')
+        .filter_map(|key| {
+            state.sections.iter().find_map(|section| {
+                section.items.iter().find(|item| item.rating_key == key).map(|item| (section, item))
+            })
+        })
+        .collect();
+    if found.is_empty() {
+        return None;
+    }
+    let total = found.len();
+    let mut container = Map::new();
+    container.insert("identifier".into(), json!("com.plexapp.plugins.library"));
+    container.insert("mediaTagPrefix".into(), json!("/system/bundle/media/flags/"));
+    container.insert("mediaTagVersion".into(), json!(1_634_922_197));
+    let section = found.first().map(|(section, _)| section.key.clone());
+    if found.iter().all(|(other, _)| Some(&other.key) == section.as_ref()) {
+        container.insert("librarySectionID".into(), json!(section.and_then(|key| key.parse::<u64>().ok())));
+    }
+    let page: Vec<(&FakeSection, &FakeItem)> = match (start, size) {
+        (None, None) => found,
+        (start, size) => {
+            let start = start.unwrap_or(0) as usize;
+            let size = size.unwrap_or(50) as usize;
+            container.insert("offset".into(), json!(start));
+            container.insert("totalSize".into(), json!(total));
+            found.into_iter().skip(start).take(size).collect()
+        }
+    };
+    container.insert("size".into(), json!(page.len()));
+    let metadata: Vec<Value> = page.into_iter().map(|(section, item)| item_json(section, item)).collect();
+    container.insert("Metadata".into(), Value::Array(metadata));
+    Some(Value::Object(container))
 }
 
 fn sort_title(item: &FakeItem) -> String {

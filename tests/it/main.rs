@@ -30,12 +30,18 @@
 //!   a quota wait holding it and the history first when it ends, a long
 //!   library sync making way for it, the page, `/api/history`, metrics
 //! - `cli`: the binary as a user runs it: configs, exit codes, SIGKILL resume
+//! - `churn`: property tests: seeded syncs while every simulated server
+//!   changes between pages (some killed and resumed): nothing live dropped,
+//!   no deletion the server did not make, exact one quiet sync later
 //! - `migration`: version-1 stores migrate on open, crash-safely and
 //!   resumably
 //! - `portability`: a store written on x86_64 reads identically on ARM
 //! - `disk`: a storage backend that loses power on cue (for `power_loss`
 //!   and `migration`)
 //! - `power_loss`: the store under thousands of simulated power cuts
+//! - `under_changes`: syncs while the server changes between two requests:
+//!   no live item dropped, lookups before deletions, moving listings,
+//!   cursors and clocks, playlist entries
 //! - `status_server`: the status page and API over real HTTP: endpoints,
 //!   control auth, Host checks (DNS rebinding), the change feed, HTTP as
 //!   hyper reads it, limits against slow and flooding clients and slow
@@ -68,6 +74,7 @@
 
 mod browser;
 mod check;
+mod churn;
 mod cli;
 mod daemon;
 mod disk;
@@ -88,3 +95,4 @@ mod status_fuzz;
 mod status_server;
 mod stop;
 mod support;
+mod under_changes;
