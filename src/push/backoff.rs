@@ -13,7 +13,7 @@ const LONGEST: Duration = Duration::from_secs(300);
 /// worked and then broke), `fraction` a random number in [0, 1).
 pub fn delay(failures: u32, fraction: f64) -> Duration {
     let step = FIRST.saturating_mul(1u32.checked_shl(failures.min(16)).unwrap_or(u32::MAX)).min(LONGEST);
-    let half = step / 2;
+    let half = step.checked_div(2).unwrap_or_default();
     half.saturating_add(half.mul_f64(fraction.clamp(0.0, 1.0)))
 }
 
