@@ -4,8 +4,14 @@
 //! only on paged requests, sorts by `updatedAt`/`addedAt`/`titleSort`,
 //! silently ignores the `addedAt>>=` filter (PMS 1.43+), and serves items
 //! shaped like the responses in `tests/data/plex` (`docs/servers.md`). Tests
-//! mutate its library and inject failures at chosen request numbers.
+//! mutate its library and inject failures at chosen request numbers. Its
+//! notification socket (`/:/websockets/notifications`, token in the
+//! `X-Plex-Token` header or query) pushes a `timeline` entry per state an
+//! item goes through when it is added (0 to 5), edited (5) or deleted (9),
+//! and `activity` notifications of section scans (`scan`).
 
+use super::front::Head;
+use super::sockets::{Sockets, refuse};
 use super::{Fake, Faults, Recording, header, query};
 use crate::model::Kind;
 use serde_json::{Map, Value, json};
@@ -82,6 +88,8 @@ pub struct PlexState {
     pub honour_sort: bool,
     /// Latency added to every request.
     pub delay: Duration,
+    /// The open notification sockets.
+    pub sockets: std::sync::Arc<Sockets<()>>,
     requests: u64,
     next_key: u64,
     faults: Faults,
@@ -120,11 +128,12 @@ impl Fake<PlexState> {
             max_page: None,
             honour_sort: true,
             delay: Duration::ZERO,
+            sockets: Sockets::new(),
             requests: 0,
             next_key: 100,
             faults: Faults::default(),
         };
-        Fake::serve(address, state, handle)
+        Fake::serve_with_sockets(address, state, handle, upgrade)
     }
 
     pub fn add_section(&self, title: &str, kind: SectionKind) -> String {
@@ -210,6 +219,11 @@ impl Fake<PlexState> {
             art_at: now,
             duration: Some(5_400_000),
         });
+        // A new item walks through the states of its processing, each
+        // pushed as it happens: created (0) to processed (5).
+        for item_state in 0..=5 {
+            state.notify(&key, item_state);
+        }
         key
     }
 
@@ -220,6 +234,7 @@ impl Fake<PlexState> {
         let item = state.find_mut(rating_key).expect("edit_title: no such item");
         item.title = title.to_string();
         item.updated_at = now;
+        state.notify(rating_key, 5);
     }
 
     /// Replaces an item's poster: the thumb URL and `updatedAt` change.
@@ -229,12 +244,15 @@ impl Fake<PlexState> {
         let item = state.find_mut(rating_key).expect("replace_art: no such item");
         item.art_at = now;
         item.updated_at = now;
+        state.notify(rating_key, 5);
     }
 
     /// Deletes an item and, as PMS does, everything below it.
     pub fn delete(&self, rating_key: &str) {
         let mut state = self.state();
         state.tick();
+        // Pushed for the item named only, not for the children it takes.
+        state.notify(rating_key, DELETED);
         let mut doomed = vec![rating_key.to_string()];
         for section in &mut state.sections {
             // Children come after their parents in insertion order, so one
@@ -300,6 +318,21 @@ impl Fake<PlexState> {
         rows
     }
 
+    /// A section scan, as PMS announces it: `library.update.section`
+    /// started, then the changes `scan` makes (their timeline entries),
+    /// then ended.
+    pub fn scan<T>(&self, section: &str, scan: impl FnOnce(&FakePlex) -> T) -> T {
+        self.state().notify_scan(section, "started");
+        let result = scan(self);
+        self.state().notify_scan(section, "ended");
+        result
+    }
+
+    /// The notification sockets (test controls: drop, refuse, count).
+    pub fn sockets(&self) -> std::sync::Arc<Sockets<()>> {
+        std::sync::Arc::clone(&self.state().sockets)
+    }
+
     pub fn item_count(&self) -> usize {
         self.state()
             .sections
@@ -310,7 +343,59 @@ impl Fake<PlexState> {
     }
 }
 
+/// `state` of a deleted item.
+const DELETED: u8 = 9;
+
 impl PlexState {
+    /// Pushes a timeline entry for an item in `item_state` (PMS's numbers:
+    /// 0 created … 5 processed, 9 deleted) to every socket, as one message.
+    fn notify(&self, rating_key: &str, item_state: u8) {
+        let found = self.sections.iter().find_map(|section| {
+            section.items.iter().find(|item| item.rating_key == rating_key).map(|item| (section, item))
+        });
+        let Some((section, item)) = found else {
+            return;
+        };
+        let mut entry = json!({
+            "identifier": "com.plexapp.plugins.library",
+            "sectionID": section.key,
+            "itemID": item.rating_key,
+            "type": item.kind.code(),
+            "title": item.title,
+            "state": item_state,
+            "updatedAt": item.updated_at,
+        });
+        let metadata_state = match item_state {
+            0..=4 => Some("created"),
+            DELETED => Some("deleted"),
+            _ => None,
+        };
+        if let (Some(metadata_state), Some(entry)) = (metadata_state, entry.as_object_mut()) {
+            entry.insert("metadataState".into(), json!(metadata_state));
+        }
+        let message = json!({"NotificationContainer": {"type": "timeline", "size": 1, "TimelineEntry": [entry]}});
+        self.sockets.broadcast(&message.to_string(), |_| true);
+    }
+
+    fn notify_scan(&self, section: &str, event: &str) {
+        let title = self.sections.iter().find(|candidate| candidate.key == section).map_or("", |found| &found.title);
+        let message = json!({"NotificationContainer": {"type": "activity", "size": 1, "ActivityNotification": [{
+            "event": event,
+            "uuid": format!("00000000-0000-4000-8000-{section:0>12}"),
+            "Activity": {
+                "uuid": format!("00000000-0000-4000-8000-{section:0>12}"),
+                "type": "library.update.section",
+                "cancellable": false,
+                "userID": 1,
+                "title": format!("Scanning {title}"),
+                "subtitle": "",
+                "progress": if event == "ended" { 100 } else { 0 },
+                "Context": {"librarySectionID": section},
+            },
+        }]}});
+        self.sockets.broadcast(&message.to_string(), |_| true);
+    }
+
     fn tick(&mut self) -> i64 {
         self.clock += 1;
         self.clock
@@ -400,6 +485,30 @@ fn handle(state: &Mutex<PlexState>, request: tiny_http::Request) {
         headers.push(("Retry-After".to_string(), seconds.to_string()));
     }
     super::hostile::send(request, answer.status, headers, answer.body, failure.as_ref());
+}
+
+/// A websocket upgrade: `/:/websockets/notifications` with the token, as
+/// PMS takes it (header, or the query's `X-Plex-Token`).
+fn upgrade(shared: &Mutex<PlexState>, stream: std::net::TcpStream, head: Head) {
+    let (sockets, authorized) = {
+        let state = shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.sockets.count_upgrade();
+        let (_, params) = query::split(&head.target);
+        let token = head.header("X-Plex-Token").map(str::to_string).or_else(|| {
+            params.into_iter().find(|(name, _)| name == "X-Plex-Token").map(|(_, value)| value)
+        });
+        (std::sync::Arc::clone(&state.sockets), token.as_deref() == Some(state.token.as_str()))
+    };
+    let (path, _) = query::split(&head.target);
+    if sockets.refusing() {
+        refuse(stream, 503, "Service Unavailable");
+    } else if path != "/:/websockets/notifications" && path != "/:/websocket/notifications" {
+        refuse(stream, 404, "Not Found");
+    } else if !authorized {
+        refuse(stream, 401, "Unauthorized");
+    } else {
+        sockets.serve(stream, (), None);
+    }
 }
 
 /// The answer to `request`; `injected` gets the failure injected for it.
