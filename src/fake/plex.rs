@@ -494,9 +494,10 @@ fn upgrade(shared: &Mutex<PlexState>, stream: std::net::TcpStream, head: Head) {
         let state = shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         state.sockets.count_upgrade();
         let (_, params) = query::split(&head.target);
-        let token = head.header("X-Plex-Token").map(str::to_string).or_else(|| {
-            params.into_iter().find(|(name, _)| name == "X-Plex-Token").map(|(_, value)| value)
-        });
+        let token = head
+            .header("X-Plex-Token")
+            .map(str::to_string)
+            .or_else(|| params.into_iter().find(|(name, _)| name == "X-Plex-Token").map(|(_, value)| value));
         (std::sync::Arc::clone(&state.sockets), token.as_deref() == Some(state.token.as_str()))
     };
     let (path, _) = query::split(&head.target);

@@ -35,9 +35,7 @@ pub fn endpoint(server: &ServerConfig, jellyfin: &JellyfinConfig, access_token: 
     let authorization = crate::source::jellyfin::authorization(&server.name, Some(access_token));
     let headers = vec![("authorization", authorization)];
     match jellyfin.flavor {
-        Flavor::Jellyfin => {
-            Endpoint { url: format!("{base}/socket"), shown: format!("{base}/socket"), headers }
-        }
+        Flavor::Jellyfin => Endpoint { url: format!("{base}/socket"), shown: format!("{base}/socket"), headers },
         Flavor::Emby => Endpoint {
             url: format!(
                 "{base}/embywebsocket?api_key={}&deviceId={}",
@@ -80,7 +78,8 @@ pub fn read(text: &str) -> Said {
             };
             let ids = |list: Vec<Text>| list.into_iter().filter_map(|id| id.as_str().map(str::to_string));
             let mut notice = Notice::default();
-            for (list, removed) in [(info.items_added, false), (info.items_updated, false), (info.items_removed, true)] {
+            for (list, removed) in [(info.items_added, false), (info.items_updated, false), (info.items_removed, true)]
+            {
                 notice.changes.extend(ids(list).map(|id| Change { library: None, kind: None, id, removed }));
             }
             notice.folders.extend(ids(info.folders_added_to).chain(ids(info.folders_removed_from)));

@@ -71,9 +71,14 @@ pub enum Event {
     Connecting,
     Connected,
     /// The connection failed or ended; the next try is in `retry_in`.
-    Disconnected { error: String, retry_in: Duration },
+    Disconnected {
+        error: String,
+        retry_in: Duration,
+    },
     /// The server refused the credentials of the socket.
-    Refused { error: String },
+    Refused {
+        error: String,
+    },
     Notice(Notice),
     /// More changed than one message may carry: look at everything.
     Overflow,

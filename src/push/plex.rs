@@ -110,8 +110,7 @@ pub fn read(text: &str) -> Option<Notice> {
                     continue;
                 }
                 let kind = entry.kind.get().and_then(|code| u8::try_from(code).ok()).and_then(Kind::from_code);
-                let removed =
-                    entry.state.get() == Some(DELETED) || entry.metadata_state.as_str() == Some("deleted");
+                let removed = entry.state.get() == Some(DELETED) || entry.metadata_state.as_str() == Some("deleted");
                 notice.changes.push(Change { library: Some(section.to_string()), kind, id: id.to_string(), removed });
             }
         }

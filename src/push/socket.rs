@@ -127,8 +127,9 @@ impl Socket {
             let name = rustls::pki_types::ServerName::try_from(host.trim_start_matches('[').trim_end_matches(']'))
                 .map_err(|err| broken("not a TLS server name", &err))?
                 .to_owned();
-            let connection = rustls::ClientConnection::new(tls_config().map_err(|err| broken("TLS setup", &err))?, name)
-                .map_err(|err| broken("TLS setup", &err))?;
+            let connection =
+                rustls::ClientConnection::new(tls_config().map_err(|err| broken("TLS setup", &err))?, name)
+                    .map_err(|err| broken("TLS setup", &err))?;
             Stream::Tls(Box::new(rustls::StreamOwned::new(connection, tcp)))
         } else {
             Stream::Plain(tcp)
@@ -138,15 +139,17 @@ impl Socket {
             let value = HeaderValue::from_str(value).map_err(|err| broken("a header value", &err))?;
             request.headers_mut().insert(HeaderName::from_static(name), value);
         }
-        let config =
-            WebSocketConfig::default().max_message_size(Some(MAX_MESSAGE_BYTES)).max_frame_size(Some(MAX_MESSAGE_BYTES));
-        let (ws, _) = tungstenite::client::client_with_config(request, stream, Some(config)).map_err(|err| match err {
-            tungstenite::HandshakeError::Failure(tungstenite::Error::Http(response)) => {
-                SocketError::Status(response.status().as_u16())
-            }
-            tungstenite::HandshakeError::Failure(err) => broken("upgrade failed", &err),
-            tungstenite::HandshakeError::Interrupted(_) => broken("upgrade failed", &"timed out"),
-        })?;
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(MAX_MESSAGE_BYTES))
+            .max_frame_size(Some(MAX_MESSAGE_BYTES));
+        let (ws, _) =
+            tungstenite::client::client_with_config(request, stream, Some(config)).map_err(|err| match err {
+                tungstenite::HandshakeError::Failure(tungstenite::Error::Http(response)) => {
+                    SocketError::Status(response.status().as_u16())
+                }
+                tungstenite::HandshakeError::Failure(err) => broken("upgrade failed", &err),
+                tungstenite::HandshakeError::Interrupted(_) => broken("upgrade failed", &"timed out"),
+            })?;
         ws.get_ref().tcp().set_read_timeout(Some(TICK)).map_err(|err| broken("socket options", &err))?;
         Ok(Socket { ws })
     }

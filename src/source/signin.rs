@@ -1,0 +1,171 @@
+//! Signing in to Jellyfin or Emby as a user, for the notification socket:
+//! the servers send library events only to sessions of a signed-in user,
+//! never to an API key's. Two ways: `/Users/AuthenticateByName` with the
+//! configured user and the password from `password_file`, or Jellyfin's
+//! Quick Connect (`/QuickConnect/Initiate`, the code entered in a signed-in
+//! client, `/QuickConnect/Connect`, `/Users/AuthenticateWithQuickConnect`).
+//! The access token they give is kept in the store and never shown.
+
+use super::http::{Body, Http, body_cap};
+use super::lenient::{Flag, Object, Text};
+use super::{ErrorKind, SourceError, Stop};
+use crate::config::{JellyfinConfig, ServerConfig};
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a sign-in gives. `Debug` hides the token.
+pub struct SignedIn {
+    pub access_token: String,
+    pub user: String,
+}
+
+impl std::fmt::Debug for SignedIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedIn").field("access_token", &"<redacted>").field("user", &self.user).finish()
+    }
+}
+
+/// A Quick Connect request under way: the user enters `code` in a signed-in
+/// client; `secret` identifies the request and is never shown.
+pub struct QuickConnect {
+    pub code: String,
+    pub secret: String,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct AuthenticationResult {
+    #[serde(rename = "AccessToken")]
+    access_token: Text,
+    #[serde(rename = "User")]
+    user: Object<User>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct User {
+    #[serde(rename = "Name")]
+    name: Text,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct QuickConnectResult {
+    #[serde(rename = "Secret")]
+    secret: Text,
+    #[serde(rename = "Code")]
+    code: Text,
+    #[serde(rename = "Authenticated")]
+    authenticated: Flag,
+}
+
+/// One server's sign-in client.
+pub struct SignIn {
+    http: Http,
+    server: String,
+    /// `Authorization: MediaBrowser …` without a token: who is signing in.
+    authorization: String,
+}
+
+impl SignIn {
+    pub fn new(server: &ServerConfig, jellyfin: &JellyfinConfig, timeout: Duration, stop: &Arc<Stop>) -> SignIn {
+        SignIn {
+            http: Http::new(&jellyfin.url, timeout, stop),
+            server: server.name.clone(),
+            authorization: super::jellyfin::authorization(&server.name, None),
+        }
+    }
+
+    fn headers(&self) -> [(&str, &str); 2] {
+        [("Accept", "application/json"), ("Authorization", self.authorization.as_str())]
+    }
+
+    /// `/Users/AuthenticateByName`; a refused password is `Unauthorized`.
+    pub fn by_name(&self, user: &str, password: &str) -> Result<SignedIn, SourceError> {
+        let body = serde_json::json!({"Username": user, "Pw": password}).to_string();
+        let reply = self.http.send("/Users/AuthenticateByName", &self.headers(), Some(Body::Json(&body)))?;
+        match reply.status {
+            200..=299 => signed_in(
+                reply.json(body_cap(0), "an authentication result")?,
+                &reply_at(&self.http, "/Users/AuthenticateByName"),
+            ),
+            401 | 403 => Err(SourceError::new(
+                ErrorKind::Unauthorized,
+                format!(
+                    "{}: the server refused user \"{user}\" with the password from password_file; fix `login_user` or the file of [[server]] \"{}\"",
+                    reply.at(),
+                    self.server
+                ),
+            )),
+            status => Err(unexpected(reply.at(), status)),
+        }
+    }
+
+    /// Starts a Quick Connect request (Jellyfin 10.8 and later).
+    pub fn quick_connect(&self) -> Result<QuickConnect, SourceError> {
+        let reply = self.http.send("/QuickConnect/Initiate", &self.headers(), Some(Body::Json("{}")))?;
+        match reply.status {
+            200..=299 => {
+                let result: QuickConnectResult = reply.json(body_cap(0), "a Quick Connect result")?;
+                match (result.code.as_str(), result.secret.as_str()) {
+                    (Some(code), Some(secret)) => {
+                        Ok(QuickConnect { code: code.to_string(), secret: secret.to_string() })
+                    }
+                    _ => Err(SourceError::new(ErrorKind::Rejected, "the Quick Connect answer has no code")),
+                }
+            }
+            401 | 404 => Err(SourceError::new(
+                ErrorKind::Rejected,
+                format!(
+                    "{}: Quick Connect is not enabled on this server; enable it in its dashboard, or set login_user and password_file",
+                    reply.at()
+                ),
+            )),
+            status => Err(unexpected(reply.at(), status)),
+        }
+    }
+
+    /// Whether the user entered the code yet; `Rejected` once the request
+    /// expired (ten minutes).
+    pub fn quick_connect_done(&self, request: &QuickConnect) -> Result<bool, SourceError> {
+        let path = format!("/QuickConnect/Connect?Secret={}", super::http::encode(&request.secret));
+        let reply = self.http.send(&path, &self.headers(), None)?;
+        match reply.status {
+            200..=299 => {
+                let result: QuickConnectResult = reply.json(body_cap(0), "a Quick Connect result")?;
+                Ok(result.authenticated.0 == Some(true))
+            }
+            404 => Err(SourceError::new(ErrorKind::Rejected, "the Quick Connect request expired; start another")),
+            status => Err(unexpected("/QuickConnect/Connect", status)),
+        }
+    }
+
+    /// The token of an authorised Quick Connect request.
+    pub fn finish_quick_connect(&self, request: &QuickConnect) -> Result<SignedIn, SourceError> {
+        let body = serde_json::json!({"Secret": request.secret}).to_string();
+        let path = "/Users/AuthenticateWithQuickConnect";
+        let reply = self.http.send(path, &self.headers(), Some(Body::Json(&body)))?;
+        match reply.status {
+            200..=299 => signed_in(reply.json(body_cap(0), "an authentication result")?, &reply_at(&self.http, path)),
+            status => Err(unexpected(reply.at(), status)),
+        }
+    }
+}
+
+fn reply_at(http: &Http, path: &str) -> String {
+    format!("{}{path}", http.base())
+}
+
+fn signed_in(result: AuthenticationResult, at: &str) -> Result<SignedIn, SourceError> {
+    let user = result.user.0.and_then(|user| user.name.as_str().map(str::to_string)).unwrap_or_default();
+    match result.access_token.as_str() {
+        Some(token) if crate::config::is_header_safe(token) => Ok(SignedIn { access_token: token.to_string(), user }),
+        _ => Err(SourceError::new(ErrorKind::Rejected, format!("{at}: the sign-in gave no usable access token"))),
+    }
+}
+
+fn unexpected(at: &str, status: u16) -> SourceError {
+    let kind = if status == 408 || status >= 500 { ErrorKind::Unavailable } else { ErrorKind::Rejected };
+    SourceError::new(kind, format!("{at}: unexpected HTTP {status}"))
+}
