@@ -44,6 +44,9 @@ pub struct Live {
     pub failed_runs: u64,
     pub requests: u64,
     pub run_seconds: f64,
+    /// The server's notification socket, for servers that listen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<super::push::Notifications>,
 }
 
 /// How a sync run ended, for the counters.
@@ -59,13 +62,17 @@ pub enum RunOutcome {
 }
 
 #[derive(Default)]
-struct State {
-    live: Live,
+pub(super) struct State {
+    pub(super) live: Live,
     /// A sync asked for and not started yet: `Some(true)` walks whole libraries.
     requested: Option<bool>,
     /// The running sync's stop signal (pause and shutdown set it).
     run_stop: Option<Arc<Stop>>,
     resetting: bool,
+    /// What the server's notices ask to sync (`app::push`).
+    pub(super) push: super::push::Work,
+    /// No sign-in for the socket before this (after a failed one).
+    pub(super) sign_in_after: Option<std::time::Instant>,
 }
 
 /// One configured server's live state and the wake-up its scheduler waits on.
@@ -76,7 +83,7 @@ pub struct ServerSlot {
 }
 
 impl ServerSlot {
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 

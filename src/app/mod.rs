@@ -6,6 +6,7 @@
 
 pub mod controls;
 pub mod live;
+pub mod push;
 pub mod schedule;
 pub mod spotify;
 pub mod status;
@@ -81,6 +82,30 @@ impl App {
         full: bool,
         stop: &Arc<Stop>,
     ) -> Result<ServerReport, ControlError> {
+        self.sync_some(name, full, None, stop)
+    }
+
+    /// Runs what notices asked for (`push::Plan`): the incremental run of
+    /// the libraries they named, or of the whole server.
+    pub fn sync_pushed(
+        self: &Arc<Self>,
+        name: &str,
+        plan: &push::Plan,
+        stop: &Arc<Stop>,
+    ) -> Result<ServerReport, ControlError> {
+        match plan {
+            push::Plan::Everything => self.sync_some(name, false, None, stop),
+            push::Plan::Libraries(libraries) => self.sync_some(name, false, Some(libraries), stop),
+        }
+    }
+
+    fn sync_some(
+        self: &Arc<Self>,
+        name: &str,
+        full: bool,
+        only: Option<&[String]>,
+        stop: &Arc<Stop>,
+    ) -> Result<ServerReport, ControlError> {
         let Some(server) = self.config.servers.iter().find(|server| server.name == name) else {
             return Err(ControlError::UnknownServer(name.to_string()));
         };
@@ -104,7 +129,7 @@ impl App {
             history: self.config.sync.history,
             page_size: server.page_size,
         };
-        Ok(sync::sync_server(name, source.as_ref(), &self.store, &options, stop.flag()))
+        Ok(sync::sync_some(name, source.as_ref(), &self.store, &options, stop.flag(), only))
     }
 }
 

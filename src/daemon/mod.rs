@@ -1,10 +1,12 @@
 //! `mediasync run`: the long-running service's runtime. A tokio runtime
-//! drives one scheduler task per server (`scheduler`), the status server
+//! drives one scheduler task per server (`scheduler`), a notification
+//! listener thread per server that has one (`push`), the status server
 //! (`web`), SIGTERM/SIGINT and shutdown, and tells systemd READY and feeds
 //! its watchdog (`notify`). The state the controls change and the status
 //! shows is the application's (`app::App`); this module only drives it.
 
 pub mod notify;
+mod push;
 mod scheduler;
 
 use crate::app::App;
@@ -123,6 +125,7 @@ async fn serve(app: Arc<App>) -> Result<(), DaemonError> {
     for server in &app.config.servers {
         tasks.push(tokio::spawn(scheduler::server_loop(Arc::clone(&app), server.name.clone(), Arc::clone(&semaphore))));
     }
+    let listeners = push::start(&app);
     notify::notify("READY=1");
 
     let watchdog_every = notify::watchdog_interval();
@@ -148,6 +151,7 @@ async fn serve(app: Arc<App>) -> Result<(), DaemonError> {
         }
     }
     notify::notify("STOPPING=1");
+    listeners.stop();
     app.shut_down();
     #[allow(clippy::arithmetic_side_effects, reason = "a grace of seconds after now cannot overflow")]
     let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;

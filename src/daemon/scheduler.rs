@@ -1,9 +1,10 @@
 //! One task per server: sleep until its slot (at most 30 s at a time, so a
-//! wall clock set late moves the schedule), a requested sync or the end of a
-//! wait the server asked for; take a permit of the `max_concurrent_syncs`
+//! wall clock set late moves the schedule), a requested sync, the end of a
+//! wait the server asked for or the debounce of the server's notices; take a permit of the `max_concurrent_syncs`
 //! semaphore; sync on a blocking thread. A server's syncs run one after
 //! another, so one server never syncs twice at once.
 
+use crate::app::push::Plan;
 use crate::app::schedule;
 use crate::app::{App, RunOutcome, ServerSlot};
 use crate::source::Stop;
@@ -61,18 +62,25 @@ pub(super) async fn server_loop(app: Arc<App>, name: String, semaphore: Arc<toki
         }
         slot.set_next_run_at(next.timestamp());
         let mut fired = due;
+        let mut pushed = false;
         while !fired && !app.stopping() {
             let wait = next.signed_duration_since(Local::now()).to_std().unwrap_or(Duration::ZERO);
             if wait.is_zero() {
                 fired = true;
                 break;
             }
+            // Notices' work, when some is pending, is due at its debounce.
+            let push_due = slot.push_due().map(tokio::time::Instant::from_std);
             tokio::select! {
                 _ = tokio::time::sleep(wait.min(MAX_SLEEP)) => {}
                 _ = slot.woken() => {
                     if slot.is_requested() {
                         break;
                     }
+                }
+                _ = sleep_until(push_due) => {
+                    pushed = true;
+                    break;
                 }
             }
         }
@@ -81,10 +89,13 @@ pub(super) async fn server_loop(app: Arc<App>, name: String, semaphore: Arc<toki
             return;
         }
         let requested = slot.take_request();
-        if requested.is_none() && !fired {
+        if requested.is_none() && !fired && !pushed {
             continue;
         }
         if is_paused(&app, &name).await {
+            // A paused server syncs nothing, its notices' work included
+            // (the first run after the resume catches up).
+            slot.take_push_work();
             log::info!("{name}: paused; skipping this slot");
             continue;
         }
@@ -99,9 +110,17 @@ pub(super) async fn server_loop(app: Arc<App>, name: String, semaphore: Arc<toki
         };
         // Paused while it waited for the slot.
         if is_paused(&app, &name).await {
+            slot.take_push_work();
             continue;
         }
-        run_once(&app, slot, &name, requested.unwrap_or(false)).await;
+        // A scheduled or requested run covers whatever notices asked for.
+        let work = slot.take_push_work();
+        let run = if fired || requested.is_some() {
+            Run::Scheduled { full: requested.unwrap_or(false) }
+        } else {
+            Run::Pushed(work.plan())
+        };
+        run_once(&app, slot, &name, run).await;
         drop(permit);
         resume = waiting_until(&app, &name).await;
         if let Some(at) = resume {
@@ -150,7 +169,24 @@ fn next_slot(schedule: &cron::Schedule) -> chrono::DateTime<Local> {
         .unwrap_or_else(|| Local.timestamp_opt(i64::MAX / 1_000_000, 0).single().unwrap_or_else(Local::now))
 }
 
-async fn run_once(app: &Arc<App>, slot: &ServerSlot, name: &str, full: bool) {
+/// What a run syncs.
+enum Run {
+    /// The schedule's run (or one asked for: `full` walks everything).
+    Scheduled { full: bool },
+    /// What the server's notices asked for.
+    Pushed(Plan),
+}
+
+/// Resolves at `at`, or never.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn run_once(app: &Arc<App>, slot: &ServerSlot, name: &str, run: Run) {
+    let full = matches!(run, Run::Scheduled { full: true });
     let stop = Arc::new(Stop::new());
     // A reset in progress finishes before the sync starts.
     while !slot.try_begin_run(full, sync::now_epoch(), &stop) {
@@ -163,7 +199,14 @@ async fn run_once(app: &Arc<App>, slot: &ServerSlot, name: &str, full: bool) {
     let report = {
         let app = Arc::clone(app);
         let name = name.to_string();
-        tokio::task::spawn_blocking(move || app.sync_server(&name, full, &stop)).await
+        tokio::task::spawn_blocking(move || match &run {
+            Run::Scheduled { full } => app.sync_server(&name, *full, &stop),
+            Run::Pushed(plan) => {
+                log::info!("{name}: syncing what the server's notifications named ({plan:?})");
+                app.sync_pushed(&name, plan, &stop)
+            }
+        })
+        .await
     };
     let seconds = started.elapsed().as_secs_f64();
     match report {

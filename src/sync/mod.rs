@@ -54,18 +54,42 @@ pub fn sync_server(
     options: &Options,
     stop: &AtomicBool,
 ) -> ServerReport {
+    sync_some(server, source, store, options, stop, None)
+}
+
+/// Syncs the libraries of one server whose ids `only` lists, when it lists
+/// any (a notification named them), else every one, like `sync_server`.
+/// A run of some libraries is not a run of the server: its state (the last
+/// success the schedule's freshness rule reads) is left as it is.
+pub fn sync_some(
+    server: &str,
+    source: &dyn Source,
+    store: &Store,
+    options: &Options,
+    stop: &AtomicBool,
+    only: Option<&[String]>,
+) -> ServerReport {
     let requests_before = source.requests();
     let mut report = ServerReport { server: server.to_string(), libraries: Vec::new(), error: None, requests: 0 };
+    let record = |error: Option<String>| {
+        if only.is_none() {
+            record_server(store, server, error);
+        }
+    };
     let libraries = match source.libraries() {
         Ok(libraries) => libraries,
         Err(err) => {
             report.error = Some(server_message(source, &err));
-            record_server(store, server, report.error.clone());
+            record(report.error.clone());
             report.requests = source.requests().saturating_sub(requests_before);
             return report;
         }
     };
-    if libraries.is_empty() {
+    let libraries: Vec<LibraryInfo> = match only {
+        Some(only) => libraries.into_iter().filter(|library| only.contains(&library.id)).collect(),
+        None => libraries,
+    };
+    if libraries.is_empty() && only.is_none() {
         report.error =
             Some(format!("{} lists no library to sync; check `libraries` in its [[server]] entry", source.describe()));
     }
@@ -95,7 +119,7 @@ pub fn sync_server(
     }
     let server_error =
         report.error.clone().or_else(|| report.libraries.iter().find_map(|library| library.error.clone()));
-    record_server(store, server, server_error);
+    record(server_error);
     report.requests = source.requests().saturating_sub(requests_before);
     report
 }
