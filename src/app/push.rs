@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 
 /// How long after the last notice the work runs: a scan's notices come in
 /// bursts, and Jellyfin already batches its own for 30 s.
-pub const QUIET: Duration = Duration::from_secs(5);
+pub const QUIET: Duration = Duration::from_secs(2);
 /// The longest work waits after its first notice, so a scan that never
 /// pauses is still followed.
-pub const LONGEST_WAIT: Duration = Duration::from_secs(30);
+pub const LONGEST_WAIT: Duration = Duration::from_secs(20);
 /// How long a failed sign-in waits before the next try.
 const SIGN_IN_RETRY: Duration = Duration::from_secs(600);
 

@@ -25,6 +25,9 @@
 //! - `cli`: the binary as a user runs it: configs, exit codes, SIGKILL resume
 //! - `portability`: a store written on x86_64 reads identically on ARM
 //! - `power_loss`: the store under thousands of simulated power cuts
+//! - `push`: the servers' notifications drive near-real-time syncs: a change
+//!   mirrored seconds after its notice, a scan's burst, reconnection and
+//!   catch-up, no request while idle
 //! - `status_server`: the status page and API over real HTTP: endpoints,
 //!   control auth, the change feed, limits against slow and flooding clients
 //! - `stop`: SIGTERM and pause during a 15-minute rate-limit wait: nothing
@@ -56,6 +59,7 @@ mod jellyfin_sync;
 mod plex_sync;
 mod portability;
 mod power_loss;
+mod push;
 mod spotify_sync;
 mod status_server;
 mod stop;

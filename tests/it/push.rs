@@ -1,0 +1,204 @@
+//! Near-real-time syncs from the servers' own notifications, against the
+//! running daemon (`mediasync run`) and the simulated servers' sockets: a
+//! change is in the mirror seconds after the server's notice, with few
+//! requests; a scan's burst costs about one incremental run; a dropped
+//! socket and a restarted server are followed by a reconnection and one
+//! catch-up run to an exact mirror; an idle server costs no request. The
+//! figures (seconds from notice to mirror, requests) are printed.
+
+use crate::daemon::{Daemon, free_address};
+use crate::status_server::request;
+use crate::support::TOKEN;
+use mediasync::fake::plex::FakePlex;
+use mediasync::model::Kind;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const ADMIN: &str = "push-admin-token";
+
+/// A daemon whose schedule never comes during the test: every run is the
+/// start run or one the notices asked for.
+fn start(dir: &Path, url: &str, extra: &str) -> Daemon {
+    let address = free_address();
+    let config = dir.join("config.toml");
+    let text = format!(
+        "[store]\npath = \"{}\"\n[status]\nlisten = \"{address}\"\nadmin_token = \"{ADMIN}\"\n[[server]]\nname = \"home\"\nkind = \"plex\"\nurl = \"{url}\"\ntoken = \"{TOKEN}\"\npage_size = 50\nschedule = \"0 0 3 1 1 *\"\n{extra}",
+        dir.join("catalog.redb").display()
+    );
+    std::fs::write(&config, text).unwrap();
+    Daemon::start(&config, address, &[])
+}
+
+fn notifications(daemon: &Daemon) -> Value {
+    daemon.status()["servers"][0]["live"]["notifications"].clone()
+}
+
+/// Connected, synced, nothing pending or running.
+fn settled(daemon: &Daemon) -> bool {
+    let status = daemon.status();
+    let server = &status["servers"][0];
+    server["live"]["notifications"]["connection"] == "connected"
+        && server["live"]["notifications"]["pending"] == 0
+        && server["live"]["syncing"] == false
+        && server["last_success_at"].is_i64()
+}
+
+/// The mirror as (library, id, title), through the daemon's export.
+fn mirror(daemon: &Daemon) -> BTreeSet<(String, String, String)> {
+    let bearer = format!("Bearer {ADMIN}");
+    let answer = request(daemon.address, "GET", "/api/export", &[("Authorization", bearer.as_str())]);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    answer
+        .body
+        .lines()
+        .map(|line| {
+            let item: Value = serde_json::from_str(line).unwrap();
+            let text = |key: &str| item[key].as_str().unwrap_or_default().to_string();
+            (text("library"), text("id"), text("title"))
+        })
+        .collect()
+}
+
+fn expected(fake: &FakePlex) -> BTreeSet<(String, String, String)> {
+    fake.expected().into_iter().map(|row| (row.library, row.id, row.title)).collect()
+}
+
+/// Waits until the mirror is exact; the seconds it took.
+fn until_exact(daemon: &Daemon, fake: &FakePlex, what: &str) -> f64 {
+    let started = Instant::now();
+    let want = expected(fake);
+    daemon.wait_until(what, |daemon| mirror(daemon) == want);
+    daemon.wait_until("the run ends", settled);
+    started.elapsed().as_secs_f64()
+}
+
+#[test]
+fn plex_changes_reach_the_mirror_from_the_notifications() {
+    let fake = FakePlex::start(TOKEN);
+    let movies = fake.add_movies("Movies", 30);
+    let shows = fake.add_shows("TV Shows", 2, 2, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = start(dir.path(), fake.url(), "");
+    daemon.wait_until("connected and synced", settled);
+    assert_eq!(mirror(&daemon), expected(&fake));
+    assert_eq!(fake.sockets().open(), 1, "one socket per server");
+
+    let mut figures = Vec::new();
+    let mut change = |what: &str, act: &dyn Fn(&FakePlex)| {
+        let before = fake.requests();
+        act(&fake);
+        let seconds = until_exact(&daemon, &fake, what);
+        let requests = fake.requests() - before;
+        figures.push(format!("{what}: {seconds:.1}s, {requests} requests"));
+        requests
+    };
+    let added = change("movie added", &|fake: &FakePlex| {
+        fake.add_item(&movies, Kind::Movie, "Arrival", None);
+    });
+    assert!(added <= 2, "an added movie cost {added} requests");
+    let edited =
+        change("movie edited", &|fake: &FakePlex| fake.edit_title(&fake.keys(&movies, Kind::Movie)[3], "Edited"));
+    assert!(edited <= 2, "an edited movie cost {edited} requests");
+    let removed = change("movie deleted", &|fake: &FakePlex| fake.delete(&fake.keys(&movies, Kind::Movie)[5]));
+    let season = fake.keys(&shows, Kind::Season)[0].clone();
+    change("episode added", &|fake: &FakePlex| {
+        fake.add_item(&shows, Kind::Episode, "New Episode", Some(&season));
+    });
+    change("show deleted", &|fake: &FakePlex| fake.delete(&fake.keys(&shows, Kind::Show)[1]));
+    let status = notifications(&daemon);
+    assert!(status["last_notice"].is_string() && status["notices"].as_u64() > Some(0), "{status}");
+    println!("notice to mirror (Plex): {}", figures.join("; "));
+    assert!(removed <= 4, "a deleted movie cost {removed} requests");
+}
+
+#[test]
+fn a_scan_of_many_changes_costs_about_one_incremental_run() {
+    let fake = FakePlex::start(TOKEN);
+    let movies = fake.add_movies("Movies", 200);
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = start(dir.path(), fake.url(), "");
+    daemon.wait_until("connected and synced", settled);
+
+    let before = fake.requests();
+    fake.scan(&movies, |fake| {
+        for number in 0..500 {
+            fake.add_item(&movies, Kind::Movie, &format!("Scanned {number}"), None);
+        }
+    });
+    let seconds = until_exact(&daemon, &fake, "the scan is mirrored");
+    let pushed = fake.requests() - before;
+    // The same changes found by an incremental run alone: what a scheduled
+    // run would have cost.
+    let fake_alone = FakePlex::start(TOKEN);
+    fake_alone.add_movies("Movies", 200);
+    let dir_alone = tempfile::tempdir().unwrap();
+    let alone = start(dir_alone.path(), fake_alone.url(), "notifications = false");
+    alone.wait_until("synced", |daemon| daemon.status()["servers"][0]["last_success_at"].is_i64());
+    for number in 0..500 {
+        fake_alone.add_item("1", Kind::Movie, &format!("Scanned {number}"), None);
+    }
+    let before_alone = fake_alone.requests();
+    let bearer = format!("Bearer {ADMIN}");
+    let asked = request(alone.address, "POST", "/api/servers/home/sync", &[("Authorization", bearer.as_str())]);
+    assert!(asked.status < 300, "{}", asked.body);
+    let want = expected(&fake_alone);
+    alone.wait_until("the incremental run ends", |daemon| mirror(daemon) == want);
+    let incremental = fake_alone.requests() - before_alone;
+    println!(
+        "a scan of 500 additions: mirrored {seconds:.1}s after it ended, {pushed} requests; the incremental run alone: {incremental} requests"
+    );
+    assert!(pushed <= incremental + 2, "the scan cost {pushed} requests, an incremental run {incremental}");
+}
+
+#[test]
+fn a_dropped_socket_and_a_restarted_server_are_caught_up() {
+    let fake = FakePlex::start(TOKEN);
+    let movies = fake.add_movies("Movies", 40);
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = start(dir.path(), fake.url(), "");
+    daemon.wait_until("connected and synced", settled);
+    let upgrades = fake.sockets().upgrades();
+
+    // The socket drops; a change made before the client is back is told to
+    // nobody: the reconnection's catch-up run finds it.
+    fake.sockets().refuse(true);
+    fake.sockets().drop_all();
+    daemon.wait_until("the drop is seen", |daemon| notifications(daemon)["connection"] != "connected");
+    fake.add_item(&movies, Kind::Movie, "Added while away", None);
+    fake.delete(&fake.keys(&movies, Kind::Movie)[2]);
+    fake.sockets().refuse(false);
+    let seconds = until_exact(&daemon, &fake, "caught up after the drop");
+    assert!(fake.sockets().upgrades() > upgrades, "it connected again");
+    assert_eq!(fake.sockets().open(), 1);
+
+    // The server restarts: sockets cut, refused while it starts, the
+    // library changed meanwhile.
+    let restarted = fake.sockets().upgrades();
+    fake.sockets().refuse(true);
+    fake.sockets().drop_all();
+    fake.edit_title(&fake.keys(&movies, Kind::Movie)[0], "Edited during the restart");
+    std::thread::sleep(Duration::from_millis(1500));
+    fake.sockets().refuse(false);
+    let restart_seconds = until_exact(&daemon, &fake, "caught up after the restart");
+    assert!(fake.sockets().upgrades() > restarted);
+    println!("caught up {seconds:.1}s after a dropped socket, {restart_seconds:.1}s after a server restart");
+}
+
+#[test]
+fn an_idle_server_costs_no_request() {
+    let fake = FakePlex::start(TOKEN);
+    fake.add_movies("Movies", 20);
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = start(dir.path(), fake.url(), "");
+    daemon.wait_until("connected and synced", settled);
+    let before = (fake.requests(), fake.sockets().upgrades());
+    // Nothing polls between schedules: no timer in the daemon sends a
+    // request; the socket's keep-alive (a websocket ping after 30 s of
+    // silence) is a frame on the open connection, not a request.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!((fake.requests(), fake.sockets().upgrades()), before, "requests sent while idle");
+    assert_eq!(fake.sockets().open(), 1);
+    println!("idle: 0 requests in 5 s with the socket open");
+}
