@@ -1,7 +1,7 @@
 //! The catalog's vocabulary: what an item is, whatever server it came from.
-//! Sources map their own shapes into `Item`; the store persists it and the
-//! engine compares it through `content_hash`, so this file is the contract
-//! between all three.
+//! Sources map their own shapes into `Item`, the engine hands it on and the
+//! store persists it (and tells a changed one from an unchanged one), so
+//! this file is the contract between all three.
 
 use serde::{Deserialize, Serialize};
 
@@ -65,8 +65,8 @@ impl std::fmt::Display for Kind {
     }
 }
 
-/// One catalog entry. Every field except `id` and `kind` is content: it goes
-/// into the hash, so a change to any of them is a change to the item.
+/// One catalog entry. Every field except `id` and `kind` is content: a
+/// change to any of them is a change to the item.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Item {
     pub id: String,
@@ -123,7 +123,7 @@ impl Item {
         }
     }
 
-    /// The serialized form stored in the item record, and hashed.
+    /// The item as JSON: what `content_hash` hashes (the export's `hash`).
     #[allow(clippy::expect_used, reason = "an Item has string keys and plain values: serializing it cannot fail")]
     pub fn body_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("an Item always serializes")

@@ -93,7 +93,7 @@ macro_rules! from_redb {
     )*};
 }
 
-from_redb!(redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+from_redb!(redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError, redb::CompactionError);
 
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

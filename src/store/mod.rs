@@ -6,16 +6,20 @@
 pub mod backend;
 mod controls;
 mod error;
+mod item_record;
+mod migrate;
 mod nested;
 mod open;
 mod paging;
 pub mod records;
 mod session;
+mod space;
 pub mod tables;
 mod writer;
 
-use crate::model::{Item, Kind};
-use records::{ItemHeader, LibraryState, RunRecord, ServerState, decode_header, decode_item};
+use crate::model::{Item, Kind, content_hash};
+use item_record::{ItemHeader, decode_item, split_record};
+use records::{LibraryState, RunRecord, ServerState};
 use redb::{Database, ReadableTable, ReadableTableMetadata};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -24,6 +28,7 @@ use tables::*;
 pub use controls::ServerControl;
 pub use error::{CreateCause, CreateStep, Damage, StoreError, StoreErrorKind};
 pub use session::Session;
+pub use space::{Space, TableSpace};
 pub use writer::Writer;
 
 pub struct Store {
@@ -38,12 +43,23 @@ pub enum Outcome {
     Unchanged,
 }
 
-/// One exported row: the item, where it lives and its stored hash.
+/// One exported row: the item, where it lives, its hash and last change.
 pub struct StoredItem {
     pub library: u32,
+    /// `content_hash` of the item's JSON, computed on reading (the record
+    /// does not keep it: it follows from the fields).
     pub hash: u64,
     pub seq: u64,
     pub item: Item,
+}
+
+impl StoredItem {
+    /// Decodes the record stored under `key` (library number, item id).
+    fn decode(key: &[u8], record: &[u8]) -> Option<StoredItem> {
+        let (library, id) = split_item_key(key)?;
+        let (header, item) = decode_item(id, record)?;
+        Some(StoredItem { library, hash: content_hash(&item.body_json()), seq: header.seq, item })
+    }
 }
 
 /// An entry of the change feed.
@@ -134,12 +150,11 @@ impl Store {
         let table = txn.open_table(ITEMS)?;
         let (start, end) = library_range(library);
         for entry in table.range(start.as_slice()..end.as_slice())? {
-            let (_, value) = entry?;
-            let Some((header, item)) = decode_item(value.value()) else {
+            let (key, value) = entry?;
+            let Some(stored) = StoredItem::decode(key.value(), value.value()) else {
                 return Err(StoreError::ItemRecord { library });
             };
-            let keep_going = visit(StoredItem { library, hash: header.hash, seq: header.seq, item });
-            if !keep_going {
+            if !visit(stored) {
                 break;
             }
         }
@@ -153,12 +168,7 @@ impl Store {
         let Some(value) = table.get(key.as_slice())? else {
             return Ok(None);
         };
-        Ok(decode_item(value.value()).map(|(header, item)| StoredItem {
-            library,
-            hash: header.hash,
-            seq: header.seq,
-            item,
-        }))
+        Ok(StoredItem::decode(&key, value.value()))
     }
 
     /// Counts a library's items per kind by walking them (the counters in
@@ -191,7 +201,7 @@ impl Store {
         }?;
         for entry in range {
             let (key, value) = entry?;
-            let Some(header) = decode_header(value.value()) else {
+            let Some((header, _)) = split_record(value.value()) else {
                 continue;
             };
             if !visit(key.value(), header) {

@@ -5,10 +5,11 @@
 //! version stored and the next run fetches the children again. A child's id
 //! is its parent's id, '/', and a suffix that sorts in listing order.
 
-use super::records::{LibraryState, decode_header};
-use super::tables::{PENDING, item_key, library_range};
+use super::item_record::{encode_content, split_record};
+use super::records::LibraryState;
+use super::tables::{PENDING, item_key, library_range, split_item_key};
 use super::{Outcome, Store, StoreError, Writer};
-use crate::model::{Item, content_hash};
+use crate::model::Item;
 use redb::ReadableTable;
 
 /// The key range of a parent's children: [parent ++ "/", parent ++ "0").
@@ -26,7 +27,7 @@ impl Store {
         match range.next() {
             Some(entry) => {
                 let (key, _) = entry?;
-                Ok(Some(String::from_utf8_lossy(key.value().get(4..).unwrap_or_default()).into_owned()))
+                Ok(split_item_key(key.value()).map(|(_, id)| id.to_string()))
             }
             None => Ok(None),
         }
@@ -39,25 +40,24 @@ impl Writer<'_> {
     /// still marked seen, so the sweep keeps it).
     pub fn upsert_parent(&mut self, library: u32, item: &Item) -> Result<Outcome, StoreError> {
         let key = item_key(library, &item.id);
-        let body = item.body_json();
-        let hash = content_hash(&body);
-        let stored = self.items.get(key.as_slice())?.and_then(|value| decode_header(value.value()));
-        match stored {
-            Some(old) if old.hash == hash && old.kind == item.kind => {
-                self.mark_seen(library, old.ordinal)?;
+        let content = encode_content(item);
+        let stored = self.items.get(key.as_slice())?.and_then(|value| {
+            split_record(value.value()).map(|(old, stored)| (old.ordinal, old.kind == item.kind && stored == content))
+        });
+        let outcome = match stored {
+            Some((ordinal, true)) => {
+                self.mark_seen(library, ordinal)?;
                 self.pending.remove(key.as_slice())?;
-                Ok(Outcome::Unchanged)
+                return Ok(Outcome::Unchanged);
             }
-            Some(old) => {
-                self.mark_seen(library, old.ordinal)?;
-                self.pending.insert(key.as_slice(), body.as_slice())?;
-                Ok(Outcome::Changed)
+            Some((ordinal, false)) => {
+                self.mark_seen(library, ordinal)?;
+                Outcome::Changed
             }
-            None => {
-                self.pending.insert(key.as_slice(), body.as_slice())?;
-                Ok(Outcome::New)
-            }
-        }
+            None => Outcome::New,
+        };
+        self.pending.insert(key.as_slice(), item.body_json().as_slice())?;
+        Ok(outcome)
     }
 
     /// Takes a parent out of `pending` and stores it (marked seen).

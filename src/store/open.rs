@@ -4,13 +4,15 @@
 //! taken first, committed once, linked into place (never over an existing
 //! store) and the directory fsynced. Opening runs inside `catch_unwind`, so
 //! a damaged file becomes an error that names the file and what to do, and
-//! is never deleted.
+//! is never deleted. An older store is migrated (`migrate`); a current one
+//! is only read.
 
 use super::backend::SyncOnGrow;
 use super::error::{CreateCause, CreateStep, Damage, StoreError};
+use super::migrate;
 use super::tables::{self, SCHEMA_VERSION};
 use redb::backends::FileBackend;
-use redb::{Database, DatabaseError, ReadableTable, StorageBackend};
+use redb::{Database, DatabaseError, StorageBackend};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::MetadataExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -40,8 +42,8 @@ pub fn open_file(path: &Path, cache_bytes: usize) -> Result<Database, StoreError
     })
 }
 
-/// Opens (or initialises, when empty) a database on `backend` and checks
-/// its schema version. A panic inside redb becomes a `Damaged` error.
+/// Opens (or initialises, when empty) a database on `backend` and brings it
+/// to the current schema. A panic inside redb becomes a `Damaged` error.
 pub fn open_backend(backend: impl StorageBackend, cache_bytes: usize) -> Result<Database, StoreError> {
     let opened = catch_unwind(AssertUnwindSafe(move || {
         let told = std::sync::atomic::AtomicBool::new(false);
@@ -54,45 +56,60 @@ pub fn open_backend(backend: impl StorageBackend, cache_bytes: usize) -> Result<
             })
             .create_with_backend(backend)
     }));
-    let db = match opened {
+    let mut db = match opened {
         Ok(Ok(db)) => db,
         Ok(Err(err)) => return Err(StoreError::Damaged { path: None, damage: Damage::Database(err) }),
         Err(_) => return Err(StoreError::Damaged { path: None, damage: Damage::Panicked }),
     };
-    initialise(&db)?;
+    initialise(&mut db)?;
     Ok(db)
 }
 
-/// Creates every table and records the schema version; checks the version of
-/// an existing store.
-fn initialise(db: &Database) -> Result<(), StoreError> {
-    let txn = db.begin_write()?;
-    {
-        let mut meta = txn.open_table(tables::META)?;
-        let stored =
-            meta.get("schema_version")?.and_then(|value| value.value().try_into().ok().map(u32::from_be_bytes));
-        match stored {
-            None => {
-                meta.insert("schema_version", SCHEMA_VERSION.to_be_bytes().as_slice())?;
-            }
-            Some(version) if version == SCHEMA_VERSION => {}
-            Some(version) => {
-                return Err(StoreError::Damaged { path: None, damage: Damage::SchemaVersion(version) });
-            }
+/// Creates every table and records the schema version in a new store;
+/// migrates an older one. A current store is only read: opening it
+/// commits nothing.
+fn initialise(db: &mut Database) -> Result<(), StoreError> {
+    match read_schema(db)? {
+        Schema::Current => Ok(()),
+        Schema::CompactionOwed => migrate::compact(db),
+        Schema::Version(1) => migrate::from_version_1(db),
+        Schema::Version(version) => Err(StoreError::Damaged { path: None, damage: Damage::SchemaVersion(version) }),
+        Schema::New => {
+            let txn = db.begin_write()?;
+            txn.open_table(tables::META)?.insert("schema_version", SCHEMA_VERSION.to_be_bytes().as_slice())?;
+            migrate::open_every_table(&txn)?;
+            txn.commit()?;
+            Ok(())
         }
-        txn.open_table(tables::LIBRARIES)?;
-        txn.open_table(tables::LIBRARY_STATE)?;
-        txn.open_table(tables::ITEMS)?;
-        txn.open_table(tables::SEEN)?;
-        txn.open_table(tables::CHANGES)?;
-        txn.open_table(tables::RUNS)?;
-        txn.open_table(tables::SERVERS)?;
-        txn.open_table(tables::CONTROLS)?;
-        txn.open_table(tables::SESSIONS)?;
-        txn.open_table(tables::PENDING)?;
     }
-    txn.commit()?;
-    Ok(())
+}
+
+/// What opening a store has to do.
+enum Schema {
+    /// No schema version: a new store.
+    New,
+    /// Current, with every table (new stores and migrations create them all).
+    Current,
+    /// Current, but the migration's compaction did not finish.
+    CompactionOwed,
+    /// Another version.
+    Version(u32),
+}
+
+fn read_schema(db: &Database) -> Result<Schema, StoreError> {
+    let txn = db.begin_read()?;
+    let meta = match txn.open_table(tables::META) {
+        Ok(meta) => meta,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Schema::New),
+        Err(err) => return Err(err.into()),
+    };
+    let version = meta.get("schema_version")?.and_then(|value| value.value().try_into().ok().map(u32::from_be_bytes));
+    match version {
+        None => Ok(Schema::New),
+        Some(SCHEMA_VERSION) if meta.get(migrate::COMPACTION_OWED)?.is_some() => Ok(Schema::CompactionOwed),
+        Some(SCHEMA_VERSION) => Ok(Schema::Current),
+        Some(version) => Ok(Schema::Version(version)),
+    }
 }
 
 fn creating_path(path: &Path) -> PathBuf {

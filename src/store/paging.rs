@@ -2,7 +2,6 @@
 //! last item id a client saw), so a client walks a catalog of any size in
 //! bounded answers, and the walk stays stable while syncs write.
 
-use super::records::decode_item;
 use super::tables::{ITEMS, item_key, library_range};
 use super::{Store, StoreError, StoredItem};
 use crate::model::Kind;
@@ -28,17 +27,17 @@ impl Store {
         let range = (start.as_ref().map(Vec::as_slice), std::ops::Bound::Excluded(end.as_slice()));
         let mut out = Vec::new();
         for entry in table.range::<&[u8]>(range)? {
-            let (_, value) = entry?;
-            let Some((header, item)) = decode_item(value.value()) else {
+            let (key, value) = entry?;
+            let Some(stored) = StoredItem::decode(key.value(), value.value()) else {
                 continue;
             };
-            if kind.is_some_and(|kind| kind != header.kind) {
+            if kind.is_some_and(|kind| kind != stored.item.kind) {
                 continue;
             }
             if out.len() == limit {
                 return Ok((out, true));
             }
-            out.push(StoredItem { library, hash: header.hash, seq: header.seq, item });
+            out.push(stored);
         }
         Ok((out, false))
     }

@@ -1,63 +1,12 @@
-//! What the store keeps besides the tables' keys: the binary item record, and
-//! the small JSON records (library state with its checkpoint, run history,
-//! server state). JSON is used where records are small and rarely written;
-//! the item record, written and read per item, is a fixed binary header. A
+//! The small JSON records the store keeps (library state with its
+//! checkpoint, run history, server state): JSON where records are few and
+//! rarely written, so fields can be added with `#[serde(default)]`. The
+//! item record, written and read per item, is binary (`item_record`). A
 //! running sync writes its state and checkpoint as one `LibraryState` record.
 
-use crate::model::{Item, Kind};
+use crate::model::Kind;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-
-const ITEM_RECORD_VERSION: u8 = 1;
-pub const ITEM_HEADER_LEN: usize = 30;
-
-/// The fixed part of an item record:
-/// version u8, kind u8, ordinal u32 BE, hash u64 BE, seq u64 BE,
-/// updated_at i64 BE, then the item as JSON.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ItemHeader {
-    pub kind: Kind,
-    pub ordinal: u32,
-    pub hash: u64,
-    pub seq: u64,
-    pub updated_at: i64,
-}
-
-pub fn encode_item(header: &ItemHeader, body: &[u8]) -> Vec<u8> {
-    let mut record = Vec::with_capacity(ITEM_HEADER_LEN.saturating_add(body.len()));
-    record.push(ITEM_RECORD_VERSION);
-    record.push(header.kind.code());
-    record.extend_from_slice(&header.ordinal.to_be_bytes());
-    record.extend_from_slice(&header.hash.to_be_bytes());
-    record.extend_from_slice(&header.seq.to_be_bytes());
-    record.extend_from_slice(&header.updated_at.to_be_bytes());
-    record.extend_from_slice(body);
-    record
-}
-
-pub fn decode_header(record: &[u8]) -> Option<ItemHeader> {
-    let (&[version, kind], rest) = record.split_first_chunk::<2>()?;
-    if version != ITEM_RECORD_VERSION {
-        return None;
-    }
-    let (ordinal, rest) = rest.split_first_chunk::<4>()?;
-    let (hash, rest) = rest.split_first_chunk::<8>()?;
-    let (seq, rest) = rest.split_first_chunk::<8>()?;
-    let (updated_at, _) = rest.split_first_chunk::<8>()?;
-    Some(ItemHeader {
-        kind: Kind::from_code(kind)?,
-        ordinal: u32::from_be_bytes(*ordinal),
-        hash: u64::from_be_bytes(*hash),
-        seq: u64::from_be_bytes(*seq),
-        updated_at: i64::from_be_bytes(*updated_at),
-    })
-}
-
-pub fn decode_item(record: &[u8]) -> Option<(ItemHeader, Item)> {
-    let header = decode_header(record)?;
-    let item = serde_json::from_slice(record.get(ITEM_HEADER_LEN..)?).ok()?;
-    Some((header, item))
-}
 
 /// Per-run tallies, kept in the checkpoint so a resumed run reports the
 /// whole run, not only its last stretch.
@@ -234,26 +183,6 @@ pub struct ServerState {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn item_record_round_trips_with_fixed_offsets() {
-        let item = Item::new("55", Kind::Movie, "Big Buck Bunny", 1_579_514_152);
-        let header = ItemHeader {
-            kind: Kind::Movie,
-            ordinal: 7,
-            hash: 0x0102_0304_0506_0708,
-            seq: 9,
-            updated_at: 1_579_514_152,
-        };
-        let record = encode_item(&header, &item.body_json());
-        assert_eq!(&record[..6], &[1, 1, 0, 0, 0, 7]);
-        assert_eq!(&record[6..14], &[1, 2, 3, 4, 5, 6, 7, 8]);
-        assert_eq!(record[ITEM_HEADER_LEN], b'{');
-        let (decoded_header, decoded) = decode_item(&record).unwrap();
-        assert_eq!(decoded_header, header);
-        assert_eq!(decoded, item);
-        assert_eq!(decode_header(&record[..10]), None);
-    }
 
     #[test]
     fn a_running_state_is_stored_as_the_state_with_its_checkpoint() {

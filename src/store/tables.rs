@@ -7,8 +7,9 @@
 use redb::TableDefinition;
 
 /// The version of the layout below. Bump it, and add a migration in
-/// `store::open`, whenever the meaning of a stored byte changes.
-pub const SCHEMA_VERSION: u32 = 1;
+/// `store::migrate`, whenever the meaning of a stored byte changes.
+/// Version 2: the compact item record (`item_record`).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// "schema_version" → u32 BE; "next_library" → u32 BE; "next_seq" → u64 BE.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -63,6 +64,12 @@ pub fn item_key(library: u32, id: &str) -> Vec<u8> {
     key
 }
 
+/// The library number and item id of an item key (or a pending parent's).
+pub fn split_item_key(key: &[u8]) -> Option<(u32, &str)> {
+    let (library, id) = key.split_first_chunk::<4>()?;
+    Some((u32::from_be_bytes(*library), std::str::from_utf8(id).ok()?))
+}
+
 /// The half-open key range holding every item (or seen chunk, or run) of a
 /// library: [library ++ "", library+1 ++ "").
 pub fn library_range(library: u32) -> (Vec<u8>, Vec<u8>) {
@@ -106,6 +113,8 @@ mod tests {
     #[test]
     fn keys_are_explicit_big_endian() {
         assert_eq!(item_key(1, "55"), vec![0, 0, 0, 1, b'5', b'5']);
+        assert_eq!(split_item_key(&item_key(258, "a/1")), Some((258, "a/1")));
+        assert_eq!(split_item_key(&[0, 0, 1]), None);
         assert_eq!(library_key("ab", "1"), vec![0, 2, b'a', b'b', b'1']);
         assert_eq!(seen_key(2, 3), [0, 0, 0, 2, 0, 0, 0, 3]);
         assert_eq!(run_key(1, 258), [0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 2]);

@@ -5,9 +5,10 @@
 
 use super::Outcome;
 use super::StoreError;
-use super::records::{Checkpoint, ItemHeader, LibraryState, RunRecord, ServerState, decode_header, encode_item};
+use super::item_record::{ItemHeader, encode_content, encode_item, split_record};
+use super::records::{Checkpoint, LibraryState, RunRecord, ServerState};
 use super::tables::*;
-use crate::model::{Item, Kind, content_hash};
+use crate::model::{Item, Kind};
 use redb::{ReadableTable, Table};
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
@@ -134,17 +135,18 @@ impl<'t> Writer<'t> {
         seen: bool,
     ) -> Result<Outcome, StoreError> {
         let key = item_key(library, &item.id);
-        let body = item.body_json();
-        let hash = content_hash(&body);
-        let existing = self.items.get(key.as_slice())?.map(|value| decode_header(value.value()));
+        let content = encode_content(item);
+        let existing = self.items.get(key.as_slice())?.map(|value| {
+            split_record(value.value()).map(|(old, stored)| (old, old.kind == item.kind && stored == content))
+        });
         let (ordinal, outcome) = match existing {
-            Some(Some(old)) if old.hash == hash && old.kind == item.kind => {
+            Some(Some((old, true))) => {
                 if seen {
                     self.mark_seen(library, old.ordinal)?;
                 }
                 return Ok(Outcome::Unchanged);
             }
-            Some(Some(old)) => {
+            Some(Some((old, false))) => {
                 self.changes.remove(old.seq)?;
                 if old.kind != item.kind {
                     decrement(state, old.kind);
@@ -160,8 +162,8 @@ impl<'t> Writer<'t> {
             }
         };
         let seq = self.take_seq();
-        let header = ItemHeader { kind: item.kind, ordinal, hash, seq, updated_at: item.updated_at };
-        self.items.insert(key.as_slice(), encode_item(&header, &body).as_slice())?;
+        let header = ItemHeader { kind: item.kind, ordinal, seq };
+        self.items.insert(key.as_slice(), encode_item(&header, &content).as_slice())?;
         self.changes.insert(seq, change_value(OP_UPSERT, library, &item.id).as_slice())?;
         let newest = state.newest.entry(item.kind).or_insert(item.updated_at);
         *newest = (*newest).max(item.updated_at);
@@ -175,7 +177,8 @@ impl<'t> Writer<'t> {
     /// server sent in a form we could not read: the stored copy stays).
     pub fn mark_seen_id(&mut self, library: u32, id: &str) -> Result<bool, StoreError> {
         let key = item_key(library, id);
-        let header = self.items.get(key.as_slice())?.and_then(|value| decode_header(value.value()));
+        let header =
+            self.items.get(key.as_slice())?.and_then(|value| split_record(value.value()).map(|(header, _)| header));
         match header {
             Some(header) => {
                 self.mark_seen(library, header.ordinal)?;
@@ -219,22 +222,20 @@ impl<'t> Writer<'t> {
 
     /// Deletes an item by its key, recording a tombstone in the change feed.
     pub fn delete_key(&mut self, state: &mut LibraryState, key: &[u8]) -> Result<bool, StoreError> {
+        let Some((library, id)) = split_item_key(key) else {
+            return Ok(false);
+        };
         let Some(old) = self.items.remove(key)? else {
             return Ok(false);
         };
-        let header = decode_header(old.value());
+        let header = split_record(old.value()).map(|(header, _)| header);
         drop(old);
-        let Some((library, id)) = key.split_first_chunk::<4>() else {
-            return Ok(false);
-        };
-        let library = u32::from_be_bytes(*library);
-        let id = String::from_utf8_lossy(id).into_owned();
         if let Some(header) = header {
             self.changes.remove(header.seq)?;
             decrement(state, header.kind);
         }
         let seq = self.take_seq();
-        self.changes.insert(seq, change_value(OP_DELETE, library, &id).as_slice())?;
+        self.changes.insert(seq, change_value(OP_DELETE, library, id).as_slice())?;
         Ok(true)
     }
 

@@ -23,7 +23,11 @@
 //!   shaped and mutated answers and headers, zero panics, figures printed
 //!   (cases: MEDIASYNC_FUZZ_CASES)
 //! - `cli`: the binary as a user runs it: configs, exit codes, SIGKILL resume
+//! - `migration`: version-1 stores migrate on open, crash-safely and
+//!   resumably
 //! - `portability`: a store written on x86_64 reads identically on ARM
+//! - `disk`: a storage backend that loses power on cue (for `power_loss`
+//!   and `migration`)
 //! - `power_loss`: the store under thousands of simulated power cuts
 //! - `push`: the servers' notifications drive near-real-time syncs: a change
 //!   mirrored seconds after its notice, a scan's burst, reconnection and
@@ -51,11 +55,13 @@
 mod browser;
 mod cli;
 mod daemon;
+mod disk;
 mod fake_plex;
 mod fake_spotify;
 mod fuzz;
 mod hostile;
 mod jellyfin_sync;
+mod migration;
 mod plex_sync;
 mod portability;
 mod power_loss;

@@ -1,10 +1,12 @@
 //! A store written on one architecture must read identically on the others:
 //! users move SD cards and NAS disks between boxes, and a 32-bit armv7 board
-//! must not misread what a 64-bit machine wrote. `tests/data/` holds a store
-//! written on x86_64 by `workload` and the snapshot it must read back as;
-//! the ARM CI jobs run this test under qemu against the same file.
+//! must not misread what a 64-bit machine wrote. `tests/data/` holds stores
+//! written on x86_64 by `workload`, one per schema version (version 1 by
+//! mediasync 0.1: opening it migrates it), and the snapshot both must read
+//! back as; the ARM CI jobs run this test under qemu against the same files.
 //! Refresh the snapshot after a record gains a field (on x86_64 only) with
-//! MEDIASYNC_WRITE_FIXTURE=1.
+//! MEDIASYNC_WRITE_FIXTURE=1; it writes the current version's store if it
+//! is missing.
 
 use mediasync::model::{Item, Kind};
 use mediasync::store::Store;
@@ -97,27 +99,37 @@ fn snapshot(store: &Store) -> String {
     text
 }
 
+/// Stores written on x86_64, oldest schema first; each must read as the
+/// snapshot, before and after its migration.
+const FIXTURES: [&str; 2] = ["store-v1-x86_64.redb", "store-v2-x86_64.redb"];
+const SNAPSHOT: &str = "store-x86_64.snapshot";
+
 #[test]
-fn a_store_written_on_x86_64_reads_identically_here() {
-    let fixture = data("store-v1-x86_64.redb");
-    let expected_path = data("store-v1-x86_64.snapshot");
+fn stores_written_on_x86_64_read_identically_here() {
     let dir = tempfile::tempdir().unwrap();
+    let expected_path = data(SNAPSHOT);
     if std::env::var_os("MEDIASYNC_WRITE_FIXTURE").is_some() && cfg!(target_arch = "x86_64") {
-        // The store file is written once (delete it to write it anew) so it
-        // keeps proving that older stores still decode; the snapshot follows
-        // the current record formats.
-        if !fixture.exists() {
-            workload(&Store::open(&fixture, CACHE).unwrap());
+        // A store file is written once (delete the current version's to
+        // write it anew) so it keeps proving that its version still reads;
+        // the snapshot follows the current record formats.
+        let current = data(FIXTURES[FIXTURES.len() - 1]);
+        if !current.exists() {
+            workload(&Store::open(&current, CACHE).unwrap());
         }
         let scratch = dir.path().join("scratch.redb");
-        std::fs::copy(&fixture, &scratch).unwrap();
+        std::fs::copy(&current, &scratch).unwrap();
         std::fs::write(&expected_path, snapshot(&Store::open(&scratch, CACHE).unwrap())).unwrap();
     }
-    let copy = dir.path().join("moved.redb");
-    std::fs::copy(&fixture, &copy).unwrap();
-    let moved = Store::open(&copy, CACHE).unwrap();
     let expected = std::fs::read_to_string(&expected_path).unwrap();
-    assert_eq!(snapshot(&moved), expected, "the x86_64 store reads differently on {}", std::env::consts::ARCH);
+    for fixture in FIXTURES {
+        let copy = dir.path().join(fixture);
+        std::fs::copy(data(fixture), &copy).unwrap();
+        let moved = Store::open(&copy, CACHE).unwrap();
+        assert_eq!(snapshot(&moved), expected, "{fixture} reads differently on {}", std::env::consts::ARCH);
+        drop(moved);
+        let reopened = Store::open(&copy, CACHE).unwrap();
+        assert_eq!(snapshot(&reopened), expected, "{fixture} reads differently once reopened");
+    }
 
     // The same history written here produces the same catalog.
     let local = Store::open(&dir.path().join("local.redb"), CACHE).unwrap();

@@ -1,143 +1,19 @@
-//! The store under simulated power cuts, after `docs/power-loss.md`.
-//! A backend keeps a live and a durable image; `sync_data` makes live
-//! durable. At the N-th sync the power goes: every write since the last sync
-//! survives or is lost independently, and so does a pending `set_len`. The
-//! crash image is reopened through the store's own open path (the
-//! sync-on-grow backend, `catch_unwind`) and checked against what `commit`
-//! confirmed: nothing confirmed lost, no half transaction, counters equal to
-//! the items, and the workload resumes to the exact final truth.
+//! The store under simulated power cuts, after `docs/power-loss.md`
+//! (`disk::SimulatedDisk`): at the N-th sync the power goes. The crash
+//! image is reopened through the store's own open path (the sync-on-grow
+//! backend, `catch_unwind`) and checked against what `commit` confirmed:
+//! nothing confirmed lost, no half transaction, counters equal to the
+//! items, and the workload resumes to the exact final truth.
 
+use crate::disk::{SimulatedDisk, memory_image};
 use mediasync::model::{Item, Kind};
 use mediasync::store::Store;
 use mediasync::store::backend::SyncOnGrow;
 use mediasync::store::records::LibraryState;
-use redb::StorageBackend;
-use redb::backends::InMemoryBackend;
-use std::io;
-use std::sync::{Arc, Mutex};
 
 const CACHE: usize = 1 << 20;
 const TRANSACTIONS: u64 = 24;
 const NEW_PER_TXN: u64 = 40;
-
-#[derive(Debug, Default)]
-struct Disk {
-    live: Vec<u8>,
-    durable: Vec<u8>,
-    pending_writes: Vec<(u64, Vec<u8>)>,
-    pending_len: Option<u64>,
-    syncs: u64,
-    cut_at: u64,
-    seed: u64,
-    crash_image: Option<Vec<u8>>,
-}
-
-impl Disk {
-    fn random(&mut self) -> bool {
-        // xorshift64*: deterministic per seed.
-        self.seed ^= self.seed >> 12;
-        self.seed ^= self.seed << 25;
-        self.seed ^= self.seed >> 27;
-        self.seed.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 63 == 1
-    }
-
-    fn cut(&mut self) {
-        let mut image = self.durable.clone();
-        if let Some(len) = self.pending_len {
-            if self.random() {
-                image.resize(len as usize, 0);
-            }
-        }
-        for (offset, data) in std::mem::take(&mut self.pending_writes) {
-            if self.random() {
-                let end = offset as usize + data.len();
-                if image.len() < end {
-                    // A write beyond the durable length extends the file
-                    // only if the data reached the disk.
-                    image.resize(end, 0);
-                }
-                image[offset as usize..end].copy_from_slice(&data);
-            }
-        }
-        self.crash_image = Some(image);
-    }
-}
-
-#[derive(Debug, Clone)]
-struct SimulatedDisk(Arc<Mutex<Disk>>);
-
-fn dead() -> io::Error {
-    io::Error::other("power cut")
-}
-
-impl StorageBackend for SimulatedDisk {
-    fn len(&self) -> Result<u64, io::Error> {
-        let disk = self.0.lock().unwrap();
-        if disk.crash_image.is_some() {
-            return Err(dead());
-        }
-        Ok(disk.live.len() as u64)
-    }
-
-    fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>, io::Error> {
-        let disk = self.0.lock().unwrap();
-        if disk.crash_image.is_some() {
-            return Err(dead());
-        }
-        let end = offset as usize + len;
-        if end > disk.live.len() {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end"));
-        }
-        Ok(disk.live[offset as usize..end].to_vec())
-    }
-
-    fn set_len(&self, len: u64) -> Result<(), io::Error> {
-        let mut disk = self.0.lock().unwrap();
-        if disk.crash_image.is_some() {
-            return Err(dead());
-        }
-        disk.live.resize(len as usize, 0);
-        disk.pending_len = Some(len);
-        Ok(())
-    }
-
-    fn sync_data(&self, _eventual: bool) -> Result<(), io::Error> {
-        let mut disk = self.0.lock().unwrap();
-        if disk.crash_image.is_some() {
-            return Err(dead());
-        }
-        disk.syncs += 1;
-        if disk.syncs == disk.cut_at {
-            disk.cut();
-            return Err(dead());
-        }
-        disk.durable = disk.live.clone();
-        disk.pending_writes.clear();
-        disk.pending_len = None;
-        Ok(())
-    }
-
-    fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {
-        let mut disk = self.0.lock().unwrap();
-        if disk.crash_image.is_some() {
-            return Err(dead());
-        }
-        let end = offset as usize + data.len();
-        if end > disk.live.len() {
-            disk.live.resize(end, 0);
-        }
-        disk.live[offset as usize..end].copy_from_slice(data);
-        disk.pending_writes.push((offset, data.to_vec()));
-        Ok(())
-    }
-}
-
-fn memory_image(image: &[u8]) -> InMemoryBackend {
-    let backend = InMemoryBackend::new();
-    backend.set_len(image.len() as u64).unwrap();
-    backend.write(0, image).unwrap();
-    backend
-}
 
 /// Transaction `k` (1-based) adds NEW_PER_TXN items, retitles 10 older ones
 /// with "v{k}" and records `runs = k` in the library state, atomically.
@@ -177,12 +53,11 @@ fn check_consistent(store: &Store, library: u32) -> u64 {
 }
 
 fn fresh_image() -> (Vec<u8>, u32) {
-    let disk = SimulatedDisk(Arc::new(Mutex::new(Disk::default())));
+    let disk = SimulatedDisk::new(&[]);
     let store = Store::with_backend(SyncOnGrow::new(disk.clone()), CACHE).unwrap();
     let (library, _) = store.library("home", "1", "Movies").unwrap();
     drop(store);
-    let image = disk.0.lock().unwrap().live.clone();
-    (image, library)
+    (disk.live(), library)
 }
 
 #[test]
@@ -190,15 +65,13 @@ fn store_survives_power_cuts_at_every_sync_point() {
     let (base, library) = fresh_image();
     // Count the sync points of an uninterrupted workload.
     let total_syncs = {
-        let disk =
-            SimulatedDisk(Arc::new(Mutex::new(Disk { live: base.clone(), durable: base.clone(), ..Disk::default() })));
+        let disk = SimulatedDisk::new(&base);
         let store = Store::with_backend(SyncOnGrow::new(disk.clone()), CACHE).unwrap();
-        let opened = disk.0.lock().unwrap().syncs;
+        let opened = disk.syncs();
         for k in 1..=TRANSACTIONS {
             apply(&store, library, k).unwrap();
         }
-        let syncs = disk.0.lock().unwrap().syncs;
-        syncs - opened
+        disk.syncs() - opened
     };
     // 40 seeds per sync point natively; fewer under qemu (the ARM CI job
     // sets MEDIASYNC_POWER_LOSS_SEEDS) where every run is ten times slower.
@@ -207,17 +80,9 @@ fn store_survives_power_cuts_at_every_sync_point() {
     let mut runs = 0u64;
     for cut in 1..=total_syncs + 2 {
         for seed in 0..runs_per_point {
-            let disk = SimulatedDisk(Arc::new(Mutex::new(Disk {
-                live: base.clone(),
-                durable: base.clone(),
-                seed: 0x9e37_79b9_7f4a_7c15 ^ (cut << 20) ^ seed.wrapping_mul(7919) | 1,
-                ..Disk::default()
-            })));
+            let disk = SimulatedDisk::new(&base);
             let store = Store::with_backend(SyncOnGrow::new(disk.clone()), CACHE).unwrap();
-            {
-                let mut state = disk.0.lock().unwrap();
-                state.cut_at = state.syncs + cut;
-            }
+            disk.cut_after(cut, 0x9e37_79b9_7f4a_7c15 ^ (cut << 20) ^ seed.wrapping_mul(7919));
             let mut confirmed = 0;
             for k in 1..=TRANSACTIONS {
                 if apply(&store, library, k).is_err() {
@@ -227,8 +92,7 @@ fn store_survives_power_cuts_at_every_sync_point() {
             }
             drop(store);
             runs += 1;
-            let image = disk.0.lock().unwrap().crash_image.clone();
-            let Some(image) = image else {
+            let Some(image) = disk.crash_image() else {
                 assert_eq!(confirmed, TRANSACTIONS);
                 continue;
             };
