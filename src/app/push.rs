@@ -38,7 +38,7 @@ pub enum Connection {
     /// The server refused the socket's credentials.
     Refused,
     /// No signed-in user yet (Jellyfin, Emby): `login_user` and
-    /// `password_file`, or Quick Connect from the status page.
+    /// `password_file`.
     SignInNeeded,
 }
 
@@ -294,7 +294,7 @@ impl App {
             return Ok(crate::push::jellyfin::endpoint(server, jellyfin, &token));
         }
         let Some(login) = &jellyfin.login else {
-            let why = "sign in with Quick Connect from the status page, or set login_user and password_file";
+            let why = "set login_user and password_file: the server sends library events only to a signed-in user";
             slot.connection(Connection::SignInNeeded, Some(why.into()), None);
             return Err(why.into());
         };

@@ -308,7 +308,7 @@ impl fmt::Display for ServerProblem {
             ),
             ServerProblem::LoginIncomplete(missing) => write!(
                 f,
-                "signing in for notifications needs both login_user and password_file; add `{missing}`, or remove the other to connect with Quick Connect from the status page"
+                "signing in for notifications needs both login_user and password_file; add `{missing}`, or remove the other to leave notifications to the schedule"
             ),
             ServerProblem::UrlMissing => f.write_str("missing `url`; add url = \"http://192.168.1.10:32400\""),
             ServerProblem::Url { key, text, problem } => {

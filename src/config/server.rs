@@ -114,7 +114,7 @@ pub struct JellyfinConfig {
     /// administrator.
     pub user: Option<String>,
     /// Whether to listen to the server's notifications (which need a
-    /// signed-in user: `login`, or Quick Connect from the status page).
+    /// signed-in user: `login`).
     pub notifications: bool,
     pub login: Option<Login>,
 }

@@ -10,10 +10,14 @@
 //! a `Date` from a clock the test controls. Tests mutate the library and
 //! inject failures at chosen request numbers.
 
+mod notify;
+
 pub use super::Expected;
 pub use super::Failure;
 use super::{Fake, Faults, Recording, header, query};
 use crate::model::{Kind, content_hash};
+use notify::Noted;
+pub use notify::Notifier;
 use serde_json::{Map, Value, json};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -135,6 +139,8 @@ pub struct FakeUser {
     pub id: String,
     pub name: String,
     pub admin: bool,
+    /// `{name}-password`.
+    pub password: String,
 }
 
 pub struct JellyfinState {
@@ -155,6 +161,8 @@ pub struct JellyfinState {
     /// the notes say the old routes stay, so they are on by default.
     pub user_routes: bool,
     pub delay: Duration,
+    /// Sign-ins and the notification socket.
+    pub notifier: Notifier,
     requests: u64,
     next_serial: u64,
     faults: Faults,
@@ -198,6 +206,7 @@ impl Fake<JellyfinState> {
             filter_fault: None,
             user_routes: true,
             delay: Duration::ZERO,
+            notifier: Notifier::default(),
             requests: 0,
             next_serial: 1,
             faults: Faults::default(),
@@ -206,9 +215,12 @@ impl Fake<JellyfinState> {
         // must be looked for, not assumed.
         for (name, admin) in [("guest", false), ("admin", true), ("alice", true)] {
             let id = state.take_id();
-            state.users.push(FakeUser { id, name: name.to_string(), admin });
+            state.users.push(FakeUser { id, name: name.to_string(), admin, password: format!("{name}-password") });
         }
-        Fake::serve("127.0.0.1:0", state, handle).expect("binding 127.0.0.1:0 works")
+        let fake =
+            Fake::serve_with_sockets("127.0.0.1:0", state, handle, notify::upgrade).expect("binding 127.0.0.1:0 works");
+        notify::start_timer(std::sync::Arc::downgrade(&fake.state));
+        fake
     }
 
     /// Adds a view (library) of a collection type, returning its id.
@@ -312,6 +324,8 @@ impl Fake<JellyfinState> {
             overview: String::new(),
             serial,
         });
+        let folder = parent.map_or_else(|| view.id.clone(), str::to_string);
+        state.notifier.note(Noted::Added { id: &id, folder: &folder });
         id
     }
 
@@ -352,13 +366,34 @@ impl Fake<JellyfinState> {
         let mut state = self.state();
         let now = state.tick();
         let item = state.views.iter_mut().flat_map(|view| view.items.iter_mut()).find(|item| item.id == id);
-        change(item.expect("no such item"), now);
+        let item = item.expect("no such item");
+        let saved = item.saved;
+        change(item, now);
+        // A save is an ItemUpdated; playback (user data) is not.
+        if item.saved != saved {
+            state.notifier.note(Noted::Updated(id));
+        }
+    }
+
+    /// The notification sockets (test controls: drop, refuse, count).
+    pub fn sockets(&self) -> std::sync::Arc<super::sockets::Sockets<notify::Subscriber>> {
+        std::sync::Arc::clone(&self.state().notifier.sockets)
     }
 
     /// Deletes an item and everything below it, as the servers do.
     pub fn delete(&self, id: &str) {
         let mut state = self.state();
         state.tick();
+        let folder = state.views.iter().find_map(|view| {
+            view.items
+                .iter()
+                .find(|item| item.id == id)
+                .map(|item| item.parent.clone().unwrap_or_else(|| view.id.clone()))
+        });
+        // Removals are told for the item named; its children go with it.
+        if let Some(folder) = folder {
+            state.notifier.note(Noted::Removed { id, folder: &folder });
+        }
         let mut doomed = vec![id.to_string()];
         for view in &mut state.views {
             // Children come after their parents in insertion order, so one
@@ -541,13 +576,15 @@ fn http_date(epoch: i64) -> String {
     chrono::DateTime::from_timestamp(epoch, 0).unwrap_or_default().format("%a, %d %b %Y %H:%M:%S GMT").to_string()
 }
 
-fn handle(state: &Mutex<JellyfinState>, request: tiny_http::Request) {
+fn handle(state: &Mutex<JellyfinState>, mut request: tiny_http::Request) {
     let delay = state.lock().map(|state| state.delay).unwrap_or_default();
     if !delay.is_zero() {
         std::thread::sleep(delay);
     }
+    let mut body = String::new();
+    let _ = std::io::Read::read_to_string(&mut std::io::Read::take(request.as_reader(), 64 << 10), &mut body);
     let mut failure = None;
-    let (answer, clock) = answer(state, &request, &mut failure);
+    let (answer, clock) = answer(state, &request, &body, &mut failure);
     let mut headers =
         vec![("Content-Type".to_string(), answer.content_type.to_string()), ("Date".to_string(), http_date(clock))];
     if let Some(seconds) = answer.retry_after {
@@ -561,6 +598,7 @@ fn handle(state: &Mutex<JellyfinState>, request: tiny_http::Request) {
 fn answer(
     shared: &Mutex<JellyfinState>,
     request: &tiny_http::Request,
+    body: &str,
     injected: &mut Option<Failure>,
 ) -> (Answer, i64) {
     let mut state = shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -568,7 +606,11 @@ fn answer(
     let number = state.requests;
     let (path, params) = query::split(request.url());
     state.log.push(Logged { number, path: path.clone(), query: params.clone(), status: 200, returned: 0 });
-    let answer = respond(&mut state, request, number, &path, &params, injected);
+    let answer = if path == "/Users/AuthenticateByName" && request.method() == &tiny_http::Method::Post {
+        notify::authenticate(&mut state, header(request, "Authorization"), body)
+    } else {
+        respond(&mut state, request, number, &path, &params, injected)
+    };
     if let Some(entry) = state.log.last_mut() {
         entry.status = answer.status;
     }
@@ -629,7 +671,8 @@ fn respond(
             "Id": "f00dfeedf00dfeedf00dfeedf00dfeed",
         }));
     }
-    if token != Some(state.api_key.as_str()) {
+    let signed_in = token.is_some_and(|token| state.notifier.user_of(token).is_some());
+    if token != Some(state.api_key.as_str()) && !signed_in {
         return text(401, "Unauthorized");
     }
     // Emby 4.8 lists users at /Users/Query (a QueryResult), Jellyfin at

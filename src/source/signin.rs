@@ -1,13 +1,11 @@
 //! Signing in to Jellyfin or Emby as a user, for the notification socket:
 //! the servers send library events only to sessions of a signed-in user,
-//! never to an API key's. Two ways: `/Users/AuthenticateByName` with the
-//! configured user and the password from `password_file`, or Jellyfin's
-//! Quick Connect (`/QuickConnect/Initiate`, the code entered in a signed-in
-//! client, `/QuickConnect/Connect`, `/Users/AuthenticateWithQuickConnect`).
-//! The access token they give is kept in the store and never shown.
+//! never to an API key's: `/Users/AuthenticateByName` with the configured
+//! user and the password from `password_file`. The access token it gives
+//! is kept in the store and never shown.
 
 use super::http::{Body, Http, body_cap};
-use super::lenient::{Flag, Object, Text};
+use super::lenient::{Object, Text};
 use super::{ErrorKind, SourceError, Stop};
 use crate::config::{JellyfinConfig, ServerConfig};
 use serde::Deserialize;
@@ -26,13 +24,6 @@ impl std::fmt::Debug for SignedIn {
     }
 }
 
-/// A Quick Connect request under way: the user enters `code` in a signed-in
-/// client; `secret` identifies the request and is never shown.
-pub struct QuickConnect {
-    pub code: String,
-    pub secret: String,
-}
-
 #[derive(Default, Deserialize)]
 #[serde(default)]
 struct AuthenticationResult {
@@ -47,17 +38,6 @@ struct AuthenticationResult {
 struct User {
     #[serde(rename = "Name")]
     name: Text,
-}
-
-#[derive(Default, Deserialize)]
-#[serde(default)]
-struct QuickConnectResult {
-    #[serde(rename = "Secret")]
-    secret: Text,
-    #[serde(rename = "Code")]
-    code: Text,
-    #[serde(rename = "Authenticated")]
-    authenticated: Flag,
 }
 
 /// One server's sign-in client.
@@ -98,56 +78,6 @@ impl SignIn {
                     self.server
                 ),
             )),
-            status => Err(unexpected(reply.at(), status)),
-        }
-    }
-
-    /// Starts a Quick Connect request (Jellyfin 10.8 and later).
-    pub fn quick_connect(&self) -> Result<QuickConnect, SourceError> {
-        let reply = self.http.send("/QuickConnect/Initiate", &self.headers(), Some(Body::Json("{}")))?;
-        match reply.status {
-            200..=299 => {
-                let result: QuickConnectResult = reply.json(body_cap(0), "a Quick Connect result")?;
-                match (result.code.as_str(), result.secret.as_str()) {
-                    (Some(code), Some(secret)) => {
-                        Ok(QuickConnect { code: code.to_string(), secret: secret.to_string() })
-                    }
-                    _ => Err(SourceError::new(ErrorKind::Rejected, "the Quick Connect answer has no code")),
-                }
-            }
-            401 | 404 => Err(SourceError::new(
-                ErrorKind::Rejected,
-                format!(
-                    "{}: Quick Connect is not enabled on this server; enable it in its dashboard, or set login_user and password_file",
-                    reply.at()
-                ),
-            )),
-            status => Err(unexpected(reply.at(), status)),
-        }
-    }
-
-    /// Whether the user entered the code yet; `Rejected` once the request
-    /// expired (ten minutes).
-    pub fn quick_connect_done(&self, request: &QuickConnect) -> Result<bool, SourceError> {
-        let path = format!("/QuickConnect/Connect?Secret={}", super::http::encode(&request.secret));
-        let reply = self.http.send(&path, &self.headers(), None)?;
-        match reply.status {
-            200..=299 => {
-                let result: QuickConnectResult = reply.json(body_cap(0), "a Quick Connect result")?;
-                Ok(result.authenticated.0 == Some(true))
-            }
-            404 => Err(SourceError::new(ErrorKind::Rejected, "the Quick Connect request expired; start another")),
-            status => Err(unexpected("/QuickConnect/Connect", status)),
-        }
-    }
-
-    /// The token of an authorised Quick Connect request.
-    pub fn finish_quick_connect(&self, request: &QuickConnect) -> Result<SignedIn, SourceError> {
-        let body = serde_json::json!({"Secret": request.secret}).to_string();
-        let path = "/Users/AuthenticateWithQuickConnect";
-        let reply = self.http.send(path, &self.headers(), Some(Body::Json(&body)))?;
-        match reply.status {
-            200..=299 => signed_in(reply.json(body_cap(0), "an authentication result")?, &reply_at(&self.http, path)),
             status => Err(unexpected(reply.at(), status)),
         }
     }

@@ -106,6 +106,26 @@ pub fn html(document: &StatusDocument) -> String {
     out
 }
 
+/// The notification socket: its state (and why, when it is not
+/// connected) and the last notice about the library.
+fn notifications_line(out: &mut String, notifications: &crate::app::push::Notifications, now: i64) {
+    let connection = notifications.connection.map_or("starting", |connection| connection.text());
+    let _ = write!(out, "<div>Notifications: {} {}", escape(connection), when(notifications.since, now));
+    if let Some(error) = &notifications.error {
+        let _ = write!(out, " ({})", escape(error));
+    }
+    match (&notifications.last_notice, notifications.last_notice_at) {
+        (Some(notice), Some(at)) => {
+            let _ = write!(out, " · last notice {}: {}", when(Some(at), now), escape(notice));
+        }
+        _ => out.push_str(" · no notice yet"),
+    }
+    if notifications.pending > 0 {
+        let _ = write!(out, " · {} waiting to sync", notifications.pending);
+    }
+    out.push_str("</div>");
+}
+
 /// A server's state as the page shows it (idle when no service runs).
 fn condition(server: &ServerStatus) -> ServerCondition {
     server.running.as_ref().map_or(ServerCondition::Idle, |running| running.state)
@@ -131,6 +151,9 @@ fn server_section(out: &mut String, server: &ServerStatus, index: usize, now: i6
         when(server.last_success_at, now),
         if paused { "paused".to_string() } else { when(live.and_then(|live| live.next_run_at), now) },
     );
+    if let Some(notifications) = live.and_then(|live| live.notifications.as_ref()) {
+        notifications_line(out, notifications, now);
+    }
     if let Some(until) = live.and_then(|live| live.waiting_until).filter(|_| state == "waiting") {
         let _ = write!(
             out,

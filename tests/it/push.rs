@@ -9,6 +9,7 @@
 use crate::daemon::{Daemon, free_address};
 use crate::status_server::request;
 use crate::support::TOKEN;
+use mediasync::fake::jellyfin::{Behaviour, FakeJellyfin};
 use mediasync::fake::plex::FakePlex;
 use mediasync::model::Kind;
 use serde_json::Value;
@@ -109,6 +110,8 @@ fn plex_changes_reach_the_mirror_from_the_notifications() {
     change("show deleted", &|fake: &FakePlex| fake.delete(&fake.keys(&shows, Kind::Show)[1]));
     let status = notifications(&daemon);
     assert!(status["last_notice"].is_string() && status["notices"].as_u64() > Some(0), "{status}");
+    let page = crate::status_server::get(daemon.address, "/").body;
+    assert!(page.contains("Notifications: connected") && page.contains("last notice"), "{page}");
     println!("notice to mirror (Plex): {}", figures.join("; "));
     assert!(removed <= 4, "a deleted movie cost {removed} requests");
 }
@@ -201,4 +204,84 @@ fn an_idle_server_costs_no_request() {
     assert_eq!((fake.requests(), fake.sockets().upgrades()), before, "requests sent while idle");
     assert_eq!(fake.sockets().open(), 1);
     println!("idle: 0 requests in 5 s with the socket open");
+}
+
+/// A Jellyfin or Emby server signed in with `login_user`/`password_file`.
+fn start_jellyfin(dir: &Path, fake: &FakeJellyfin, behaviour: Behaviour, login: bool) -> Daemon {
+    let password = dir.join("password");
+    std::fs::write(&password, "admin-password\n").unwrap();
+    let kind = if behaviour.is_emby() { "emby" } else { "jellyfin" };
+    let login = if login {
+        format!("login_user = \"admin\"\npassword_file = \"{}\"\n", password.display())
+    } else {
+        String::new()
+    };
+    let address = free_address();
+    let config = dir.join("config.toml");
+    let text = format!(
+        "[store]\npath = \"{}\"\n[status]\nlisten = \"{address}\"\nadmin_token = \"{ADMIN}\"\n[[server]]\nname = \"home\"\nkind = \"{kind}\"\nurl = \"{}\"\ntoken = \"{JELLYFIN_KEY}\"\npage_size = 50\nschedule = \"0 0 3 1 1 *\"\n{login}",
+        dir.join("catalog.redb").display(),
+        fake.url()
+    );
+    std::fs::write(&config, text).unwrap();
+    Daemon::start(&config, address, &[])
+}
+
+const JELLYFIN_KEY: &str = "0123456789abcdef0123456789abcdef";
+
+fn jellyfin_expected(fake: &FakeJellyfin) -> BTreeSet<(String, String, String)> {
+    fake.expected().into_iter().map(|row| (row.library, row.id, row.title)).collect()
+}
+
+#[test]
+fn jellyfin_and_emby_changes_reach_the_mirror_for_a_signed_in_user() {
+    for behaviour in [Behaviour::Jellyfin10_11, Behaviour::Emby] {
+        let fake = FakeJellyfin::start(behaviour, JELLYFIN_KEY);
+        // The server's batching, shortened from its 30 s for the test.
+        fake.state().notifier.library_update = Duration::from_secs(1);
+        let movies = fake.add_movies("Movies", 30);
+        let dir = tempfile::tempdir().unwrap();
+        let daemon = start_jellyfin(dir.path(), &fake, behaviour, true);
+        daemon.wait_until("connected and synced", settled);
+        let admin = fake.state().users.iter().find(|user| user.name == "admin").unwrap().id.clone();
+        assert_eq!(
+            fake.sockets().subscribers(),
+            vec![Some(admin)],
+            "{}: the socket is the signed-in user's",
+            behaviour.name()
+        );
+
+        let mut figures = Vec::new();
+        let mut change = |what: &str, act: &dyn Fn(&FakeJellyfin)| {
+            let before = fake.requests();
+            let started = Instant::now();
+            act(&fake);
+            let want = jellyfin_expected(&fake);
+            daemon.wait_until(what, |daemon| mirror(daemon) == want);
+            daemon.wait_until("the run ends", settled);
+            figures.push(format!(
+                "{what}: {:.1}s (the server batches 1 s), {} requests",
+                started.elapsed().as_secs_f64(),
+                fake.requests() - before
+            ));
+        };
+        change("movie added", &|fake: &FakeJellyfin| {
+            fake.add_item(&movies, Kind::Movie, "Arrival", None);
+        });
+        change("movie edited", &|fake: &FakeJellyfin| fake.edit_title(&fake.ids(&movies, Kind::Movie)[3], "Edited"));
+        change("movie deleted", &|fake: &FakeJellyfin| fake.delete(&fake.ids(&movies, Kind::Movie)[5]));
+        println!("notice to mirror ({}): {}", behaviour.name(), figures.join("; "));
+    }
+}
+
+#[test]
+fn without_a_sign_in_no_socket_is_opened() {
+    let fake = FakeJellyfin::start(Behaviour::Jellyfin12, JELLYFIN_KEY);
+    fake.add_movies("Movies", 5);
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = start_jellyfin(dir.path(), &fake, Behaviour::Jellyfin12, false);
+    daemon.wait_until("the sign-in is asked for", |daemon| notifications(daemon)["connection"] == "sign_in_needed");
+    daemon.wait_until("synced", |daemon| daemon.status()["servers"][0]["last_success_at"].is_i64());
+    // An API key's session would get no library events: none is opened.
+    assert_eq!(fake.sockets().upgrades(), 0);
 }
