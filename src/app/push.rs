@@ -5,7 +5,7 @@
 //! scheduler runs it. A notice names items; what is fetched is decided
 //! here: the incremental run of the libraries they belong to, or of the
 //! whole server when a library cannot be told or after a missed window (a
-//! connection made again). Notices never replace the scheduled runs: a
+//! lost connection made again). Notices never replace the scheduled runs: a
 //! scheduled run takes whatever work is pending, since it covers it.
 
 use super::App;
@@ -69,6 +69,8 @@ pub struct Notifications {
     pub notices: u64,
     /// Items (or whole libraries) waiting for the debounce to run.
     pub pending: u64,
+    /// Connections made since the service started.
+    pub connections: u64,
 }
 
 /// What the pending notices ask for.
@@ -193,10 +195,17 @@ impl App {
         match event {
             Event::Connecting => slot.connection(Connection::Connecting, None, None),
             Event::Connected => {
-                // Whatever changed while no socket was open was not told:
-                // one incremental run of the server catches up.
+                // Whatever changed while the socket was lost was not told:
+                // one incremental run of the server catches up. The first
+                // connection follows the start, whose sync the freshness
+                // rule decides (a restart causes no burst of syncs).
                 slot.connection(Connection::Connected, None, None);
-                slot.notifications(|_, work| work.everything(now));
+                slot.notifications(|shown, work| {
+                    if shown.connections > 0 {
+                        work.everything(now);
+                    }
+                    shown.connections = shown.connections.saturating_add(1);
+                });
                 slot.wake();
             }
             Event::Disconnected { error, retry_in } => {
