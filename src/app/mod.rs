@@ -19,14 +19,15 @@ pub use controls::ControlError;
 pub use live::{Live, RunOutcome, ServerSlot, Wait};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 pub struct App {
     pub config: Config,
     pub store: Store,
     pub started_at: i64,
-    stopping: AtomicBool,
+    /// Set once, at shutdown: running syncs get their own stops (pause
+    /// ends one), the notification listeners share this one.
+    stopping: Arc<Stop>,
     servers: BTreeMap<String, ServerSlot>,
     /// Spotify authorisations started from the status page.
     spotify_flows: spotify::Flows,
@@ -39,7 +40,7 @@ impl App {
             config,
             store,
             started_at: sync::now_epoch(),
-            stopping: AtomicBool::new(false),
+            stopping: Arc::new(Stop::new()),
             servers,
             spotify_flows: spotify::Flows::default(),
         }
@@ -56,13 +57,20 @@ impl App {
     }
 
     pub fn stopping(&self) -> bool {
-        self.stopping.load(Ordering::Relaxed)
+        self.stopping.is_set()
     }
 
-    /// Stops starting work and stops running syncs at once (their waits and
-    /// requests end; the last committed page stays).
+    /// The shutdown signal, for work that lasts as long as the service (the
+    /// notification listeners): it ends their waits, sign-ins and reads.
+    pub fn shutdown_signal(&self) -> Arc<Stop> {
+        Arc::clone(&self.stopping)
+    }
+
+    /// Stops starting work and stops running syncs and the notification
+    /// listeners at once (their waits and requests end; the last committed
+    /// page stays).
     pub fn shut_down(&self) {
-        self.stopping.store(true, Ordering::Relaxed);
+        self.stopping.set();
         for slot in self.servers.values() {
             slot.stop_run();
             slot.wake();

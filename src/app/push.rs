@@ -1,8 +1,8 @@
 //! The application's side of the servers' notifications (`push`): each
 //! server's socket state and last notice for the status page, and the work
 //! the notices ask for, gathered per library and debounced (`QUIET` after
-//! the last notice, `LONGEST_WAIT` after the first at most) before the
-//! scheduler runs it. A notice names items; what is fetched is decided
+//! the last notice, `LONGEST_WAIT` after the first at most, and while the
+//! library's scan goes on, until it ends) before the scheduler runs it. A notice names items; what is fetched is decided
 //! here: the incremental run of the libraries they belong to, or of the
 //! whole server when a library cannot be told or after a missed window (a
 //! lost connection made again). Notices never replace the scheduled runs: a
@@ -25,6 +25,10 @@ pub const QUIET: Duration = Duration::from_secs(2);
 /// The longest work waits after its first notice, so a scan that never
 /// pauses is still followed.
 pub const LONGEST_WAIT: Duration = Duration::from_secs(20);
+/// The longest changes of a library wait for the end of its scan (Plex
+/// announces scans), counted from the scan's start: the end of a scan may
+/// never be told (a lost connection is caught up anyway).
+pub const LONGEST_SCAN: Duration = Duration::from_secs(300);
 /// How long a failed sign-in waits before the next try.
 const SIGN_IN_RETRY: Duration = Duration::from_secs(600);
 
@@ -82,6 +86,10 @@ pub struct Work {
     libraries: BTreeMap<String, BTreeSet<String>>,
     first_at: Option<Instant>,
     last_at: Option<Instant>,
+    /// Libraries being scanned, with when the scan started: their changes
+    /// wait for its end. What the connection said, not work: a run keeps
+    /// it, a new connection forgets it.
+    scanning: BTreeMap<String, Instant>,
 }
 
 /// What a run for notices syncs.
@@ -98,17 +106,34 @@ impl Work {
     }
 
     /// When the work is due: `QUIET` after the last notice, `LONGEST_WAIT`
-    /// after the first at most.
+    /// after the first at most; not before the scans of the libraries it
+    /// touches end (`LONGEST_SCAN` after their start at most), since the
+    /// changes of a scan come as it goes.
     pub fn due(&self) -> Option<Instant> {
         if self.is_empty() {
             return None;
         }
         let quiet = self.last_at.and_then(|at| at.checked_add(QUIET));
         let longest = self.first_at.and_then(|at| at.checked_add(LONGEST_WAIT));
-        match (quiet, longest) {
+        let due = match (quiet, longest) {
             (Some(quiet), Some(longest)) => Some(quiet.min(longest)),
             (quiet, longest) => quiet.or(longest),
-        }
+        };
+        let scans_end = self
+            .scanning
+            .iter()
+            .filter(|(library, _)| self.everything || self.libraries.contains_key(*library))
+            .filter_map(|(_, started)| started.checked_add(LONGEST_SCAN))
+            .max();
+        due.max(scans_end)
+    }
+
+    /// The work, taken; what is being scanned stays.
+    fn take(&mut self) -> Work {
+        let scanning = std::mem::take(&mut self.scanning);
+        let work = std::mem::take(self);
+        self.scanning = scanning;
+        work
     }
 
     fn touch(&mut self, now: Instant) {
@@ -126,11 +151,18 @@ impl Work {
         self.touch(now);
     }
 
-    /// A scan of `library` ended: its pending changes wait a quiet period
-    /// more (state changes of the scanned items may still follow).
+    fn scan_started(&mut self, library: &str, now: Instant) {
+        self.scanning.insert(library.to_string(), now);
+    }
+
+    /// A scan of `library` ended: its pending changes run a quiet period
+    /// later (state changes of the scanned items may still follow), however
+    /// long they waited for the end.
     fn scan_ended(&mut self, library: &str, now: Instant) {
+        self.scanning.remove(library);
         if self.libraries.contains_key(library) {
-            self.touch(now);
+            self.first_at = Some(now);
+            self.last_at = Some(now);
         }
     }
 
@@ -157,7 +189,7 @@ impl ServerSlot {
     pub fn take_push_work(&self) -> Work {
         let mut state = self.lock();
         state.live.notifications.get_or_insert_with(Notifications::default).pending = 0;
-        std::mem::take(&mut state.push)
+        state.push.take()
     }
 
     /// When the pending notice work is due, if there is any.
@@ -201,6 +233,7 @@ impl App {
                 // rule decides (a restart causes no burst of syncs).
                 slot.connection(Connection::Connected, None, None);
                 slot.notifications(|shown, work| {
+                    work.scanning.clear();
                     if shown.connections > 0 {
                         work.everything(now);
                     }
@@ -239,6 +272,9 @@ impl App {
                             Target::Everything => work.everything(now),
                             Target::Nowhere => {}
                         }
+                    }
+                    for library in &notice.scans_started {
+                        work.scan_started(library, now);
                     }
                     for library in &notice.scans_ended {
                         work.scan_ended(library, now);
@@ -356,5 +392,44 @@ impl App {
                 log::error!("{name}: cannot forget the refused sign-in: {err}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_wait_for_the_quiet_the_longest_wait_and_their_library_s_scan() {
+        let start = Instant::now();
+        let at = |seconds: u64| start + Duration::from_secs(seconds);
+        let mut work = Work::default();
+        assert_eq!(work.due(), None);
+        work.item("1", "10", at(0));
+        assert_eq!(work.due(), Some(at(0) + QUIET));
+        // A burst without a pause runs LONGEST_WAIT after its first notice.
+        let mut second = 0;
+        while second < 2 * LONGEST_WAIT.as_secs() {
+            work.item("1", &second.to_string(), at(second));
+            second += 1;
+        }
+        assert_eq!(work.due(), Some(at(0) + LONGEST_WAIT));
+
+        // Changes of a library being scanned wait for its end.
+        let mut work = Work::default();
+        work.scan_started("1", at(0));
+        work.scan_started("2", at(0));
+        work.item("1", "10", at(1));
+        assert_eq!(work.due(), Some(at(0) + LONGEST_SCAN));
+        work.scan_ended("1", at(100));
+        assert_eq!(work.due(), Some(at(100) + QUIET), "the end of the scan starts the quiet");
+        // Another library's scan holds nothing up; a run keeps the scans.
+        let taken = work.take();
+        assert_eq!(taken.plan(), Plan::Libraries(vec!["1".into()]));
+        assert!(work.is_empty() && work.scanning.contains_key("2"));
+        work.item("3", "30", at(101));
+        assert_eq!(work.due(), Some(at(101) + QUIET));
+        work.everything(at(102));
+        assert_eq!(work.due(), Some(at(0) + LONGEST_SCAN), "a look at everything waits for every scan");
     }
 }

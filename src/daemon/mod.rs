@@ -125,7 +125,7 @@ async fn serve(app: Arc<App>) -> Result<(), DaemonError> {
     for server in &app.config.servers {
         tasks.push(tokio::spawn(scheduler::server_loop(Arc::clone(&app), server.name.clone(), Arc::clone(&semaphore))));
     }
-    let listeners = push::start(&app);
+    push::start(&app);
     notify::notify("READY=1");
 
     let watchdog_every = notify::watchdog_interval();
@@ -151,7 +151,6 @@ async fn serve(app: Arc<App>) -> Result<(), DaemonError> {
         }
     }
     notify::notify("STOPPING=1");
-    listeners.stop();
     app.shut_down();
     #[allow(clippy::arithmetic_side_effects, reason = "a grace of seconds after now cannot overflow")]
     let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;

@@ -32,7 +32,9 @@ pub struct Change {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Notice {
     pub changes: Vec<Change>,
-    /// Libraries whose scan ended (Plex's `library.update.section`).
+    /// Libraries whose scan started (Plex's `library.update.section`).
+    pub scans_started: Vec<String>,
+    /// Libraries whose scan ended.
     pub scans_ended: Vec<String>,
     /// Folders items were added to or removed from (Jellyfin): a hint of
     /// the library of items the mirror does not know yet.
@@ -41,7 +43,10 @@ pub struct Notice {
 
 impl Notice {
     pub fn is_empty(&self) -> bool {
-        self.changes.is_empty() && self.scans_ended.is_empty() && self.folders.is_empty()
+        self.changes.is_empty()
+            && self.scans_started.is_empty()
+            && self.scans_ended.is_empty()
+            && self.folders.is_empty()
     }
 
     /// A few words for the status page.
@@ -54,6 +59,9 @@ impl Notice {
         }
         if removed > 0 {
             parts.push(format!("{removed} removed"));
+        }
+        if !self.scans_started.is_empty() {
+            parts.push(format!("scan started in library {}", self.scans_started.join(", ")));
         }
         if !self.scans_ended.is_empty() {
             parts.push(format!("scan ended in library {}", self.scans_ended.join(", ")));

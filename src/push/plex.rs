@@ -3,7 +3,7 @@
 //! `NotificationContainer` messages read down to what changed in the
 //! library: `timeline` entries of `com.plexapp.plugins.library` (section,
 //! item, type, state) and `activity` notifications of a section scan that
-//! ended. Everything else (playback, status, transcodes) is ignored.
+//! started or ended. Everything else (playback, status, transcodes) is ignored.
 //! `docs/servers.md` lists the shapes relied on.
 
 use super::socket::Endpoint;
@@ -119,11 +119,16 @@ pub fn read(text: &str) -> Option<Notice> {
                 let Some(activity) = entry.activity.0 else {
                     continue;
                 };
-                if entry.event.as_str() != Some("ended") || activity.kind.as_str() != Some("library.update.section") {
+                if activity.kind.as_str() != Some("library.update.section") {
                     continue;
                 }
+                let scans = match entry.event.as_str() {
+                    Some("started") => &mut notice.scans_started,
+                    Some("ended") => &mut notice.scans_ended,
+                    _ => continue,
+                };
                 let section = activity.context.0.and_then(|context| context.section.as_str().map(str::to_string));
-                notice.scans_ended.extend(section);
+                scans.extend(section);
             }
         }
         _ => return None,
@@ -157,14 +162,16 @@ mod tests {
     }
 
     #[test]
-    fn an_ended_section_scan_is_noticed_and_the_rest_ignored() {
+    fn section_scans_starting_and_ending_are_noticed_and_the_rest_ignored() {
         let ended = json!({"NotificationContainer": {"type": "activity", "size": 1, "ActivityNotification": [
             {"event": "ended", "uuid": "39cc0658", "Activity": {"uuid": "39cc0658", "type": "library.update.section",
              "cancellable": false, "userID": 1, "title": "Scanning Movies", "subtitle": "", "progress": 100,
              "Context": {"librarySectionID": "3"}}}]}});
         assert_eq!(read(&ended.to_string()).unwrap().scans_ended, vec!["3".to_string()]);
         let started = ended.to_string().replace("\"ended\"", "\"started\"");
-        assert!(read(&started).is_none());
+        assert_eq!(read(&started).unwrap().scans_started, vec!["3".to_string()]);
+        let updated = ended.to_string().replace("\"ended\"", "\"updated\"");
+        assert!(read(&updated).is_none());
         let playing = json!({"NotificationContainer": {"type": "playing", "size": 1, "PlaySessionStateNotification": [
             {"sessionKey": "3", "ratingKey": "9940", "key": "/library/metadata/9940", "state": "paused"}]}});
         assert!(read(&playing.to_string()).is_none());

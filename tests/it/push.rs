@@ -204,6 +204,18 @@ fn an_idle_server_costs_no_request() {
     assert_eq!((fake.requests(), fake.sockets().upgrades()), before, "requests sent while idle");
     assert_eq!(fake.sockets().open(), 1);
     println!("idle: 0 requests in 5 s with the socket open");
+
+    // SIGTERM stops the listener with the rest: the daemon exits with the
+    // socket open, the store closed (no listener holds it), and the server
+    // sees the socket closed.
+    assert!(daemon.terminate().success());
+    let log = std::fs::read_to_string(dir.path().join("config.log")).unwrap();
+    assert!(log.contains("store closed"), "{log}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while fake.sockets().open() > 0 {
+        assert!(Instant::now() < deadline, "the socket stayed open after the daemon stopped");
+        std::thread::sleep(Duration::from_millis(30));
+    }
 }
 
 /// A Jellyfin or Emby server signed in with `login_user`/`password_file`.
