@@ -125,13 +125,21 @@ fn a_scan_of_many_changes_costs_about_one_incremental_run() {
     daemon.wait_until("connected and synced", settled);
 
     let before = fake.requests();
+    let runs_before = daemon.status()["servers"][0]["live"]["runs"].as_u64().unwrap();
     fake.scan(&movies, |fake| {
         for number in 0..500 {
             fake.add_item(&movies, Kind::Movie, &format!("Scanned {number}"), None);
+            if number == 250 {
+                // A scan pauses (a slow disk, a large file) for longer
+                // than the quiet period: its changes still wait for its end.
+                std::thread::sleep(mediasync::app::push::QUIET + Duration::from_secs(1));
+            }
         }
     });
     let seconds = until_exact(&daemon, &fake, "the scan is mirrored");
     let pushed = fake.requests() - before;
+    let runs = daemon.status()["servers"][0]["live"]["runs"].as_u64().unwrap() - runs_before;
+    assert_eq!(runs, 1, "the scan was synced in {runs} runs");
     // The same changes found by an incremental run alone: what a scheduled
     // run would have cost.
     let fake_alone = FakePlex::start(TOKEN);
