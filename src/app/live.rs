@@ -73,6 +73,8 @@ pub(super) struct State {
     pub(super) push: super::push::Work,
     /// No sign-in for the socket before this (after a failed one).
     pub(super) sign_in_after: Option<std::time::Instant>,
+    /// A Quick Connect started from the page, waiting for its code.
+    pub(super) quick_connect: Option<super::quick_connect::Pending>,
 }
 
 /// One configured server's live state and the wake-up its scheduler waits on.

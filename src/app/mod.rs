@@ -7,6 +7,7 @@
 pub mod controls;
 pub mod live;
 pub mod push;
+pub mod quick_connect;
 pub mod schedule;
 pub mod spotify;
 pub mod status;

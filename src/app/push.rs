@@ -10,7 +10,7 @@
 
 use super::App;
 use super::live::ServerSlot;
-use crate::config::Backend;
+use crate::config::{Backend, Flavor};
 use crate::push::{Change, Event, NextEndpoint, Notice};
 use crate::source::Stop;
 use crate::source::signin::SignIn;
@@ -75,6 +75,10 @@ pub struct Notifications {
     pub pending: u64,
     /// Connections made since the service started.
     pub connections: u64,
+    /// The Quick Connect code waiting to be entered, and until when
+    /// (epoch seconds).
+    pub quick_connect_code: Option<String>,
+    pub quick_connect_until: Option<i64>,
 }
 
 /// What the pending notices ask for.
@@ -205,7 +209,15 @@ impl ServerSlot {
         shown.pending = state.push.pending();
     }
 
-    fn connection(&self, connection: Connection, error: Option<String>, retry_at: Option<i64>) {
+    pub(super) fn show_quick_connect(&self, code: Option<(String, i64)>) {
+        self.notifications(|shown, _| {
+            let (code, until) = code.unzip();
+            shown.quick_connect_code = code;
+            shown.quick_connect_until = until;
+        });
+    }
+
+    pub(super) fn connection(&self, connection: Connection, error: Option<String>, retry_at: Option<i64>) {
         self.notifications(|shown, _| {
             if shown.connection != Some(connection) {
                 shown.since = Some(crate::sync::now_epoch());
@@ -338,8 +350,18 @@ impl App {
         if let Some(token) = session.access_token.filter(|_| session.reauthorize.is_none()) {
             return Ok(crate::push::jellyfin::endpoint(server, jellyfin, &token));
         }
+        if let Some(signed_in) = self.quick_connect_sign_in(name, server, jellyfin, slot, stop) {
+            return signed_in.map(|token| crate::push::jellyfin::endpoint(server, jellyfin, &token));
+        }
         let Some(login) = &jellyfin.login else {
-            let why = "set login_user and password_file: the server sends library events only to a signed-in user";
+            let why = match jellyfin.flavor {
+                Flavor::Jellyfin => {
+                    "set login_user and password_file, or start Quick Connect on the status page: the server sends library events only to a signed-in user"
+                }
+                Flavor::Emby => {
+                    "set login_user and password_file: the server sends library events only to a signed-in user"
+                }
+            };
             slot.connection(Connection::SignInNeeded, Some(why.into()), None);
             return Err(why.into());
         };

@@ -11,6 +11,7 @@
 //! inject failures at chosen request numbers.
 
 mod notify;
+mod quick_connect;
 
 pub use super::Expected;
 pub use super::Failure;
@@ -163,6 +164,7 @@ pub struct JellyfinState {
     pub delay: Duration,
     /// Sign-ins and the notification socket.
     pub notifier: Notifier,
+    pub quick_connect: quick_connect::QuickConnect,
     requests: u64,
     next_serial: u64,
     faults: Faults,
@@ -207,6 +209,7 @@ impl Fake<JellyfinState> {
             user_routes: true,
             delay: Duration::ZERO,
             notifier: Notifier::default(),
+            quick_connect: quick_connect::QuickConnect::default(),
             requests: 0,
             next_serial: 1,
             faults: Faults::default(),
@@ -373,6 +376,12 @@ impl Fake<JellyfinState> {
         if item.saved != saved {
             state.notifier.note(Noted::Updated(id));
         }
+    }
+
+    /// Authorises a Quick Connect code as the named user's app does; false
+    /// when no such pending code or user.
+    pub fn authorize_quick_connect(&self, code: &str, user: &str) -> bool {
+        quick_connect::authorize(&mut self.state(), code, user)
     }
 
     /// The notification sockets (test controls: drop, refuse, count).
@@ -606,8 +615,12 @@ fn answer(
     let number = state.requests;
     let (path, params) = query::split(request.url());
     state.log.push(Logged { number, path: path.clone(), query: params.clone(), status: 200, returned: 0 });
-    let answer = if path == "/Users/AuthenticateByName" && request.method() == &tiny_http::Method::Post {
-        notify::authenticate(&mut state, header(request, "Authorization"), body)
+    let post = request.method() == &tiny_http::Method::Post;
+    let authorization = header(request, "Authorization");
+    let answer = if path == "/Users/AuthenticateByName" && post {
+        notify::authenticate(&mut state, authorization, body)
+    } else if let Some(answer) = quick_connect::answer(&mut state, post, &path, &params, authorization, body) {
+        answer
     } else {
         respond(&mut state, request, number, &path, &params, injected)
     };

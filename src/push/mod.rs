@@ -108,8 +108,9 @@ const PING_AFTER: Duration = Duration::from_secs(30);
 /// What to connect to next: an endpoint, or why not (no credentials yet:
 /// the listener asks again after `CREDENTIALS_POLL`).
 pub type NextEndpoint = Result<Endpoint, String>;
-/// How often a listener without credentials looks for them again.
-pub const CREDENTIALS_POLL: Duration = Duration::from_secs(2);
+/// How often a listener without credentials looks for them again: also
+/// the pace of the checks of a Quick Connect code (a request each).
+pub const CREDENTIALS_POLL: Duration = Duration::from_secs(5);
 
 /// Keeps one server's socket open until `stop` is set: connects with what
 /// `endpoint` gives, reads notices, answers keep-alives, and reconnects

@@ -60,6 +60,15 @@ fn route(app: &Arc<App>, request: &Request) -> Response {
             }
             spotify::connect(app, name)
         }
+        ["api", "servers", name, "quick-connect"] => {
+            if request.method != "POST" {
+                return not_allowed("POST");
+            }
+            if let Err(refused) = authorize(app, request) {
+                return refused;
+            }
+            quick_connect(app, name)
+        }
         ["api", "servers", name, action] if matches!(*action, "sync" | "pause" | "resume" | "reset") => {
             if request.method != "POST" {
                 return not_allowed("POST");
@@ -119,6 +128,27 @@ fn control(app: &App, name: &str, action: &str, full: bool) -> Response {
     match result {
         Ok(message) => Response::json(202, &serde_json::json!({ "ok": true, "message": message })),
         Err(err) => Response::error(control_status(&err), &err.to_string()),
+    }
+}
+
+/// Starts Jellyfin's Quick Connect for the notification socket: answers the
+/// code the user enters in a signed-in Jellyfin app.
+fn quick_connect(app: &App, name: &str) -> Response {
+    use crate::app::quick_connect::QuickConnectError;
+    match app.start_quick_connect(name) {
+        Ok(code) => Response::json(
+            200,
+            &serde_json::json!({ "ok": true, "code": code, "message": format!(
+                "enter {code} in Quick Connect of a Jellyfin app signed in as the user to follow (Settings, Quick Connect) within 10 minutes") }),
+        ),
+        Err(err) => {
+            let status = match err {
+                QuickConnectError::UnknownServer(_) => 404,
+                QuickConnectError::NotAvailable(..) | QuickConnectError::Connected(_) => 409,
+                QuickConnectError::Server(_) => 502,
+            };
+            Response::error(status, &err.to_string())
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 
 use super::http::Response;
 use crate::app::App;
+use crate::app::push::Connection;
 use crate::app::status::{AccountStatus, LibraryStatus, ServerCondition, ServerStatus, StatusDocument};
 use chrono::{Local, TimeZone};
 use std::fmt::Write;
@@ -123,6 +124,14 @@ fn notifications_line(out: &mut String, notifications: &crate::app::push::Notifi
     if notifications.pending > 0 {
         let _ = write!(out, " · {} waiting to sync", notifications.pending);
     }
+    if let Some(code) = &notifications.quick_connect_code {
+        let _ = write!(
+            out,
+            "<br>Quick Connect code <b>{}</b>: enter it in a Jellyfin app signed in as the user to follow (Settings, Quick Connect), before {}",
+            escape(code),
+            when(notifications.quick_connect_until, now)
+        );
+    }
     out.push_str("</div>");
 }
 
@@ -175,6 +184,15 @@ fn server_section(out: &mut String, server: &ServerStatus, index: usize, now: i6
     }
     let toggle = if paused { ("resume", "Resume") } else { ("pause", "Pause") };
     let _ = write!(out, "<button onclick='act({quoted},\"{}\")'>{}</button>", toggle.0, toggle.1);
+    // The notification socket of a Jellyfin server waits for a user's
+    // sign-in: Quick Connect gives one without a password file.
+    let sign_in_needed = live
+        .and_then(|live| live.notifications.as_ref())
+        .and_then(|shown| shown.connection)
+        .is_some_and(|connection| matches!(connection, Connection::SignInNeeded | Connection::Refused));
+    if server.kind == "jellyfin" && sign_in_needed {
+        let _ = write!(out, "<button onclick='act({quoted},\"quick-connect\")'>Sign in with Quick Connect</button>");
+    }
     let _ = write!(
         out,
         "<button onclick='if(confirm(\"Forget where this server stands? The next run is a full one.\"))act({quoted},\"reset\")'>Reset</button></div>"

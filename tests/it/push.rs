@@ -291,6 +291,13 @@ fn jellyfin_and_emby_changes_reach_the_mirror_for_a_signed_in_user() {
         change("movie edited", &|fake: &FakeJellyfin| fake.edit_title(&fake.ids(&movies, Kind::Movie)[3], "Edited"));
         change("movie deleted", &|fake: &FakeJellyfin| fake.delete(&fake.ids(&movies, Kind::Movie)[5]));
         println!("notice to mirror ({}): {}", behaviour.name(), figures.join("; "));
+        // Signed in already (Jellyfin), or no Quick Connect at all (Emby).
+        let bearer = format!("Bearer {ADMIN}");
+        let quick =
+            request(daemon.address, "POST", "/api/servers/home/quick-connect", &[("Authorization", bearer.as_str())]);
+        assert_eq!(quick.status, 409, "{}", quick.body);
+        let why = if behaviour.is_emby() { "Emby has no Quick Connect" } else { "already receives" };
+        assert!(quick.body.contains(why), "{}", quick.body);
     }
 }
 
@@ -304,4 +311,67 @@ fn without_a_sign_in_no_socket_is_opened() {
     daemon.wait_until("synced", |daemon| daemon.status()["servers"][0]["last_success_at"].is_i64());
     // An API key's session would get no library events: none is opened.
     assert_eq!(fake.sockets().upgrades(), 0);
+}
+
+#[test]
+fn quick_connect_from_the_page_signs_the_socket_in() {
+    // 10.8 starts Quick Connect with a GET, later versions with a POST.
+    for behaviour in [Behaviour::Jellyfin10_8, Behaviour::Jellyfin12] {
+        let fake = FakeJellyfin::start(behaviour, JELLYFIN_KEY);
+        fake.state().notifier.library_update = Duration::from_secs(1);
+        let movies = fake.add_movies("Movies", 5);
+        let dir = tempfile::tempdir().unwrap();
+        let daemon = start_jellyfin(dir.path(), &fake, behaviour, false);
+        daemon.wait_until("the sign-in is asked for", |daemon| notifications(daemon)["connection"] == "sign_in_needed");
+        daemon.wait_until("synced", |daemon| daemon.status()["servers"][0]["last_success_at"].is_i64());
+        let page = crate::status_server::get(daemon.address, "/").body;
+        assert!(page.contains("Sign in with Quick Connect"), "{page}");
+        let bearer = format!("Bearer {ADMIN}");
+        let start = || {
+            request(daemon.address, "POST", "/api/servers/home/quick-connect", &[("Authorization", bearer.as_str())])
+        };
+
+        // Turned off on the server: the page says so and what to do.
+        fake.state().quick_connect.enabled = false;
+        let refused = start();
+        assert_eq!(refused.status, 502, "{}", refused.body);
+        assert!(refused.body.contains("Quick Connect is disabled"), "{}", refused.body);
+        fake.state().quick_connect.enabled = true;
+
+        let started = start();
+        assert_eq!(started.status, 200, "{}", started.body);
+        let code = serde_json::from_str::<Value>(&started.body).unwrap()["code"].as_str().unwrap().to_string();
+        assert_eq!(notifications(&daemon)["quick_connect_code"], code.as_str());
+        assert!(crate::status_server::get(daemon.address, "/").body.contains(&code));
+        assert_eq!(fake.sockets().upgrades(), 0, "no socket before the code is entered");
+
+        // The user enters the code in a Jellyfin app signed in as alice.
+        assert!(fake.authorize_quick_connect(&code, "alice"));
+        daemon.wait_until("connected", |daemon| notifications(daemon)["connection"] == "connected");
+        let alice = fake.state().users.iter().find(|user| user.name == "alice").unwrap().id.clone();
+        assert_eq!(fake.sockets().subscribers(), vec![Some(alice)], "{}: the socket is alice's", behaviour.name());
+        let shown = daemon.status().to_string();
+        assert!(shown.contains("\"quick_connect_code\":null"), "{shown}");
+        let log = std::fs::read_to_string(dir.path().join("config.log")).unwrap();
+        let token = fake.state().notifier.tokens().into_iter().next().unwrap();
+        assert!(!shown.contains(&token) && !log.contains(&token), "the access token is shown or logged");
+
+        let before = fake.requests();
+        fake.add_item(&movies, Kind::Movie, "Arrival", None);
+        let want = jellyfin_expected(&fake);
+        daemon.wait_until("the addition is mirrored", |daemon| mirror(daemon) == want);
+        daemon.wait_until("the run ends", settled);
+        println!(
+            "{}: signed in by Quick Connect; an addition mirrored with {} requests",
+            behaviour.name(),
+            fake.requests() - before
+        );
+        let unknown = request(
+            daemon.address,
+            "POST",
+            "/api/servers/nowhere/quick-connect",
+            &[("Authorization", bearer.as_str())],
+        );
+        assert_eq!(unknown.status, 404);
+    }
 }

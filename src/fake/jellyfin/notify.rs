@@ -63,6 +63,11 @@ pub enum Noted<'a> {
 }
 
 impl Notifier {
+    /// The access tokens given by sign-ins.
+    pub fn tokens(&self) -> Vec<String> {
+        self.tokens.iter().map(|(token, _, _)| token.clone()).collect()
+    }
+
     /// The user a token was given to.
     pub fn user_of(&self, token: &str) -> Option<&str> {
         self.tokens.iter().find(|(known, _, _)| known == token).map(|(_, user, _)| user.as_str())
@@ -139,7 +144,13 @@ pub fn authenticate(state: &mut JellyfinState, authorization: Option<&str>, body
         return text(401, "Error processing request.");
     };
     let user = user.clone();
-    let device = authorization.and_then(|value| part(value, "DeviceId")).unwrap_or_default();
+    let device = authorization.and_then(|value| part(value, "DeviceId")).unwrap_or_default().to_string();
+    signed_in(state, &user, &device)
+}
+
+/// An `AuthenticationResult`: a new access token of `user` for `device`,
+/// replacing the device's old one.
+pub fn signed_in(state: &mut JellyfinState, user: &super::FakeUser, device: &str) -> Answer {
     let notifier = &mut state.notifier;
     let token = format!("{:032x}", 0xacce55_u64.wrapping_mul(1_000_003).wrapping_add(notifier.next_token));
     notifier.next_token += 1;
@@ -156,7 +167,7 @@ pub fn authenticate(state: &mut JellyfinState, authorization: Option<&str>, body
 }
 
 /// A `key="value"` part of a `MediaBrowser` authorization header.
-fn part<'a>(value: &'a str, key: &str) -> Option<&'a str> {
+pub fn part<'a>(value: &'a str, key: &str) -> Option<&'a str> {
     value.split(',').find_map(|part| {
         let (name, value) = part.trim().split_once('=')?;
         name.trim()
