@@ -54,6 +54,9 @@ pub fn run(listen: Option<&str>, items: Option<usize>) -> Result<(), String> {
     let dir = TempDir(std::env::temp_dir().join(format!("mediasync-demo-{}", std::process::id())));
     std::fs::create_dir_all(&dir.0).map_err(|err| format!("cannot create {}: {err}", dir.0.display()))?;
     let store_path = dir.0.join("demo.redb");
+    // The buttons need an admin token, as on a real box; this one is the
+    // demo's own and is printed below for the person trying it.
+    let admin_token = crate::source::spotify::auth::random_token(24)?;
     let text = format!(
         r#"
 [store]
@@ -77,6 +80,7 @@ page_size = 100
 schedule = "15,45 * * * * *"
 [status]
 listen = "{listen}"
+admin_token = "{admin_token}"
 [daemon]
 max_concurrent_syncs = 1
 "#,
@@ -89,7 +93,7 @@ max_concurrent_syncs = 1
     eprintln!(
         "mediasync demo: a simulated Plex server ({} items, changing every minute) and a\n\
          simulated Jellyfin server ({} items); syncs every 30 s (full every 5 min); store {}\n\
-         open http://{}/ in a browser; Ctrl-C stops",
+         open http://{}/ in a browser (the buttons ask for the admin token {admin_token}); Ctrl-C stops",
         living_room.item_count(),
         den.item_count(),
         store_path.display(),

@@ -1,9 +1,11 @@
 //! The application layer of `mediasync run`: the config, the store, each
 //! server's live state, the Spotify flows started from the status page, the
-//! controls (`controls`) and the typed status document (`status`). The
-//! status server (`web`) serves it and the daemon drives it; it knows
-//! neither, so nothing here depends on HTTP or on the async runtime.
+//! controls (`controls`), the admin token they require (`admin_token`) and
+//! the typed status document (`status`). The status server (`web`) serves it
+//! and the daemon drives it; it knows neither, so nothing here depends on
+//! HTTP or on the async runtime.
 
+pub mod admin_token;
 pub mod controls;
 pub mod live;
 pub mod push;

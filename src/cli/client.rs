@@ -3,10 +3,12 @@
 //! `sync` ask the daemon's local API instead of failing on the lock. It
 //! speaks only to that API, never to a media server.
 
+use crate::app::admin_token::{self, TokenError};
 use crate::config::Config;
 use serde::Deserialize;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The daemon's API as seen from this machine: an unspecified listen
@@ -36,6 +38,10 @@ pub enum ClientError {
     BadJson(serde_json::Error),
     /// The streamed export broke off.
     ExportBroken(std::io::Error),
+    /// The admin token the daemon requires could not be read.
+    Token(TokenError),
+    /// The daemon has not generated its admin token yet.
+    NoToken(PathBuf),
 }
 
 impl std::fmt::Display for ClientError {
@@ -48,6 +54,12 @@ impl std::fmt::Display for ClientError {
             ClientError::Refused { status, message } => write!(f, "the running daemon answered {status}: {message}"),
             ClientError::BadJson(err) => write!(f, "the running daemon sent JSON that does not parse: {err}"),
             ClientError::ExportBroken(err) => write!(f, "the export from the running daemon broke off: {err}"),
+            ClientError::Token(err) => write!(f, "{err}"),
+            ClientError::NoToken(path) => write!(
+                f,
+                "no admin token in {}: the daemon generates it at its start; is `mediasync run` using this config?",
+                path.display()
+            ),
         }
     }
 }
@@ -59,6 +71,8 @@ impl std::error::Error for ClientError {
             ClientError::Refused { .. } => None,
             ClientError::BadJson(err) => Some(err),
             ClientError::ExportBroken(err) => Some(err),
+            ClientError::Token(err) => Some(err),
+            ClientError::NoToken(_) => None,
         }
     }
 }
@@ -105,13 +119,24 @@ pub fn get_json(config: &Config, path: &str) -> Result<serde_json::Value, Client
     serde_json::from_str(&body).map_err(ClientError::BadJson)
 }
 
+/// `Authorization` for the controls and the export: the config's admin
+/// token, or the one the daemon generated in its state directory (readable
+/// by root, and by the daemon's own user).
+fn bearer(config: &Config) -> Result<String, ClientError> {
+    match admin_token::read(config).map_err(ClientError::Token)? {
+        Some(token) => Ok(format!("Bearer {token}")),
+        None => Err(ClientError::NoToken(admin_token::path(config))),
+    }
+}
+
 /// Streams the daemon's export to `out`.
 pub fn export(config: &Config, server: Option<&str>, out: &mut dyn Write) -> Result<(), ClientError> {
     let mut url = format!("{}/api/export", local_base(config.status.listen));
     if let Some(server) = server {
         url.push_str(&format!("?server={server}"));
     }
-    let mut response = agent(None).get(&url).call().map_err(unreachable(config))?;
+    let request = agent(None).get(&url).header("Authorization", &bearer(config)?);
+    let mut response = request.call().map_err(unreachable(config))?;
     let status = response.status().as_u16();
     if status != 200 {
         let body = response.body_mut().read_to_string().unwrap_or_default();
@@ -125,16 +150,11 @@ pub fn export(config: &Config, server: Option<&str>, out: &mut dyn Write) -> Res
     }
 }
 
-/// Asks the daemon to sync a server now (with the admin token, if one is
-/// configured; without one the daemon accepts loopback requests). Answers
-/// the daemon's message.
+/// Asks the daemon to sync a server now. Answers the daemon's message.
 pub fn request_sync(config: &Config, server: &str, full: bool) -> Result<String, ClientError> {
     let url =
         format!("{}/api/servers/{server}/sync{}", local_base(config.status.listen), if full { "?full=1" } else { "" });
-    let mut request = agent(Some(Duration::from_secs(30))).post(&url);
-    if let Some(token) = &config.status.admin_token {
-        request = request.header("Authorization", &format!("Bearer {token}"));
-    }
+    let request = agent(Some(Duration::from_secs(30))).post(&url).header("Authorization", &bearer(config)?);
     let mut response = request.send_empty().map_err(unreachable(config))?;
     let status = response.status().as_u16();
     let body = response.body_mut().read_to_string().unwrap_or_default();

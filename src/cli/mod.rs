@@ -1,7 +1,8 @@
 //! Command-line parsing and the one-shot commands (`sync`, `export`,
-//! `status`), plus `fake-plex`, a simulated server for trying mediasync and
-//! for benchmarks. Errors carry the exit code `main` returns. While a
-//! running daemon holds the store, the commands go through `client`.
+//! `status`, `admin-token`), plus `fake-plex`, a simulated server for
+//! trying mediasync and for benchmarks. Errors carry the exit code `main`
+//! returns. While a running daemon holds the store, the commands go through
+//! `client`.
 
 pub mod client;
 
@@ -25,6 +26,10 @@ commands:
         per server and library state, as JSON on stdout
   (sync, export and status go through the daemon's local API when
   `mediasync run` holds the store)
+  admin-token
+        print the admin token the status page's controls and the export
+        need: [status] admin_token, or the one the daemon generated next to
+        the store at its first start (readable by root)
   run
         the daemon: sync each server on its schedule, serve the status
         page and API on [status] listen; stops on SIGTERM/SIGINT
@@ -158,6 +163,7 @@ pub fn run(args: &[String]) -> Result<i32, CliError> {
         Some("sync") => sync_command(&args),
         Some("export") => export_command(&args),
         Some("status") => status_command(&args),
+        Some("admin-token") => admin_token_command(&args),
         #[cfg(feature = "demo")]
         Some("fake-plex") => fake_plex_command(&args),
         Some("run") => run_command(&args),
@@ -261,6 +267,21 @@ fn status_command(args: &Args) -> Result<i32, CliError> {
     let text = serde_json::to_string_pretty(&document).expect("JSON values serialize");
     println!("{text}");
     Ok(0)
+}
+
+/// Prints the token the daemon's controls and export require.
+fn admin_token_command(args: &Args) -> Result<i32, CliError> {
+    let config = load_config(args)?;
+    match crate::app::admin_token::read(&config).map_err(failed)? {
+        Some(token) => {
+            println!("{token}");
+            Ok(0)
+        }
+        None => Err(CliError::Failed(format!(
+            "no admin token yet: the daemon generates one in {} at its first start (systemctl start mediasync), or set [status] admin_token",
+            crate::app::admin_token::path(&config).display()
+        ))),
+    }
 }
 
 /// `sync` while the daemon holds the store: ask it to sync each server (or

@@ -35,6 +35,8 @@ pub enum Problem {
     },
     AdminToken(SecretProblem),
     AdminTokenShape,
+    /// A `[status] hostnames` entry that is not a bare host name or address.
+    Hostname(String),
     MaxConcurrentSyncs(u32),
     NoServers,
     NameUsedTwice(String),
@@ -241,6 +243,10 @@ impl fmt::Display for Problem {
             Problem::AdminToken(secret) => write!(f, "[status]: {secret}"),
             Problem::AdminTokenShape => f.write_str(
                 "[status] the admin token must be at least 8 characters without spaces; generate one with `openssl rand -hex 16`",
+            ),
+            Problem::Hostname(name) => write!(
+                f,
+                "[status] hostnames: \"{name}\" is not a host name; write the name alone, as in \"pi.example.net\" or \"192.168.1.5\" (no scheme, port or path)"
             ),
             Problem::MaxConcurrentSyncs(count) => {
                 write!(f, "[daemon] max_concurrent_syncs = {count} must be between 1 and 16")

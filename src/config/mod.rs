@@ -40,12 +40,16 @@ pub struct Config {
     pub daemon: DaemonConfig,
 }
 
-/// `[status]`: where the status page and API listen, and the token the
-/// control endpoints require. `Debug` redacts the token.
+/// `[status]`: where the status page and API listen, the token the
+/// control endpoints require (`None`: the one generated in the state
+/// directory, `app::admin_token`), and the names besides the listen
+/// address, `localhost` and the machine's hostname that the box answers
+/// to (lowercase, without a trailing dot). `Debug` redacts the token.
 #[derive(Clone)]
 pub struct StatusConfig {
     pub listen: SocketAddr,
     pub admin_token: Option<String>,
+    pub hostnames: Vec<String>,
 }
 
 impl std::fmt::Debug for StatusConfig {
@@ -53,6 +57,7 @@ impl std::fmt::Debug for StatusConfig {
         f.debug_struct("StatusConfig")
             .field("listen", &self.listen)
             .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
+            .field("hostnames", &self.hostnames)
             .finish()
     }
 }
@@ -62,7 +67,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
 impl Default for StatusConfig {
     fn default() -> StatusConfig {
         // `DEFAULT_LISTEN` as a value.
-        StatusConfig { listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8787)), admin_token: None }
+        StatusConfig { listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8787)), admin_token: None, hostnames: Vec::new() }
     }
 }
 

@@ -45,6 +45,7 @@ pub struct RawStatus {
     pub listen: Option<String>,
     pub admin_token: Option<String>,
     pub admin_token_file: Option<PathBuf>,
+    pub hostnames: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -132,6 +132,7 @@ fn daemon_and_status_defaults() {
     let config = parse_str(GOOD).unwrap();
     assert_eq!(config.status.listen.to_string(), DEFAULT_LISTEN);
     assert!(config.status.admin_token.is_none());
+    assert!(config.status.hostnames.is_empty());
     assert_eq!(config.daemon.max_concurrent_syncs, 1);
     assert!(config.daemon.freshness.is_none());
     assert!(config.daemon.schedules.is_empty());
@@ -150,6 +151,18 @@ fn daemon_and_status_keys() {
     assert_eq!(config.daemon.max_concurrent_syncs, 2);
     assert_eq!(config.daemon.freshness, Some(Duration::from_secs(6 * 3600)));
     assert!(config.daemon.schedules.contains_key("living-room"));
+}
+
+#[test]
+fn status_hostnames_are_bare_names_kept_lowercase() {
+    let config =
+        parse_str(&format!("{GOOD}\n[status]\nhostnames = [\"Pi.Example.NET.\", \"192.168.1.5\", \"[fd00::5]\"]\n"))
+            .unwrap();
+    assert_eq!(config.status.hostnames, ["pi.example.net", "192.168.1.5", "[fd00::5]"]);
+    for bad in ["http://pi.local", "pi.local:8787", "", "user@pi", "pi/status", "pi local"] {
+        let error = error_of(&format!("{GOOD}\n[status]\nhostnames = [\"{bad}\"]\n"));
+        assert!(error.contains("[status] hostnames") && error.contains("no scheme, port or path"), "{bad}: {error}");
+    }
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 use super::error::{ConfigError, DurationKey, Problem, ServerProblem};
 use super::raw::{RawConfig, RawDaemon, RawServer, RawStatus, RawStore, RawSync};
-use super::values::{is_header_safe, parse_duration, parse_schedule, secret};
+use super::values::{is_header_safe, parse_duration, parse_hostname, parse_schedule, secret};
 use super::{
     Config, DEFAULT_CACHE_MIB, DEFAULT_LISTEN, DaemonConfig, ServerConfig, StatusConfig, StoreConfig, SyncConfig, kinds,
 };
@@ -71,7 +71,9 @@ fn status(raw: RawStatus) -> Result<StatusConfig, Problem> {
     if admin_token.as_deref().is_some_and(|token| token.len() < 8 || !is_header_safe(token)) {
         return Err(Problem::AdminTokenShape);
     }
-    Ok(StatusConfig { listen, admin_token })
+    let hostnames =
+        raw.hostnames.unwrap_or_default().iter().map(|name| parse_hostname(name)).collect::<Result<_, _>>()?;
+    Ok(StatusConfig { listen, admin_token, hostnames })
 }
 
 fn daemon(raw: RawDaemon) -> Result<DaemonConfig, Problem> {

@@ -3,7 +3,7 @@
 //! says what is wrong as a value (`UrlProblem`, `ScheduleProblem`, ...);
 //! the caller adds which key held it.
 
-use super::error::{ScheduleProblem, SecretProblem, UrlProblem};
+use super::error::{Problem, ScheduleProblem, SecretProblem, UrlProblem};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -79,6 +79,19 @@ pub fn secret(
 /// or control characters.
 pub fn is_header_safe(secret: &str) -> bool {
     !secret.is_empty() && !secret.chars().any(|c| c.is_control() || c.is_whitespace())
+}
+
+/// A `[status] hostnames` entry: a host name or address as it appears in a
+/// `Host` header, without port; kept lowercase and without a trailing dot
+/// (how the status server compares it).
+pub fn parse_hostname(text: &str) -> Result<String, Problem> {
+    let name = text.trim().trim_end_matches('.').to_ascii_lowercase();
+    let refused = || Problem::Hostname(text.to_string());
+    let authority: ureq::http::uri::Authority = name.parse().map_err(|_| refused())?;
+    if name.is_empty() || authority.port().is_some() || name.contains('@') {
+        return Err(refused());
+    }
+    Ok(name)
 }
 
 /// Server names appear on the command line, in URLs and in store keys.

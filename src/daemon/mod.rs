@@ -31,6 +31,8 @@ pub enum DaemonError {
     /// The status page's address is taken or not ours.
     Listen(SocketAddr, std::io::Error),
     StatusServer(std::io::Error),
+    /// No admin token could be read or generated for the controls.
+    AdminToken(crate::app::admin_token::TokenError),
     Signal(&'static str, std::io::Error),
 }
 
@@ -43,6 +45,7 @@ impl std::fmt::Display for DaemonError {
                 "cannot listen on {listen} for the status page: {err}; change [status] listen or stop what uses the port"
             ),
             DaemonError::StatusServer(err) => write!(f, "status server: {err}"),
+            DaemonError::AdminToken(err) => write!(f, "status server: {err}"),
             DaemonError::Signal(signal, err) => write!(f, "cannot watch {signal}: {err}"),
         }
     }
@@ -55,6 +58,7 @@ impl std::error::Error for DaemonError {
             | DaemonError::Listen(_, err)
             | DaemonError::StatusServer(err)
             | DaemonError::Signal(_, err) => Some(err),
+            DaemonError::AdminToken(err) => Some(err),
         }
     }
 }
@@ -113,13 +117,21 @@ fn close(app: Arc<App>) {
 async fn serve(app: Arc<App>) -> Result<(), DaemonError> {
     let listen = app.config.status.listen;
     let listener = std::net::TcpListener::bind(listen).map_err(|err| DaemonError::Listen(listen, err))?;
-    let mut web = crate::web::start(Arc::clone(&app), listener).map_err(DaemonError::StatusServer)?;
+    let access = crate::web::access::Access::from_config(&app.config).map_err(DaemonError::AdminToken)?;
+    let runtime = tokio::runtime::Handle::current();
+    let mut web = crate::web::start(Arc::clone(&app), access, listener, &runtime).map_err(DaemonError::StatusServer)?;
     log::info!(
         "mediasync {} running: {} servers, status page on http://{}/",
         env!("CARGO_PKG_VERSION"),
         app.config.servers.len(),
         web.address()
     );
+    if app.config.status.admin_token.is_none() {
+        log::info!(
+            "the controls' admin token is kept in {}; `mediasync admin-token` prints it",
+            crate::app::admin_token::path(&app.config).display()
+        );
+    }
     let semaphore = Arc::new(tokio::sync::Semaphore::new(app.config.daemon.max_concurrent_syncs as usize));
     let mut tasks = Vec::new();
     for server in &app.config.servers {

@@ -1,13 +1,11 @@
 //! The JSON API: the status document (`app::status`), the catalog paged by
-//! a stable cursor, the change feed, and the export stream `mediasync
-//! export` uses while the daemon holds the store.
+//! a stable cursor and the change feed (the export stream is `export`).
 
-use super::http::{Body, Request, Response};
+use super::http::{Request, Response};
 use crate::app::App;
 use crate::model::Kind;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 pub const DEFAULT_ITEMS: usize = 100;
 pub const MAX_ITEMS: usize = 1_000;
@@ -132,24 +130,5 @@ pub fn changes(app: &App, request: &Request) -> Response {
     match result {
         Ok(document) => Response::json(200, &document),
         Err(err) => store_failure(err),
-    }
-}
-
-/// `GET /api/export[?server=]`: the `mediasync export` JSON Lines, streamed.
-pub fn export(app: &Arc<App>, request: &Request) -> Response {
-    let server = request.param("server").map(str::to_string);
-    if let Some(name) = &server {
-        if !app.config.servers.iter().any(|server| &server.name == name) {
-            return Response::error(404, &format!("no server named \"{name}\" in the config"));
-        }
-    }
-    let app = Arc::clone(app);
-    Response {
-        status: 200,
-        content_type: "application/x-ndjson",
-        headers: Vec::new(),
-        body: Body::Stream(Box::new(move |out| {
-            crate::export::write(&app.store, server.as_deref(), out).map(|_| ()).map_err(std::io::Error::other)
-        })),
     }
 }

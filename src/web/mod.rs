@@ -1,121 +1,81 @@
 //! The status server: the page, the JSON API, metrics and the controls,
-//! over the small HTTP server in `http`. This file routes requests, guards
-//! the controls and turns their refusals into HTTP statuses; `api`, `page`
-//! and `metrics` build the answers from the application (`app::App`).
+//! over hyper (`server`). This file routes requests after `access` has
+//! checked the `Host` (every route) and the admin token (controls, the
+//! export), and turns the controls' refusals into HTTP statuses; `api`,
+//! `page` and `metrics` build the answers from the application (`app::App`).
 
+pub mod access;
 pub mod api;
+mod export;
 pub mod http;
 pub mod metrics;
 pub mod page;
+pub mod server;
 pub mod spotify;
 
-use crate::app::{App, ControlError, constant_time_eq};
+use crate::app::{App, ControlError};
+use access::Access;
 use http::{Request, Response};
+use hyper::{Method, header};
 use std::sync::Arc;
 
-/// Starts serving on `listener` (already bound; tests bind port 0).
-pub fn start(app: Arc<App>, listener: std::net::TcpListener) -> std::io::Result<http::Server> {
-    start_with(app, listener, http::Limits::default())
+/// Starts serving on `listener` (already bound; tests bind port 0) on the
+/// runtime `runtime`.
+pub fn start(
+    app: Arc<App>,
+    access: Access,
+    listener: std::net::TcpListener,
+    runtime: &tokio::runtime::Handle,
+) -> std::io::Result<server::Server> {
+    start_with(app, access, listener, server::Limits::default(), runtime)
 }
 
 pub fn start_with(
     app: Arc<App>,
+    access: Access,
     listener: std::net::TcpListener,
-    limits: http::Limits,
-) -> std::io::Result<http::Server> {
-    http::Server::start(listener, limits, Box::new(move |request| route(&app, request)))
+    limits: server::Limits,
+    runtime: &tokio::runtime::Handle,
+) -> std::io::Result<server::Server> {
+    server::Server::start(listener, limits, Arc::new(move |request| route(&app, &access, &request)), runtime)
 }
 
-fn route(app: &Arc<App>, request: &Request) -> Response {
-    let path = request.path.as_str();
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let get = |handler: &dyn Fn() -> Response| match request.method.as_str() {
-        "GET" => handler(),
-        _ => not_allowed("GET"),
+fn route(app: &Arc<App>, access: &Access, request: &Request) -> Response {
+    if let Err(refused) = access.check_host(request) {
+        return refused;
+    }
+    let segments: Vec<&str> = request.segments.iter().map(String::as_str).collect();
+    let only = |method: Method, handler: &dyn Fn() -> Response| {
+        if request.method != method {
+            return not_allowed(if method == Method::GET { "GET" } else { "POST" });
+        }
+        handler()
+    };
+    let admin = |method: Method, handler: &dyn Fn() -> Response| {
+        only(method, &|| access.check_admin(request).map_or_else(|refused| refused, |()| handler()))
     };
     match segments.as_slice() {
-        [""] => get(&|| page::render(app)),
-        ["healthz"] => get(&|| Response::new(200, "text/plain; charset=utf-8", "ok\n")),
-        ["metrics"] => get(&|| metrics::render(app)),
-        ["api", "status"] => get(&|| api::status(app)),
-        ["api", "items"] => get(&|| api::items(app, request)),
-        ["api", "changes"] => get(&|| api::changes(app, request)),
-        ["api", "export"] => get(&|| api::export(app, request)),
-        ["spotify", "callback"] => get(&|| spotify::callback(app, request)),
-        ["api", "spotify", "callback"] => {
-            if request.method != "POST" {
-                return not_allowed("POST");
-            }
-            if let Err(refused) = authorize(app, request) {
-                return refused;
-            }
-            spotify::pasted(app, request)
-        }
-        ["api", "servers", name, "connect"] => {
-            if request.method != "POST" {
-                return not_allowed("POST");
-            }
-            if let Err(refused) = authorize(app, request) {
-                return refused;
-            }
-            spotify::connect(app, name)
-        }
-        ["api", "servers", name, "quick-connect"] => {
-            if request.method != "POST" {
-                return not_allowed("POST");
-            }
-            if let Err(refused) = authorize(app, request) {
-                return refused;
-            }
-            quick_connect(app, name)
-        }
-        ["api", "servers", name, action] if matches!(*action, "sync" | "pause" | "resume" | "reset") => {
-            if request.method != "POST" {
-                return not_allowed("POST");
-            }
-            if let Err(refused) = authorize(app, request) {
-                return refused;
-            }
-            control(app, name, action, request.param("full").is_some_and(|full| full == "1" || full == "true"))
+        [""] => only(Method::GET, &|| page::render(app)),
+        ["healthz"] => only(Method::GET, &|| Response::new(200, "text/plain; charset=utf-8", "ok\n")),
+        ["metrics"] => only(Method::GET, &|| metrics::render(app)),
+        ["api", "status"] => only(Method::GET, &|| api::status(app)),
+        ["api", "items"] => only(Method::GET, &|| api::items(app, request)),
+        ["api", "changes"] => only(Method::GET, &|| api::changes(app, request)),
+        ["api", "export"] => admin(Method::GET, &|| export::start(app, request)),
+        ["spotify", "callback"] => only(Method::GET, &|| spotify::callback(app, request)),
+        ["api", "spotify", "callback"] => admin(Method::POST, &|| spotify::pasted(app, request)),
+        ["api", "servers", name, "connect"] => admin(Method::POST, &|| spotify::connect(app, name)),
+        ["api", "servers", name, "quick-connect"] => admin(Method::POST, &|| quick_connect(app, name)),
+        ["api", "servers", name, action @ ("sync" | "pause" | "resume" | "reset")] => {
+            let full = request.param("full").is_some_and(|full| full == "1" || full == "true");
+            admin(Method::POST, &|| control(app, name, action, full))
         }
         _ => Response::error(404, "no such page; see / for the status page and /api/status for the API"),
     }
 }
 
 fn not_allowed(allowed: &'static str) -> Response {
-    Response::error(405, &format!("method not allowed; use {allowed}")).with_header("Allow", allowed)
-}
-
-/// Controls need `Authorization: Bearer <[status] admin_token>`; with no
-/// token configured they are accepted from loopback only. A browser request
-/// from another site (an `Origin` that is not this server) is refused, so a
-/// web page cannot press the buttons through a visitor's browser.
-fn authorize(app: &App, request: &Request) -> Result<(), Response> {
-    if let Some(origin) = request.header("origin") {
-        let host = request.header("host").unwrap_or_default();
-        let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-        if origin_host != host {
-            return Err(Response::error(403, "cross-site control requests are refused"));
-        }
-    }
-    match &app.config.status.admin_token {
-        Some(token) => {
-            let given = request.header("authorization").and_then(|value| value.strip_prefix("Bearer ")).unwrap_or("");
-            if constant_time_eq(given.trim().as_bytes(), token.as_bytes()) {
-                Ok(())
-            } else {
-                Err(Response::error(401, "this control needs Authorization: Bearer <[status] admin_token>")
-                    .with_header("WWW-Authenticate", "Bearer realm=\"mediasync\""))
-            }
-        }
-        // `to_canonical`: on a dual-stack [::] listener, IPv4 loopback
-        // arrives as ::ffff:127.0.0.1.
-        None if request.peer.ip().to_canonical().is_loopback() => Ok(()),
-        None => Err(Response::error(
-            403,
-            "controls are accepted from this machine only; set [status] admin_token to use them over the network",
-        )),
-    }
+    Response::error(405, &format!("method not allowed; use {allowed}")).with_header(header::ALLOW, allowed)
 }
 
 fn control(app: &App, name: &str, action: &str, full: bool) -> Response {
@@ -164,12 +124,17 @@ fn control_status(err: &ControlError) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyper::body::Bytes;
+    use hyper::header::{HeaderMap, HeaderValue};
+    use hyper::{Method, Uri};
 
-    fn daemon(admin_token: Option<&str>) -> (Arc<App>, tempfile::TempDir) {
+    const TOKEN: &str = "lan-admin-token-42";
+
+    /// An application with one Plex server, "home", and an empty store.
+    pub(super) fn app() -> (Arc<App>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let status = admin_token.map(|token| format!("[status]\nadmin_token = \"{token}\"\n")).unwrap_or_default();
         let text = format!(
-            "[store]\npath = \"{}\"\n[[server]]\nname = \"home\"\nkind = \"plex\"\nurl = \"http://127.0.0.1:9\"\ntoken = \"t\"\n{status}",
+            "[store]\npath = \"{}\"\n[[server]]\nname = \"home\"\nkind = \"plex\"\nurl = \"http://127.0.0.1:9\"\ntoken = \"t\"\n",
             dir.path().join("s.redb").display()
         );
         let config = crate::config::parse(&text, &dir.path().join("c.toml")).unwrap();
@@ -177,36 +142,58 @@ mod tests {
         (Arc::new(App::new(config, store)), dir)
     }
 
-    #[test]
-    fn without_a_token_controls_from_another_machine_are_refused() {
-        let (daemon, _dir) = daemon(None);
-        let lan: std::net::SocketAddr = "192.168.1.50:40000".parse().unwrap();
-        let answer = route(&daemon, &Request::new("POST", "/api/servers/home/pause", &[], lan));
-        assert_eq!(answer.status, 403);
-        assert!(!daemon.store.control("home").unwrap().paused);
-        // Reading stays open to the LAN.
-        assert_eq!(route(&daemon, &Request::new("GET", "/healthz", &[], lan)).status, 200);
-        let local: std::net::SocketAddr = "127.0.0.1:40000".parse().unwrap();
-        assert_eq!(route(&daemon, &Request::new("POST", "/api/servers/home/pause", &[], local)).status, 202);
-        assert!(daemon.store.control("home").unwrap().paused);
-        let ipv6_local: std::net::SocketAddr = "[::1]:40000".parse().unwrap();
-        assert_eq!(route(&daemon, &Request::new("POST", "/api/servers/home/resume", &[], ipv6_local)).status, 202);
-        let mapped: std::net::SocketAddr = "[::ffff:127.0.0.1]:40000".parse().unwrap();
-        assert_eq!(route(&daemon, &Request::new("POST", "/api/servers/home/pause", &[], mapped)).status, 202);
-        let mapped_lan: std::net::SocketAddr = "[::ffff:192.168.1.50]:40000".parse().unwrap();
-        assert_eq!(route(&daemon, &Request::new("POST", "/api/servers/home/resume", &[], mapped_lan)).status, 403);
+    fn daemon() -> (Arc<App>, Access, tempfile::TempDir) {
+        let (app, dir) = app();
+        (app, Access::new(TOKEN.into(), Some("pi"), &[]), dir)
+    }
+
+    fn send(
+        daemon: &(Arc<App>, Access, tempfile::TempDir),
+        method: Method,
+        target: &str,
+        local: &str,
+        headers: &[(&'static str, &str)],
+    ) -> u16 {
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.append(*name, HeaderValue::from_str(value).unwrap());
+        }
+        let uri: Uri = target.parse().unwrap();
+        let request = Request::new(method, &uri, map, local.parse().unwrap(), Bytes::new())
+            .unwrap_or_else(|_| panic!("{target} refused"));
+        route(&daemon.0, &daemon.1, &request).status
     }
 
     #[test]
-    fn with_a_token_any_machine_may_control_with_it() {
-        let (daemon, _dir) = daemon(Some("lan-admin-token-42"));
-        let lan: std::net::SocketAddr = "192.168.1.50:40000".parse().unwrap();
-        let headers =
-            [("Authorization", "Bearer lan-admin-token-42"), ("Host", "pi:8787"), ("Origin", "http://pi:8787")];
-        assert_eq!(route(&daemon, &Request::new("POST", "/api/servers/home/pause", &headers, lan)).status, 202);
-        let cross_site =
-            [("Authorization", "Bearer lan-admin-token-42"), ("Host", "pi:8787"), ("Origin", "http://evil")];
-        assert_eq!(route(&daemon, &Request::new("POST", "/api/servers/home/resume", &cross_site, lan)).status, 403);
-        assert!(daemon.store.control("home").unwrap().paused);
+    fn loopback_without_the_token_controls_nothing() {
+        let daemon = daemon();
+        for local in ["127.0.0.1:8787", "[::1]:8787", "[::ffff:127.0.0.1]:8787", "192.168.1.5:8787"] {
+            for host in ["localhost:8787", "127.0.0.1:8787", "pi:8787"] {
+                let status = send(&daemon, Method::POST, "/api/servers/home/pause", local, &[("host", host)]);
+                assert_eq!(status, 401, "{local} {host}");
+                assert_eq!(send(&daemon, Method::GET, "/api/export", local, &[("host", host)]), 401, "{local} {host}");
+            }
+        }
+        assert!(!daemon.0.store.control("home").unwrap().paused);
+        // Reading stays open to the LAN.
+        assert_eq!(send(&daemon, Method::GET, "/healthz", "192.168.1.5:8787", &[("host", "pi")]), 200);
+    }
+
+    #[test]
+    fn with_the_token_any_machine_may_control_from_a_known_host() {
+        let daemon = daemon();
+        let bearer = format!("Bearer {TOKEN}");
+        let lan = "192.168.1.5:8787";
+        let headers = [("authorization", bearer.as_str()), ("host", "pi:8787"), ("origin", "http://pi:8787")];
+        assert_eq!(send(&daemon, Method::POST, "/api/servers/home/pause", lan, &headers), 202);
+        let cross_site = [("authorization", bearer.as_str()), ("host", "pi:8787"), ("origin", "http://evil")];
+        assert_eq!(send(&daemon, Method::POST, "/api/servers/home/resume", lan, &cross_site), 403);
+        let rebound = [("authorization", bearer.as_str()), ("host", "evil.example:8787")];
+        assert_eq!(send(&daemon, Method::POST, "/api/servers/home/resume", lan, &rebound), 421);
+        assert_eq!(send(&daemon, Method::GET, "/api/status", lan, &[("host", "evil.example")]), 421);
+        assert!(daemon.0.store.control("home").unwrap().paused);
+        // `%2F` stays inside the name: no server "home/pause" exists.
+        assert_eq!(send(&daemon, Method::POST, "/api/servers/home%2Fpause/resume", lan, &headers), 404);
+        assert_eq!(send(&daemon, Method::POST, "/api/servers/home/pause%2Fresume", lan, &headers), 404);
     }
 }

@@ -13,8 +13,8 @@ use std::fmt::Write;
 pub fn render(app: &App) -> Response {
     match app.status() {
         Ok(document) => Response::new(200, "text/html; charset=utf-8", html(&document)).with_header(
-            "Content-Security-Policy",
-            "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'",
+            hyper::header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'",
         ),
         Err(err) => Response::error(500, &format!("reading the store failed: {err}")),
     }
@@ -74,7 +74,7 @@ progress{width:100%}.error{color:#a40000}#msg{min-height:1.2em}";
 const SCRIPT: &str = "async function call(path,body){const h={};let t=sessionStorage.getItem('mediasync-token');\
 if(t)h['Authorization']='Bearer '+t;const o={method:'POST',headers:h};\
 if(body!==undefined){h['Content-Type']='application/x-www-form-urlencoded';o.body=body;}let r=await fetch(path,o);\
-if(r.status==401){t=prompt('Admin token ([status] admin_token):');if(!t)return null;sessionStorage.setItem('mediasync-token',t);\
+if(r.status==401){t=prompt('Admin token (on the box: sudo mediasync admin-token):');if(!t)return null;sessionStorage.setItem('mediasync-token',t);\
 h['Authorization']='Bearer '+t;r=await fetch(path,o);}const j=await r.json().catch(()=>({}));\
 document.getElementById('msg').textContent=j.message||j.error||r.status;return j;}\
 async function act(s,a){await call('/api/servers/'+encodeURIComponent(s)+'/'+a);setTimeout(()=>location.reload(),800);}\

@@ -41,14 +41,12 @@ pub fn callback(app: &App, request: &Request) -> Response {
 /// `POST /api/spotify/callback` (guarded): the callback address pasted into
 /// the page, as the form field `url`.
 pub fn pasted(app: &App, request: &Request) -> Response {
-    let form = String::from_utf8_lossy(&request.body).into_owned();
-    let pasted = parse_pairs(&form)
-        .and_then(|pairs| pairs.into_iter().find(|(key, _)| key == "url").map(|(_, value)| value))
-        .unwrap_or_default();
-    let query = pasted.split_once('?').map_or("", |(_, query)| query);
-    let Some(params) = parse_pairs(query.split('#').next().unwrap_or_default()) else {
+    let pasted = parse_pairs(&request.body).into_iter().find(|(key, _)| key == "url").map(|(_, value)| value);
+    let address = pasted.as_deref().unwrap_or_default().split('#').next().unwrap_or_default().trim();
+    let Ok(address) = address.parse::<hyper::Uri>() else {
         return Response::error(400, "the pasted address is not a valid URL; copy it whole from the address bar");
     };
+    let params = parse_pairs(address.query().unwrap_or_default().as_bytes());
     match finish(app, &params) {
         Ok(message) => Response::json(200, &serde_json::json!({ "ok": true, "message": message })),
         Err(err) => Response::error(status_of(&err), &err.to_string()),
@@ -73,5 +71,8 @@ fn html_result(result: Result<String, FlowError>) -> Response {
 <body style=\"font:15px system-ui,sans-serif;padding:12px\"><h1>{title}</h1><p>{}</p><p><a href=/>Back to the status page</a></p></body></html>",
         super::page::escape(&message)
     );
-    Response::new(status, "text/html; charset=utf-8", body)
+    Response::new(status, "text/html; charset=utf-8", body).with_header(
+        hyper::header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+    )
 }

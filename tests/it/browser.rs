@@ -6,7 +6,7 @@
 //! so and passes, except in CI (`CI` set), where a missing browser fails.
 
 use crate::status_server::Running;
-use mediasync::web::http;
+use mediasync::web::server;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -49,7 +49,7 @@ fn the_page_renders_in_headless_chromium() {
         eprintln!("the_page_renders_in_headless_chromium: chromium is not installed; nothing checked");
         return;
     };
-    let running = Running::start(900, None, http::Limits::default());
+    let running = Running::start(900, None, server::Limits::default());
     running.daemon.pause("home").unwrap();
     let url = format!("http://{}/", running.address());
     let profile = tempfile::tempdir().unwrap();

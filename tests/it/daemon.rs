@@ -1,8 +1,10 @@
 //! `mediasync run` as systemd runs it: READY after the store opened and a
 //! fed watchdog; `status`, `export` and `sync` going through the running
-//! daemon instead of failing on the store lock; and SIGTERM in the middle
-//! of a first sync: a prompt clean exit, a checkpoint left in the store,
-//! and a restart that resumes from it to an exact mirror.
+//! daemon instead of failing on the store lock (the last two with the
+//! admin token the daemon generated, which `admin-token` prints); and
+//! SIGTERM in the middle of a first sync: a prompt clean exit, a checkpoint
+//! left in the store, and a restart that resumes from it to an exact
+//! mirror.
 
 use crate::status_server::{config_text, get, request};
 use crate::support::TOKEN;
@@ -100,6 +102,14 @@ fn cli(config: &Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// `Authorization` for the daemon's controls: the token it generated next
+/// to the store at its start (the config sets none).
+pub fn admin(config: &Path) -> [(&'static str, String); 1] {
+    let config = mediasync::config::load(config).unwrap();
+    let token = mediasync::app::admin_token::read(&config).unwrap().expect("the daemon generated its token");
+    [("Authorization", format!("Bearer {token}"))]
+}
+
 fn syncing_with_progress(status: &serde_json::Value) -> bool {
     status["servers"][0]["libraries"]
         .as_array()
@@ -177,8 +187,15 @@ fn sigterm_mid_sync_leaves_a_checkpoint_and_a_restart_resumes_it() {
     let sync = cli(&config, &["sync", "--full"]);
     assert!(sync.status.success(), "{}", String::from_utf8_lossy(&sync.stderr));
     assert!(String::from_utf8_lossy(&sync.stdout).contains("requested from the running daemon"));
+    // `admin-token` prints the token the daemon generated; it is never logged.
+    let printed = cli(&config, &["admin-token"]);
+    assert!(printed.status.success(), "{}", String::from_utf8_lossy(&printed.stderr));
+    let admin_token = String::from_utf8_lossy(&printed.stdout).trim().to_string();
+    assert_eq!(admin(&config)[0].1, format!("Bearer {admin_token}"));
     let log = std::fs::read_to_string(config.with_extension("log")).unwrap();
     assert!(!log.contains(TOKEN), "the token leaked into the log");
+    assert!(!log.contains(&admin_token), "the admin token leaked into the log");
+    assert!(log.contains("admin-token"), "the log does not say where the admin token is:\n{log}");
     assert!(log.contains("home/1 (Movies): mode="), "no summary line per library:\n{log}");
     assert!(daemon.terminate().success());
 }
@@ -193,6 +210,10 @@ fn ready_and_watchdog_reach_systemd() {
     socket.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let address = free_address();
     let config = write_config(dir.path(), fake.url(), address);
+    let before = cli(&config, &["admin-token"]);
+    assert!(!before.status.success());
+    let said = String::from_utf8_lossy(&before.stderr);
+    assert!(said.contains("no admin token yet") && said.contains("admin-token"), "{said}");
     let daemon = Daemon::start(
         &config,
         address,
@@ -305,11 +326,14 @@ fn a_rate_limit_wait_shows_until_when() {
 
 #[test]
 fn pause_stops_a_running_sync_and_resume_with_sync_now_finishes_it() {
-    let (fake, _dir, _config, daemon) = mid_first_sync(2_000);
+    let (fake, _dir, config, daemon) = mid_first_sync(2_000);
     let address = daemon.address;
-    let reset = request(address, "POST", "/api/servers/home/reset", &[]);
+    let [(name, bearer)] = admin(&config);
+    let admin = [(name, bearer.as_str())];
+    assert_eq!(request(address, "POST", "/api/servers/home/pause", &[]).status, 401, "loopback alone is not enough");
+    let reset = request(address, "POST", "/api/servers/home/reset", &admin);
     assert_eq!(reset.status, 409, "a reset must not overlap a sync: {}", reset.body);
-    assert_eq!(request(address, "POST", "/api/servers/home/pause", &[]).status, 202);
+    assert_eq!(request(address, "POST", "/api/servers/home/pause", &admin).status, 202);
     daemon.wait_until("the sync stopped at a page boundary", |daemon| {
         daemon.status()["servers"][0]["live"]["syncing"] == false
     });
@@ -321,13 +345,13 @@ fn pause_stops_a_running_sync_and_resume_with_sync_now_finishes_it() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(fake.requests(), requests, "a paused server is still being synced");
 
-    assert_eq!(request(address, "POST", "/api/servers/home/resume", &[]).status, 202);
+    assert_eq!(request(address, "POST", "/api/servers/home/resume", &admin).status, 202);
     fake.state().delay = Duration::ZERO;
-    assert_eq!(request(address, "POST", "/api/servers/home/sync", &[]).status, 202);
+    assert_eq!(request(address, "POST", "/api/servers/home/sync", &admin).status, 202);
     daemon.wait_until("the resumed sync finished", idle_after_success);
     let modes = last_modes(&daemon.status());
     assert!(modes.iter().any(|mode| mode == "resumed"), "{modes:?}");
-    assert_eq!(request(address, "POST", "/api/servers/home/reset", &[]).status, 202);
+    assert_eq!(request(address, "POST", "/api/servers/home/reset", &admin).status, 202);
     assert!(daemon.terminate().success());
 }
 

@@ -33,7 +33,12 @@
 //!   mirrored seconds after its notice, a scan's burst, reconnection and
 //!   catch-up, no request while idle
 //! - `status_server`: the status page and API over real HTTP: endpoints,
-//!   control auth, the change feed, limits against slow and flooding clients
+//!   control auth, Host checks (DNS rebinding), the change feed, HTTP as
+//!   hyper reads it, limits against slow and flooding clients and slow
+//!   export readers
+//! - `status_fuzz`: random and mutated requests against the status server
+//!   (proptest; `MEDIASYNC_FUZZ_CASES` cases): no panic, nothing granted
+//!   without the token
 //! - `stop`: SIGTERM and pause during a 15-minute rate-limit wait: nothing
 //!   more is sent, the store is closed, the next start does no repair
 //! - `browser`: the status page rendered by headless Chromium (screenshot kept)
@@ -67,6 +72,7 @@ mod portability;
 mod power_loss;
 mod push;
 mod spotify_sync;
+mod status_fuzz;
 mod status_server;
 mod stop;
 mod support;

@@ -46,14 +46,15 @@ fn settled(daemon: &Daemon) -> bool {
         && server["last_success_at"].is_i64()
 }
 
-/// The mirror as (library, id, title), through the daemon's export.
+/// The mirror as (library, id, title), through the daemon's export (read
+/// by ureq: it is sent chunked).
 fn mirror(daemon: &Daemon) -> BTreeSet<(String, String, String)> {
-    let bearer = format!("Bearer {ADMIN}");
-    let answer = request(daemon.address, "GET", "/api/export", &[("Authorization", bearer.as_str())]);
-    assert_eq!(answer.status, 200, "{}", answer.body);
-    answer
-        .body
-        .lines()
+    let mut answer = ureq::get(&format!("http://{}/api/export", daemon.address))
+        .header("Authorization", &format!("Bearer {ADMIN}"))
+        .call()
+        .unwrap();
+    let body = answer.body_mut().with_config().limit(u64::MAX).read_to_string().unwrap();
+    body.lines()
         .map(|line| {
             let item: Value = serde_json::from_str(line).unwrap();
             let text = |key: &str| item[key].as_str().unwrap_or_default().to_string();

@@ -317,9 +317,12 @@ fn expired_tokens_are_refreshed_rotated_tokens_replace_the_old_and_invalid_grant
 /// `fake`; `extra(port)` adds keys to its [[server]] entry.
 struct StatusBox {
     daemon: std::sync::Arc<mediasync::app::App>,
-    server: mediasync::web::http::Server,
+    server: mediasync::web::server::Server,
     base: String,
     agent: ureq::Agent,
+    /// `Bearer <admin token>` (the generated one): connecting is a control.
+    bearer: String,
+    _runtime: tokio::runtime::Runtime,
     _dir: tempfile::TempDir,
 }
 
@@ -337,15 +340,27 @@ impl StatusBox {
         );
         let config = config::parse(&text, &dir.path().join("c.toml")).unwrap();
         let store = Store::open(&dir.path().join("s.redb"), 1 << 20).unwrap();
+        let access = mediasync::web::access::Access::from_config(&config).unwrap();
+        let bearer = format!("Bearer {}", mediasync::app::admin_token::read(&config).unwrap().unwrap());
         let daemon = std::sync::Arc::new(mediasync::app::App::new(config, store));
-        let server = mediasync::web::start(std::sync::Arc::clone(&daemon), listener).unwrap();
+        let runtime = crate::status_server::runtime();
+        let server = mediasync::web::start(std::sync::Arc::clone(&daemon), access, listener, runtime.handle()).unwrap();
         let agent = ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
-        StatusBox { daemon, server, base: format!("http://127.0.0.1:{port}"), agent, _dir: dir }
+        StatusBox {
+            daemon,
+            server,
+            base: format!("http://127.0.0.1:{port}"),
+            agent,
+            bearer,
+            _runtime: runtime,
+            _dir: dir,
+        }
     }
 
     /// Presses "Connect Spotify": the answer's JSON.
     fn connect(&self) -> serde_json::Value {
-        let mut answer = self.agent.post(&format!("{}/api/servers/{NAME}/connect", self.base)).send_empty().unwrap();
+        let url = format!("{}/api/servers/{NAME}/connect", self.base);
+        let mut answer = self.agent.post(&url).header("Authorization", &self.bearer).send_empty().unwrap();
         assert_eq!(answer.status(), 200);
         serde_json::from_str(&answer.body_mut().read_to_string().unwrap()).unwrap()
     }
@@ -414,6 +429,7 @@ fn a_pasted_callback_address_finishes_the_flow_and_a_forged_state_is_refused() {
     let form = |address: &str| format!("url={}", mediasync::source::http::encode(address));
     let answer = agent
         .post(&format!("{base}/api/spotify/callback"))
+        .header("Authorization", &status_box.bearer)
         .header("Content-Type", "application/x-www-form-urlencoded")
         .send(form(&forged))
         .unwrap();
@@ -422,6 +438,7 @@ fn a_pasted_callback_address_finishes_the_flow_and_a_forged_state_is_refused() {
 
     let mut answer = agent
         .post(&format!("{base}/api/spotify/callback"))
+        .header("Authorization", &status_box.bearer)
         .header("Content-Type", "application/x-www-form-urlencoded")
         .send(form(&location))
         .unwrap();

@@ -5,7 +5,7 @@
 //! sends nothing more, the daemon closes the store, and the next start
 //! opens it without a repair; a daemon killed outright shows the contrast.
 
-use crate::daemon::{Daemon, free_address, write_config};
+use crate::daemon::{Daemon, admin, free_address, write_config};
 use crate::status_server::request;
 use crate::support::TOKEN;
 use mediasync::fake::plex::{Failure, FakePlex};
@@ -66,9 +66,10 @@ fn a_daemon_killed_mid_wait_leaves_a_store_the_next_start_repairs() {
 
 #[test]
 fn pause_during_a_rate_limit_wait_sends_nothing_more() {
-    let (fake, _dir, _config, daemon) = waiting_fifteen_minutes();
+    let (fake, _dir, config, daemon) = waiting_fifteen_minutes();
     let sent = fake.requests();
-    assert_eq!(request(daemon.address, "POST", "/api/servers/home/pause", &[]).status, 202);
+    let [(name, bearer)] = admin(&config);
+    assert_eq!(request(daemon.address, "POST", "/api/servers/home/pause", &[(name, bearer.as_str())]).status, 202);
     daemon.wait_until("the sync stopped", |daemon| daemon.status()["servers"][0]["live"]["syncing"] == false);
     assert_eq!(daemon.status()["servers"][0]["state"], "paused");
     std::thread::sleep(Duration::from_millis(300));
