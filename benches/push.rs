@@ -17,24 +17,8 @@
 
 mod common;
 
-use common::{TOKEN, binary, start_fake};
-use std::net::TcpListener;
-use std::process::Child;
+use common::{Process, TOKEN, binary, free_port, start_fake};
 use std::time::{Duration, Instant};
-
-/// A daemon, killed when dropped.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).map(|address| address.port()).unwrap()
-}
 
 fn status(address: &str) -> serde_json::Value {
     ureq::get(&format!("http://{address}/api/status"))

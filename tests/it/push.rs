@@ -254,15 +254,26 @@ fn jellyfin_expected(fake: &FakeJellyfin) -> BTreeSet<(String, String, String)> 
     fake.expected().into_iter().map(|row| (row.library, row.id, row.title)).collect()
 }
 
+/// A simulated Jellyfin or Emby server batching its changes for 1 s (30 s
+/// on real servers) with a library of `movies` movies, and a daemon on it:
+/// the fake, the library's id, the daemon's directory and the daemon.
+fn jellyfin_daemon(
+    behaviour: Behaviour,
+    movies: usize,
+    login: bool,
+) -> (FakeJellyfin, String, tempfile::TempDir, Daemon) {
+    let fake = FakeJellyfin::start(behaviour, JELLYFIN_KEY);
+    fake.state().notifier.library_update = Duration::from_secs(1);
+    let library = fake.add_movies("Movies", movies);
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = start_jellyfin(dir.path(), &fake, behaviour, login);
+    (fake, library, dir, daemon)
+}
+
 #[test]
 fn jellyfin_and_emby_changes_reach_the_mirror_for_a_signed_in_user() {
     for behaviour in [Behaviour::Jellyfin10_11, Behaviour::Emby] {
-        let fake = FakeJellyfin::start(behaviour, JELLYFIN_KEY);
-        // The server's batching, shortened from its 30 s for the test.
-        fake.state().notifier.library_update = Duration::from_secs(1);
-        let movies = fake.add_movies("Movies", 30);
-        let dir = tempfile::tempdir().unwrap();
-        let daemon = start_jellyfin(dir.path(), &fake, behaviour, true);
+        let (fake, movies, _dir, daemon) = jellyfin_daemon(behaviour, 30, true);
         daemon.wait_until("connected and synced", settled);
         let admin = fake.state().users.iter().find(|user| user.name == "admin").unwrap().id.clone();
         assert_eq!(
@@ -302,14 +313,16 @@ fn jellyfin_and_emby_changes_reach_the_mirror_for_a_signed_in_user() {
     }
 }
 
-#[test]
-fn without_a_sign_in_no_socket_is_opened() {
-    let fake = FakeJellyfin::start(Behaviour::Jellyfin12, JELLYFIN_KEY);
-    fake.add_movies("Movies", 5);
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = start_jellyfin(dir.path(), &fake, Behaviour::Jellyfin12, false);
+/// Waits until the page asks for a sign-in and the start's sync is done.
+fn signed_out_and_synced(daemon: &Daemon) {
     daemon.wait_until("the sign-in is asked for", |daemon| notifications(daemon)["connection"] == "sign_in_needed");
     daemon.wait_until("synced", |daemon| daemon.status()["servers"][0]["last_success_at"].is_i64());
+}
+
+#[test]
+fn without_a_sign_in_no_socket_is_opened() {
+    let (fake, _, _dir, daemon) = jellyfin_daemon(Behaviour::Jellyfin12, 5, false);
+    signed_out_and_synced(&daemon);
     // An API key's session would get no library events: none is opened.
     assert_eq!(fake.sockets().upgrades(), 0);
 }
@@ -318,13 +331,8 @@ fn without_a_sign_in_no_socket_is_opened() {
 fn quick_connect_from_the_page_signs_the_socket_in() {
     // 10.8 starts Quick Connect with a GET, later versions with a POST.
     for behaviour in [Behaviour::Jellyfin10_8, Behaviour::Jellyfin12] {
-        let fake = FakeJellyfin::start(behaviour, JELLYFIN_KEY);
-        fake.state().notifier.library_update = Duration::from_secs(1);
-        let movies = fake.add_movies("Movies", 5);
-        let dir = tempfile::tempdir().unwrap();
-        let daemon = start_jellyfin(dir.path(), &fake, behaviour, false);
-        daemon.wait_until("the sign-in is asked for", |daemon| notifications(daemon)["connection"] == "sign_in_needed");
-        daemon.wait_until("synced", |daemon| daemon.status()["servers"][0]["last_success_at"].is_i64());
+        let (fake, movies, dir, daemon) = jellyfin_daemon(behaviour, 5, false);
+        signed_out_and_synced(&daemon);
         let page = crate::status_server::get(daemon.address, "/").body;
         assert!(page.contains("Sign in with Quick Connect"), "{page}");
         let bearer = format!("Bearer {ADMIN}");
