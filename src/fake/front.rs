@@ -81,35 +81,41 @@ fn route(client: TcpStream, backend: SocketAddr, upgrade: &Upgrade) {
     }
 }
 
-/// The head of the first request, read with `peek` so the bytes stay for
-/// whoever handles the connection; `None` if it does not come whole soon.
+/// The head of the first request (httparse), read with `peek` so the
+/// bytes stay for whoever handles the connection; `None` if it does not
+/// come whole soon or does not parse (tiny_http then answers it).
 fn peek_head(stream: &TcpStream) -> Option<Head> {
     let started = Instant::now();
     let mut buffer = vec![0u8; 16 << 10];
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     let mut seen = 0;
-    loop {
+    let head = loop {
         let read = stream.peek(&mut buffer).ok()?;
-        if let Some(end) = buffer.get(..read)?.windows(4).position(|window| window == b"\r\n\r\n") {
-            let text = String::from_utf8_lossy(buffer.get(..end)?).into_owned();
-            let mut lines = text.split("\r\n");
-            let target = lines.next()?.split(' ').nth(1)?.to_string();
-            let headers = lines
-                .filter_map(|line| line.split_once(':'))
-                .map(|(name, value)| (name.trim().to_string(), value.trim().to_string()))
-                .collect();
-            stream.set_read_timeout(None).ok()?;
-            return Some(Head { target, headers });
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut request = httparse::Request::new(&mut headers);
+        match request.parse(buffer.get(..read)?) {
+            Ok(httparse::Status::Complete(_)) => {
+                let target = request.path?.to_string();
+                let headers = request
+                    .headers
+                    .iter()
+                    .map(|header| (header.name.to_string(), String::from_utf8_lossy(header.value).into_owned()))
+                    .collect();
+                break Some(Head { target, headers });
+            }
+            Ok(httparse::Status::Partial) => {}
+            Err(_) => break None,
         }
         if read == 0 || read == buffer.len() || started.elapsed() > Duration::from_secs(5) {
-            stream.set_read_timeout(None).ok()?;
-            return None;
+            break None;
         }
         if read == seen {
             std::thread::sleep(Duration::from_millis(2));
         }
         seen = read;
-    }
+    };
+    stream.set_read_timeout(None).ok()?;
+    head
 }
 
 /// Copies both ways between the client and the tiny_http server until
