@@ -11,6 +11,8 @@ power and the end of a sync. Standard library only (the guest has python3).
   guest_tool.py wait-mid --plex URL --token T --server NAME --fraction F --timeout S
   guest_tool.py wait-synced --server NAME --timeout S
   guest_tool.py server-summary --server NAME
+  guest_tool.py server-names
+  guest_tool.py wait-listed --servers NAME,NAME --timeout S
 """
 
 import argparse
@@ -130,16 +132,41 @@ def compare(args):
     return 1
 
 
-def server_status(name):
-    """The server's entry in /api/status, or None while the page is not up."""
+def status_document():
+    """/api/status, or None while the page is not up."""
     try:
-        document = get_json(STATUS_URL, timeout=10)
+        return get_json(STATUS_URL, timeout=10)
     except (OSError, ValueError):
         return None
-    for server in document.get("servers", []):
+
+
+def server_status(name):
+    """The server's entry in /api/status, or None while the page is not up."""
+    for server in (status_document() or {}).get("servers", []):
         if server.get("name") == name:
             return server
     return None
+
+
+def server_names(document):
+    return [server.get("name") for server in document.get("servers", [])]
+
+
+def wait_listed(args):
+    """Returns once /api/status lists exactly these servers."""
+    wanted = args.servers.split(",")
+    deadline = time.monotonic() + args.timeout
+    document = None
+    while time.monotonic() < deadline:
+        document = status_document()
+        if document is not None and server_names(document) == wanted:
+            reload = (document.get("daemon") or {}).get("reload") or {}
+            print("listed %s; the reload added [%s], needs a restart for [%s]" % (
+                ", ".join(wanted), ", ".join(reload.get("added", [])), ", ".join(reload.get("needs_restart", []))))
+            return 0
+        time.sleep(0.5)
+    print("not listed after %d s: %s" % (args.timeout, "no answer" if document is None else server_names(document)))
+    return 1
 
 
 def stored_items(server):
@@ -225,6 +252,10 @@ def main():
     done.add_argument("--timeout", type=int, default=300)
     show = commands.add_parser("server-summary")
     show.add_argument("--server", required=True)
+    commands.add_parser("server-names")
+    listed = commands.add_parser("wait-listed")
+    listed.add_argument("--servers", required=True)
+    listed.add_argument("--timeout", type=int, default=60)
     args = parser.parse_args()
     if args.command == "listing-count":
         print(len(plex_listing(args.plex, args.token)))
@@ -235,6 +266,12 @@ def main():
         return wait_mid(args)
     if args.command == "wait-synced":
         return wait_synced(args)
+    if args.command == "server-names":
+        document = status_document()
+        print("no answer" if document is None else ",".join(server_names(document)) or "none")
+        return 0
+    if args.command == "wait-listed":
+        return wait_listed(args)
     print(summary(server_status(args.server)))
     return 0
 

@@ -3,8 +3,9 @@
 //! sync of its server. Refusals are typed (`ControlError`); the HTTP edge
 //! maps them to statuses and the messages say what to do.
 
-use super::App;
+use super::{App, ServerSlot};
 use crate::store::StoreError;
+use std::sync::Arc;
 
 /// Why a control was refused.
 #[derive(Debug)]
@@ -15,6 +16,9 @@ pub enum ControlError {
     Paused(String),
     /// The server syncs: a reset waits until the sync stopped.
     Syncing(String),
+    /// The server syncs, or a reset or another check holds it: a check
+    /// waits until that ended.
+    Busy(String),
     Store(StoreError),
 }
 
@@ -28,6 +32,10 @@ impl std::fmt::Display for ControlError {
             ControlError::Syncing(server) => {
                 write!(f, "server \"{server}\" is syncing; pause it, wait for the sync to stop, then reset")
             }
+            ControlError::Busy(server) => write!(
+                f,
+                "server \"{server}\" is syncing (which shows whether it answers) or being reset or checked; check it again when that ends"
+            ),
             ControlError::Store(err) => write!(f, "{err}"),
         }
     }
@@ -49,8 +57,12 @@ impl From<StoreError> for ControlError {
 }
 
 impl App {
-    fn slot(&self, server: &str) -> Result<&super::ServerSlot, ControlError> {
-        self.server(server).ok_or_else(|| ControlError::UnknownServer(server.to_string()))
+    /// The slot of a configured server (not of one a reload removed).
+    fn slot(&self, server: &str) -> Result<Arc<ServerSlot>, ControlError> {
+        self.config()
+            .server(server)
+            .and(self.server(server))
+            .ok_or_else(|| ControlError::UnknownServer(server.to_string()))
     }
 
     /// Asks for a sync as soon as a slot is free (`full` walks whole libraries).
@@ -87,11 +99,11 @@ impl App {
     /// syncs (pause it first).
     pub fn reset(&self, server: &str) -> Result<u32, ControlError> {
         let slot = self.slot(server)?;
-        if !slot.begin_reset() {
+        if !slot.hold(None) {
             return Err(ControlError::Syncing(server.to_string()));
         }
         let result = self.store.reset_server(server);
-        slot.end_reset();
+        slot.release();
         let libraries = result?;
         log::info!("{server}: reset from the status API ({libraries} libraries); the next run is a full one");
         Ok(libraries)

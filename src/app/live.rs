@@ -1,9 +1,11 @@
 //! Per-server live state: what the running service knows about a server
-//! beyond the store (syncing, queued, next run, waits, counters since
-//! start), plus the pending sync request and the running sync's stop flag.
-//! The controls write here and the daemon's scheduler reads and updates it;
-//! one mutex per server keeps a reset from overlapping a sync.
+//! beyond the store (syncing, queued, next run, the retry after a failed
+//! run, waits, the last check, counters since start), plus the pending sync
+//! request and the running sync's stop flag. The controls write here and
+//! the daemon's scheduler reads and updates it; one mutex per server keeps
+//! a reset or a check from overlapping a sync.
 
+use super::check::ServerCheck;
 use crate::source::Stop;
 use serde::Serialize;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -35,6 +37,12 @@ pub struct Live {
     pub run_started_at: Option<i64>,
     pub run_full: bool,
     pub next_run_at: Option<i64>,
+    /// Set while the last run failed: when it is tried again (apart from
+    /// the schedule, `[daemon] retry_backoff`) and why.
+    pub retry: Option<Retry>,
+    /// The last check of the server (at start, after a reload that changed
+    /// it, on demand).
+    pub check: Option<ServerCheck>,
     /// The running sync waits (rate limit, or backoff after a failed
     /// request) until then, epoch seconds, for the reason given.
     pub waiting_until: Option<i64>,
@@ -47,6 +55,17 @@ pub struct Live {
     /// The server's notification socket, for servers that listen.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notifications: Option<super::push::Notifications>,
+}
+
+/// The retry of a server whose last run failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Retry {
+    /// When, epoch seconds.
+    pub at: i64,
+    /// Failed runs in a row.
+    pub failures: u32,
+    /// The last failure, as the status shows it.
+    pub reason: String,
 }
 
 /// How a sync run ended, for the counters.
@@ -66,9 +85,11 @@ pub(super) struct State {
     pub(super) live: Live,
     /// A sync asked for and not started yet: `Some(true)` walks whole libraries.
     requested: Option<bool>,
-    /// The running sync's stop signal (pause and shutdown set it).
+    /// The running sync's stop signal (pause, shutdown and a reload that
+    /// changes or removes the server set it).
     run_stop: Option<Arc<Stop>>,
-    resetting: bool,
+    /// A reset or a check holds the server: no sync starts meanwhile.
+    held: bool,
     /// What the server's notices ask to sync (`app::push`).
     pub(super) push: super::push::Work,
     /// No sign-in for the socket before this (after a failed one).
@@ -98,8 +119,16 @@ impl ServerSlot {
         self.lock().live.syncing
     }
 
-    pub fn set_next_run_at(&self, at: i64) {
-        self.lock().live.next_run_at = Some(at);
+    /// The next run, and the retry it is if the last run failed; `None`
+    /// while the server is not configured (a reload removed it).
+    pub fn set_next_run(&self, at: Option<i64>, retry: Option<Retry>) {
+        let mut state = self.lock();
+        state.live.next_run_at = at;
+        state.live.retry = retry;
+    }
+
+    pub fn set_check(&self, check: ServerCheck) {
+        self.lock().live.check = Some(check);
     }
 
     pub fn set_queued(&self, queued: bool) {
@@ -122,7 +151,7 @@ impl ServerSlot {
         self.wake.notified().await;
     }
 
-    pub(super) fn wake(&self) {
+    pub(crate) fn wake(&self) {
         self.wake.notify_one();
     }
 
@@ -133,32 +162,37 @@ impl ServerSlot {
 
     /// Stops the running sync, if any, at once: its wait or request in
     /// flight ends, and nothing more is sent.
-    pub(super) fn stop_run(&self) {
+    pub(crate) fn stop_run(&self) {
         let stop = self.lock().run_stop.clone();
         if let Some(stop) = stop {
             stop.set();
         }
     }
 
-    /// Marks a reset under way; refused (false) while the server syncs.
-    pub(super) fn begin_reset(&self) -> bool {
+    /// Holds the server for a reset or a check, so no sync starts until
+    /// `release`; refused (false) while the server syncs or is held. A
+    /// check's `stop` is set as a running sync's would be.
+    pub(super) fn hold(&self, stop: Option<&Arc<Stop>>) -> bool {
         let mut state = self.lock();
-        if state.live.syncing {
+        if state.live.syncing || state.held {
             return false;
         }
-        state.resetting = true;
+        state.held = true;
+        state.run_stop = stop.cloned();
         true
     }
 
-    pub(super) fn end_reset(&self) {
-        self.lock().resetting = false;
+    pub(super) fn release(&self) {
+        let mut state = self.lock();
+        state.held = false;
+        state.run_stop = None;
     }
 
     /// Marks a sync started with `stop` as its stop signal; refused (false)
-    /// while a reset of the server is under way.
+    /// while a reset or a check holds the server.
     pub fn try_begin_run(&self, full: bool, started_at: i64, stop: &Arc<Stop>) -> bool {
         let mut state = self.lock();
-        if state.resetting {
+        if state.held {
             return false;
         }
         state.live.syncing = true;

@@ -1,15 +1,18 @@
-//! The application layer of `mediasync run`: the config, the store, each
-//! server's live state, the Spotify flows started from the status page, the
-//! controls (`controls`), the admin token they require (`admin_token`) and
-//! the typed status document (`status`). The status server (`web`) serves it
-//! and the daemon drives it; it knows neither, so nothing here depends on
-//! HTTP or on the async runtime.
+//! The application layer of `mediasync run`: the config (replaced whole by
+//! a reload, `reload`), the store, each server's live state, the Spotify
+//! flows started from the status page, the controls (`controls`), the admin
+//! token they require (`admin_token`), the server checks (`check`) and the
+//! typed status document (`status`). The status server (`web`) serves it and
+//! the daemon drives it; it knows neither, so nothing here depends on HTTP or
+//! on the async runtime.
 
 pub mod admin_token;
+pub mod check;
 pub mod controls;
 pub mod live;
 pub mod push;
 pub mod quick_connect;
+pub mod reload;
 pub mod schedule;
 pub mod spotify;
 pub mod status;
@@ -19,44 +22,80 @@ use crate::source::{ErrorKind, Stop};
 use crate::store::Store;
 use crate::sync::{self, Options, ServerReport};
 pub use controls::ControlError;
-pub use live::{Live, RunOutcome, ServerSlot, Wait};
+pub use live::{Live, Retry, RunOutcome, ServerSlot, Wait};
+use reload::ReloadStatus;
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock, RwLockWriteGuard};
 use std::time::Duration;
 
 pub struct App {
-    pub config: Config,
+    /// The config in force; a reload replaces it whole, so a reader holds
+    /// one consistent version (`config()`).
+    config: RwLock<Arc<Config>>,
     pub store: Store,
     pub started_at: i64,
     /// Set once, at shutdown: running syncs get their own stops (pause
     /// ends one), the notification listeners share this one.
     stopping: Arc<Stop>,
-    servers: BTreeMap<String, ServerSlot>,
+    /// A slot per server configured since the start: a reload adds slots,
+    /// and keeps those of removed servers (their schedulers idle) so that a
+    /// server removed and added again never has two schedulers.
+    servers: RwLock<BTreeMap<String, Arc<ServerSlot>>>,
     /// Spotify authorisations started from the status page.
     spotify_flows: spotify::Flows,
+    last_reload: Mutex<Option<ReloadStatus>>,
 }
 
 impl App {
     pub fn new(config: Config, store: Store) -> App {
-        let servers = config.servers.iter().map(|server| (server.name.clone(), ServerSlot::default())).collect();
+        let servers =
+            config.servers.iter().map(|server| (server.name.clone(), Arc::new(ServerSlot::default()))).collect();
         App {
-            config,
+            config: RwLock::new(Arc::new(config)),
             store,
             started_at: sync::now_epoch(),
             stopping: Arc::new(Stop::new()),
-            servers,
+            servers: RwLock::new(servers),
             spotify_flows: spotify::Flows::default(),
+            last_reload: Mutex::new(None),
         }
     }
 
-    /// A configured server's live state.
-    pub fn server(&self, name: &str) -> Option<&ServerSlot> {
-        self.servers.get(name)
+    /// The config in force.
+    pub fn config(&self) -> Arc<Config> {
+        Arc::clone(&self.config.read().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+
+    fn set_config(&self, config: Config) {
+        *self.config.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(config);
+    }
+
+    /// A server's live state (also of a server a reload removed, whose
+    /// scheduler idles).
+    pub fn server(&self, name: &str) -> Option<Arc<ServerSlot>> {
+        self.servers.read().unwrap_or_else(|poisoned| poisoned.into_inner()).get(name).cloned()
+    }
+
+    fn slots(&self) -> Vec<Arc<ServerSlot>> {
+        self.servers.read().unwrap_or_else(|poisoned| poisoned.into_inner()).values().cloned().collect()
+    }
+
+    fn slots_mut(&self) -> RwLockWriteGuard<'_, BTreeMap<String, Arc<ServerSlot>>> {
+        self.servers.write().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A copy of a server's live state.
     pub fn live(&self, name: &str) -> Option<Live> {
-        self.server(name).map(ServerSlot::live)
+        self.server(name).map(|slot| slot.live())
+    }
+
+    /// The outcome of the last reload, if there was one.
+    pub fn last_reload(&self) -> Option<ReloadStatus> {
+        self.last_reload.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    fn set_reload(&self, status: ReloadStatus) {
+        *self.last_reload.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(status);
     }
 
     pub fn stopping(&self) -> bool {
@@ -74,14 +113,14 @@ impl App {
     /// page stays).
     pub fn shut_down(&self) {
         self.stopping.set();
-        for slot in self.servers.values() {
+        for slot in self.slots() {
             slot.stop_run();
             slot.wake();
         }
     }
 
     pub fn any_syncing(&self) -> bool {
-        self.servers.values().any(ServerSlot::syncing)
+        self.slots().iter().any(|slot| slot.syncing())
     }
 
     /// Syncs one server on the calling (blocking) thread, showing the waits
@@ -117,10 +156,11 @@ impl App {
         only: Option<&[String]>,
         stop: &Arc<Stop>,
     ) -> Result<ServerReport, ControlError> {
-        let Some(server) = self.config.servers.iter().find(|server| server.name == name) else {
+        let config = self.config();
+        let Some(server) = config.server(name) else {
             return Err(ControlError::UnknownServer(name.to_string()));
         };
-        let source = crate::source::build(server, &self.config.sync, &self.store, stop);
+        let source = crate::source::build(server, &config.sync, &self.store, stop);
         let observed = Arc::clone(self);
         let observed_name = name.to_string();
         source.observe_waits(Arc::new(move |err, pause| {
@@ -135,9 +175,9 @@ impl App {
         let options = Options {
             full,
             force: false,
-            full_every: self.config.sync.full_every,
-            max_delete_share: self.config.sync.max_delete_share,
-            history: self.config.sync.history,
+            full_every: config.sync.full_every,
+            max_delete_share: config.sync.max_delete_share,
+            history: config.sync.history,
             page_size: server.page_size,
         };
         Ok(sync::sync_some(name, source.as_ref(), &self.store, &options, stop.flag(), only))

@@ -336,11 +336,14 @@ impl App {
         }
     }
 
-    /// Where a server's notification socket is, with its credentials; for
-    /// Jellyfin and Emby the access token of a signed-in user (signing in
-    /// with `login_user` and `password_file` when none is stored).
+    /// Where a server's notification socket is, with its credentials, by
+    /// the config in force (a reload may have changed or removed the
+    /// server); for Jellyfin and Emby the access token of a signed-in user
+    /// (signing in with `login_user` and `password_file` when none is
+    /// stored).
     pub fn push_endpoint(&self, name: &str, stop: &Arc<Stop>) -> NextEndpoint {
-        let server = self.config.servers.iter().find(|server| server.name == name).ok_or("not configured")?;
+        let config = self.config();
+        let server = config.server(name).filter(|server| server.notifications()).ok_or("not listened to")?;
         let (jellyfin, slot) = match (&server.backend, self.server(name)) {
             (Backend::Plex(plex), _) => return Ok(crate::push::plex::endpoint(server, plex)),
             (Backend::Jellyfin(jellyfin), Some(slot)) => (jellyfin, slot),
@@ -350,7 +353,7 @@ impl App {
         if let Some(token) = session.access_token.filter(|_| session.reauthorize.is_none()) {
             return Ok(crate::push::jellyfin::endpoint(server, jellyfin, &token));
         }
-        if let Some(signed_in) = self.quick_connect_sign_in(name, server, jellyfin, slot, stop) {
+        if let Some(signed_in) = self.quick_connect_sign_in(name, server, jellyfin, &slot, stop) {
             return signed_in.map(|token| crate::push::jellyfin::endpoint(server, jellyfin, &token));
         }
         let Some(login) = &jellyfin.login else {
@@ -368,8 +371,7 @@ impl App {
         if slot.lock().sign_in_after.is_some_and(|after| Instant::now() < after) {
             return Err("waiting to sign in again".into());
         }
-        let signed_in =
-            SignIn::new(server, jellyfin, self.config.sync.timeout, stop).by_name(&login.user, &login.password);
+        let signed_in = SignIn::new(server, jellyfin, config.sync.timeout, stop).by_name(&login.user, &login.password);
         match signed_in.and_then(|signed_in| self.keep_sign_in(name, &signed_in.access_token).map(|()| signed_in)) {
             Ok(signed_in) => {
                 log::info!("{name}: signed in as \"{}\" for notifications", signed_in.user);
@@ -404,11 +406,8 @@ impl App {
 
     /// A refused socket token is forgotten, so the next try signs in again.
     fn forget_sign_in(&self, name: &str) {
-        let is_jellyfin = self
-            .config
-            .servers
-            .iter()
-            .any(|server| server.name == name && matches!(server.backend, Backend::Jellyfin(_)));
+        let is_jellyfin =
+            self.config().server(name).is_some_and(|server| matches!(server.backend, Backend::Jellyfin(_)));
         if is_jellyfin {
             if let Err(err) = self.store.update_session(name, |session| session.access_token = None) {
                 log::error!("{name}: cannot forget the refused sign-in: {err}");

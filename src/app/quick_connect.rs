@@ -9,7 +9,7 @@
 use super::App;
 use super::live::ServerSlot;
 use super::push::Connection;
-use crate::config::{Backend, Flavor, JellyfinConfig, ServerConfig};
+use crate::config::{Backend, Config, Flavor, JellyfinConfig, ServerConfig};
 use crate::source::signin::SignIn;
 use crate::source::{SourceError, Stop};
 use std::sync::Arc;
@@ -57,35 +57,19 @@ impl std::error::Error for QuickConnectError {}
 impl App {
     /// Starts Quick Connect for a Jellyfin server: the code to show.
     pub fn start_quick_connect(&self, name: &str) -> Result<String, QuickConnectError> {
-        let (server, jellyfin, slot) = self.quick_connect_server(name)?;
+        let config = self.config();
+        let (server, jellyfin) = quick_connect_server(&config, name)?;
+        let slot = self.server(name).ok_or_else(|| QuickConnectError::UnknownServer(name.to_string()))?;
         if slot.live().notifications.and_then(|shown| shown.connection) == Some(Connection::Connected) {
             return Err(QuickConnectError::Connected(name.to_string()));
         }
-        let signin = SignIn::new(server, jellyfin, self.config.sync.timeout, &self.shutdown_signal());
+        let signin = SignIn::new(server, jellyfin, config.sync.timeout, &self.shutdown_signal());
         let started = signin.start_quick_connect().map_err(QuickConnectError::Server)?;
         let until = crate::sync::now_epoch().saturating_add(LIFETIME_SECONDS);
         slot.lock().quick_connect = Some(Pending { secret: started.secret, until });
         slot.show_quick_connect(Some((started.code.clone(), until)));
         log::info!("{name}: Quick Connect started; its code is on the status page");
         Ok(started.code)
-    }
-
-    fn quick_connect_server(
-        &self,
-        name: &str,
-    ) -> Result<(&ServerConfig, &JellyfinConfig, &ServerSlot), QuickConnectError> {
-        let unknown = || QuickConnectError::UnknownServer(name.to_string());
-        let server = self.config.servers.iter().find(|server| server.name == name).ok_or_else(unknown)?;
-        let slot = self.server(name).ok_or_else(unknown)?;
-        let not_available = |why| Err(QuickConnectError::NotAvailable(name.to_string(), why));
-        match &server.backend {
-            Backend::Jellyfin(jellyfin) if !jellyfin.notifications => {
-                not_available("its notifications are off (notifications = false); nothing to sign in for")
-            }
-            Backend::Jellyfin(jellyfin) if jellyfin.flavor == Flavor::Jellyfin => Ok((server, jellyfin, slot)),
-            Backend::Jellyfin(_) => not_available("Emby has no Quick Connect; set login_user and password_file"),
-            _ => not_available("Quick Connect is Jellyfin's; this server needs no sign-in for its notifications"),
-        }
     }
 
     /// The sign-in of the Quick Connect started for `name`, when its code
@@ -111,7 +95,7 @@ impl App {
         if crate::sync::now_epoch() > until {
             return failed("the Quick Connect code expired; start Quick Connect again".into());
         }
-        let signin = SignIn::new(server, jellyfin, self.config.sync.timeout, stop);
+        let signin = SignIn::new(server, jellyfin, self.config().sync.timeout, stop);
         match signin.by_quick_connect(&secret) {
             Ok(None) => Some(Err("waiting for the Quick Connect code to be entered".into())),
             Ok(Some(signed_in)) => {
@@ -130,5 +114,22 @@ impl App {
                 failed(err.to_string())
             }
         }
+    }
+}
+
+/// The Jellyfin server `name` Quick Connect can sign in for.
+fn quick_connect_server<'a>(
+    config: &'a Config,
+    name: &str,
+) -> Result<(&'a ServerConfig, &'a JellyfinConfig), QuickConnectError> {
+    let server = config.server(name).ok_or_else(|| QuickConnectError::UnknownServer(name.to_string()))?;
+    let not_available = |why| Err(QuickConnectError::NotAvailable(name.to_string(), why));
+    match &server.backend {
+        Backend::Jellyfin(jellyfin) if !jellyfin.notifications => {
+            not_available("its notifications are off (notifications = false); nothing to sign in for")
+        }
+        Backend::Jellyfin(jellyfin) if jellyfin.flavor == Flavor::Jellyfin => Ok((server, jellyfin)),
+        Backend::Jellyfin(_) => not_available("Emby has no Quick Connect; set login_user and password_file"),
+        _ => not_available("Quick Connect is Jellyfin's; this server needs no sign-in for its notifications"),
     }
 }

@@ -1,7 +1,9 @@
 //! Schedule maths as pure functions over an explicit clock, so they are
 //! tested with fixed times: the staggered default schedules, the next run
-//! after a moment, a schedule's interval, and the freshness rule that
-//! decides whether a server syncs as soon as the daemon starts.
+//! after a moment, a schedule's interval, the rule that decides whether a
+//! server syncs as soon as the daemon starts, the backoff of retries after
+//! failed runs, and which of the slot, a retry or a server's wait comes
+//! first.
 
 use chrono::{DateTime, TimeZone};
 use cron::Schedule;
@@ -50,14 +52,42 @@ pub fn interval<Tz: TimeZone>(schedule: &Schedule, now: &DateTime<Tz>) -> Durati
     }
 }
 
-/// Whether a server syncs as soon as the daemon starts: only when it never
-/// succeeded, or its last success (epoch seconds) is at least `freshness`
-/// old. A last success in the future (a clock that jumped back) counts as
-/// fresh, so a wrong clock never causes a burst of syncs.
-pub fn due_at_start(last_success: Option<i64>, freshness: Duration, now: i64) -> bool {
+/// Whether a server syncs as soon as the daemon starts (or a reload changes
+/// it): when its last run did not finish (it failed, or a library holds an
+/// interrupted run's checkpoint), it never succeeded, or its last success
+/// (epoch seconds) is at least `freshness` old. A last success in the
+/// future (a clock that jumped back) counts as fresh, so a wrong clock
+/// never causes a burst of syncs.
+pub fn due_at_start(last_success: Option<i64>, unfinished: bool, freshness: Duration, now: i64) -> bool {
     match last_success {
+        _ if unfinished => true,
         None => true,
         Some(last) => now.saturating_sub(last) >= i64::try_from(freshness.as_secs()).unwrap_or(i64::MAX),
+    }
+}
+
+/// The wait before the retry that follows `failures` failed runs in a row
+/// (1 or more): `first`, doubled for every failure before the last, at most
+/// `max`, then varied by up to a fifth either way by `jitter` (0 to 1), so
+/// boxes that restarted together do not retry together.
+pub fn retry_delay(first: Duration, max: Duration, failures: u32, jitter: f64) -> Duration {
+    let doubling = 1u32.checked_shl(failures.saturating_sub(1)).unwrap_or(u32::MAX);
+    let base = first.saturating_mul(doubling).min(max);
+    let factor = 0.8 + 0.4 * jitter.clamp(0.0, 1.0);
+    Duration::try_from_secs_f64(base.as_secs_f64() * factor).unwrap_or(base)
+}
+
+/// When the next run starts (epoch milliseconds, like every argument): at
+/// once when `due`, else at the schedule's `slot` or an earlier retry. A
+/// wait the server asked for (`server_wait`, Spotify's stored rate limit or
+/// quota) takes the retry's place: a run never starts before it when due,
+/// nor does a retry hasten it.
+pub fn next_run(slot: i64, due: bool, retry: Option<i64>, server_wait: Option<i64>, now: i64) -> i64 {
+    match (server_wait, due) {
+        (Some(wait), true) => wait.max(now),
+        (Some(wait), false) => wait.min(slot),
+        (None, true) => now,
+        (None, false) => retry.map_or(slot, |retry| retry.min(slot)),
     }
 }
 
@@ -105,10 +135,38 @@ mod tests {
     fn freshness_window_decides_the_start() {
         let now = at("2026-01-01T12:00:00Z").timestamp();
         let twelve_hours = Duration::from_secs(12 * 3600);
-        assert!(due_at_start(None, twelve_hours, now), "never synced: sync now");
-        assert!(!due_at_start(Some(now - 3600), twelve_hours, now), "fresh: wait for the slot");
-        assert!(due_at_start(Some(now - 12 * 3600), twelve_hours, now), "exactly stale: sync now");
-        assert!(due_at_start(Some(now - 13 * 3600), twelve_hours, now));
-        assert!(!due_at_start(Some(now + 3600), twelve_hours, now), "a future success counts as fresh");
+        assert!(due_at_start(None, false, twelve_hours, now), "never synced: sync now");
+        assert!(!due_at_start(Some(now - 3600), false, twelve_hours, now), "fresh: wait for the slot");
+        assert!(due_at_start(Some(now - 12 * 3600), false, twelve_hours, now), "exactly stale: sync now");
+        assert!(due_at_start(Some(now - 13 * 3600), false, twelve_hours, now));
+        assert!(!due_at_start(Some(now + 3600), false, twelve_hours, now), "a future success counts as fresh");
+        assert!(due_at_start(Some(now - 60), true, twelve_hours, now), "a failed or interrupted last run: sync now");
+    }
+
+    #[test]
+    fn retries_back_off_from_the_first_wait_to_the_cap_with_a_fifth_of_jitter() {
+        let minute = Duration::from_secs(60);
+        let hour = Duration::from_secs(3600);
+        let minutes = |failures| retry_delay(minute, hour, failures, 0.5).as_secs() / 60;
+        let waits: Vec<u64> = (1..=9).map(minutes).collect();
+        assert_eq!(waits, vec![1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(retry_delay(minute, hour, 1, 0.0), Duration::from_secs(48));
+        assert_eq!(retry_delay(minute, hour, 1, 1.0), Duration::from_secs(72));
+        assert_eq!(retry_delay(minute, hour, 40, 1.0), Duration::from_secs(72 * 60), "no overflow past 32 doublings");
+        assert_eq!(retry_delay(minute, hour, u32::MAX, 2.0), Duration::from_secs(72 * 60), "jitter is clamped");
+        assert_eq!(retry_delay(Duration::from_millis(100), Duration::from_secs(1), 3, 0.5), Duration::from_millis(400));
+    }
+
+    #[test]
+    fn the_next_run_is_the_slot_a_retry_or_the_servers_wait() {
+        let (now, slot) = (1_000, 50_000);
+        assert_eq!(next_run(slot, false, None, None, now), slot);
+        assert_eq!(next_run(slot, true, None, None, now), now);
+        assert_eq!(next_run(slot, false, Some(2_000), None, now), 2_000, "a retry before the slot");
+        assert_eq!(next_run(slot, false, Some(90_000), None, now), slot, "the slot before a late retry");
+        assert_eq!(next_run(slot, false, Some(2_000), Some(30_000), now), 30_000, "the wait, not the retry");
+        assert_eq!(next_run(slot, true, None, Some(30_000), now), 30_000, "due, but after the wait");
+        assert_eq!(next_run(slot, false, None, Some(90_000), now), slot);
+        assert_eq!(next_run(slot, true, None, Some(500), now), now, "a wait already over");
     }
 }

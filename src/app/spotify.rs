@@ -129,12 +129,13 @@ impl App {
         if let Some(uri) = server.spotify().and_then(|app| app.redirect_uri.clone()) {
             return uri;
         }
-        format!("http://127.0.0.1:{}/spotify/callback", self.config.status.listen.port())
+        format!("http://127.0.0.1:{}/spotify/callback", self.config().status.listen.port())
     }
 
     /// Starts a flow for the server `name`.
     pub fn start_spotify_flow(&self, name: &str) -> Result<FlowStart, FlowError> {
-        let Some(server) = self.config.servers.iter().find(|server| server.name == name) else {
+        let config = self.config();
+        let Some(server) = config.server(name) else {
             return Err(FlowError::UnknownServer(name.to_string()));
         };
         let Some(app) = server.spotify() else {
@@ -167,14 +168,10 @@ impl App {
             return Err(FlowError::Denied(error));
         }
         let code = callback.code.ok_or(FlowError::MissingCode)?;
-        let server = self
-            .config
-            .servers
-            .iter()
-            .find(|server| server.name == flow.server)
-            .ok_or_else(|| FlowError::ServerGone(flow.server.clone()))?;
+        let config = self.config();
+        let server = config.server(&flow.server).ok_or_else(|| FlowError::ServerGone(flow.server.clone()))?;
         let app = server.spotify().ok_or(FlowError::NoLongerSpotify)?;
-        let accounts = Accounts::new(app, self.config.sync.timeout, &Default::default());
+        let accounts = Accounts::new(app, config.sync.timeout, &Default::default());
         let tokens = accounts
             .exchange(code, &flow.redirect_uri, flow.verifier.as_deref())
             .map_err(|(err, _)| FlowError::Exchange(err))?;

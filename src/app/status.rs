@@ -6,6 +6,7 @@
 
 use super::App;
 use super::live::Live;
+use super::reload::ReloadStatus;
 use crate::config::Config;
 use crate::model::Kind;
 use crate::store::records::{Counters, LibraryState, Pass, RunRecord};
@@ -28,6 +29,10 @@ pub struct DaemonStatus {
     pub started_at: i64,
     pub now: i64,
     pub max_concurrent_syncs: u32,
+    /// The config file the service reads (again on reload).
+    pub config: String,
+    /// The last `systemctl reload`, if there was one.
+    pub reload: Option<ReloadStatus>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -300,13 +305,13 @@ impl App {
     /// synced or interrupted, its progress and estimated time left.
     pub fn status(&self) -> Result<StatusDocument, StoreError> {
         let now = crate::sync::now_epoch();
-        let lives: BTreeMap<&str, Live> = self
-            .config
+        let config = self.config();
+        let lives: BTreeMap<&str, Live> = config
             .servers
             .iter()
             .map(|server| (server.name.as_str(), self.live(&server.name).unwrap_or_default()))
             .collect();
-        let mut servers = servers(&self.config, &self.store, |server, state, entry| {
+        let mut servers = servers(&config, &self.store, |server, state, entry| {
             if state.checkpoint.is_none() {
                 return;
             }
@@ -326,18 +331,20 @@ impl App {
             server.running = Some(RunningStatus {
                 state: condition(server, &live, paused, now),
                 paused,
-                schedule: super::schedule::for_server(&self.config, &server.name).to_string(),
+                schedule: super::schedule::for_server(&config, &server.name).to_string(),
                 live,
             });
         }
         Ok(StatusDocument {
             version: env!("CARGO_PKG_VERSION"),
-            store: self.config.store.path.display().to_string(),
+            store: config.store.path.display().to_string(),
             servers,
             daemon: Some(DaemonStatus {
                 started_at: self.started_at,
                 now,
-                max_concurrent_syncs: self.config.daemon.max_concurrent_syncs,
+                max_concurrent_syncs: config.daemon.max_concurrent_syncs,
+                config: config.path.display().to_string(),
+                reload: self.last_reload(),
             }),
         })
     }

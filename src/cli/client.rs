@@ -4,6 +4,7 @@
 //! speaks only to that API, never to a media server.
 
 use crate::app::admin_token::{self, TokenError};
+use crate::app::check::ServerCheck;
 use crate::config::Config;
 use serde::Deserialize;
 use std::io::Write;
@@ -150,18 +151,30 @@ pub fn export(config: &Config, server: Option<&str>, out: &mut dyn Write) -> Res
     }
 }
 
-/// Asks the daemon to sync a server now. Answers the daemon's message.
-pub fn request_sync(config: &Config, server: &str, full: bool) -> Result<String, ClientError> {
-    let url =
-        format!("{}/api/servers/{server}/sync{}", local_base(config.status.listen), if full { "?full=1" } else { "" });
+/// POSTs a control (`sync`, `check`, …) for a server to the daemon, with
+/// the admin token; answers the body of an answer with status `expected`.
+fn control(config: &Config, server: &str, action: &str, expected: u16) -> Result<String, ClientError> {
+    let url = format!("{}/api/servers/{server}/{action}", local_base(config.status.listen));
     let request = agent(Some(Duration::from_secs(30))).post(&url).header("Authorization", &bearer(config)?);
     let mut response = request.send_empty().map_err(unreachable(config))?;
     let status = response.status().as_u16();
     let body = response.body_mut().read_to_string().unwrap_or_default();
-    if status != 202 {
+    if status != expected {
         return Err(refused(status, &body));
     }
+    Ok(body)
+}
+
+/// Asks the daemon to sync a server now; answers the daemon's message.
+pub fn request_sync(config: &Config, server: &str, full: bool) -> Result<String, ClientError> {
+    let body = control(config, server, if full { "sync?full=1" } else { "sync" }, 202)?;
     Ok(answer(&body).and_then(|answer| answer.message).unwrap_or_else(|| "requested".into()))
+}
+
+/// Asks the daemon to check a server (a Spotify server's session is in the
+/// store the daemon holds).
+pub fn check(config: &Config, server: &str) -> Result<ServerCheck, ClientError> {
+    serde_json::from_str(&control(config, server, "check", 200)?).map_err(ClientError::BadJson)
 }
 
 #[cfg(test)]

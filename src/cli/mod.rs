@@ -1,9 +1,10 @@
 //! Command-line parsing and the one-shot commands (`sync`, `export`,
-//! `status`, `admin-token`), plus `fake-plex`, a simulated server for
-//! trying mediasync and for benchmarks. Errors carry the exit code `main`
-//! returns. While a running daemon holds the store, the commands go through
-//! `client`.
+//! `status`, `check` in `check`, `admin-token`), plus `fake-plex`, a
+//! simulated server for trying mediasync and for benchmarks. Errors carry
+//! the exit code `main` returns. While a running daemon holds the store, the
+//! commands go through `client`.
 
+mod check;
 pub mod client;
 
 use crate::config::{self, Config, ConfigError};
@@ -24,15 +25,19 @@ commands:
         stored items as JSON Lines on stdout
   status
         per server and library state, as JSON on stdout
+  check
+        each server with one request: reachable, token accepted, libraries
+        found, clock offset; a table on stdout, exit 1 on any problem
   (sync, export and status go through the daemon's local API when
-  `mediasync run` holds the store)
+  `mediasync run` holds the store; check needs it for Spotify only)
   admin-token
         print the admin token the status page's controls and the export
         need: [status] admin_token, or the one the daemon generated next to
         the store at its first start (readable by root)
   run
         the daemon: sync each server on its schedule, serve the status
-        page and API on [status] listen; stops on SIGTERM/SIGINT
+        page and API on [status] listen; reads the config again on SIGHUP,
+        stops on SIGTERM/SIGINT
   demo [--listen ADDR] [--items N]
         the daemon against built-in simulated Plex and Jellyfin servers
         (Plex's library changes every minute), fast schedules, a temporary store;
@@ -51,6 +56,8 @@ Logging: RUST_LOG=debug|info|warn|error (default info), on stderr.";
 pub enum CliError {
     Usage(String),
     Config(ConfigError),
+    /// The config at this path has no `[[server]]` (as shipped).
+    NoServers(PathBuf),
     Store(StoreError),
     Failed(String),
 }
@@ -58,7 +65,7 @@ pub enum CliError {
 impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            CliError::Usage(_) | CliError::Config(_) => 2,
+            CliError::Usage(_) | CliError::Config(_) | CliError::NoServers(_) => 2,
             CliError::Store(_) => 3,
             CliError::Failed(_) => 1,
         }
@@ -70,6 +77,11 @@ impl std::fmt::Display for CliError {
         match self {
             CliError::Usage(message) => write!(f, "{message}\n\n{USAGE}"),
             CliError::Config(err) => write!(f, "{err}"),
+            CliError::NoServers(path) => write!(
+                f,
+                "no media server is configured in {}; its [[server]] entries are commented out: remove the \"#\" in front of the lines of one and put in your server's address and token",
+                path.display()
+            ),
             CliError::Store(err) => write!(f, "{err}"),
             CliError::Failed(message) => f.write_str(message),
         }
@@ -163,6 +175,7 @@ pub fn run(args: &[String]) -> Result<i32, CliError> {
         Some("sync") => sync_command(&args),
         Some("export") => export_command(&args),
         Some("status") => status_command(&args),
+        Some("check") => check::run(&load_config(&args)?),
         Some("admin-token") => admin_token_command(&args),
         #[cfg(feature = "demo")]
         Some("fake-plex") => fake_plex_command(&args),
@@ -201,6 +214,9 @@ fn check_server(config: &Config, server: Option<&str>) -> Result<(), CliError> {
 
 fn sync_command(args: &Args) -> Result<i32, CliError> {
     let config = load_config(args)?;
+    if config.servers.is_empty() {
+        return Err(CliError::NoServers(config.path.clone()));
+    }
     check_server(&config, args.server.as_deref())?;
     let store = match Store::open(&config.store.path, config.store.cache_bytes) {
         Err(err) if err.kind() == StoreErrorKind::Locked => return sync_through_daemon(&config, args),

@@ -35,10 +35,15 @@ pub enum Problem {
     },
     AdminToken(SecretProblem),
     AdminTokenShape,
+    AdminTokenPlaceholder,
     /// A `[status] hostnames` entry that is not a bare host name or address.
     Hostname(String),
     MaxConcurrentSyncs(u32),
-    NoServers,
+    /// `retry_backoff` is zero, or `retry_backoff_max` below it.
+    RetryBackoff {
+        first: std::time::Duration,
+        max: std::time::Duration,
+    },
     NameUsedTwice(String),
     NameMissing {
         position: usize,
@@ -62,6 +67,8 @@ pub enum DurationKey {
     MaxRateLimitWait,
     Timeout,
     Freshness,
+    RetryBackoff,
+    RetryBackoffMax,
 }
 
 impl DurationKey {
@@ -72,6 +79,18 @@ impl DurationKey {
             DurationKey::MaxRateLimitWait => "max_rate_limit_wait",
             DurationKey::Timeout => "timeout",
             DurationKey::Freshness => "freshness",
+            DurationKey::RetryBackoff => "retry_backoff",
+            DurationKey::RetryBackoffMax => "retry_backoff_max",
+        }
+    }
+
+    /// The table the key belongs to.
+    fn table(self) -> &'static str {
+        match self {
+            DurationKey::FullEvery | DurationKey::RetryDelay | DurationKey::MaxRateLimitWait | DurationKey::Timeout => {
+                "sync"
+            }
+            DurationKey::Freshness | DurationKey::RetryBackoff | DurationKey::RetryBackoffMax => "daemon",
         }
     }
 }
@@ -114,13 +133,17 @@ pub enum ServerProblem {
     Secret(SecretProblem),
     TokenMissing,
     TokenShape,
+    /// The token is still the example config's.
+    TokenPlaceholder,
     PageSize(u32),
     SpotifyPageSize(u32),
     LibrariesEmpty,
     SpotifyLibraryUnknown(String),
     ClientIdMissing,
     ClientIdShape,
+    ClientIdPlaceholder,
     ClientSecretShape,
+    ClientSecretPlaceholder,
 }
 
 /// The keys of a media server that a Spotify entry must not have.
@@ -188,6 +211,8 @@ pub enum UrlProblem {
     NoHost,
     Credentials,
     Query,
+    /// A host reserved for documentation, as in the example config.
+    Placeholder,
 }
 
 #[derive(Debug)]
@@ -223,13 +248,10 @@ impl fmt::Display for Problem {
             Problem::StorePathEmpty => {
                 f.write_str("[store] path is empty; set it to a file such as /var/lib/mediasync/mediasync.redb")
             }
-            Problem::NotADuration { key: DurationKey::Freshness, text } => write!(
-                f,
-                "[daemon] freshness = \"{text}\" is not a duration; write it like \"12h\" (units: ms, s, m, h, d)"
-            ),
             Problem::NotADuration { key, text } => write!(
                 f,
-                "[sync] {} = \"{text}\" is not a duration; write it like \"90s\", \"15m\", \"12h\" or \"7d\"",
+                "[{}] {} = \"{text}\" is not a duration; write it like \"90s\", \"15m\", \"12h\" or \"7d\" (units: ms, s, m, h, d)",
+                key.table(),
                 key.name()
             ),
             Problem::DeleteShareOutOfRange(share) => write!(
@@ -244,6 +266,9 @@ impl fmt::Display for Problem {
             Problem::AdminTokenShape => f.write_str(
                 "[status] the admin token must be at least 8 characters without spaces; generate one with `openssl rand -hex 16`",
             ),
+            Problem::AdminTokenPlaceholder => f.write_str(
+                "[status] admin_token is still the example's placeholder; generate one with `openssl rand -hex 16`, or leave it out to use the generated one",
+            ),
             Problem::Hostname(name) => write!(
                 f,
                 "[status] hostnames: \"{name}\" is not a host name; write the name alone, as in \"pi.example.net\" or \"192.168.1.5\" (no scheme, port or path)"
@@ -251,7 +276,11 @@ impl fmt::Display for Problem {
             Problem::MaxConcurrentSyncs(count) => {
                 write!(f, "[daemon] max_concurrent_syncs = {count} must be between 1 and 16")
             }
-            Problem::NoServers => f.write_str("no [[server]] entries; add one (see config/mediasync.example.toml)"),
+            Problem::RetryBackoff { first, max } => write!(
+                f,
+                "[daemon] retry_backoff ({:?}) must be above zero and retry_backoff_max ({:?}) at least as long; the defaults are \"1m\" and \"1h\"",
+                first, max
+            ),
             Problem::NameUsedTwice(name) => {
                 write!(f, "[[server]] name \"{name}\" is used twice; give each server a unique name")
             }
@@ -335,6 +364,9 @@ impl fmt::Display for ServerProblem {
             ServerProblem::TokenShape => {
                 f.write_str("the token is empty or holds spaces or control characters; paste the token alone")
             }
+            ServerProblem::TokenPlaceholder => f.write_str(
+                "`token` is still the example's placeholder; put in your server's own (Plex: its X-Plex-Token; Jellyfin and Emby: an API key from Dashboard > API Keys)",
+            ),
             ServerProblem::PageSize(size) => write!(f, "page_size = {size} must be between 1 and {MAX_PAGE_SIZE}"),
             ServerProblem::SpotifyPageSize(size) => {
                 write!(f, "page_size = {size} must be between 1 and {SPOTIFY_MAX_PAGE} (Spotify's limit)")
@@ -352,8 +384,14 @@ impl fmt::Display for ServerProblem {
             ServerProblem::ClientIdShape => f.write_str(
                 "client_id must be the app's Client ID from developer.spotify.com (letters and digits)",
             ),
+            ServerProblem::ClientIdPlaceholder => f.write_str(
+                "client_id is still the example's placeholder; copy your app's Client ID from https://developer.spotify.com/dashboard",
+            ),
             ServerProblem::ClientSecretShape => f.write_str(
                 "the client secret is empty or holds spaces; paste the Client secret alone, or remove it for a PKCE app",
+            ),
+            ServerProblem::ClientSecretPlaceholder => f.write_str(
+                "the client secret is still the example's placeholder; paste your app's Client secret, or remove it for a PKCE app",
             ),
         }
     }
@@ -367,6 +405,7 @@ impl fmt::Display for UrlProblem {
             UrlProblem::NoHost => "has no host",
             UrlProblem::Credentials => "must not hold a user or password",
             UrlProblem::Query => "must not hold a query string (put the token in `token`)",
+            UrlProblem::Placeholder => "is the example's placeholder (an address reserved for documentation)",
         })
     }
 }

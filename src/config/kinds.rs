@@ -4,6 +4,7 @@
 //! refused with what to do instead, never ignored.
 
 use super::error::{MediaServerKey, Problem, SecretProblem, ServerProblem, UrlKey};
+use super::placeholders::{is_placeholder_client_id, is_placeholder_secret};
 use super::raw::RawServer;
 use super::server::{
     Backend, Flavor, JellyfinConfig, Login, PlexConfig, SPOTIFY_ACCOUNTS_URL, SPOTIFY_API_URL, SPOTIFY_LIBRARIES,
@@ -135,6 +136,9 @@ fn url_and_token(raw: &mut RawServer) -> Result<(String, String), ServerProblem>
     if !is_header_safe(&token) {
         return Err(ServerProblem::TokenShape);
     }
+    if is_placeholder_secret(&token) {
+        return Err(ServerProblem::TokenPlaceholder);
+    }
     Ok((url, token))
 }
 
@@ -155,6 +159,7 @@ fn spotify(raw: &mut RawServer) -> Result<SpotifyConfig, ServerProblem> {
         }
     }
     let client_id = match raw.client_id.take().map(|id| id.trim().to_string()) {
+        Some(id) if is_placeholder_client_id(&id) => return Err(ServerProblem::ClientIdPlaceholder),
         Some(id) if !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()) => id,
         Some(_) => return Err(ServerProblem::ClientIdShape),
         None => return Err(ServerProblem::ClientIdMissing),
@@ -163,6 +168,9 @@ fn spotify(raw: &mut RawServer) -> Result<SpotifyConfig, ServerProblem> {
         .map_err(ServerProblem::Secret)?;
     if client_secret.as_deref().is_some_and(|secret| !is_header_safe(secret)) {
         return Err(ServerProblem::ClientSecretShape);
+    }
+    if client_secret.as_deref().is_some_and(is_placeholder_secret) {
+        return Err(ServerProblem::ClientSecretPlaceholder);
     }
     let endpoint = |key: UrlKey, value: Option<String>, default: &str| match value {
         None => Ok(default.to_string()),

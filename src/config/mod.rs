@@ -6,6 +6,7 @@
 
 mod error;
 mod kinds;
+mod placeholders;
 mod raw;
 mod server;
 #[cfg(test)]
@@ -38,6 +39,13 @@ pub struct Config {
     pub servers: Vec<ServerConfig>,
     pub status: StatusConfig,
     pub daemon: DaemonConfig,
+}
+
+impl Config {
+    /// The configured server of that name.
+    pub fn server(&self, name: &str) -> Option<&ServerConfig> {
+        self.servers.iter().find(|server| server.name == name)
+    }
 }
 
 /// `[status]`: where the status page and API listen, the token the
@@ -79,6 +87,11 @@ pub struct DaemonConfig {
     /// Sync at start when the last success is older than this; `None`: the
     /// server's schedule interval.
     pub freshness: Option<Duration>,
+    /// The wait before retrying a server whose run failed, doubled after
+    /// every further failure up to `retry_backoff_max` (and jittered), apart
+    /// from the schedule.
+    pub retry_backoff: Duration,
+    pub retry_backoff_max: Duration,
     /// Explicit `schedule` per server name; servers without one get a
     /// staggered default (`app::schedule::default_for`).
     pub schedules: std::collections::BTreeMap<String, cron::Schedule>,
@@ -86,7 +99,13 @@ pub struct DaemonConfig {
 
 impl Default for DaemonConfig {
     fn default() -> DaemonConfig {
-        DaemonConfig { max_concurrent_syncs: 1, freshness: None, schedules: Default::default() }
+        DaemonConfig {
+            max_concurrent_syncs: 1,
+            freshness: None,
+            retry_backoff: Duration::from_secs(60),
+            retry_backoff_max: Duration::from_secs(3600),
+            schedules: Default::default(),
+        }
     }
 }
 

@@ -53,6 +53,8 @@ pub struct RawStatus {
 pub struct RawDaemon {
     pub max_concurrent_syncs: Option<u32>,
     pub freshness: Option<String>,
+    pub retry_backoff: Option<String>,
+    pub retry_backoff_max: Option<String>,
 }
 
 #[derive(Deserialize)]

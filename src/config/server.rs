@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ServerConfig {
     pub name: String,
     /// The libraries to sync, by title or id; `None`: every library.
@@ -15,7 +15,7 @@ pub struct ServerConfig {
 }
 
 /// A server's own keys, by kind. `source::build` maps each to its backend.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Backend {
     Plex(PlexConfig),
     /// Jellyfin or Emby (`Flavor`): one API, one set of keys.
@@ -81,7 +81,7 @@ impl ServerConfig {
 
 /// A Plex Media Server: its URL, the token sent with every request, and
 /// whether to listen to its notifications.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub struct PlexConfig {
     pub url: String,
     pub token: String,
@@ -105,7 +105,7 @@ impl Flavor {
 }
 
 /// A Jellyfin or Emby server: its URL, API key, and whose views to sync.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub struct JellyfinConfig {
     pub flavor: Flavor,
     pub url: String,
@@ -121,7 +121,7 @@ pub struct JellyfinConfig {
 
 /// A user to sign in as for the notification socket; the password comes
 /// from `password_file` only. `Debug` redacts it.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub struct Login {
     pub user: String,
     pub password: String,
@@ -136,7 +136,7 @@ impl fmt::Debug for Login {
 /// A Spotify account, through an app. `client_secret` is `None` for a PKCE
 /// app. No token: the user connects from the status page and the tokens
 /// live in the store.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub struct SpotifyConfig {
     /// The Web API (`SPOTIFY_API_URL` unless `api_url` is set).
     pub api_url: String,

@@ -26,22 +26,112 @@ url = "http://127.0.0.1:32400/"
 token = "abc"
 "#;
 
-#[test]
-fn example_config_parses() {
+fn example_text() -> (std::path::PathBuf, String) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/mediasync.example.toml");
     let text = std::fs::read_to_string(&path).unwrap();
-    // The example points token_file nowhere; it uses an inline token.
+    (path, text)
+}
+
+/// The example with its server entries uncommented, as its own comment says:
+/// the single "#" at the start of their lines removed ("##" lines stay
+/// comments, and "# " lines are the file's own comments).
+fn uncommented(text: &str) -> String {
+    text.lines()
+        .map(|line| match line.strip_prefix('#') {
+            Some(rest) if !rest.starts_with(' ') && !rest.is_empty() => rest,
+            _ => line,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_shipped_example_parses_with_no_server() {
+    let (path, text) = example_text();
     let config = parse(&text, &path).unwrap();
-    assert_eq!(config.servers[0].name, "living-room");
-    assert_eq!(config.servers[0].page_size, DEFAULT_PAGE_SIZE);
+    assert!(config.servers.is_empty(), "the packaged config must not sync anything unedited: {:?}", config.servers);
     assert_eq!(config.sync.full_every, Duration::from_secs(7 * 86_400));
+    assert_eq!(config.status.listen.to_string(), DEFAULT_LISTEN);
+    assert_eq!(config.daemon.retry_backoff, Duration::from_secs(60));
+    assert_eq!(config.daemon.retry_backoff_max, Duration::from_secs(3600));
+}
+
+#[test]
+fn the_examples_servers_uncommented_are_refused_until_their_placeholders_are_edited() {
+    let (path, text) = example_text();
+    let servers = uncommented(&text);
+    let error = parse(&servers, &path).unwrap_err().to_string();
+    assert!(error.contains("\"living-room\"") && error.contains("url = \"http://192.0.2.10:32400\""), "{error}");
+    assert!(error.contains("placeholder"), "{error}");
+    // One placeholder after another, each refused by name.
+    let real_addresses = servers
+        .replace("192.0.2.10", "192.168.1.10")
+        .replace("192.0.2.11", "192.168.1.11")
+        .replace("192.0.2.12", "192.168.1.12");
+    let error = parse(&real_addresses, &path).unwrap_err().to_string();
+    assert!(
+        error.contains("\"living-room\"") && error.contains("`token` is still the example's placeholder"),
+        "{error}"
+    );
+    let real_tokens = real_addresses
+        .replace("your-plex-token", "Pq7xY2kLmN3vB8cD9eFg")
+        .replace("your-jellyfin-api-key", "0f1e2d3c4b5a69788796a5b4c3d2e1f0")
+        .replace("your-emby-api-key", "a1b2c3d4e5f60718293a4b5c6d7e8f90");
+    let error = parse(&real_tokens, &path).unwrap_err().to_string();
+    assert!(error.contains("\"spotify\"") && error.contains("client_id is still the example's placeholder"), "{error}");
+    let edited = real_tokens.replace("0123456789abcdef0123456789abcdef", "9f8e7d6c5b4a39281706f5e4d3c2b1a0");
+    let config = parse(&edited, &path).unwrap();
     let kinds: Vec<ServerKind> = config.servers.iter().map(|server| server.kind()).collect();
     assert_eq!(kinds, vec![ServerKind::Plex, ServerKind::Jellyfin, ServerKind::Emby, ServerKind::Spotify]);
+    assert_eq!(config.servers[0].name, "living-room");
+    assert_eq!(config.servers[0].url(), "http://192.168.1.10:32400");
+    assert_eq!(config.servers[0].page_size, DEFAULT_PAGE_SIZE);
     assert_eq!(user_of(&config.servers[2]).as_deref(), Some("alice"));
     let spotify = &config.servers[3];
     assert_eq!((spotify.url(), spotify.page_size), (SPOTIFY_API_URL, SPOTIFY_MAX_PAGE));
     let app = spotify.spotify().unwrap();
     assert_eq!((app.accounts_url.as_str(), app.client_secret.as_deref()), (SPOTIFY_ACCOUNTS_URL, None));
+    // Nothing else in the file is a placeholder left for later.
+    assert!(config.daemon.schedules.is_empty() && config.status.admin_token.is_none());
+}
+
+#[test]
+fn placeholders_are_refused_wherever_they_are_put() {
+    for (text, wanted) in [
+        (GOOD.replace("\"abc\"", "\"your-plex-token\""), "`token` is still the example's placeholder"),
+        (
+            GOOD.replace("127.0.0.1:32400", "nas.example:32400"),
+            "url = \"http://nas.example:32400/\" is the example's placeholder",
+        ),
+        (GOOD.replace("127.0.0.1:32400", "[2001:db8::5]:8096"), "is the example's placeholder"),
+        (
+            format!("{GOOD}[status]\nadmin_token = \"change-me-to-a-long-random-string\"\n"),
+            "[status] admin_token is still",
+        ),
+    ] {
+        let error = error_of(&text);
+        assert!(error.contains(wanted), "{error}");
+    }
+    let spotify = "[store]\npath = \"/tmp/x.redb\"\n[[server]]\nname = \"s\"\nkind = \"spotify\"\nclient_id = \"abc\"\nclient_secret = \"your-client-secret\"\n";
+    assert!(error_of(spotify).contains("client secret is still the example's placeholder"), "{}", error_of(spotify));
+}
+
+#[test]
+fn retry_backoff_keys() {
+    let config =
+        parse_str(&format!("{GOOD}[daemon]\nretry_backoff = \"200ms\"\nretry_backoff_max = \"2s\"\n")).unwrap();
+    assert_eq!(
+        (config.daemon.retry_backoff, config.daemon.retry_backoff_max),
+        (Duration::from_millis(200), Duration::from_secs(2))
+    );
+    for (keys, wanted) in [
+        ("retry_backoff = \"0s\"\n", "retry_backoff"),
+        ("retry_backoff = \"2h\"\n", "retry_backoff_max"),
+        ("retry_backoff_max = \"soon\"\n", "[daemon] retry_backoff_max = \"soon\" is not a duration"),
+    ] {
+        let error = error_of(&format!("{GOOD}[daemon]\n{keys}"));
+        assert!(error.contains(wanted), "{keys}: {error}");
+    }
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! refused value is the error.
 
 use super::error::{ConfigError, DurationKey, Problem, ServerProblem};
+use super::placeholders::is_placeholder_secret;
 use super::raw::{RawConfig, RawDaemon, RawServer, RawStatus, RawStore, RawSync};
 use super::values::{is_header_safe, parse_duration, parse_hostname, parse_schedule, secret};
 use super::{
@@ -71,13 +72,17 @@ fn status(raw: RawStatus) -> Result<StatusConfig, Problem> {
     if admin_token.as_deref().is_some_and(|token| token.len() < 8 || !is_header_safe(token)) {
         return Err(Problem::AdminTokenShape);
     }
+    if admin_token.as_deref().is_some_and(is_placeholder_secret) {
+        return Err(Problem::AdminTokenPlaceholder);
+    }
     let hostnames =
         raw.hostnames.unwrap_or_default().iter().map(|name| parse_hostname(name)).collect::<Result<_, _>>()?;
     Ok(StatusConfig { listen, admin_token, hostnames })
 }
 
 fn daemon(raw: RawDaemon) -> Result<DaemonConfig, Problem> {
-    let max_concurrent_syncs = raw.max_concurrent_syncs.unwrap_or(1);
+    let defaults = DaemonConfig::default();
+    let max_concurrent_syncs = raw.max_concurrent_syncs.unwrap_or(defaults.max_concurrent_syncs);
     if !(1..=16).contains(&max_concurrent_syncs) {
         return Err(Problem::MaxConcurrentSyncs(max_concurrent_syncs));
     }
@@ -85,10 +90,16 @@ fn daemon(raw: RawDaemon) -> Result<DaemonConfig, Problem> {
         Some(text) => Some(parse_duration(&text).ok_or(Problem::NotADuration { key: DurationKey::Freshness, text })?),
         None => None,
     };
-    Ok(DaemonConfig { max_concurrent_syncs, freshness, schedules: BTreeMap::new() })
+    let retry_backoff = duration(DurationKey::RetryBackoff, raw.retry_backoff, defaults.retry_backoff)?;
+    let retry_backoff_max = duration(DurationKey::RetryBackoffMax, raw.retry_backoff_max, defaults.retry_backoff_max)?;
+    if retry_backoff.is_zero() || retry_backoff_max < retry_backoff {
+        return Err(Problem::RetryBackoff { first: retry_backoff, max: retry_backoff_max });
+    }
+    Ok(DaemonConfig { max_concurrent_syncs, freshness, retry_backoff, retry_backoff_max, schedules: BTreeMap::new() })
 }
 
-/// The servers in file order; each explicit `schedule` goes into `schedules`.
+/// The servers in file order (none is fine: the daemon then waits for a
+/// reload that adds one); each explicit `schedule` goes into `schedules`.
 fn servers(
     raw: Vec<RawServer>,
     schedules: &mut BTreeMap<String, cron::Schedule>,
@@ -110,9 +121,6 @@ fn servers(
             return Err(Problem::NameUsedTwice(server.name));
         }
         servers.push(server);
-    }
-    if servers.is_empty() {
-        return Err(Problem::NoServers);
     }
     Ok(servers)
 }

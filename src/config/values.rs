@@ -4,6 +4,7 @@
 //! the caller adds which key held it.
 
 use super::error::{Problem, ScheduleProblem, SecretProblem, UrlProblem};
+use super::placeholders::is_documentation_host;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -35,7 +36,8 @@ pub fn parse_schedule(text: &str) -> Result<cron::Schedule, ScheduleProblem> {
     Ok(schedule)
 }
 
-/// Checks a server URL and returns it without a trailing slash.
+/// Checks a server URL and returns it without a trailing slash. A host
+/// reserved for documentation (the example config's) is refused.
 pub fn parse_url(url: &str) -> Result<String, UrlProblem> {
     let uri: ureq::http::Uri = url.parse().map_err(UrlProblem::Unparsable)?;
     match uri.scheme_str() {
@@ -50,6 +52,9 @@ pub fn parse_url(url: &str) -> Result<String, UrlProblem> {
     }
     if authority.as_str().contains('@') {
         return Err(UrlProblem::Credentials);
+    }
+    if is_documentation_host(authority.host()) {
+        return Err(UrlProblem::Placeholder);
     }
     if uri.query().is_some() {
         return Err(UrlProblem::Query);

@@ -1,9 +1,11 @@
 //! `mediasync run`: the long-running service's runtime. A tokio runtime
 //! drives one scheduler task per server (`scheduler`), a notification
 //! listener thread per server that has one (`push`), the status server
-//! (`web`), SIGTERM/SIGINT and shutdown, and tells systemd READY and feeds
-//! its watchdog (`notify`). The state the controls change and the status
-//! shows is the application's (`app::App`); this module only drives it.
+//! (`web`), SIGHUP (the config read again: `App::reload`, and schedulers and
+//! listeners started for servers it adds), SIGTERM/SIGINT and shutdown, and
+//! tells systemd READY and feeds its watchdog (`notify`). The state the
+//! controls change and the status shows is the application's (`app::App`);
+//! this module only drives it.
 
 pub mod notify;
 mod push;
@@ -115,29 +117,34 @@ fn close(app: Arc<App>) {
 }
 
 async fn serve(app: Arc<App>) -> Result<(), DaemonError> {
-    let listen = app.config.status.listen;
+    let listen = app.config().status.listen;
     let listener = std::net::TcpListener::bind(listen).map_err(|err| DaemonError::Listen(listen, err))?;
-    let access = crate::web::access::Access::from_config(&app.config).map_err(DaemonError::AdminToken)?;
+    let config = app.config();
+    let access = crate::web::access::Access::from_config(&config).map_err(DaemonError::AdminToken)?;
     let runtime = tokio::runtime::Handle::current();
     let mut web = crate::web::start(Arc::clone(&app), access, listener, &runtime).map_err(DaemonError::StatusServer)?;
     log::info!(
         "mediasync {} running: {} servers, status page on http://{}/",
         env!("CARGO_PKG_VERSION"),
-        app.config.servers.len(),
+        config.servers.len(),
         web.address()
     );
-    if app.config.status.admin_token.is_none() {
+    if config.status.admin_token.is_none() {
         log::info!(
             "the controls' admin token is kept in {}; `mediasync admin-token` prints it",
-            crate::app::admin_token::path(&app.config).display()
+            crate::app::admin_token::path(&config).display()
         );
     }
-    let semaphore = Arc::new(tokio::sync::Semaphore::new(app.config.daemon.max_concurrent_syncs as usize));
-    let mut tasks = Vec::new();
-    for server in &app.config.servers {
-        tasks.push(tokio::spawn(scheduler::server_loop(Arc::clone(&app), server.name.clone(), Arc::clone(&semaphore))));
+    if config.servers.is_empty() {
+        log::warn!(
+            "no media server is configured in {}: nothing to sync; add a [[server]] entry (the file lists examples), then `systemctl reload mediasync`",
+            config.path.display()
+        );
     }
-    push::start(&app);
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(config.daemon.max_concurrent_syncs as usize));
+    let schedule = |name: String| tokio::spawn(scheduler::server_loop(Arc::clone(&app), name, Arc::clone(&semaphore)));
+    let mut tasks: Vec<_> = config.servers.iter().map(|server| schedule(server.name.clone())).collect();
+    push::start(&app, &config.servers.iter().map(|server| server.name.clone()).collect::<Vec<_>>());
     notify::notify("READY=1");
 
     let watchdog_every = notify::watchdog_interval();
@@ -145,11 +152,20 @@ async fn serve(app: Arc<App>) -> Result<(), DaemonError> {
         .map_err(|err| DaemonError::Signal("SIGTERM", err))?;
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .map_err(|err| DaemonError::Signal("SIGINT", err))?;
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|err| DaemonError::Signal("SIGHUP", err))?;
     let mut tick = tokio::time::interval(watchdog_every.unwrap_or(Duration::from_secs(3600)));
     loop {
         tokio::select! {
             _ = terminate.recv() => { log::info!("SIGTERM: stopping"); break; }
             _ = interrupt.recv() => { log::info!("SIGINT: stopping"); break; }
+            _ = hangup.recv() => {
+                let path = app.config().path.clone();
+                log::info!("SIGHUP: reading the config {} again", path.display());
+                let added = app.reload(crate::config::load(&path));
+                push::start(&app, &added);
+                tasks.extend(added.into_iter().map(schedule));
+            }
             _ = tick.tick() => {
                 // Fed only while every scheduler task and the status server live;
                 // otherwise systemd restarts a daemon that stopped working.

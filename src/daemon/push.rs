@@ -10,8 +10,11 @@ use crate::config::Backend;
 use crate::push::{self, Protocol};
 use std::sync::Arc;
 
-pub(super) fn start(app: &Arc<App>) {
-    for server in app.config.servers.iter().filter(|server| server.notifications()) {
+/// Starts the listeners of the servers named that listen (at the start, and
+/// for servers a reload adds).
+pub(super) fn start(app: &Arc<App>, names: &[String]) {
+    let config = app.config();
+    for server in names.iter().filter_map(|name| config.server(name)).filter(|server| server.notifications()) {
         let protocol = match server.backend {
             Backend::Plex(_) => Protocol::Plex,
             Backend::Jellyfin(_) => Protocol::MediaBrowser,

@@ -1,15 +1,21 @@
-//! One task per server: sleep until its slot (at most 30 s at a time, so a
-//! wall clock set late moves the schedule), a requested sync, the end of a
-//! wait the server asked for or the debounce of the server's notices; take a permit of the `max_concurrent_syncs`
-//! semaphore; sync on a blocking thread. A server's syncs run one after
-//! another, so one server never syncs twice at once.
+//! One task per server for the service's whole life: sleep until the next
+//! run (the schedule's slot, the retry after a failed run, the end of a
+//! wait the server asked for, the debounce of the server's notices) or a
+//! request, at most 30 s at a time so a
+//! wall clock set late moves the schedule; take a permit of the
+//! `max_concurrent_syncs` semaphore; sync on a blocking thread. A server's
+//! syncs run one after another, so one server never syncs twice at once.
+//! The task plans afresh (and checks the server) at start and whenever a
+//! reload changes the server's entry or schedule, and idles while a reload
+//! has removed the server.
 
-use crate::app::push::Plan;
+use crate::app::push::Plan as PushPlan;
 use crate::app::schedule;
-use crate::app::{App, RunOutcome, ServerSlot};
+use crate::app::{App, Retry, RunOutcome, ServerSlot};
+use crate::config::{Config, ServerConfig};
 use crate::source::Stop;
 use crate::sync;
-use chrono::{Local, TimeZone};
+use chrono::Local;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,85 +24,114 @@ use std::time::Duration;
 /// boot) moves the schedule within a minute.
 const MAX_SLEEP: Duration = Duration::from_secs(30);
 
-/// One server's scheduler: wait for the slot (or a request), take a sync
-/// permit, sync on a blocking thread, repeat.
+/// What decides the next run besides the schedule's slot.
+#[derive(Default)]
+struct Plan {
+    /// Run at once: the server is new to the scheduler (start, reload) and
+    /// its last run did not finish or its last success is stale.
+    due: bool,
+    /// Failed runs in a row.
+    failures: u32,
+    /// The retry after the last failed run: when (epoch milliseconds), and why.
+    retry: Option<(i64, String)>,
+}
+
+impl Plan {
+    /// What the status shows of the retry.
+    fn shown_retry(&self) -> Option<Retry> {
+        self.retry.as_ref().map(|(at, reason)| Retry {
+            at: at.saturating_add(999) / 1000,
+            failures: self.failures,
+            reason: reason.clone(),
+        })
+    }
+
+    /// Takes a run's end into account. A failed run is retried apart from
+    /// the schedule, with a growing wait; while the server asked to wait
+    /// (a stored rate limit), that wait decides instead.
+    fn after_run(&mut self, failure: Option<String>, server_waits: bool, config: &Config) {
+        let Some(reason) = failure else {
+            self.failures = 0;
+            return;
+        };
+        if server_waits {
+            return;
+        }
+        self.failures = self.failures.saturating_add(1);
+        let daemon = &config.daemon;
+        let wait = schedule::retry_delay(daemon.retry_backoff, daemon.retry_backoff_max, self.failures, jitter());
+        let at = now_ms().saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
+        self.retry = Some((at, reason));
+    }
+}
+
+/// How a wait for the next run ended.
+enum Woke {
+    /// The next run is due.
+    Due,
+    /// A sync was requested (`Some(true)`: of whole libraries).
+    Requested(bool),
+    /// The server's notices' work is due (`app::push`).
+    Pushed,
+    /// Something else changed (a reload, pause, resume, shutdown): plan again.
+    Changed,
+}
+
+/// One server's scheduler; returns when the service stops.
 pub(super) async fn server_loop(app: Arc<App>, name: String, semaphore: Arc<tokio::sync::Semaphore>) {
     let Some(slot) = app.server(&name) else {
         log::error!("{name}: not a configured server; not scheduling it");
         return;
     };
-    let schedule = schedule::for_server(&app.config, &name);
-    let freshness = app.config.daemon.freshness.unwrap_or_else(|| schedule::interval(&schedule, &Local::now()));
-    let last_success = {
-        let app = Arc::clone(&app);
-        let name = name.clone();
-        tokio::task::spawn_blocking(move || app.store.server_state(&name).map(|state| state.last_success_at))
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .flatten()
-    };
-    let mut due = schedule::due_at_start(last_success, freshness, sync::now_epoch());
-    if !due {
-        log::info!("{name}: last success is recent; waiting for the next slot");
-    }
-    // A server told to wait (Spotify's Retry-After or spent daily quota,
-    // stored with the session) runs again as soon as the wait is over,
-    // rather than hammering it on schedule or waiting for the next slot.
-    let mut resume = waiting_until(&app, &name).await;
-    loop {
-        if app.stopping() {
-            return;
-        }
-        let next = match resume.take() {
-            Some(at) => {
-                let at = Local.timestamp_opt(at, 0).single().unwrap_or_else(Local::now);
-                if due { at } else { at.min(next_slot(&schedule)) }
+    // The server's entry and schedule the plan was made for.
+    let mut planned_for: Option<(ServerConfig, String)> = None;
+    let mut plan = Plan::default();
+    // A success after a failed check: checked again once the status shows
+    // the success's plan (no stale retry while the check's request runs).
+    let mut recheck = false;
+    while !app.stopping() {
+        let config = app.config();
+        let Some(server) = config.server(&name).cloned() else {
+            if planned_for.take().is_some() {
+                log::info!("{name}: no longer in the config; not scheduled");
             }
-            None if due => Local::now(),
-            None => next_slot(&schedule),
-        };
-        if due {
-            // The wait, not the freshness rule, decides when it runs.
-            due = next <= Local::now();
-        }
-        slot.set_next_run_at(next.timestamp());
-        let mut fired = due;
-        let mut pushed = false;
-        while !fired && !app.stopping() {
-            let wait = next.signed_duration_since(Local::now()).to_std().unwrap_or(Duration::ZERO);
-            if wait.is_zero() {
-                fired = true;
-                break;
-            }
-            // Notices' work, when some is pending, is due at its debounce.
-            let push_due = slot.push_due().map(tokio::time::Instant::from_std);
-            tokio::select! {
-                _ = tokio::time::sleep(wait.min(MAX_SLEEP)) => {}
-                _ = slot.woken() => {
-                    if slot.is_requested() {
-                        break;
-                    }
-                }
-                _ = sleep_until(push_due) => {
-                    pushed = true;
-                    break;
-                }
-            }
-        }
-        due = false;
-        if app.stopping() {
-            return;
-        }
-        let requested = slot.take_request();
-        if requested.is_none() && !fired && !pushed {
+            slot.set_next_run(None, None);
+            slot.woken().await;
             continue;
+        };
+        let schedule = schedule::for_server(&config, &name);
+        let arrangement = (server, schedule.to_string());
+        if planned_for.as_ref() != Some(&arrangement) {
+            plan = Plan { due: due_at_start(&app, &name, &config, &schedule).await, ..Plan::default() };
+            planned_for = Some(arrangement);
+            check(&app, &name).await;
+            recheck = false;
+        }
+        let server_wait = waiting_until(&app, &name).await.map(|at| at.saturating_mul(1000));
+        let slot_at = schedule::next_after(&schedule, &Local::now()).map_or(i64::MAX, |at| at.timestamp_millis());
+        let next = schedule::next_run(slot_at, plan.due, plan.retry.as_ref().map(|(at, _)| *at), server_wait, now_ms());
+        slot.set_next_run(Some(next.saturating_add(999) / 1000), plan.shown_retry());
+        if std::mem::take(&mut recheck) {
+            check(&app, &name).await;
+        }
+        let run = match wait_for_run(&app, &slot, next).await {
+            Woke::Changed => continue,
+            Woke::Due => Run::Scheduled { full: slot.take_request().unwrap_or(false) },
+            Woke::Requested(full) => Run::Scheduled { full },
+            Woke::Pushed => Run::Pushed,
+        };
+        // A scheduled run consumes the start and the retry; a failure plans
+        // the next retry. Notices' runs leave them: they sync only what the
+        // notices named.
+        if let Run::Scheduled { .. } = run {
+            plan.due = false;
+            plan.retry = None;
         }
         if is_paused(&app, &name).await {
             // A paused server syncs nothing, its notices' work included
             // (the first run after the resume catches up).
             slot.take_push_work();
-            log::info!("{name}: paused; skipping this slot");
+            log::info!("{name}: paused; skipping this run");
             continue;
         }
         slot.set_queued(true);
@@ -115,27 +150,118 @@ pub(super) async fn server_loop(app: Arc<App>, name: String, semaphore: Arc<toki
         }
         // A scheduled or requested run covers whatever notices asked for.
         let work = slot.take_push_work();
-        let run = if fired || requested.is_some() {
-            Run::Scheduled { full: requested.unwrap_or(false) }
-        } else {
-            Run::Pushed(work.plan())
+        let failure = match run {
+            Run::Scheduled { full } => run_once(&app, &slot, &name, RunOf::Schedule { full }).await,
+            Run::Pushed => {
+                run_once(&app, &slot, &name, RunOf::Notices(work.plan())).await;
+                continue;
+            }
         };
-        run_once(&app, slot, &name, run).await;
         drop(permit);
-        resume = waiting_until(&app, &name).await;
-        if let Some(at) = resume {
-            log::info!(
-                "{name}: the server asked to wait; the next run starts at {}",
-                Local
-                    .timestamp_opt(at, 0)
-                    .single()
-                    .map_or_else(|| at.to_string(), |time| time.format("%Y-%m-%d %H:%M:%S").to_string())
-            );
+        let server_wait = waiting_until(&app, &name).await;
+        if let (Some(_), Some(at)) = (&failure, server_wait) {
+            log::info!("{name}: the server asked to wait; the next run starts at {}", local_time(at));
+        }
+        recheck = failure.is_none() && slot.live().check.is_some_and(|check| !check.ok());
+        plan.after_run(failure, server_wait.is_some(), &app.config());
+        if let Some((at, reason)) = &plan.retry {
+            log::warn!("{name}: retry {} at {} after: {reason}", plan.failures, local_time(at / 1000));
         }
     }
 }
 
-/// The end of a stored wait the server asked for, if one is running.
+/// Whether the server syncs at once: see `schedule::due_at_start`.
+async fn due_at_start(app: &Arc<App>, name: &str, config: &Config, schedule: &cron::Schedule) -> bool {
+    let freshness = config.daemon.freshness.unwrap_or_else(|| schedule::interval(schedule, &Local::now()));
+    let (last_success, unfinished) = {
+        let app = Arc::clone(app);
+        let name = name.to_string();
+        tokio::task::spawn_blocking(move || {
+            let state = app.store.server_state(&name)?;
+            let interrupted = app
+                .store
+                .libraries()?
+                .iter()
+                .any(|(_, library)| library.server == name && library.checkpoint.is_some());
+            Ok::<_, crate::store::StoreError>((state.last_success_at, state.last_error.is_some() || interrupted))
+        })
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or((None, false))
+    };
+    let due = schedule::due_at_start(last_success, unfinished, freshness, sync::now_epoch());
+    match (due, unfinished) {
+        (false, _) => log::info!("{name}: last success is recent; waiting for the next slot"),
+        (true, true) => log::info!("{name}: the last run failed or was interrupted; syncing now"),
+        (true, false) => {}
+    }
+    due
+}
+
+/// Checks the server (one request) and shows the result on the page.
+async fn check(app: &Arc<App>, name: &str) {
+    let app = Arc::clone(app);
+    let name = name.to_string();
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Err(err) = app.check(&name) {
+            log::info!("{name}: not checked: {err}");
+        }
+    })
+    .await;
+}
+
+/// Which run the wait ended for.
+enum Run {
+    /// The schedule's, a retry, or one asked for (`full`: whole libraries).
+    Scheduled { full: bool },
+    /// What the server's notices asked for.
+    Pushed,
+}
+
+/// What `run_once` syncs.
+enum RunOf {
+    Schedule { full: bool },
+    Notices(PushPlan),
+}
+
+/// Sleeps until `at` (epoch milliseconds), a wake-up or the debounce of
+/// the server's notices.
+async fn wait_for_run(app: &App, slot: &ServerSlot, at: i64) -> Woke {
+    loop {
+        if app.stopping() {
+            return Woke::Changed;
+        }
+        if let Some(full) = slot.take_request() {
+            return Woke::Requested(full);
+        }
+        let wait = u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0);
+        if wait == 0 {
+            return Woke::Due;
+        }
+        let push_due = slot.push_due().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(wait).min(MAX_SLEEP)) => {}
+            // A notice wakes the task too: planning again sees its debounce.
+            _ = slot.woken() => {
+                if !slot.is_requested() {
+                    return Woke::Changed;
+                }
+            }
+            _ = sleep_until(push_due) => return Woke::Pushed,
+        }
+    }
+}
+
+/// Resolves at `at`, or never.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The end of a stored wait the server asked for (epoch seconds), if one is running.
 async fn waiting_until(app: &Arc<App>, name: &str) -> Option<i64> {
     let app = Arc::clone(app);
     let name = name.to_string();
@@ -164,31 +290,34 @@ async fn wait_for_stop(app: &App) {
     }
 }
 
-fn next_slot(schedule: &cron::Schedule) -> chrono::DateTime<Local> {
-    schedule::next_after(schedule, &Local::now())
-        .unwrap_or_else(|| Local.timestamp_opt(i64::MAX / 1_000_000, 0).single().unwrap_or_else(Local::now))
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
-/// What a run syncs.
-enum Run {
-    /// The schedule's run (or one asked for: `full` walks everything).
-    Scheduled { full: bool },
-    /// What the server's notices asked for.
-    Pushed(Plan),
+fn local_time(epoch_seconds: i64) -> String {
+    use chrono::TimeZone;
+    Local
+        .timestamp_opt(epoch_seconds, 0)
+        .single()
+        .map_or_else(|| epoch_seconds.to_string(), |time| time.format("%Y-%m-%d %H:%M:%S").to_string())
 }
 
-/// Resolves at `at`, or never.
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
+/// A random number from 0 to 1 for a retry's jitter; the middle if the
+/// system has no randomness to give.
+fn jitter() -> f64 {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 4];
+    match ring::rand::SystemRandom::new().fill(&mut bytes) {
+        Ok(()) => f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX),
+        Err(_) => 0.5,
     }
 }
 
-async fn run_once(app: &Arc<App>, slot: &ServerSlot, name: &str, run: Run) {
-    let full = matches!(run, Run::Scheduled { full: true });
+/// Syncs the server once; answers why it failed, if it did.
+async fn run_once(app: &Arc<App>, slot: &ServerSlot, name: &str, run: RunOf) -> Option<String> {
+    let full = matches!(run, RunOf::Schedule { full: true });
     let stop = Arc::new(Stop::new());
-    // A reset in progress finishes before the sync starts.
+    // A reset or a check in progress finishes before the sync starts.
     while !slot.try_begin_run(full, sync::now_epoch(), &stop) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -200,8 +329,8 @@ async fn run_once(app: &Arc<App>, slot: &ServerSlot, name: &str, run: Run) {
         let app = Arc::clone(app);
         let name = name.to_string();
         tokio::task::spawn_blocking(move || match &run {
-            Run::Scheduled { full } => app.sync_server(&name, *full, &stop),
-            Run::Pushed(plan) => {
+            RunOf::Schedule { full } => app.sync_server(&name, *full, &stop),
+            RunOf::Notices(plan) => {
                 log::info!("{name}: syncing what the server's notifications named ({plan:?})");
                 app.sync_pushed(&name, plan, &stop)
             }
@@ -212,18 +341,22 @@ async fn run_once(app: &Arc<App>, slot: &ServerSlot, name: &str, run: Run) {
     match report {
         Ok(Ok(report)) => {
             slot.end_run(RunOutcome::Finished { requests: report.requests, ok: report.ok() }, seconds);
-            match &report.error {
+            let failure = report.first_error().map(str::to_string);
+            match &failure {
                 Some(error) => log::warn!("{name}: FAILED: {error} (requests={})", report.requests),
                 None => log::info!("{name}: done (requests={})", report.requests),
             }
+            failure
         }
         Ok(Err(err)) => {
             slot.end_run(RunOutcome::Aborted, seconds);
             log::error!("{name}: {err}");
+            Some(err.to_string())
         }
         Err(err) => {
             slot.end_run(RunOutcome::Aborted, seconds);
             log::error!("{name}: the sync thread panicked ({err}); the next run resumes from the last saved page");
+            Some("the sync stopped unexpectedly; the next run resumes from the last saved page".into())
         }
     }
 }

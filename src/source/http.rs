@@ -8,7 +8,7 @@ use super::{Cause, ErrorKind, SourceError};
 use serde::de::DeserializeOwned;
 use std::io::Read;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 /// The longest single wait a server can ask for: a day covers a spent daily
@@ -23,6 +23,8 @@ const BODY_BASE_BYTES: u64 = 1 << 20;
 const BODY_ENTRY_BYTES: u64 = 16 << 10;
 /// An error body is read only for its message.
 const ERROR_BODY_BYTES: u64 = 64 << 10;
+/// `Http::server_time` before any answer carried a readable `Date`.
+const NO_TIME: i64 = i64::MIN;
 /// Name resolution and connecting are the only steps a stop cannot
 /// interrupt, so they get less than the whole request's timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -39,6 +41,9 @@ pub struct Http {
     agent: ureq::Agent,
     base: String,
     requests: AtomicU64,
+    /// The server's clock at its latest answer with a readable `Date`
+    /// header (epoch seconds), or `NO_TIME`.
+    server_time: AtomicI64,
     stop: Arc<Stop>,
 }
 
@@ -58,12 +63,19 @@ impl Http {
             agent,
             base: base.trim_end_matches('/').to_string(),
             requests: AtomicU64::new(0),
+            server_time: AtomicI64::new(NO_TIME),
             stop: Arc::clone(stop),
         }
     }
 
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// The server's clock (epoch seconds) as of its latest answer, from its
+    /// `Date` header, whatever the answer's status.
+    pub fn server_time(&self) -> Option<i64> {
+        Some(self.server_time.load(Ordering::Relaxed)).filter(|time| *time != NO_TIME)
     }
 
     pub fn base(&self) -> &str {
@@ -135,9 +147,11 @@ impl Http {
         let status = response.status().as_u16();
         let header =
             |name: &str| response.headers().get(name).and_then(|value| value.to_str().ok()).map(str::to_string);
-        let date = header("date");
+        if let Some(time) = header("date").as_deref().and_then(parse_http_date) {
+            self.server_time.store(time, Ordering::Relaxed);
+        }
         let retry_after = header("retry-after").and_then(|value| retry_after(&value, SystemTime::now()));
-        Ok(Reply { status, date, retry_after, body: response.into_body(), at, stop: Arc::clone(&self.stop) })
+        Ok(Reply { status, retry_after, body: response.into_body(), at, stop: Arc::clone(&self.stop) })
     }
 }
 
@@ -151,8 +165,6 @@ pub enum Body<'a> {
 /// An answer of any status, its body not read yet (`Http::send`).
 pub struct Reply {
     pub status: u16,
-    /// The server's `Date` header, if any: the server's clock.
-    pub date: Option<String>,
     /// `Retry-After`, when readable (`retry_after`).
     pub retry_after: Option<Duration>,
     body: ureq::Body,

@@ -6,7 +6,7 @@
 //! and finds changes with the save-time filter (`Strategy::ChangedSince`).
 //! See the Jellyfin/Emby part of `docs/servers.md`.
 
-use super::http::{Http, body_cap, encode, parse_http_date};
+use super::http::{Http, body_cap, encode};
 use super::lenient::{Entries, First, Flag, Int, Object, Text};
 use super::{
     BadItem, ErrorKind, Order, Page, Position, Source, SourceError, Stop, WaitObserver, filter_libraries, no_children,
@@ -16,7 +16,7 @@ use crate::model::{Item, Kind, LibraryInfo, Nesting, Strategy};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,9 +25,6 @@ pub use crate::config::Flavor;
 /// Only the fields that end up in an `Item`: asking for more makes every
 /// page heavier for nothing.
 const FIELDS: &str = "Etag,DateCreated,SortName,ProviderIds,Path,ParentId";
-
-/// No server time known yet.
-const NO_TIME: i64 = i64::MIN;
 
 /// A `QueryResult`: `Items` and, for listings, `TotalRecordCount`.
 #[derive(Default, Deserialize)]
@@ -120,8 +117,6 @@ pub struct Jellyfin {
     /// Library id → collection type, from the last views listing: which item
     /// types a library's kinds stand for.
     collection_types: Mutex<HashMap<String, String>>,
-    /// The server's clock at its latest answer (epoch seconds), or `NO_TIME`.
-    server_time: AtomicI64,
     /// Set when the user-scoped routes answered 404: Jellyfin 10.9+
     /// documents only `/UserViews?userId=` and `/Items?userId=` (the notes
     /// say the old routes stay; a server without them is still served).
@@ -142,7 +137,6 @@ impl Jellyfin {
             libraries: server.libraries.clone(),
             user_id: Mutex::new(None),
             collection_types: Mutex::new(HashMap::new()),
-            server_time: AtomicI64::new(NO_TIME),
             query_routes: AtomicBool::new(false),
         }
     }
@@ -158,9 +152,6 @@ impl Jellyfin {
     fn get<T: DeserializeOwned>(&self, path_and_query: &str, entries: u32) -> Result<T, SourceError> {
         let headers = [("Accept", "application/json"), ("Authorization", self.authorization.as_str())];
         let reply = self.http.get(path_and_query, &headers)?;
-        if let Some(time) = reply.date.as_deref().and_then(parse_http_date) {
-            self.server_time.store(time, Ordering::Relaxed);
-        }
         reply.json(body_cap(entries), &format!("{} JSON", self.product()))
     }
 
@@ -340,7 +331,7 @@ impl Source for Jellyfin {
     }
 
     fn server_time(&self) -> Option<i64> {
-        Some(self.server_time.load(Ordering::Relaxed)).filter(|time| *time != NO_TIME)
+        self.http.server_time()
     }
 
     fn observe_waits(&self, _observer: WaitObserver) {}

@@ -245,7 +245,7 @@ pub trait Source: Send + Sync {
     fn requests(&self) -> u64;
 
     /// The server's clock (epoch seconds) as of its latest answer, from the
-    /// HTTP `Date` header; `None` from sources that do not track it.
+    /// HTTP `Date` header; `None` before an answer carried one.
     fn server_time(&self) -> Option<i64>;
 
     /// Registers a callback told about every wait (backoff, rate limit)

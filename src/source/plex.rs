@@ -206,10 +206,10 @@ impl Source for Plex {
         self.http.requests()
     }
 
-    /// Plex items carry their own change time; the server's clock is not
-    /// needed.
+    /// Plex items carry their own change time, so syncs need no server
+    /// clock; `mediasync check` shows how far it is from this machine's.
     fn server_time(&self) -> Option<i64> {
-        None
+        self.http.server_time()
     }
 
     fn observe_waits(&self, _observer: WaitObserver) {}

@@ -77,6 +77,13 @@ impl Store {
         open::open_file(path, cache_bytes).map(|db| Store { db })
     }
 
+    /// A store held in memory only, gone when dropped: for work that needs
+    /// no catalog, such as checking a media server while a running daemon
+    /// holds the store file.
+    pub fn in_memory() -> Result<Store, StoreError> {
+        Store::with_backend(redb::backends::InMemoryBackend::new(), 1 << 20)
+    }
+
     /// A store on any backend (tests use memory and simulated power cuts).
     pub fn with_backend(backend: impl redb::StorageBackend, cache_bytes: usize) -> Result<Store, StoreError> {
         open::open_backend(backend, cache_bytes).map(|db| Store { db })

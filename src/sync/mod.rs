@@ -117,9 +117,7 @@ pub fn sync_some(
             None => {}
         }
     }
-    let server_error =
-        report.error.clone().or_else(|| report.libraries.iter().find_map(|library| library.error.clone()));
-    record(server_error);
+    record(report.first_error().map(str::to_string));
     report.requests = source.requests().saturating_sub(requests_before);
     report
 }

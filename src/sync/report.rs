@@ -41,7 +41,12 @@ pub struct ServerReport {
 
 impl ServerReport {
     pub fn ok(&self) -> bool {
-        self.error.is_none() && self.libraries.iter().all(|library| library.error.is_none())
+        self.first_error().is_none()
+    }
+
+    /// The server's error, else the first library's: what failed.
+    pub fn first_error(&self) -> Option<&str> {
+        self.error.as_deref().or_else(|| self.libraries.iter().find_map(|library| library.error.as_deref()))
     }
 }
 

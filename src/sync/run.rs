@@ -260,7 +260,8 @@ fn new_checkpoint(
     let started_as = pass;
     let mut pass = pass;
     let strategy = library.strategy;
-    let server_started_at = source.server_time();
+    // Only the changed-since strategy keeps the server's clock as its cursor.
+    let server_started_at = source.server_time().filter(|_| strategy == Strategy::ChangedSince);
     if strategy == Strategy::ChangedSince && server_started_at.is_none() {
         log::warn!(
             "{}/{}: {} sent no Date header, so this run cannot move the changed-since cursor (later runs fetch more, or walk whole libraries); check any proxy in front of it",

@@ -22,7 +22,7 @@ const PAGE_ITEMS: usize = 100;
 pub fn start(app: &Arc<App>, request: &Request) -> Response {
     let server = request.param("server").map(str::to_string);
     if let Some(name) = &server {
-        if !app.config.servers.iter().any(|server| &server.name == name) {
+        if app.config().server(name).is_none() {
             return Response::error(404, &format!("no server named \"{name}\" in the config"));
         }
     }

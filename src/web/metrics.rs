@@ -25,7 +25,7 @@ pub fn render(app: &App) -> Response {
 pub fn text(app: &App) -> Result<String, crate::store::StoreError> {
     let mut out = String::new();
     let servers: Vec<(String, Live, bool)> = app
-        .config
+        .config()
         .servers
         .iter()
         .map(|server| {

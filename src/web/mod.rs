@@ -66,6 +66,7 @@ fn route(app: &Arc<App>, access: &Access, request: &Request) -> Response {
         ["api", "spotify", "callback"] => admin(Method::POST, &|| spotify::pasted(app, request)),
         ["api", "servers", name, "connect"] => admin(Method::POST, &|| spotify::connect(app, name)),
         ["api", "servers", name, "quick-connect"] => admin(Method::POST, &|| quick_connect(app, name)),
+        ["api", "servers", name, "check"] => admin(Method::POST, &|| check(app, name)),
         ["api", "servers", name, action @ ("sync" | "pause" | "resume" | "reset")] => {
             let full = request.param("full").is_some_and(|full| full == "1" || full == "true");
             admin(Method::POST, &|| control(app, name, action, full))
@@ -112,11 +113,23 @@ fn quick_connect(app: &App, name: &str) -> Response {
     }
 }
 
+/// `POST /api/servers/{name}/check`: checks the server now (as `mediasync
+/// check`) and answers the `ServerCheck`, which the page shows too.
+fn check(app: &App, name: &str) -> Response {
+    match app.check(name) {
+        Ok(check) => match serde_json::to_value(&check) {
+            Ok(value) => Response::json(200, &value),
+            Err(err) => Response::error(500, &format!("the check did not serialize: {err}")),
+        },
+        Err(err) => Response::error(control_status(&err), &err.to_string()),
+    }
+}
+
 /// The HTTP status of a refused control.
 fn control_status(err: &ControlError) -> u16 {
     match err {
         ControlError::UnknownServer(_) => 404,
-        ControlError::Paused(_) | ControlError::Syncing(_) => 409,
+        ControlError::Paused(_) | ControlError::Syncing(_) | ControlError::Busy(_) => 409,
         ControlError::Store(_) => 500,
     }
 }

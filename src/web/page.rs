@@ -5,7 +5,9 @@
 
 use super::http::Response;
 use crate::app::App;
+use crate::app::check::ServerCheck;
 use crate::app::push::Connection;
+use crate::app::reload::ReloadStatus;
 use crate::app::status::{AccountStatus, LibraryStatus, ServerCondition, ServerStatus, StatusDocument};
 use chrono::{Local, TimeZone};
 use std::fmt::Write;
@@ -97,6 +99,17 @@ pub fn html(document: &StatusDocument) -> String {
         escape(&document.store),
         if busy { "refreshing every 3 s while a sync runs" } else { "idle" },
     );
+    if let Some(reload) = document.daemon.as_ref().and_then(|daemon| daemon.reload.as_ref()) {
+        reload_block(&mut out, reload, now);
+    }
+    if document.servers.is_empty() {
+        let config = document.daemon.as_ref().map_or("the config file", |daemon| daemon.config.as_str());
+        let _ = write!(
+            out,
+            "<section><h2>No media server is configured</h2><p>Nothing is synced until you add one. Edit the config (<code>/etc/mediasync/config.toml</code> on a packaged install; this service reads <code>{}</code>): its server entries are commented out; remove the <code>#</code> in front of the lines of one and put in your server's address and token. Then run <code>sudo mediasync check</code> and <code>sudo systemctl reload mediasync</code>.</p></section>",
+            escape(config)
+        );
+    }
     for (index, server) in document.servers.iter().enumerate() {
         server_section(&mut out, server, index, now);
     }
@@ -174,6 +187,23 @@ fn server_section(out: &mut String, server: &ServerStatus, index: usize, now: i6
     if let Some(error) = &server.last_error {
         let _ = write!(out, "<div class=error>Failed: {}</div>", escape(error));
     }
+    if let Some(retry) = live.and_then(|live| live.retry.as_ref()).filter(|_| !paused) {
+        let _ = write!(
+            out,
+            "<div>Next retry: {} (after {} failed run{} in a row{})</div>",
+            when(Some(retry.at), now),
+            retry.failures,
+            if retry.failures == 1 { "" } else { "s" },
+            // The reason, unless the "Failed" line above already says it.
+            match &server.last_error {
+                Some(error) if *error == retry.reason => String::new(),
+                _ => format!(": {}", escape(&retry.reason)),
+            }
+        );
+    }
+    if let Some(check) = live.and_then(|live| live.check.as_ref()) {
+        check_block(out, check, now);
+    }
     let quoted = escape(&serde_json::to_string(name).unwrap_or_default());
     if let Some(account) = &server.account {
         account_block(out, account, &quoted, index, now);
@@ -182,6 +212,7 @@ fn server_section(out: &mut String, server: &ServerStatus, index: usize, now: i6
     for (action, label) in [("sync", "Sync now"), ("sync?full=1", "Full sync")] {
         let _ = write!(out, "<button onclick='act({quoted},\"{action}\")'>{label}</button>");
     }
+    let _ = write!(out, "<button onclick='act({quoted},\"check\")'>Check</button>");
     let toggle = if paused { ("resume", "Resume") } else { ("pause", "Pause") };
     let _ = write!(out, "<button onclick='act({quoted},\"{}\")'>{}</button>", toggle.0, toggle.1);
     // The notification socket of a Jellyfin server waits for a user's
@@ -206,6 +237,55 @@ fn server_section(out: &mut String, server: &ServerStatus, index: usize, now: i6
         library_row(out, library, now);
     }
     let _ = write!(out, "</table></section>");
+}
+
+/// The last reload: refused (the previous config keeps running), or settings
+/// that wait for a restart.
+fn reload_block(out: &mut String, reload: &ReloadStatus, now: i64) {
+    if let Some(refused) = &reload.refused {
+        let _ = write!(
+            out,
+            "<section class=error>The config was not reloaded ({}): {}. The previous config keeps running; fix the file and reload again.</section>",
+            when(Some(reload.at), now),
+            escape(refused)
+        );
+    } else if !reload.needs_restart.is_empty() {
+        let _ = write!(
+            out,
+            "<section>Reloaded {}; {} changed, which applies after <code>systemctl restart mediasync</code>.</section>",
+            when(Some(reload.at), now),
+            escape(&reload.needs_restart.join(", "))
+        );
+    }
+}
+
+/// The last check: reachable, credentials, libraries, clock offset.
+fn check_block(out: &mut String, check: &ServerCheck, now: i64) {
+    let yes_no = |value: Option<bool>, yes: &str, no: &str| match value {
+        Some(true) => yes.to_string(),
+        Some(false) => no.to_string(),
+        None => "unknown".to_string(),
+    };
+    let libraries = check.libraries.as_ref().map_or_else(
+        || "libraries unknown".to_string(),
+        |titles| {
+            format!("{} librar{} ({})", titles.len(), if titles.len() == 1 { "y" } else { "ies" }, titles.join(", "))
+        },
+    );
+    let clock =
+        check.clock_offset_seconds.map_or_else(|| "clock unknown".to_string(), |offset| format!("clock {offset:+} s"));
+    let _ = write!(
+        out,
+        "<div class=muted>Check {}: {} · {} · {} · {}</div>",
+        when(Some(check.checked_at), now),
+        yes_no(check.reachable, "reachable", "not reachable"),
+        yes_no(check.credentials_accepted, "credentials accepted", "credentials refused"),
+        escape(&libraries),
+        clock,
+    );
+    if let Some(problem) = &check.problem {
+        let _ = write!(out, "<div class=error>Check: {}</div>", escape(problem));
+    }
 }
 
 /// A Spotify server's account: connected or not, a re-authorisation the

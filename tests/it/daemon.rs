@@ -1,10 +1,13 @@
 //! `mediasync run` as systemd runs it: READY after the store opened and a
 //! fed watchdog; `status`, `export` and `sync` going through the running
 //! daemon instead of failing on the store lock (the last two with the
-//! admin token the daemon generated, which `admin-token` prints); and
-//! SIGTERM in the middle of a first sync: a prompt clean exit, a checkpoint
-//! left in the store, and a restart that resumes from it to an exact
-//! mirror.
+//! admin token the daemon generated, which `admin-token` prints); SIGTERM
+//! in the middle of a first sync: a prompt clean exit, a checkpoint left in
+//! the store, and a restart that resumes from it to an exact mirror; the
+//! packaged config unedited (no server, READY, the page says how to add
+//! one); and a media server that comes up after the daemon, synced by a
+//! retry rather than at the next scheduled slot. The `Daemon` fixture
+//! serves `reload` and `check` too.
 
 use crate::status_server::{config_text, get, request};
 use crate::support::TOKEN;
@@ -43,6 +46,16 @@ impl Daemon {
 
     pub fn status(&self) -> serde_json::Value {
         get(self.address, "/api/status").json()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGHUP: `systemctl reload`.
+    pub fn reload(&self) {
+        let sent = Command::new("kill").arg("-HUP").arg(self.child.id().to_string()).status().unwrap();
+        assert!(sent.success());
     }
 
     pub fn wait_until(&self, what: &str, mut done: impl FnMut(&Daemon) -> bool) {
@@ -91,7 +104,7 @@ pub fn write_config(dir: &Path, url: &str, address: SocketAddr) -> std::path::Pa
     path
 }
 
-fn cli(config: &Path, args: &[&str]) -> std::process::Output {
+pub fn cli(config: &Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_mediasync"))
         .env_remove("MEDIASYNC_CONFIG")
         .env("RUST_LOG", "warn")
@@ -129,9 +142,29 @@ fn mid_first_sync(items: usize) -> (FakePlex, tempfile::TempDir, std::path::Path
     (fake, dir, config, daemon)
 }
 
-fn idle_after_success(daemon: &Daemon) -> bool {
+/// Whether every server the daemon lists synced and is idle.
+pub fn idle_after_success(daemon: &Daemon) -> bool {
     let status = daemon.status();
-    status["servers"][0]["state"] == "idle" && status["servers"][0]["last_success_at"].is_i64()
+    let servers = status["servers"].as_array().unwrap();
+    !servers.is_empty() && servers.iter().all(|server| server["state"] == "idle" && server["last_success_at"].is_i64())
+}
+
+/// Asserts that `mediasync export --server NAME` prints exactly the items
+/// the fake lists (by library and id).
+pub fn assert_export_exact(config: &Path, server: &str, fake: &FakePlex) {
+    let export = cli(config, &["export", "--server", server]);
+    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+    let mut exported: Vec<(String, String)> = String::from_utf8_lossy(&export.stdout)
+        .lines()
+        .map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            (value["library"].as_str().unwrap().to_string(), value["id"].as_str().unwrap().to_string())
+        })
+        .collect();
+    exported.sort();
+    let mut expected: Vec<(String, String)> = fake.expected().into_iter().map(|row| (row.library, row.id)).collect();
+    expected.sort();
+    assert_eq!(exported, expected, "the mirror of {server} is not exact");
 }
 
 /// The mode of each library's last run.
@@ -171,19 +204,7 @@ fn sigterm_mid_sync_leaves_a_checkpoint_and_a_restart_resumes_it() {
     assert!(printed.status.success(), "{}", String::from_utf8_lossy(&printed.stderr));
     let document: serde_json::Value = serde_json::from_slice(&printed.stdout).unwrap();
     assert!(document["daemon"]["started_at"].is_i64(), "status did not come from the daemon");
-    let export = cli(&config, &["export"]);
-    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
-    let mut exported: Vec<(String, String)> = String::from_utf8_lossy(&export.stdout)
-        .lines()
-        .map(|line| {
-            let value: serde_json::Value = serde_json::from_str(line).unwrap();
-            (value["library"].as_str().unwrap().to_string(), value["id"].as_str().unwrap().to_string())
-        })
-        .collect();
-    exported.sort();
-    let mut expected: Vec<(String, String)> = fake.expected().into_iter().map(|row| (row.library, row.id)).collect();
-    expected.sort();
-    assert_eq!(exported, expected, "the resumed mirror is not exact");
+    assert_export_exact(&config, "home", &fake);
     let sync = cli(&config, &["sync", "--full"]);
     assert!(sync.status.success(), "{}", String::from_utf8_lossy(&sync.stderr));
     assert!(String::from_utf8_lossy(&sync.stdout).contains("requested from the running daemon"));
@@ -382,4 +403,94 @@ fn the_demo_syncs_its_simulated_servers_and_cleans_up() {
     assert_eq!(kinds, ["plex", "jellyfin"]);
     assert!(demo.terminate().success());
     assert!(!store_dir.exists(), "the demo left its temporary store behind");
+}
+
+/// Issue 14: a media server that was not up when the daemon started (a NAS
+/// boots slower than a Pi) waited for the next scheduled slot, up to 12
+/// hours. A failed run is now retried with its own backoff, shown with its
+/// reason, and the first sync follows soon after the server comes up.
+#[test]
+fn a_server_that_comes_up_after_the_daemon_is_synced_by_a_retry_not_at_the_next_slot() {
+    let plex_address = free_address();
+    let dir = tempfile::tempdir().unwrap();
+    let address = free_address();
+    let path = dir.path().join("config.toml");
+    let extra =
+        format!("[status]\nlisten = \"{address}\"\n[daemon]\nretry_backoff = \"300ms\"\nretry_backoff_max = \"2s\"\n");
+    std::fs::write(&path, config_text(&dir.path().join("catalog.redb"), &format!("http://{plex_address}"), &extra))
+        .unwrap();
+    let daemon = Daemon::start(&path, address, &[]);
+    // Between runs: a run in progress shows as syncing.
+    let mut status = serde_json::Value::Null;
+    daemon.wait_until("two failed runs, a retry planned", |daemon| {
+        status = daemon.status();
+        let server = &status["servers"][0];
+        server["live"]["retry"]["failures"].as_u64() >= Some(2) && server["state"] == "failed"
+    });
+    let server = &status["servers"][0];
+    let retry = &server["live"]["retry"];
+    assert!(retry["reason"].as_str().is_some_and(|reason| reason.contains("home")), "{retry}");
+    let now = status["daemon"]["now"].as_i64().unwrap();
+    assert!(retry["at"].as_i64().unwrap() <= now + 3, "the retry is within the 2 s cap: {retry}");
+    assert_eq!(server["live"]["next_run_at"], retry["at"], "the retry, not the 12-hour slot, is the next run");
+    assert_eq!(server["live"]["check"]["reachable"], false, "the check at start: {server}");
+    let page = get(address, "/").body;
+    assert!(page.contains("Next retry:") && page.contains("failed runs in a row"), "{page}");
+    assert!(page.contains("Failed: ") || page.contains("in a row: "), "the page says why: {page}");
+
+    let fake = FakePlex::start_on(&plex_address.to_string(), TOKEN).unwrap();
+    fake.add_library_of(600);
+    // A success clears the retry, and the server is checked again.
+    daemon.wait_until("the first sync after the server came up, the retry gone, checked again", |daemon| {
+        let status = daemon.status();
+        let live = &status["servers"][0]["live"];
+        idle_after_success(daemon) && live["retry"].is_null() && live["check"]["reachable"] == true
+    });
+    assert_export_exact(&path, "home", &fake);
+    assert!(daemon.terminate().success());
+}
+
+/// The packaged config as installed, before any edit: the daemon starts
+/// (READY) with no server, says so on the page and how to add one, and the
+/// one-shot commands say the same; then an added server and a reload sync
+/// it without a restart.
+#[test]
+fn the_unedited_packaged_config_syncs_nothing_until_a_server_is_added_and_reloaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let address = free_address();
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/mediasync.example.toml")).unwrap();
+    let store = dir.path().join("catalog.redb");
+    let unedited = example
+        .replace("/var/lib/mediasync/mediasync.redb", store.to_str().unwrap())
+        .replace("# listen = \"127.0.0.1:8787\"", &format!("listen = \"{address}\""));
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, &unedited).unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let daemon = Daemon::start(&path, address, &[("NOTIFY_SOCKET", socket_path.to_str().unwrap())]);
+    let mut buffer = [0u8; 64];
+    let length = socket.recv(&mut buffer).expect("no READY from a daemon without servers");
+    assert_eq!(&buffer[..length], b"READY=1");
+    assert_eq!(daemon.status()["servers"], serde_json::json!([]));
+    let page = get(address, "/").body;
+    assert!(page.contains("No media server is configured") && page.contains("systemctl reload mediasync"), "{page}");
+    for command in ["check", "sync"] {
+        let output = cli(&path, &[command]);
+        assert_eq!(output.status.code(), Some(2), "{command}");
+        assert!(String::from_utf8_lossy(&output.stderr).contains("no media server is configured"), "{command}");
+    }
+
+    let fake = FakePlex::start(TOKEN);
+    fake.add_movies("Movies", 40);
+    let server =
+        format!("\n[[server]]\nname = \"home\"\nkind = \"plex\"\nurl = \"{}\"\ntoken = \"{TOKEN}\"\n", fake.url());
+    std::fs::write(&path, format!("{unedited}{server}")).unwrap();
+    daemon.reload();
+    daemon.wait_until("the added server synced", idle_after_success);
+    let status = daemon.status();
+    assert_eq!(status["daemon"]["reload"]["added"], serde_json::json!(["home"]));
+    assert_export_exact(&path, "home", &fake);
+    assert!(daemon.terminate().success());
 }

@@ -44,7 +44,12 @@
 //! - `browser`: the status page rendered by headless Chromium (screenshot kept)
 //! - `daemon`: `mediasync run` as systemd runs it: READY and watchdog,
 //!   one-shot commands through the running daemon, SIGTERM mid-sync resumes,
-//!   sync slots, pause and resume, rate-limit waits, the demo
+//!   sync slots, pause and resume, rate-limit waits, the demo, the unedited
+//!   packaged config, a server that comes up late (retries)
+//! - `reload`: SIGHUP adds, changes and removes servers; a bad file keeps
+//!   the running config
+//! - `check`: `mediasync check` and the page's check, with and without a
+//!   running daemon
 
 #![allow(
     clippy::cast_possible_truncation,
@@ -58,6 +63,7 @@
 )]
 
 mod browser;
+mod check;
 mod cli;
 mod daemon;
 mod disk;
@@ -71,6 +77,7 @@ mod plex_sync;
 mod portability;
 mod power_loss;
 mod push;
+mod reload;
 mod spotify_sync;
 mod status_fuzz;
 mod status_server;

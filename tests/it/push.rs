@@ -384,3 +384,24 @@ fn quick_connect_from_the_page_signs_the_socket_in() {
         assert_eq!(unknown.status, 404);
     }
 }
+
+#[test]
+fn a_server_a_reload_adds_gets_its_socket() {
+    let first = FakePlex::start(TOKEN);
+    first.add_movies("Movies", 5);
+    let added = FakePlex::start(TOKEN);
+    added.add_movies("Movies", 5);
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = start(dir.path(), first.url(), "");
+    daemon.wait_until("connected and synced", settled);
+    let config = dir.path().join("config.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[[server]]\nname = \"den\"\nkind = \"plex\"\nurl = \"{}\"\ntoken = \"{TOKEN}\"\nschedule = \"0 0 3 1 1 *\"\n",
+        added.url()
+    ));
+    std::fs::write(&config, text).unwrap();
+    daemon.reload();
+    daemon.wait_until("the added server's socket is open", |_| added.sockets().open() == 1);
+    assert_eq!(first.sockets().open(), 1, "the first server keeps its one socket");
+}

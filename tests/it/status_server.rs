@@ -75,9 +75,9 @@ impl Running {
     }
 
     pub fn sync(&self) {
-        let server = &self.daemon.config.servers[0];
-        let source =
-            mediasync::source::build(server, &self.daemon.config.sync, &self.daemon.store, &Default::default());
+        let config = self.daemon.config();
+        let server = &config.servers[0];
+        let source = mediasync::source::build(server, &config.sync, &self.daemon.store, &Default::default());
         let options = mediasync::sync::Options {
             full: false,
             force: false,
@@ -346,10 +346,10 @@ fn without_a_configured_token_the_generated_one_controls_and_pause_survives_a_re
     let loopback = request(address, "POST", "/api/servers/home/pause", &[]);
     assert_eq!(loopback.status, 401, "loopback alone no longer grants control: {}", loopback.body);
     assert!(loopback.body.contains("mediasync admin-token"), "{}", loopback.body);
-    let generated = std::fs::read_to_string(admin_token::path(&running.daemon.config)).unwrap();
+    let generated = std::fs::read_to_string(admin_token::path(&running.daemon.config())).unwrap();
     assert_eq!(format!("Bearer {}", generated.trim()), running.bearer);
     assert_eq!(request(address, "POST", "/api/servers/home/pause", &running.admin()).status, 202);
-    let store_path = running.daemon.config.store.path.clone();
+    let store_path = running.daemon.config().store.path.clone();
     let Running { daemon, server, runtime, _dir, fake, .. } = running;
     drop(server);
     // Dropping the runtime ends every task that held the application.

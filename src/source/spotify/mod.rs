@@ -421,9 +421,10 @@ impl Source for Spotify<'_> {
     }
 
     /// Spotify's items carry `added_at`, and the unordered listings need no
-    /// clock.
+    /// clock; `mediasync check` shows how far the API's is from this
+    /// machine's.
     fn server_time(&self) -> Option<i64> {
-        None
+        self.api.server_time()
     }
 
     fn observe_waits(&self, _observer: WaitObserver) {}
