@@ -1,9 +1,8 @@
 //! One task per server for the service's whole life: sleep until the next
 //! run (the schedule's slot, the retry after a failed run, the end of a
 //! wait the server asked for, the debounce of the server's notices) or a
-//! request, at most 30 s at a time so a
-//! wall clock set late moves the schedule; take a permit of the
-//! `max_concurrent_syncs` semaphore; sync on a blocking thread. A server's
+//! request, at most 30 s at a time so a wall clock set late moves the
+//! schedule; take a permit of the `max_concurrent_syncs` semaphore; sync on a blocking thread. A server's
 //! syncs run one after another, so one server never syncs twice at once.
 //! The task plans afresh (and checks the server) at start and whenever a
 //! reload changes the server's entry or schedule, and idles while a reload
@@ -114,16 +113,17 @@ pub(super) async fn server_loop(app: Arc<App>, name: String, semaphore: Arc<toki
         if std::mem::take(&mut recheck) {
             check(&app, &name).await;
         }
-        let run = match wait_for_run(&app, &slot, next).await {
+        // `None`: the run is the notices'.
+        let scheduled = match wait_for_run(&app, &slot, next).await {
             Woke::Changed => continue,
-            Woke::Due => Run::Scheduled { full: slot.take_request().unwrap_or(false) },
-            Woke::Requested(full) => Run::Scheduled { full },
-            Woke::Pushed => Run::Pushed,
+            Woke::Due => Some(slot.take_request().unwrap_or(false)),
+            Woke::Requested(full) => Some(full),
+            Woke::Pushed => None,
         };
         // A scheduled run consumes the start and the retry; a failure plans
         // the next retry. Notices' runs leave them: they sync only what the
         // notices named.
-        if let Run::Scheduled { .. } = run {
+        if scheduled.is_some() {
             plan.due = false;
             plan.retry = None;
         }
@@ -150,13 +150,11 @@ pub(super) async fn server_loop(app: Arc<App>, name: String, semaphore: Arc<toki
         }
         // A scheduled or requested run covers whatever notices asked for.
         let work = slot.take_push_work();
-        let failure = match run {
-            Run::Scheduled { full } => run_once(&app, &slot, &name, RunOf::Schedule { full }).await,
-            Run::Pushed => {
-                run_once(&app, &slot, &name, RunOf::Notices(work.plan())).await;
-                continue;
-            }
+        let Some(full) = scheduled else {
+            run_once(&app, &slot, &name, Run::Notices(work.plan())).await;
+            continue;
         };
+        let failure = run_once(&app, &slot, &name, Run::Scheduled { full }).await;
         drop(permit);
         let server_wait = waiting_until(&app, &name).await;
         if let (Some(_), Some(at)) = (&failure, server_wait) {
@@ -211,17 +209,11 @@ async fn check(app: &Arc<App>, name: &str) {
     .await;
 }
 
-/// Which run the wait ended for.
+/// What `run_once` syncs.
 enum Run {
     /// The schedule's, a retry, or one asked for (`full`: whole libraries).
     Scheduled { full: bool },
     /// What the server's notices asked for.
-    Pushed,
-}
-
-/// What `run_once` syncs.
-enum RunOf {
-    Schedule { full: bool },
     Notices(PushPlan),
 }
 
@@ -314,8 +306,8 @@ fn jitter() -> f64 {
 }
 
 /// Syncs the server once; answers why it failed, if it did.
-async fn run_once(app: &Arc<App>, slot: &ServerSlot, name: &str, run: RunOf) -> Option<String> {
-    let full = matches!(run, RunOf::Schedule { full: true });
+async fn run_once(app: &Arc<App>, slot: &ServerSlot, name: &str, run: Run) -> Option<String> {
+    let full = matches!(run, Run::Scheduled { full: true });
     let stop = Arc::new(Stop::new());
     // A reset or a check in progress finishes before the sync starts.
     while !slot.try_begin_run(full, sync::now_epoch(), &stop) {
@@ -329,8 +321,8 @@ async fn run_once(app: &Arc<App>, slot: &ServerSlot, name: &str, run: RunOf) -> 
         let app = Arc::clone(app);
         let name = name.to_string();
         tokio::task::spawn_blocking(move || match &run {
-            RunOf::Schedule { full } => app.sync_server(&name, *full, &stop),
-            RunOf::Notices(plan) => {
+            Run::Scheduled { full } => app.sync_server(&name, *full, &stop),
+            Run::Notices(plan) => {
                 log::info!("{name}: syncing what the server's notifications named ({plan:?})");
                 app.sync_pushed(&name, plan, &stop)
             }
