@@ -50,6 +50,11 @@ pub fn run(listen: Option<&str>, items: Option<usize>) -> Result<(), String> {
     let movies = fill(&living_room, items);
     den.add_library_of((items / 3).max(10));
     den.state().delay = LATENCY;
+    // Their clocks (their `Date`, what changes are stamped with) are this
+    // machine's, as a real server's would be: the check shows no offset.
+    let now = crate::sync::now_epoch();
+    living_room.state().clock = now;
+    den.state().clock = now;
 
     let dir = TempDir(std::env::temp_dir().join(format!("mediasync-demo-{}", std::process::id())));
     std::fs::create_dir_all(&dir.0).map_err(|err| format!("cannot create {}: {err}", dir.0.display()))?;

@@ -155,6 +155,10 @@ pub struct LibraryInfo {
     pub strategy: Strategy,
     /// Whether its items have children listed per parent.
     pub nesting: Nesting,
+    /// The most ids one `Source::lookup` asks the server about (one
+    /// request each): 100 on Plex and Jellyfin/Emby, whose URLs carry the
+    /// ids, 40 on Spotify, whose check endpoint takes no more.
+    pub lookup_batch: u32,
 }
 
 /// How a library's incremental passes find what changed.

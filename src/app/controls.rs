@@ -3,6 +3,7 @@
 //! sync of its server. Refusals are typed (`ControlError`); the HTTP edge
 //! maps them to statuses and the messages say what to do.
 
+use super::live::SyncRequest;
 use super::{App, ServerSlot};
 use crate::store::StoreError;
 use std::sync::Arc;
@@ -65,13 +66,17 @@ impl App {
             .ok_or_else(|| ControlError::UnknownServer(server.to_string()))
     }
 
-    /// Asks for a sync as soon as a slot is free (`full` walks whole libraries).
-    pub fn request_sync(&self, server: &str, full: bool) -> Result<(), ControlError> {
+    /// Asks for a sync as soon as a slot is free (`full` walks whole
+    /// libraries, `force` allows the deletions the guard refused).
+    pub fn request_sync(&self, server: &str, request: SyncRequest) -> Result<(), ControlError> {
         let slot = self.slot(server)?;
         if self.store.control(server)?.paused {
             return Err(ControlError::Paused(server.to_string()));
         }
-        slot.request(full);
+        if request.force {
+            log::warn!("{server}: a sync allowing mass deletions was requested");
+        }
+        slot.request(request);
         slot.wake();
         Ok(())
     }

@@ -57,6 +57,15 @@ pub struct Live {
     pub notifications: Option<super::push::Notifications>,
 }
 
+/// A sync asked for from the command line or the status page.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyncRequest {
+    /// Walk whole libraries.
+    pub full: bool,
+    /// Allow deletions beyond `max_delete_share` (the user confirmed them).
+    pub force: bool,
+}
+
 /// The retry of a server whose last run failed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Retry {
@@ -83,8 +92,8 @@ pub enum RunOutcome {
 #[derive(Default)]
 pub(super) struct State {
     pub(super) live: Live,
-    /// A sync asked for and not started yet: `Some(true)` walks whole libraries.
-    requested: Option<bool>,
+    /// A sync asked for and not started yet.
+    requested: Option<SyncRequest>,
     /// The running sync's stop signal (pause, shutdown and a reload that
     /// changes or removes the server set it).
     run_stop: Option<Arc<Stop>>,
@@ -140,8 +149,8 @@ impl ServerSlot {
         self.lock().requested.is_some()
     }
 
-    /// Takes the pending request: `Some(full)` when one was made.
-    pub fn take_request(&self) -> Option<bool> {
+    /// Takes the pending request, when one was made.
+    pub fn take_request(&self) -> Option<SyncRequest> {
         self.lock().requested.take()
     }
 
@@ -155,9 +164,12 @@ impl ServerSlot {
         self.wake.notify_one();
     }
 
-    pub(super) fn request(&self, full: bool) {
+    /// Records a request; requests made before the sync starts add up.
+    pub(super) fn request(&self, request: SyncRequest) {
         let mut state = self.lock();
-        state.requested = Some(state.requested.unwrap_or(false) | full);
+        let pending = state.requested.unwrap_or_default();
+        state.requested =
+            Some(SyncRequest { full: pending.full || request.full, force: pending.force || request.force });
     }
 
     /// Stops the running sync, if any, at once: its wait or request in

@@ -19,10 +19,10 @@ pub mod status;
 
 use crate::config::Config;
 use crate::source::{ErrorKind, Stop};
-use crate::store::Store;
+use crate::store::{Store, TombstoneLimits};
 use crate::sync::{self, Options, ServerReport};
 pub use controls::ControlError;
-pub use live::{Live, Retry, RunOutcome, ServerSlot, Wait};
+pub use live::{Live, Retry, RunOutcome, ServerSlot, SyncRequest, Wait};
 use reload::ReloadStatus;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock, RwLockWriteGuard};
@@ -129,10 +129,10 @@ impl App {
     pub fn sync_server(
         self: &Arc<Self>,
         name: &str,
-        full: bool,
+        request: SyncRequest,
         stop: &Arc<Stop>,
     ) -> Result<ServerReport, ControlError> {
-        self.sync_some(name, full, None, stop)
+        self.sync_some(name, request, None, stop)
     }
 
     /// Runs what notices asked for (`push::Plan`): the incremental run of
@@ -144,15 +144,15 @@ impl App {
         stop: &Arc<Stop>,
     ) -> Result<ServerReport, ControlError> {
         match plan {
-            push::Plan::Everything => self.sync_some(name, false, None, stop),
-            push::Plan::Libraries(libraries) => self.sync_some(name, false, Some(libraries), stop),
+            push::Plan::Everything => self.sync_some(name, SyncRequest::default(), None, stop),
+            push::Plan::Libraries(libraries) => self.sync_some(name, SyncRequest::default(), Some(libraries), stop),
         }
     }
 
     fn sync_some(
         self: &Arc<Self>,
         name: &str,
-        full: bool,
+        request: SyncRequest,
         only: Option<&[String]>,
         stop: &Arc<Stop>,
     ) -> Result<ServerReport, ControlError> {
@@ -173,14 +173,17 @@ impl App {
             }
         }));
         let options = Options {
-            full,
-            force: false,
+            full: request.full,
+            force: request.force,
             full_every: config.sync.full_every,
             max_delete_share: config.sync.max_delete_share,
             history: config.sync.history,
             page_size: server.page_size,
         };
-        Ok(sync::sync_some(name, source.as_ref(), &self.store, &options, stop.flag(), only))
+        let report = sync::sync_some(name, source.as_ref(), &self.store, &options, stop.flag(), only);
+        let store = &config.store;
+        sync::compact_feed(&self.store, TombstoneLimits::new(store.max_tombstones, store.max_tombstone_age));
+        Ok(report)
     }
 }
 

@@ -191,7 +191,7 @@ impl App {
             })
             .map_err(FlowError::Save)?;
         log::info!("{}: Spotify account connected", flow.server);
-        let _ = self.request_sync(&flow.server, false);
+        let _ = self.request_sync(&flow.server, super::SyncRequest::default());
         Ok(flow.server)
     }
 }

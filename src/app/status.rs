@@ -9,7 +9,7 @@ use super::live::Live;
 use super::reload::ReloadStatus;
 use crate::config::Config;
 use crate::model::Kind;
-use crate::store::records::{Counters, LibraryState, Pass, RunRecord};
+use crate::store::records::{Counters, LibraryState, Pass, RefusedDeletion, RunRecord};
 use crate::store::{Session, Store, StoreError};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -110,6 +110,9 @@ pub struct LibraryStatus {
     pub last_full_at: Option<i64>,
     pub last_error: Option<String>,
     pub needs_full: Option<String>,
+    /// The deletion the mass-deletion guard refused last, until a run
+    /// succeeds: what `sync --force` (or the page's button) would allow.
+    pub refused: Option<RefusedDeletion>,
     pub skipped: BTreeMap<String, String>,
     pub checkpoint: Option<CheckpointStatus>,
     pub last_run: Option<RunRecord>,
@@ -253,6 +256,7 @@ fn library(state: &LibraryState, last_run: Option<RunRecord>) -> LibraryStatus {
         last_full_at: state.last_full_at,
         last_error: state.last_error.clone(),
         needs_full: state.needs_full.clone(),
+        refused: state.refused,
         skipped: state.skipped.clone(),
         checkpoint,
         last_run,
@@ -401,6 +405,11 @@ mod tests {
             resumed,
             after: None,
             children: None,
+            children_approved: false,
+            last_id: None,
+            restarts: 0,
+            anchor: None,
+            confirm: None,
             counters: Counters::default(),
             elapsed_ms: 0,
         });

@@ -165,9 +165,14 @@ fn control(config: &Config, server: &str, action: &str, expected: u16) -> Result
     Ok(body)
 }
 
-/// Asks the daemon to sync a server now; answers the daemon's message.
-pub fn request_sync(config: &Config, server: &str, full: bool) -> Result<String, ClientError> {
-    let body = control(config, server, if full { "sync?full=1" } else { "sync" }, 202)?;
+/// Asks the daemon to sync a server now, walking whole libraries with
+/// `full`, allowing a mass deletion with `force`; answers the daemon's
+/// message.
+pub fn request_sync(config: &Config, server: &str, full: bool, force: bool) -> Result<String, ClientError> {
+    let flags: Vec<&str> =
+        [("full=1", full), ("force=1", force)].into_iter().filter_map(|(flag, set)| set.then_some(flag)).collect();
+    let action = if flags.is_empty() { "sync".to_string() } else { format!("sync?{}", flags.join("&")) };
+    let body = control(config, server, &action, 202)?;
     Ok(answer(&body).and_then(|answer| answer.message).unwrap_or_else(|| "requested".into()))
 }
 

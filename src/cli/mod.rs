@@ -8,7 +8,7 @@ mod check;
 pub mod client;
 
 use crate::config::{self, Config, ConfigError};
-use crate::store::{Store, StoreError, StoreErrorKind};
+use crate::store::{Store, StoreError, StoreErrorKind, TombstoneLimits};
 use crate::sync::{self, Options};
 use std::io::Write;
 use std::path::PathBuf;
@@ -239,6 +239,7 @@ fn sync_command(args: &Args) -> Result<i32, CliError> {
             page_size: server.page_size,
         };
         let report = sync::sync_server(&server.name, source.as_ref(), &store, &options, stop.flag());
+        sync::compact_feed(&store, TombstoneLimits::new(config.store.max_tombstones, config.store.max_tombstone_age));
         for library in &report.libraries {
             let _ = writeln!(stdout, "{}", sync::summary_line(&server.name, library));
         }
@@ -307,7 +308,7 @@ fn sync_through_daemon(config: &Config, args: &Args) -> Result<i32, CliError> {
         if args.server.as_deref().is_some_and(|name| name != server.name) {
             continue;
         }
-        let message = client::request_sync(config, &server.name, args.full).map_err(failed)?;
+        let message = client::request_sync(config, &server.name, args.full, args.force).map_err(failed)?;
         println!("{}: {message} from the running daemon; follow it with `mediasync status`", server.name);
     }
     Ok(0)

@@ -24,6 +24,8 @@ pub enum ConfigError {
 #[derive(Debug)]
 pub enum Problem {
     StorePathEmpty,
+    /// `max_tombstone_age` below `MIN_TOMBSTONE_AGE`.
+    TombstoneAgeTooShort(String),
     NotADuration {
         key: DurationKey,
         text: String,
@@ -62,6 +64,7 @@ pub enum Problem {
 /// The keys holding a duration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DurationKey {
+    MaxTombstoneAge,
     FullEvery,
     RetryDelay,
     MaxRateLimitWait,
@@ -74,6 +77,7 @@ pub enum DurationKey {
 impl DurationKey {
     pub fn name(self) -> &'static str {
         match self {
+            DurationKey::MaxTombstoneAge => "max_tombstone_age",
             DurationKey::FullEvery => "full_every",
             DurationKey::RetryDelay => "retry_delay",
             DurationKey::MaxRateLimitWait => "max_rate_limit_wait",
@@ -91,6 +95,7 @@ impl DurationKey {
                 "sync"
             }
             DurationKey::Freshness | DurationKey::RetryBackoff | DurationKey::RetryBackoffMax => "daemon",
+            DurationKey::MaxTombstoneAge => "store",
         }
     }
 }
@@ -248,6 +253,10 @@ impl fmt::Display for Problem {
             Problem::StorePathEmpty => {
                 f.write_str("[store] path is empty; set it to a file such as /var/lib/mediasync/mediasync.redb")
             }
+            Problem::TombstoneAgeTooShort(text) => write!(
+                f,
+                "[store] max_tombstone_age = \"{text}\" is shorter than a day: a change-feed follower would miss deletions between two polls; give at least \"1d\" (default \"90d\")"
+            ),
             Problem::NotADuration { key, text } => write!(
                 f,
                 "[{}] {} = \"{text}\" is not a duration; write it like \"90s\", \"15m\", \"12h\" or \"7d\" (units: ms, s, m, h, d)",

@@ -113,7 +113,18 @@ impl Default for DaemonConfig {
 pub struct StoreConfig {
     pub path: PathBuf,
     pub cache_bytes: usize,
+    /// The change feed keeps at most this many deletions, the newest…
+    pub max_tombstones: u64,
+    /// …and none older than this.
+    pub max_tombstone_age: Duration,
 }
+
+/// Deletions the change feed keeps by default: the newest 100,000, none
+/// older than 90 days. A follower polling every few weeks misses none.
+pub const DEFAULT_MAX_TOMBSTONES: u64 = 100_000;
+pub const DEFAULT_MAX_TOMBSTONE_AGE: Duration = Duration::from_secs(90 * 86_400);
+/// The shortest `max_tombstone_age`: a follower must have a day to catch up.
+pub const MIN_TOMBSTONE_AGE: Duration = Duration::from_secs(86_400);
 
 #[derive(Clone, Debug)]
 pub struct SyncConfig {

@@ -25,6 +25,8 @@ pub struct RawConfig {
 pub struct RawStore {
     pub path: PathBuf,
     pub cache_mib: Option<u32>,
+    pub max_tombstones: Option<u64>,
+    pub max_tombstone_age: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

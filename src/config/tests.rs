@@ -328,6 +328,22 @@ fn each_kind_carries_its_own_keys() {
     assert_eq!(config.servers[2].url(), SPOTIFY_API_URL);
 }
 
+#[test]
+fn the_change_feed_keeps_deletions_by_count_and_age() {
+    let defaults = parse_str(GOOD).unwrap();
+    assert_eq!(defaults.store.max_tombstones, DEFAULT_MAX_TOMBSTONES);
+    assert_eq!(defaults.store.max_tombstone_age, Duration::from_secs(90 * 86_400));
+    let text = GOOD
+        .replace("path = \"/tmp/x.redb\"", "path = \"/tmp/x.redb\"\nmax_tombstones = 500\nmax_tombstone_age = \"30d\"");
+    let config = parse_str(&text).unwrap();
+    assert_eq!((config.store.max_tombstones, config.store.max_tombstone_age), (500, Duration::from_secs(30 * 86_400)));
+    let short = error_of(&GOOD.replace("path = \"/tmp/x.redb\"", "path = \"/tmp/x.redb\"\nmax_tombstone_age = \"2h\""));
+    assert!(short.contains("[store] max_tombstone_age") && short.contains("at least \"1d\""), "{short}");
+    let garbled =
+        error_of(&GOOD.replace("path = \"/tmp/x.redb\"", "path = \"/tmp/x.redb\"\nmax_tombstone_age = \"long\""));
+    assert!(garbled.contains("[store] max_tombstone_age = \"long\" is not a duration"), "{garbled}");
+}
+
 /// 4096 MiB overflowed a 32-bit usize (armv7, where CI runs this test under
 /// qemu); there it is clamped to usize::MAX bytes.
 #[test]

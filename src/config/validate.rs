@@ -8,7 +8,8 @@ use super::placeholders::is_placeholder_secret;
 use super::raw::{RawConfig, RawDaemon, RawServer, RawStatus, RawStore, RawSync};
 use super::values::{is_header_safe, parse_duration, parse_hostname, parse_schedule, secret};
 use super::{
-    Config, DEFAULT_CACHE_MIB, DEFAULT_LISTEN, DaemonConfig, ServerConfig, StatusConfig, StoreConfig, SyncConfig, kinds,
+    Config, DEFAULT_CACHE_MIB, DEFAULT_LISTEN, DEFAULT_MAX_TOMBSTONE_AGE, DEFAULT_MAX_TOMBSTONES, DaemonConfig,
+    MIN_TOMBSTONE_AGE, ServerConfig, StatusConfig, StoreConfig, SyncConfig, kinds,
 };
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -31,7 +32,17 @@ fn store(raw: RawStore) -> Result<StoreConfig, Problem> {
     let cache_mib = raw.cache_mib.unwrap_or(DEFAULT_CACHE_MIB).clamp(1, 4096);
     // 4096 MiB does not fit a 32-bit usize: there the cache is clamped to usize::MAX.
     let cache_bytes = usize::try_from(u64::from(cache_mib).saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
-    Ok(StoreConfig { path: raw.path, cache_bytes })
+    let max_tombstone_age =
+        duration(DurationKey::MaxTombstoneAge, raw.max_tombstone_age.clone(), DEFAULT_MAX_TOMBSTONE_AGE)?;
+    if max_tombstone_age < MIN_TOMBSTONE_AGE {
+        return Err(Problem::TombstoneAgeTooShort(raw.max_tombstone_age.unwrap_or_default()));
+    }
+    Ok(StoreConfig {
+        path: raw.path,
+        cache_bytes,
+        max_tombstones: raw.max_tombstones.unwrap_or(DEFAULT_MAX_TOMBSTONES),
+        max_tombstone_age,
+    })
 }
 
 fn duration(key: DurationKey, value: Option<String>, default: Duration) -> Result<Duration, Problem> {

@@ -10,7 +10,7 @@
 
 use crate::app::push::Plan as PushPlan;
 use crate::app::schedule;
-use crate::app::{App, Retry, RunOutcome, ServerSlot};
+use crate::app::{App, Retry, RunOutcome, ServerSlot, SyncRequest};
 use crate::config::{Config, ServerConfig};
 use crate::source::Stop;
 use crate::sync;
@@ -68,8 +68,8 @@ impl Plan {
 enum Woke {
     /// The next run is due.
     Due,
-    /// A sync was requested (`Some(true)`: of whole libraries).
-    Requested(bool),
+    /// A sync was requested.
+    Requested(SyncRequest),
     /// The server's notices' work is due (`app::push`).
     Pushed,
     /// Something else changed (a reload, pause, resume, shutdown): plan again.
@@ -116,8 +116,8 @@ pub(super) async fn server_loop(app: Arc<App>, name: String, semaphore: Arc<toki
         // `None`: the run is the notices'.
         let scheduled = match wait_for_run(&app, &slot, next).await {
             Woke::Changed => continue,
-            Woke::Due => Some(slot.take_request().unwrap_or(false)),
-            Woke::Requested(full) => Some(full),
+            Woke::Due => Some(slot.take_request().unwrap_or_default()),
+            Woke::Requested(request) => Some(request),
             Woke::Pushed => None,
         };
         // A scheduled run consumes the start and the retry; a failure plans
@@ -150,11 +150,11 @@ pub(super) async fn server_loop(app: Arc<App>, name: String, semaphore: Arc<toki
         }
         // A scheduled or requested run covers whatever notices asked for.
         let work = slot.take_push_work();
-        let Some(full) = scheduled else {
+        let Some(request) = scheduled else {
             run_once(&app, &slot, &name, Run::Notices(work.plan())).await;
             continue;
         };
-        let failure = run_once(&app, &slot, &name, Run::Scheduled { full }).await;
+        let failure = run_once(&app, &slot, &name, Run::Scheduled(request)).await;
         drop(permit);
         let server_wait = waiting_until(&app, &name).await;
         if let (Some(_), Some(at)) = (&failure, server_wait) {
@@ -211,8 +211,8 @@ async fn check(app: &Arc<App>, name: &str) {
 
 /// What `run_once` syncs.
 enum Run {
-    /// The schedule's, a retry, or one asked for (`full`: whole libraries).
-    Scheduled { full: bool },
+    /// The schedule's, a retry, or one asked for.
+    Scheduled(SyncRequest),
     /// What the server's notices asked for.
     Notices(PushPlan),
 }
@@ -224,8 +224,8 @@ async fn wait_for_run(app: &App, slot: &ServerSlot, at: i64) -> Woke {
         if app.stopping() {
             return Woke::Changed;
         }
-        if let Some(full) = slot.take_request() {
-            return Woke::Requested(full);
+        if let Some(request) = slot.take_request() {
+            return Woke::Requested(request);
         }
         let wait = u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0);
         if wait == 0 {
@@ -307,7 +307,7 @@ fn jitter() -> f64 {
 
 /// Syncs the server once; answers why it failed, if it did.
 async fn run_once(app: &Arc<App>, slot: &ServerSlot, name: &str, run: Run) -> Option<String> {
-    let full = matches!(run, Run::Scheduled { full: true });
+    let full = matches!(run, Run::Scheduled(request) if request.full);
     let stop = Arc::new(Stop::new());
     // A reset or a check in progress finishes before the sync starts.
     while !slot.try_begin_run(full, sync::now_epoch(), &stop) {
@@ -321,7 +321,7 @@ async fn run_once(app: &Arc<App>, slot: &ServerSlot, name: &str, run: Run) -> Op
         let app = Arc::clone(app);
         let name = name.to_string();
         tokio::task::spawn_blocking(move || match &run {
-            Run::Scheduled { full } => app.sync_server(&name, *full, &stop),
+            Run::Scheduled(request) => app.sync_server(&name, *request, &stop),
             Run::Notices(plan) => {
                 log::info!("{name}: syncing what the server's notifications named ({plan:?})");
                 app.sync_pushed(&name, plan, &stop)

@@ -79,7 +79,7 @@ pub(super) fn send(
             answer.add_header(header);
         }
     }
-    respond(request, answer.boxed());
+    super::send(request, answer);
 }
 
 fn respond(request: tiny_http::Request, response: tiny_http::ResponseBox) {

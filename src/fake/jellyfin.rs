@@ -5,9 +5,10 @@
 //! PascalCase-only parameters, `/Users/Query` instead of `/Users`,
 //! numeric-looking ids and user-data meaning of `MinDateLastSavedForUser`. Like the real servers it answers PascalCase
 //! JSON, pages with `StartIndex`/`Limit`, counts with `Limit=0`, sends `Etag`
-//! only when `Fields` names it, tracks each item's save time (bumped by
-//! metadata and image edits, not by playback) and stamps every answer with
-//! a `Date` from a clock the test controls. Tests mutate the library and
+//! only when `Fields` names it, narrows a listing to `Ids` (within its
+//! library and types), tracks each item's save time (bumped by metadata and
+//! image edits, not by playback) and stamps every answer with a `Date` from
+//! a clock the test controls. Tests mutate the library and
 //! inject failures at chosen request numbers.
 
 mod notify;
@@ -15,9 +16,10 @@ mod quick_connect;
 
 pub use super::Expected;
 pub use super::Failure;
-use super::{Fake, Faults, Recording, header, query};
+use super::churn::{Changes, Changing};
+use super::{Fake, Faults, Recording, date_header, header, query};
 use crate::model::{Kind, content_hash};
-use notify::Noted;
+pub(crate) use notify::Noted;
 pub use notify::Notifier;
 use serde_json::{Map, Value, json};
 use std::sync::Mutex;
@@ -123,7 +125,7 @@ pub struct FakeItem {
     pub user_data_at: i64,
     pub play_count: u64,
     pub overview: String,
-    serial: u64,
+    pub(crate) serial: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -168,6 +170,7 @@ pub struct JellyfinState {
     requests: u64,
     next_serial: u64,
     faults: Faults,
+    pub(crate) changes: Changes<JellyfinState>,
 }
 
 /// A fake server; `Fake`'s methods control it, these mutate its library.
@@ -213,6 +216,7 @@ impl Fake<JellyfinState> {
             requests: 0,
             next_serial: 1,
             faults: Faults::default(),
+            changes: Changes::default(),
         };
         // The first user is not an administrator: "the first administrator"
         // must be looked for, not assumed.
@@ -305,36 +309,12 @@ impl Fake<JellyfinState> {
 
     /// Adds an item now, of the type `kind` stands for in the view.
     pub fn add_item(&self, view: &str, kind: Kind, name: &str, parent: Option<&str>) -> String {
-        let mut state = self.state();
-        let now = state.tick();
-        let id = state.take_id();
-        let serial = state.take_serial();
-        let view = state.views.iter_mut().find(|candidate| candidate.id == view).expect("add_item: no such view");
-        let item_type = type_for(view.collection_type, kind);
-        view.items.push(FakeItem {
-            id: id.clone(),
-            item_type,
-            name: name.to_string(),
-            parent: parent.map(str::to_string),
-            index: Some(1),
-            parent_index: None,
-            year: Some(2025),
-            created: now,
-            saved: now,
-            image_at: now,
-            user_data_at: now,
-            play_count: 0,
-            overview: String::new(),
-            serial,
-        });
-        let folder = parent.map_or_else(|| view.id.clone(), str::to_string);
-        state.notifier.note(Noted::Added { id: &id, folder: &folder });
-        id
+        self.state().add(view, kind, name, parent, None)
     }
 
     /// Renames an item now, as a metadata edit does.
     pub fn edit_title(&self, id: &str, name: &str) {
-        self.mutate(id, |item, now| {
+        self.state().change(id, |item, now| {
             item.name = name.to_string();
             item.saved = now;
         });
@@ -343,7 +323,7 @@ impl Fake<JellyfinState> {
     /// Edits metadata a client does not store (the overview): only the save
     /// time, hence the `Etag`, changes.
     pub fn edit_overview(&self, id: &str) {
-        self.mutate(id, |item, now| {
+        self.state().change(id, |item, now| {
             item.overview = format!("Rewritten at {now}.");
             item.saved = now;
         });
@@ -351,7 +331,7 @@ impl Fake<JellyfinState> {
 
     /// Replaces the primary image: `ImageTags.Primary` and the save time change.
     pub fn replace_image(&self, id: &str) {
-        self.mutate(id, |item, now| {
+        self.state().change(id, |item, now| {
             item.image_at = now;
             item.saved = now;
         });
@@ -359,23 +339,10 @@ impl Fake<JellyfinState> {
 
     /// Plays an item: user data changes, the item is not saved.
     pub fn play(&self, id: &str) {
-        self.mutate(id, |item, now| {
+        self.state().change(id, |item, now| {
             item.play_count += 1;
             item.user_data_at = now;
         });
-    }
-
-    fn mutate(&self, id: &str, change: impl FnOnce(&mut FakeItem, i64)) {
-        let mut state = self.state();
-        let now = state.tick();
-        let item = state.views.iter_mut().flat_map(|view| view.items.iter_mut()).find(|item| item.id == id);
-        let item = item.expect("no such item");
-        let saved = item.saved;
-        change(item, now);
-        // A save is an ItemUpdated; playback (user data) is not.
-        if item.saved != saved {
-            state.notifier.note(Noted::Updated(id));
-        }
     }
 
     /// Authorises a Quick Connect code as the named user's app does; false
@@ -391,31 +358,7 @@ impl Fake<JellyfinState> {
 
     /// Deletes an item and everything below it, as the servers do.
     pub fn delete(&self, id: &str) {
-        let mut state = self.state();
-        state.tick();
-        let folder = state.views.iter().find_map(|view| {
-            view.items
-                .iter()
-                .find(|item| item.id == id)
-                .map(|item| item.parent.clone().unwrap_or_else(|| view.id.clone()))
-        });
-        // Removals are told for the item named; its children go with it.
-        if let Some(folder) = folder {
-            state.notifier.note(Noted::Removed { id, folder: &folder });
-        }
-        let mut doomed = vec![id.to_string()];
-        for view in &mut state.views {
-            // Children come after their parents in insertion order, so one
-            // pass in order collects whole subtrees.
-            view.items.retain(|item| {
-                let dies =
-                    doomed.contains(&item.id) || item.parent.as_ref().is_some_and(|parent| doomed.contains(parent));
-                if dies && !doomed.contains(&item.id) {
-                    doomed.push(item.id.clone());
-                }
-                !dies
-            });
-        }
+        self.state().remove(id);
     }
 
     /// Ids of a view's items of one kind, in insertion order.
@@ -462,19 +405,19 @@ impl Fake<JellyfinState> {
 }
 
 impl JellyfinState {
-    fn tick(&mut self) -> i64 {
+    pub(crate) fn tick(&mut self) -> i64 {
         self.clock += 1;
         self.clock
     }
 
-    fn take_serial(&mut self) -> u64 {
+    pub(crate) fn take_serial(&mut self) -> u64 {
         let serial = self.next_serial;
         self.next_serial += 1;
         serial
     }
 
     /// Jellyfin ids are GUIDs written as 32 hex digits; Emby's look numeric.
-    fn take_id(&mut self) -> String {
+    pub(crate) fn take_id(&mut self) -> String {
         let serial = self.take_serial();
         if self.behaviour.is_emby() {
             return (100_000 + serial).to_string();
@@ -527,7 +470,7 @@ fn flat_type(collection_type: &str) -> &'static str {
     }
 }
 
-fn type_for(collection_type: &str, kind: Kind) -> &'static str {
+pub(crate) fn type_for(collection_type: &str, kind: Kind) -> &'static str {
     match kind {
         Kind::Movie | Kind::Playlist => flat_type(collection_type),
         Kind::Show => "Series",
@@ -581,10 +524,6 @@ fn mediabrowser_token(value: &str) -> Option<&str> {
     })
 }
 
-fn http_date(epoch: i64) -> String {
-    chrono::DateTime::from_timestamp(epoch, 0).unwrap_or_default().format("%a, %d %b %Y %H:%M:%S GMT").to_string()
-}
-
 fn handle(state: &Mutex<JellyfinState>, mut request: tiny_http::Request) {
     let delay = state.lock().map(|state| state.delay).unwrap_or_default();
     if !delay.is_zero() {
@@ -594,8 +533,7 @@ fn handle(state: &Mutex<JellyfinState>, mut request: tiny_http::Request) {
     let _ = std::io::Read::read_to_string(&mut std::io::Read::take(request.as_reader(), 64 << 10), &mut body);
     let mut failure = None;
     let (answer, clock) = answer(state, &request, &body, &mut failure);
-    let mut headers =
-        vec![("Content-Type".to_string(), answer.content_type.to_string()), ("Date".to_string(), http_date(clock))];
+    let mut headers = vec![("Content-Type".to_string(), answer.content_type.to_string()), date_header(clock)];
     if let Some(seconds) = answer.retry_after {
         headers.push(("Retry-After".to_string(), seconds.to_string()));
     }
@@ -617,6 +555,9 @@ fn answer(
     state.log.push(Logged { number, path: path.clone(), query: params.clone(), status: 200, returned: 0 });
     let post = request.method() == &tiny_http::Method::Post;
     let authorization = header(request, "Authorization");
+    // The library changes between a client's requests, never during one.
+    let churns = path.to_ascii_lowercase().ends_with("/items");
+    state.before_answer(number, churns);
     let answer = if path == "/Users/AuthenticateByName" && post {
         notify::authenticate(&mut state, authorization, body)
     } else if let Some(answer) = quick_connect::answer(&mut state, post, &path, &params, authorization, body) {
@@ -638,7 +579,7 @@ fn respond(
     params: &[(String, String)],
     injected: &mut Option<Failure>,
 ) -> Answer {
-    let failure = state.faults.take(number);
+    let failure = state.faults.take(number, path);
     injected.clone_from(&failure);
     match &failure {
         Some(Failure::Status(code)) => return text(*code, "Error processing request."),
@@ -719,6 +660,11 @@ fn respond(
     if behaviour.is_emby() {
         if let Some(object) = body.as_object_mut() {
             object.remove("StartIndex");
+        }
+    }
+    if failure == Some(Failure::Emptied) {
+        if let Some(items) = body.get_mut("Items") {
+            *items = json!([]);
         }
     }
     let mut answer = json_answer(&body);
@@ -844,6 +790,16 @@ fn items_json<'p>(state: &JellyfinState, param: &dyn Fn(&str) -> Option<&'p str>
     };
     if !types.is_empty() {
         items.retain(|item| types.iter().any(|name| name.eq_ignore_ascii_case(item.item_type)));
+    }
+    // `Ids` narrows the query (the library and types still apply). Jellyfin
+    // binds it as GUIDs: anything else is a 400; Emby's ids are plain text.
+    if let Some(ids) = param("Ids") {
+        let ids: Vec<&str> = ids.split(',').map(str::trim).filter(|id| !id.is_empty()).collect();
+        let guid = |id: &&str| id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit());
+        if !behaviour.is_emby() && !ids.iter().all(guid) {
+            return Err(text(400, "Error processing request."));
+        }
+        items.retain(|item| ids.contains(&item.id.as_str()));
     }
     let date = |name: &str| -> Result<Option<i64>, Answer> {
         match param(name) {

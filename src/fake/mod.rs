@@ -12,6 +12,7 @@
     reason = "test infrastructure behind the `demo` feature: generated sizes are small and a panic fails the test that drives it"
 )]
 
+pub mod churn;
 mod front;
 mod hostile;
 pub mod jellyfin;
@@ -98,6 +99,11 @@ impl<S: Recording + Send + 'static> Fake<S> {
         self.state().faults_mut().from = Some((number, failure));
     }
 
+    /// Makes every request whose path starts with `prefix` fail.
+    pub fn fail_path(&self, prefix: &str, failure: Failure) {
+        self.state().faults_mut().path = Some((prefix.to_string(), failure));
+    }
+
     pub fn heal(&self) {
         self.state().faults_mut().clear();
     }
@@ -175,6 +181,28 @@ pub struct Expected {
     pub updated_at: i64,
 }
 
+/// The `Date` header of an answer sent at `epoch` by the fake's clock: real
+/// servers stamp every answer, and clients take the server's clock from it.
+fn date_header(epoch: i64) -> (String, String) {
+    let text =
+        chrono::DateTime::from_timestamp(epoch, 0).unwrap_or_default().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+    ("Date".to_string(), text)
+}
+
+/// Answers `request` with `response` in a single write. tiny_http writes an
+/// answer's head and body separately; on a kept-alive connection the body
+/// then waits for the client's delayed acknowledgement of the head (Nagle's
+/// algorithm: 40 ms on Linux), which made every page of the fakes slow.
+/// tiny_http still formats the answer (`raw_print`).
+fn send(request: tiny_http::Request, response: tiny_http::Response<std::io::Cursor<Vec<u8>>>) {
+    let mut bytes = Vec::new();
+    let printed = response.raw_print(&mut bytes, request.http_version().clone(), request.headers(), false, None);
+    if printed.is_ok() {
+        let mut writer = request.into_writer();
+        let _ = std::io::Write::write_all(&mut writer, &bytes).and_then(|()| std::io::Write::flush(&mut writer));
+    }
+}
+
 /// A request header by name, matched case-insensitively as HTTP requires.
 fn header<'r>(request: &'r tiny_http::Request, name: &str) -> Option<&'r str> {
     request
@@ -195,6 +223,9 @@ pub enum Failure {
     Garbage,
     /// 200 with the real answer cut off halfway.
     Truncated,
+    /// 200 with the listing's entries left out but its total kept, as a
+    /// server in the middle of a scan (or a flaky proxy) sometimes answers.
+    Emptied,
     /// Hostile: 429 with exactly this `Retry-After` (a huge or negative
     /// number, an HTTP-date, garbage).
     RetryAfter(String),
@@ -218,14 +249,22 @@ pub enum Failure {
 pub struct Faults {
     at: BTreeMap<u64, Failure>,
     from: Option<(u64, Failure)>,
+    path: Option<(String, Failure)>,
 }
 
 impl Faults {
-    /// The failure request `number` must suffer, if any (a one-off is used up).
-    fn take(&mut self, number: u64) -> Option<Failure> {
+    /// The failure request `number` to `path` must suffer, if any (a
+    /// one-off is used up).
+    fn take(&mut self, number: u64, path: &str) -> Option<Failure> {
         self.at
             .remove(&number)
             .or_else(|| self.from.as_ref().filter(|(from, _)| number >= *from).map(|(_, failure)| failure.clone()))
+            .or_else(|| {
+                self.path
+                    .as_ref()
+                    .filter(|(prefix, _)| path.starts_with(prefix.as_str()))
+                    .map(|(_, failure)| failure.clone())
+            })
     }
 
     fn clear(&mut self) {

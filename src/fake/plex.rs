@@ -2,17 +2,20 @@
 //! asked for, answers 401 (as text/html) without the right token, pages with
 //! `X-Plex-Container-Start`/`-Size` (headers or query), reports `totalSize`
 //! only on paged requests, sorts by `updatedAt`/`addedAt`/`titleSort`,
-//! silently ignores the `addedAt>>=` filter (PMS 1.43+), and serves items
-//! shaped like the responses in `tests/data/plex` (`docs/servers.md`). Tests
-//! mutate its library and inject failures at chosen request numbers. Its
-//! notification socket (`/:/websockets/notifications`, token in the
+//! silently ignores the `addedAt>>=` filter (PMS 1.43+), serves items
+//! shaped like the responses in `tests/data/plex` (`docs/servers.md`),
+//! answers `/library/metadata/{id},{id},…` with the items that exist (404
+//! when none does), and stamps every answer with a `Date` from its clock.
+//! Tests mutate its library and inject failures at chosen request numbers.
+//! Its notification socket (`/:/websockets/notifications`, token in the
 //! `X-Plex-Token` header or query) pushes a `timeline` entry per state an
-//! item goes through when it is added (0 to 5), edited (5) or deleted (9),
-//! and `activity` notifications of section scans (`scan`).
+//! item goes through when it is added (0 to 5), edited or moved (5) or
+//! deleted (9), and `activity` notifications of section scans (`scan`).
 
+use super::churn::{Changes, Changing};
 use super::front::Head;
 use super::sockets::{Sockets, refuse};
-use super::{Fake, Faults, Recording, header, query};
+use super::{Fake, Faults, Recording, date_header, header, query};
 use crate::model::Kind;
 use serde_json::{Map, Value, json};
 use std::sync::Mutex;
@@ -93,6 +96,7 @@ pub struct PlexState {
     requests: u64,
     next_key: u64,
     faults: Faults,
+    pub(crate) changes: Changes<PlexState>,
 }
 
 /// A fake server; `Fake`'s methods control it, these mutate its library.
@@ -132,6 +136,7 @@ impl Fake<PlexState> {
             requests: 0,
             next_key: 100,
             faults: Faults::default(),
+            changes: Changes::default(),
         };
         Fake::serve_with_sockets(address, state, handle, upgrade)
     }
@@ -198,74 +203,22 @@ impl Fake<PlexState> {
 
     /// Adds an item now (new `addedAt` and `updatedAt`), returning its key.
     pub fn add_item(&self, section: &str, kind: Kind, title: &str, parent: Option<&str>) -> String {
-        let mut state = self.state();
-        let now = state.tick();
-        let key = state.take_key();
-        let grandparent = parent.and_then(|parent| state.find(parent).and_then(|item| item.parent.clone()));
-        let section =
-            state.sections.iter_mut().find(|candidate| candidate.key == section).expect("add_item: no such section");
-        section.items.push(FakeItem {
-            rating_key: key.clone(),
-            kind,
-            title: title.to_string(),
-            title_sort: None,
-            parent: parent.map(str::to_string),
-            grandparent,
-            index: Some(1),
-            parent_index: None,
-            year: Some(2024),
-            added_at: now,
-            updated_at: now,
-            art_at: now,
-            duration: Some(5_400_000),
-        });
-        // A new item walks through the states of its processing, each
-        // pushed as it happens: created (0) to processed (5).
-        for item_state in 0..=5 {
-            state.notify(&key, item_state);
-        }
-        key
+        self.state().add(section, kind, title, parent)
     }
 
     /// Renames an item now, as a metadata edit does.
     pub fn edit_title(&self, rating_key: &str, title: &str) {
-        let mut state = self.state();
-        let now = state.tick();
-        let item = state.find_mut(rating_key).expect("edit_title: no such item");
-        item.title = title.to_string();
-        item.updated_at = now;
-        state.notify(rating_key, 5);
+        self.state().edit(rating_key, title);
     }
 
     /// Replaces an item's poster: the thumb URL and `updatedAt` change.
     pub fn replace_art(&self, rating_key: &str) {
-        let mut state = self.state();
-        let now = state.tick();
-        let item = state.find_mut(rating_key).expect("replace_art: no such item");
-        item.art_at = now;
-        item.updated_at = now;
-        state.notify(rating_key, 5);
+        self.state().touch_art(rating_key);
     }
 
     /// Deletes an item and, as PMS does, everything below it.
     pub fn delete(&self, rating_key: &str) {
-        let mut state = self.state();
-        state.tick();
-        // Pushed for the item named only, not for the children it takes.
-        state.notify(rating_key, DELETED);
-        let mut doomed = vec![rating_key.to_string()];
-        for section in &mut state.sections {
-            // Children come after their parents in insertion order, so one
-            // pass in order collects whole subtrees.
-            section.items.retain(|item| {
-                let dies = doomed.contains(&item.rating_key)
-                    || item.parent.as_ref().is_some_and(|parent| doomed.contains(parent));
-                if dies && !doomed.contains(&item.rating_key) {
-                    doomed.push(item.rating_key.clone());
-                }
-                !dies
-            });
-        }
+        self.state().remove(rating_key);
     }
 
     /// Deletes every item of a kind in a section (a drive went missing).
@@ -344,12 +297,12 @@ impl Fake<PlexState> {
 }
 
 /// `state` of a deleted item.
-const DELETED: u8 = 9;
+pub(crate) const DELETED: u8 = 9;
 
 impl PlexState {
     /// Pushes a timeline entry for an item in `item_state` (PMS's numbers:
     /// 0 created … 5 processed, 9 deleted) to every socket, as one message.
-    fn notify(&self, rating_key: &str, item_state: u8) {
+    pub(crate) fn notify(&self, rating_key: &str, item_state: u8) {
         let found = self.sections.iter().find_map(|section| {
             section.items.iter().find(|item| item.rating_key == rating_key).map(|item| (section, item))
         });
@@ -396,21 +349,21 @@ impl PlexState {
         self.sockets.broadcast(&message.to_string(), |_| true);
     }
 
-    fn tick(&mut self) -> i64 {
+    pub(crate) fn tick(&mut self) -> i64 {
         self.clock += 1;
         self.clock
     }
 
-    fn take_key(&mut self) -> String {
+    pub(crate) fn take_key(&mut self) -> String {
         self.next_key += 1;
         self.next_key.to_string()
     }
 
-    fn find(&self, rating_key: &str) -> Option<&FakeItem> {
+    pub(crate) fn find(&self, rating_key: &str) -> Option<&FakeItem> {
         self.sections.iter().flat_map(|section| section.items.iter()).find(|item| item.rating_key == rating_key)
     }
 
-    fn find_mut(&mut self, rating_key: &str) -> Option<&mut FakeItem> {
+    pub(crate) fn find_mut(&mut self, rating_key: &str) -> Option<&mut FakeItem> {
         self.sections.iter_mut().flat_map(|section| section.items.iter_mut()).find(|item| item.rating_key == rating_key)
     }
 
@@ -480,7 +433,8 @@ fn handle(state: &Mutex<PlexState>, request: tiny_http::Request) {
     }
     let mut failure = None;
     let answer = answer(state, &request, &mut failure);
-    let mut headers = vec![("Content-Type".to_string(), answer.content_type.to_string())];
+    let clock = state.lock().map_or(BASE_TIME, |state| state.clock);
+    let mut headers = vec![("Content-Type".to_string(), answer.content_type.to_string()), date_header(clock)];
     if let Some(seconds) = answer.retry_after {
         headers.push(("Retry-After".to_string(), seconds.to_string()));
     }
@@ -525,7 +479,10 @@ fn answer(shared: &Mutex<PlexState>, request: &tiny_http::Request, injected: &mu
     let size = paging("X-Plex-Container-Size");
     let item_type = param("type").and_then(|value| value.parse::<u8>().ok());
     state.log.push(Logged { number, path: path.clone(), item_type, start, size, returned: 0 });
-    let failure = state.faults.take(number);
+    // The library changes between a client's requests, never during one.
+    let churns = path.ends_with("/all") || path.starts_with("/library/metadata/");
+    state.before_answer(number, churns);
+    let failure = state.faults.take(number, &path);
     injected.clone_from(&failure);
     match &failure {
         Some(Failure::Status(code)) => return html(*code, "Internal Server Error"),
@@ -560,9 +517,21 @@ fn answer(shared: &Mutex<PlexState>, request: &tiny_http::Request, injected: &mu
             entry.returned = returned;
         }
         container
+    } else if let Some(keys) = path.strip_prefix("/library/metadata/").filter(|keys| !keys.contains('/')) {
+        let Some(container) = metadata(&state, keys, start, size) else {
+            return html(404, "Not Found");
+        };
+        container
     } else {
         return html(404, "Not Found");
     };
+    let mut container = container;
+    if failure == Some(Failure::Emptied) {
+        if let Some(fields) = container.as_object_mut() {
+            fields.remove("Metadata");
+            fields.insert("size".into(), json!(0));
+        }
+    }
     let envelope = json!({ "MediaContainer": container });
     let mut body = if json {
         serde_json::to_vec(&envelope).expect("JSON values serialize")
@@ -698,6 +667,47 @@ fn listing(
         container.insert("Metadata".into(), Value::Array(metadata));
     }
     (Value::Object(container), returned)
+}
+
+/// `/library/metadata/{keys}`: the items of those rating keys that exist,
+/// in the order asked, wherever they are; `None` (404) when none does. An
+/// item carries its own `librarySectionID`; the container carries one only
+/// when every item shares it.
+fn metadata(state: &PlexState, keys: &str, start: Option<u64>, size: Option<u64>) -> Option<Value> {
+    let found: Vec<(&FakeSection, &FakeItem)> = keys
+        .split(',')
+        .filter_map(|key| {
+            state.sections.iter().find_map(|section| {
+                section.items.iter().find(|item| item.rating_key == key).map(|item| (section, item))
+            })
+        })
+        .collect();
+    if found.is_empty() {
+        return None;
+    }
+    let total = found.len();
+    let mut container = Map::new();
+    container.insert("identifier".into(), json!("com.plexapp.plugins.library"));
+    container.insert("mediaTagPrefix".into(), json!("/system/bundle/media/flags/"));
+    container.insert("mediaTagVersion".into(), json!(1_634_922_197));
+    let section = found.first().map(|(section, _)| section.key.clone());
+    if found.iter().all(|(other, _)| Some(&other.key) == section.as_ref()) {
+        container.insert("librarySectionID".into(), json!(section.and_then(|key| key.parse::<u64>().ok())));
+    }
+    let page: Vec<(&FakeSection, &FakeItem)> = match (start, size) {
+        (None, None) => found,
+        (start, size) => {
+            let start = start.unwrap_or(0) as usize;
+            let size = size.unwrap_or(50) as usize;
+            container.insert("offset".into(), json!(start));
+            container.insert("totalSize".into(), json!(total));
+            found.into_iter().skip(start).take(size).collect()
+        }
+    };
+    container.insert("size".into(), json!(page.len()));
+    let metadata: Vec<Value> = page.into_iter().map(|(section, item)| item_json(section, item)).collect();
+    container.insert("Metadata".into(), Value::Array(metadata));
+    Some(Value::Object(container))
 }
 
 fn sort_title(item: &FakeItem) -> String {

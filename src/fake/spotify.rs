@@ -20,8 +20,9 @@
 //! 6-month expiry) or stay, and access tokens that expire. Tokens never
 //! reach the log.
 
+use super::churn::{Changes, Changing};
 pub use super::{Expected, Failure};
-use super::{Fake, Faults, Recording, header, query};
+use super::{Fake, Faults, Recording, date_header, header, query};
 use crate::model::Kind;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -189,6 +190,7 @@ pub struct SpotifyState {
     seed: u64,
     listings: u64,
     faults: Faults,
+    pub(crate) changes: Changes<SpotifyState>,
     /// The failure injected for the request being answered, for `handle`.
     injected: Option<Failure>,
 }
@@ -376,109 +378,51 @@ impl Fake<SpotifyState> {
 
     /// Saves a new track (on a new single by a new artist) now; returns its id.
     pub fn save_track(&self, name: &str) -> String {
-        let mut state = self.state();
-        let added_at = state.tick();
-        let artist = state.new_artist(None);
-        let album = state.new_album(Some(&format!("{name} (Single)")), vec![artist]);
-        let track = state.new_track(Some(name), album);
-        let id = track.id.clone();
-        state.saved_tracks.insert(0, Saved { added_at, item: track });
-        id
+        self.state().save_new_track(name)
     }
 
     pub fn unsave_track(&self, id: &str) {
-        let mut state = self.state();
-        state.tick();
-        state.saved_tracks.retain(|saved| saved.item.id != id);
+        self.state().unsave_track_id(id);
     }
 
     /// Saves a new album (by a new artist) now; returns its id.
     pub fn save_album(&self, name: &str) -> String {
-        let mut state = self.state();
-        let added_at = state.tick();
-        let artist = state.new_artist(None);
-        let album = state.new_album(Some(name), vec![artist]);
-        let id = album.id.clone();
-        state.saved_albums.insert(0, Saved { added_at, item: album });
-        id
+        self.state().save_new_album(name)
     }
 
     pub fn unsave_album(&self, id: &str) {
-        let mut state = self.state();
-        state.tick();
-        state.saved_albums.retain(|saved| saved.item.id != id);
+        self.state().unsave_album_id(id);
     }
 
     pub fn follow_artist(&self, name: &str) -> String {
-        let mut state = self.state();
-        state.tick();
-        let artist = state.new_artist(Some(name));
-        let id = artist.id.clone();
-        state.followed_artists.push(artist);
-        id
+        self.state().follow_new_artist(name)
     }
 
     pub fn unfollow_artist(&self, id: &str) {
-        let mut state = self.state();
-        state.tick();
-        state.followed_artists.retain(|artist| artist.id != id);
+        self.state().unfollow_artist_id(id);
     }
 
     /// Creates (or follows) a playlist of `entries` new tracks added now; it
     /// lists first, as on Spotify. Returns its id.
     pub fn add_playlist(&self, name: &str, owner: &str, collaborative: bool, entries: usize) -> String {
-        let mut state = self.state();
-        let now = state.tick();
-        let album = state.new_album(None, vec![FakeArtist { id: spotify_id('a', 0), name: "Various".into() }]);
-        let entries: Vec<PlaylistEntry> = (0..entries)
-            .map(|_| PlaylistEntry {
-                added_at: Some(now),
-                added_by: Some(owner.to_string()),
-                item: PlaylistItem::Track(state.new_track(None, album.clone())),
-            })
-            .collect();
-        let playlist = state.new_playlist(name, owner, collaborative, entries);
-        let id = playlist.id.clone();
-        state.playlists.insert(0, playlist);
-        id
+        self.state().create_playlist(name, owner, collaborative, entries)
     }
 
     pub fn remove_playlist(&self, id: &str) {
-        let mut state = self.state();
-        state.tick();
-        state.playlists.retain(|playlist| playlist.id != id);
+        self.state().delete_playlist(id);
     }
 
     /// Inserts a new track at `position` (clamped to the end); returns its id.
     pub fn playlist_insert(&self, id: &str, position: usize, track_name: &str) -> String {
-        let mut state = self.state();
-        let now = state.tick();
-        let artist = state.new_artist(None);
-        let album = state.new_album(None, vec![artist]);
-        let track = state.new_track(Some(track_name), album);
-        let track_id = track.id.clone();
-        let added_by = Some(state.user_id.clone());
-        state.edit_playlist(id, |playlist| {
-            let position = position.min(playlist.entries.len());
-            playlist
-                .entries
-                .insert(position, PlaylistEntry { added_at: Some(now), added_by, item: PlaylistItem::Track(track) });
-        });
-        track_id
+        self.state().insert_entry(id, position, track_name)
     }
 
     pub fn playlist_remove(&self, id: &str, position: usize) {
-        let mut state = self.state();
-        state.tick();
-        state.edit_playlist(id, |playlist| {
-            playlist.entries.remove(position);
-        });
+        self.state().remove_entry(id, position);
     }
 
     pub fn rename_playlist(&self, id: &str, name: &str) {
-        let mut state = self.state();
-        state.tick();
-        state.edit_playlist(id, |playlist| playlist.name = name.to_string());
+        self.state().rename(id, name);
     }
 
     pub fn snapshot_id(&self, id: &str) -> Option<String> {
@@ -530,7 +474,7 @@ impl Fake<SpotifyState> {
 }
 
 impl SpotifyState {
-    fn tick(&mut self) -> i64 {
+    pub(crate) fn tick(&mut self) -> i64 {
         self.clock += 1;
         self.clock
     }
@@ -544,7 +488,7 @@ impl SpotifyState {
         playlist.owner == self.user_id || playlist.collaborative
     }
 
-    fn new_artist(&mut self, name: Option<&str>) -> FakeArtist {
+    pub(crate) fn new_artist(&mut self, name: Option<&str>) -> FakeArtist {
         let serial = self.next_serial();
         FakeArtist {
             id: spotify_id('a', serial),
@@ -552,7 +496,7 @@ impl SpotifyState {
         }
     }
 
-    fn new_album(&mut self, name: Option<&str>, artists: Vec<FakeArtist>) -> FakeAlbum {
+    pub(crate) fn new_album(&mut self, name: Option<&str>, artists: Vec<FakeArtist>) -> FakeAlbum {
         let serial = self.next_serial();
         FakeAlbum {
             id: spotify_id('b', serial),
@@ -563,7 +507,7 @@ impl SpotifyState {
         }
     }
 
-    fn new_track(&mut self, name: Option<&str>, album: FakeAlbum) -> FakeTrack {
+    pub(crate) fn new_track(&mut self, name: Option<&str>, album: FakeAlbum) -> FakeTrack {
         let serial = self.next_serial();
         FakeTrack {
             id: spotify_id('t', serial),
@@ -587,7 +531,7 @@ impl SpotifyState {
         }
     }
 
-    fn new_playlist(
+    pub(crate) fn new_playlist(
         &mut self,
         name: &str,
         owner: &str,
@@ -609,7 +553,7 @@ impl SpotifyState {
         }
     }
 
-    fn edit_playlist(&mut self, id: &str, edit: impl FnOnce(&mut FakePlaylist)) {
+    pub(crate) fn edit_playlist(&mut self, id: &str, edit: impl FnOnce(&mut FakePlaylist)) {
         let playlist = self.playlists.iter_mut().find(|playlist| playlist.id == id).expect("no such playlist");
         edit(playlist);
         playlist.version += 1;
@@ -634,7 +578,7 @@ impl SpotifyState {
 
 /// A 22-character base62 id: a kind letter and digits scrambled from the
 /// serial, so id order (the followed-artists order) is not creation order.
-fn spotify_id(kind: char, serial: u64) -> String {
+pub(crate) fn spotify_id(kind: char, serial: u64) -> String {
     const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let digits = |mut value: u64, count: usize| -> String {
         let mut out = vec![b'0'; count];
@@ -744,12 +688,12 @@ fn handle(shared: &Mutex<SpotifyState>, mut request: tiny_http::Request) {
     if *request.method() == tiny_http::Method::Post {
         let _ = request.as_reader().take(64 << 10).read_to_string(&mut body);
     }
-    let (answer, failure) = {
+    let (answer, failure, clock) = {
         let mut state = shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let answer = state.answer(&request, &body);
-        (answer, state.injected.take())
+        (answer, state.injected.take(), state.clock)
     };
-    let mut headers = vec![("Content-Type".to_string(), answer.content_type.to_string())];
+    let mut headers = vec![("Content-Type".to_string(), answer.content_type.to_string()), date_header(clock)];
     headers.extend(answer.headers.into_iter().map(|(name, value)| (name.to_string(), value)));
     super::hostile::send(request, answer.status, headers, answer.body, failure.as_ref());
 }
@@ -771,6 +715,9 @@ impl SpotifyState {
         let logged_query = redact(request.url().split_once('?').map_or("", |(_, query)| query));
         let (number, early, answer) = if path == "/v1" || path.starts_with("/v1/") {
             self.requests += 1;
+            // The library changes between a client's requests, never during one.
+            let churns = path.starts_with("/v1/me/") || path.ends_with("/items");
+            self.before_answer(self.requests, churns);
             let now = Instant::now();
             let early = self.not_before.is_some_and(|not_before| now < not_before);
             self.violations += u64::from(early);
@@ -798,7 +745,7 @@ impl SpotifyState {
     }
 
     fn api(&mut self, request: &tiny_http::Request, method: &str, path: &str, params: &Params, now: Instant) -> Answer {
-        let failure = self.faults.take(self.requests);
+        let failure = self.faults.take(self.requests, path);
         self.injected.clone_from(&failure);
         match failure {
             Some(Failure::Status(status)) => {
@@ -850,6 +797,18 @@ impl SpotifyState {
         if answer.status == 200 {
             self.quota_used += 1;
         }
+        if failure == Some(Failure::Emptied) {
+            let emptied = serde_json::from_slice::<Value>(&answer.body).ok().map(|mut value| {
+                let paging = if value.get("artists").is_some() { &mut value["artists"] } else { &mut value };
+                if let Some(items) = paging.get_mut("items") {
+                    *items = json!([]);
+                }
+                value
+            });
+            if let Some(value) = emptied {
+                answer.body = serde_json::to_vec(&value).expect("JSON values serialize");
+            }
+        }
         if failure == Some(Failure::Truncated) {
             answer.body.truncate(answer.body.len() / 2);
         }
@@ -887,6 +846,7 @@ impl SpotifyState {
             "/me/albums" => needs("user-library-read").map_or_else(|| self.saved_albums_page(params, base), Err),
             "/me/following" => needs("user-follow-read").map_or_else(|| self.following(params, base), Err),
             "/me/playlists" => needs("playlist-read-private").map_or_else(|| self.playlists_page(params, base), Err),
+            "/me/library/contains" => needs("user-library-read").map_or_else(|| self.contains(params), Err),
             _ => match route.strip_prefix("/playlists/").and_then(|rest| rest.split_once('/')) {
                 Some((id, what @ ("items" | "tracks"))) => match needs("playlist-read-private") {
                     Some(refused) => Err(refused),
@@ -896,6 +856,33 @@ impl SpotifyState {
             },
         };
         result.map_or_else(|refused| refused, |value| json_answer(200, &value))
+    }
+
+    /// `/me/library/contains?uris=`: one boolean per URI, in order; at most
+    /// 40 URIs, each `spotify:{type}:{id}`, else 400. A playlist is in the
+    /// library when the user follows it, which the owner does until deleting
+    /// (unfollowing) it.
+    fn contains(&self, params: &Params) -> Result<Value, Answer> {
+        let uris: Vec<&str> = param(params, "uris").unwrap_or("").split(',').filter(|uri| !uri.is_empty()).collect();
+        if uris.is_empty() {
+            return Err(api_error(400, "Missing required parameter: uris"));
+        }
+        if uris.len() > 40 {
+            return Err(api_error(400, "Too many ids requested"));
+        }
+        let mut flags = Vec::with_capacity(uris.len());
+        for uri in uris {
+            let saved = match uri.strip_prefix("spotify:").and_then(|rest| rest.split_once(':')) {
+                Some(("track", id)) => self.saved_tracks.iter().any(|saved| saved.item.id == id),
+                Some(("album", id)) => self.saved_albums.iter().any(|saved| saved.item.id == id),
+                Some(("artist", id)) => self.followed_artists.iter().any(|artist| artist.id == id),
+                Some(("playlist", id)) => self.playlists.iter().any(|playlist| playlist.id == id),
+                Some(("episode" | "show" | "audiobook" | "user", _)) => false,
+                _ => return Err(api_error(400, &format!("Invalid URI: {uri}"))),
+            };
+            flags.push(Value::Bool(saved));
+        }
+        Ok(Value::Array(flags))
     }
 
     fn saved_tracks_page(&self, params: &Params, base: &str) -> Result<Value, Answer> {

@@ -1,7 +1,8 @@
 //! The HTTP client every source shares: one ureq agent, request counting,
-//! bounded response bodies, and the mapping from HTTP outcomes to the error
-//! kinds the engine acts on. URLs passed here never carry secrets, so they
-//! may appear in messages; credentials travel in headers only.
+//! bounded response bodies, the server's clock from every answer's `Date`,
+//! and the mapping from HTTP outcomes to the error kinds the engine acts
+//! on. URLs passed here never carry secrets, so they may appear in messages;
+//! credentials travel in headers only.
 
 use super::stop::Stop;
 use super::{Cause, ErrorKind, SourceError};
@@ -85,10 +86,19 @@ impl Http {
     /// GETs `path_and_query` (which starts with '/') and returns a 2xx
     /// answer; every other outcome becomes a `SourceError`.
     pub fn get(&self, path_and_query: &str, headers: &[(&str, &str)]) -> Result<Reply, SourceError> {
+        self.get_found(path_and_query, headers)?.ok_or_else(|| {
+            SourceError::new(ErrorKind::Rejected, format!("{}{path_and_query}: unexpected HTTP 404", self.base))
+        })
+    }
+
+    /// As `get`, but a 404 is an answer (`None`): the thing asked for does
+    /// not exist.
+    pub fn get_found(&self, path_and_query: &str, headers: &[(&str, &str)]) -> Result<Option<Reply>, SourceError> {
         let reply = self.send(path_and_query, headers, None)?;
         let status = reply.status;
         match status {
-            200..=299 => Ok(reply),
+            200..=299 => Ok(Some(reply)),
+            404 => Ok(None),
             401 | 403 => Err(SourceError::new(
                 ErrorKind::Unauthorized,
                 format!(

@@ -209,6 +209,64 @@ impl Page {
     pub fn returned(&self) -> u64 {
         u64::try_from(self.items.len()).unwrap_or(u64::MAX)
     }
+
+    /// The page asked for `size` entries from `start`, unless it cannot be
+    /// right by its own account: empty although its total says entries lie
+    /// at or after `start`, or marked the last one although its total says
+    /// more follow. A server in the middle of a scan, or a proxy cutting an
+    /// answer short, sends such pages; they are an outage of that request
+    /// (retried), never the end of a listing, which would make the engine
+    /// drop what it did not get. Counts (`size` 0) and pages without a
+    /// total pass as they are.
+    pub fn checked(self, start: u64, size: u32, at: &str) -> Result<Page, SourceError> {
+        let Some(total) = self.total.filter(|_| size > 0) else {
+            return Ok(self);
+        };
+        let reached = start.saturating_add(self.returned());
+        let broken = (self.items.is_empty() && start < total) || (self.next == Next::End && reached < total);
+        if broken {
+            return Err(SourceError::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "{at}: the server sent {} entries from {start} but counts {total}; the listing is not complete, so it is asked again",
+                    self.returned()
+                ),
+            ));
+        }
+        Ok(self)
+    }
+}
+
+/// What `Source::lookup` says about a candidate the server still holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Present {
+    /// The item as the server has it now: it replaces the stored copy.
+    Item(Box<Item>),
+    /// Still there, but the answer carries no readable copy of it (an entry
+    /// the source cannot read, or a check that answers yes or no): the
+    /// stored copy is kept as it is.
+    Kept(String),
+}
+
+impl Present {
+    /// A looked-up entry of item `id` as `source` read it: the item, or,
+    /// when unreadable, the stored copy kept.
+    pub fn read(parsed: Result<Item, BadItem>, id: String, source: &str) -> Present {
+        match parsed {
+            Ok(item) => Present::Item(Box::new(item)),
+            Err(bad) => {
+                log::warn!("{source}: kept {id} as stored: {}", bad.reason);
+                Present::Kept(id)
+            }
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        match self {
+            Present::Item(item) => &item.id,
+            Present::Kept(id) => id,
+        }
+    }
 }
 
 /// A media server as the engine sees it. What differs between a source's
@@ -241,6 +299,24 @@ pub trait Source: Send + Sync {
     /// How many items of one kind the library holds, if the server says.
     fn count(&self, library: &LibraryInfo, kind: Kind) -> Result<Option<u64>, SourceError>;
 
+    /// Which of `ids` (stored items of `kind` that a complete walk of
+    /// `library` did not see; at most `library.lookup_batch` of them) the
+    /// library still holds. An id the answer does not hold is gone from the
+    /// library: deleted, or moved to another library. The answer is the
+    /// proof the sweep deletes on, so a source that cannot tell (an answer
+    /// it cannot read, or one holding items it was not asked about) fails
+    /// rather than guess. `anchor` is an item of the library the walk saw: a
+    /// source may ask for it alongside (it is never returned), so that an
+    /// answer in which no candidate exists is still an answer (Plex answers
+    /// 404 when none of the ids it is asked for exists).
+    fn lookup(
+        &self,
+        library: &LibraryInfo,
+        kind: Kind,
+        ids: &[String],
+        anchor: Option<&str>,
+    ) -> Result<Vec<Present>, SourceError>;
+
     /// Requests sent to the server so far (retries included).
     fn requests(&self) -> u64;
 
@@ -256,6 +332,22 @@ pub trait Source: Send + Sync {
 
 /// See `Source::observe_waits`: the error being waited out and the wait.
 pub type WaitObserver = std::sync::Arc<dyn Fn(&SourceError, std::time::Duration) + Send + Sync>;
+
+/// Whether a lookup's answer holds an item it was not asked about: then the
+/// server did not take the ids as a filter, and absence from the answer
+/// proves nothing.
+pub fn unasked(at: &str, ids: &[String], anchor: Option<&str>, answered: &str) -> Option<SourceError> {
+    if ids.iter().any(|id| id == answered) || anchor == Some(answered) {
+        return None;
+    }
+    Some(SourceError::new(
+        ErrorKind::Rejected,
+        format!(
+            "{at}: asked about {} items, the server answered item {answered} too; it does not filter by id, so nothing is deleted on its word",
+            ids.len()
+        ),
+    ))
+}
 
 /// The answer of `Source::children` from a source whose libraries have no
 /// children.

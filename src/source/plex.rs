@@ -2,11 +2,15 @@
 //! sends the token in the `X-Plex-Token` header only, pages with
 //! `X-Plex-Container-Start`/`-Size` and tolerates what real servers send:
 //! extra fields, missing optional ones, ids as numbers or strings, short and
-//! unpaged responses. `docs/servers.md` lists the server's quirks.
+//! unpaged responses. Unseen items are looked up in batches at
+//! `/library/metadata/{id},{id},…`. `docs/servers.md` lists the quirks.
 
 use super::http::{Http, body_cap};
 use super::lenient::{Entries, First, Int, Text};
-use super::{BadItem, Order, Page, Position, Source, SourceError, Stop, WaitObserver, filter_libraries, no_children};
+use super::{
+    BadItem, ErrorKind, Order, Page, Position, Present, Source, SourceError, Stop, WaitObserver, filter_libraries,
+    no_children, unasked,
+};
 use crate::config::{PlexConfig, ServerConfig};
 use crate::model::{Item, Kind, LibraryInfo, Nesting, Strategy};
 use serde::Deserialize;
@@ -28,6 +32,9 @@ struct Envelope<C> {
     #[serde(rename = "MediaContainer")]
     container: C,
 }
+
+/// Ids asked about per lookup: 100 ids of a few digits keep the path short.
+const LOOKUP_BATCH: u32 = 100;
 
 /// `GET /library/sections`.
 #[derive(Default, Deserialize)]
@@ -52,6 +59,19 @@ struct Section {
 struct Listing {
     #[serde(rename = "totalSize")]
     total_size: Int,
+    #[serde(rename = "Metadata")]
+    metadata: Entries<Entry>,
+}
+
+/// A `/library/metadata/{id},{id},…` answer: the entries and, when they
+/// are all in one, their section.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Metadata {
+    #[serde(rename = "totalSize")]
+    total_size: Int,
+    #[serde(rename = "librarySectionID")]
+    section: Text,
     #[serde(rename = "Metadata")]
     metadata: Entries<Entry>,
 }
@@ -83,6 +103,9 @@ pub struct Entry {
     thumb: Text,
     #[serde(rename = "Media")]
     media: First<Media>,
+    /// Present in `/library/metadata` answers: the section the item is in.
+    #[serde(rename = "librarySectionID")]
+    section: Text,
 }
 
 #[derive(Default, Deserialize)]
@@ -114,6 +137,20 @@ impl Plex {
     /// GETs a PMS answer of `entries` entries at most (paged when `paging`
     /// is given: start and size).
     fn get<C: DeserializeOwned>(&self, path_and_query: &str, paging: Option<(u64, u32)>) -> Result<C, SourceError> {
+        self.get_found(path_and_query, paging)?.ok_or_else(|| {
+            SourceError::new(
+                ErrorKind::Rejected,
+                format!("{}{path_and_query}: the server answered 404 Not Found", self.http.base()),
+            )
+        })
+    }
+
+    /// As `get`; a 404 is `None` (what was asked for does not exist).
+    fn get_found<C: DeserializeOwned>(
+        &self,
+        path_and_query: &str,
+        paging: Option<(u64, u32)>,
+    ) -> Result<Option<C>, SourceError> {
         let start;
         let size;
         let mut headers = vec![
@@ -131,9 +168,11 @@ impl Plex {
             headers.push(("X-Plex-Container-Size", size.as_str()));
             entries = container_size;
         }
-        let reply = self.http.get(path_and_query, &headers)?;
+        let Some(reply) = self.http.get_found(path_and_query, &headers)? else {
+            return Ok(None);
+        };
         let envelope: Envelope<C> = reply.json(body_cap(entries), "Plex JSON")?;
-        Ok(envelope.container)
+        Ok(Some(envelope.container))
     }
 
     fn listing_path(library: &LibraryInfo, kind: Kind, order: Order, start: u64, size: u32) -> String {
@@ -174,7 +213,14 @@ impl Source for Plex {
             };
             let title = section.title.as_str().map_or_else(|| id.clone(), str::to_string);
             // Plex stamps every item with `updatedAt` and sorts by it.
-            libraries.push(LibraryInfo { id, title, kinds, strategy: Strategy::StopAtCursor, nesting: Nesting::Flat });
+            libraries.push(LibraryInfo {
+                id,
+                title,
+                kinds,
+                strategy: Strategy::StopAtCursor,
+                nesting: Nesting::Flat,
+                lookup_batch: LOOKUP_BATCH,
+            });
         }
         Ok(filter_libraries(libraries, self.libraries.as_deref()))
     }
@@ -189,7 +235,11 @@ impl Source for Plex {
     ) -> Result<Page, SourceError> {
         let start = position.offset(self)?;
         let path = Plex::listing_path(library, kind, order, start, size);
-        Ok(page_of(self.get(&path, Some((start, size)))?, kind))
+        page_of(self.get(&path, Some((start, size)))?, kind).checked(
+            start,
+            size,
+            &format!("{}{path}", self.http.base()),
+        )
     }
 
     fn children(&self, library: &LibraryInfo, parent: &str, _start: u64, _size: u32) -> Result<Page, SourceError> {
@@ -202,17 +252,102 @@ impl Source for Plex {
         Ok(listing.total_size.count())
     }
 
+    /// `/library/metadata/{id},{id},…` with the anchor among the ids, so the
+    /// answer is never "none of them" (404). PMS answers the items that
+    /// exist; an item whose `librarySectionID` is another section's moved
+    /// there and is gone from this library. A 404 in spite of the anchor
+    /// would mean the server refuses a batch as soon as one id is missing:
+    /// then each id is asked alone, where 404 is the proof.
+    fn lookup(
+        &self,
+        library: &LibraryInfo,
+        kind: Kind,
+        ids: &[String],
+        anchor: Option<&str>,
+    ) -> Result<Vec<Present>, SourceError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let asked: Vec<&str> = ids.iter().map(String::as_str).chain(anchor).collect();
+        if let Some(container) = self.metadata(&asked)? {
+            return self.present(library, kind, ids, anchor, container);
+        }
+        if asked.len() == 1 {
+            return Ok(Vec::new());
+        }
+        log::warn!(
+            "{}: /library/metadata answered 404 for a batch of {} ids; asking for each alone",
+            self.describe(),
+            asked.len()
+        );
+        let mut present = Vec::new();
+        for id in ids {
+            if let Some(container) = self.metadata(&[id.as_str()])? {
+                present.extend(self.present(library, kind, std::slice::from_ref(id), None, container)?);
+            }
+        }
+        Ok(present)
+    }
+
     fn requests(&self) -> u64 {
         self.http.requests()
     }
 
-    /// Plex items carry their own change time, so syncs need no server
-    /// clock; `mediasync check` shows how far it is from this machine's.
+    /// From every answer's `Date`: what the incremental cursor is clamped
+    /// to; `mediasync check` shows how far it is from this machine's.
     fn server_time(&self) -> Option<i64> {
         self.http.server_time()
     }
 
     fn observe_waits(&self, _observer: WaitObserver) {}
+}
+
+impl Plex {
+    /// `/library/metadata/{ids}`, all in one page; `None` on 404.
+    fn metadata(&self, ids: &[&str]) -> Result<Option<Metadata>, SourceError> {
+        let keys: Vec<String> = ids.iter().map(|id| super::http::encode(id)).collect();
+        let size = u32::try_from(ids.len()).unwrap_or(u32::MAX);
+        let path =
+            format!("/library/metadata/{}?X-Plex-Container-Start=0&X-Plex-Container-Size={size}", keys.join(","));
+        self.get_found(&path, Some((0, size)))
+    }
+
+    /// The candidates a metadata answer holds in this library.
+    fn present(
+        &self,
+        library: &LibraryInfo,
+        kind: Kind,
+        ids: &[String],
+        anchor: Option<&str>,
+        answer: Metadata,
+    ) -> Result<Vec<Present>, SourceError> {
+        let at = format!("{}/library/metadata", self.http.base());
+        let returned = u64::try_from(answer.metadata.0.len()).unwrap_or(u64::MAX);
+        if let Some(total) = answer.total_size.count().filter(|total| *total > returned) {
+            return Err(SourceError::new(
+                ErrorKind::Unavailable,
+                format!("{at}: the answer holds {returned} of {total} items; asking again"),
+            ));
+        }
+        let mut present = Vec::new();
+        for entry in answer.metadata.0.into_iter().flatten() {
+            let Some(id) = entry.rating_key.as_str().map(str::to_string) else {
+                continue;
+            };
+            if let Some(err) = unasked(&at, ids, anchor, &id) {
+                return Err(err);
+            }
+            if anchor == Some(id.as_str()) {
+                continue;
+            }
+            let section = entry.section.as_str().or(answer.section.as_str());
+            if section.is_some_and(|section| section != library.id) {
+                continue; // moved to another library
+            }
+            present.push(Present::read(parse_item(Some(entry), kind), id, &self.describe()));
+        }
+        Ok(present)
+    }
 }
 
 /// Reads a listing answer (`/library/sections/{key}/all`) of `kind` from

@@ -5,7 +5,7 @@
 //! when the stop signal is set, and nothing is sent after it.
 
 use super::http::MAX_WAIT;
-use super::{ErrorKind, Order, Page, Position, Source, SourceError, Stop, WaitObserver};
+use super::{ErrorKind, Order, Page, Position, Present, Source, SourceError, Stop, WaitObserver};
 use crate::model::{Kind, LibraryInfo};
 use std::sync::Arc;
 use std::time::Duration;
@@ -103,6 +103,16 @@ impl<S: Source> Source for Retrying<S> {
         self.call(|| self.inner.count(library, kind))
     }
 
+    fn lookup(
+        &self,
+        library: &LibraryInfo,
+        kind: Kind,
+        ids: &[String],
+        anchor: Option<&str>,
+    ) -> Result<Vec<Present>, SourceError> {
+        self.call(|| self.inner.lookup(library, kind, ids, anchor))
+    }
+
     fn requests(&self) -> u64 {
         self.inner.requests()
     }
@@ -146,6 +156,9 @@ mod tests {
             unreachable!()
         }
         fn count(&self, _: &LibraryInfo, _: Kind) -> Result<Option<u64>, SourceError> {
+            unreachable!()
+        }
+        fn lookup(&self, _: &LibraryInfo, _: Kind, _: &[String], _: Option<&str>) -> Result<Vec<Present>, SourceError> {
             unreachable!()
         }
         fn requests(&self) -> u64 {

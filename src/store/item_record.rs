@@ -166,6 +166,16 @@ pub fn decode_item(id: &str, record: &[u8]) -> Option<(ItemHeader, Item)> {
     reader.rest.is_empty().then_some((header, item))
 }
 
+/// The `updated_at` of a record's content, read without decoding the
+/// rest; None if it is not a content.
+pub fn content_updated_at(content: &[u8]) -> Option<i64> {
+    let mut reader = Reader { rest: content };
+    reader.unsigned()?;
+    let title = usize::try_from(reader.unsigned()?).ok()?;
+    reader.rest = reader.rest.get(title..)?;
+    reader.signed()
+}
+
 /// LEB128: seven bits per byte, least significant group first, the high
 /// bit set on every byte but the last.
 fn put_unsigned(out: &mut Vec<u8>, mut value: u64) {

@@ -135,7 +135,12 @@ pub(super) fn compact(db: &mut Database) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Creates every table of the current schema that does not exist yet.
+/// `meta` key present (empty value) once every table exists, the feed's
+/// tombstone index filled.
+pub(super) const EVERY_TABLE: &str = "tombstones_indexed";
+
+/// Creates every table of the current schema that does not exist yet, and
+/// fills the tombstone index of a store made before it (`EVERY_TABLE`).
 pub(super) fn open_every_table(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(tables::META)?;
     txn.open_table(tables::LIBRARIES)?;
@@ -148,5 +153,8 @@ pub(super) fn open_every_table(txn: &WriteTransaction) -> Result<(), StoreError>
     txn.open_table(tables::CONTROLS)?;
     txn.open_table(tables::SESSIONS)?;
     txn.open_table(tables::PENDING)?;
+    txn.open_table(tables::FETCHED)?;
+    super::compact::index_tombstones(txn)?;
+    txn.open_table(META)?.insert(EVERY_TABLE, [].as_slice())?;
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! read transactions and never load a whole library into memory.
 
 pub mod backend;
+mod compact;
 mod controls;
 mod error;
 mod item_record;
@@ -18,13 +19,14 @@ pub mod tables;
 mod writer;
 
 use crate::model::{Item, Kind, content_hash};
-use item_record::{ItemHeader, decode_item, split_record};
+use item_record::{ItemHeader, content_updated_at, decode_item, split_record};
 use records::{LibraryState, RunRecord, ServerState};
 use redb::{Database, ReadableTable, ReadableTableMetadata};
 use std::collections::BTreeMap;
 use std::path::Path;
 use tables::*;
 
+pub use compact::TombstoneLimits;
 pub use controls::ServerControl;
 pub use error::{CreateCause, CreateStep, Damage, StoreError, StoreErrorKind};
 pub use session::Session;
@@ -60,6 +62,14 @@ impl StoredItem {
         let (header, item) = decode_item(id, record)?;
         Some(StoredItem { library, hash: content_hash(&item.body_json()), seq: header.seq, item })
     }
+}
+
+/// A library's items of one kind, as `Store::recount` finds them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KindTally {
+    pub count: u64,
+    /// The newest `updated_at` among them.
+    pub newest: i64,
 }
 
 /// An entry of the change feed.
@@ -178,24 +188,42 @@ impl Store {
         Ok(StoredItem::decode(&key, value.value()))
     }
 
-    /// Counts a library's items per kind by walking them (the counters in
-    /// `LibraryState` are maintained incrementally; this is the ground truth).
-    pub fn recount(&self, library: u32) -> Result<BTreeMap<Kind, u64>, StoreError> {
-        let mut counts = BTreeMap::new();
-        self.scan_headers(library, None, |_, header| {
-            let count = counts.entry(header.kind).or_insert(0u64);
-            *count = count.saturating_add(1);
+    /// Counts a library's items per kind, with the newest change time of
+    /// each, by walking them (the counters in `LibraryState` are maintained
+    /// incrementally, and its newest times only ever rise; this is the
+    /// ground truth).
+    pub fn recount(&self, library: u32) -> Result<BTreeMap<Kind, KindTally>, StoreError> {
+        let mut tallies: BTreeMap<Kind, KindTally> = BTreeMap::new();
+        self.scan_headers(library, None, |_, header, content| {
+            let updated_at = content_updated_at(content).unwrap_or(i64::MIN);
+            let tally = tallies.entry(header.kind).or_insert(KindTally { count: 0, newest: updated_at });
+            tally.count = tally.count.saturating_add(1);
+            tally.newest = tally.newest.max(updated_at);
             true
         })?;
-        Ok(counts)
+        Ok(tallies)
     }
 
-    /// Walks item headers (no JSON decoding) from just after `after`.
+    /// The ids of up to `limit` unseen items of one kind, after `after` (an
+    /// id) in id order.
+    pub fn unseen_ids(
+        &self,
+        library: u32,
+        kind: Kind,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let after = after.map(|id| item_key(library, id));
+        let (keys, _) = self.unseen(library, &[kind], after.as_deref(), limit)?;
+        Ok(keys.iter().filter_map(|key| split_item_key(key).map(|(_, id)| id.to_string())).collect())
+    }
+
+    /// Walks item headers and undecoded contents from just after `after`.
     fn scan_headers(
         &self,
         library: u32,
         after: Option<&[u8]>,
-        mut visit: impl FnMut(&[u8], ItemHeader) -> bool,
+        mut visit: impl FnMut(&[u8], ItemHeader, &[u8]) -> bool,
     ) -> Result<(), StoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(ITEMS)?;
@@ -208,10 +236,10 @@ impl Store {
         }?;
         for entry in range {
             let (key, value) = entry?;
-            let Some((header, _)) = split_record(value.value()) else {
+            let Some((header, content)) = split_record(value.value()) else {
                 continue;
             };
-            if !visit(key.value(), header) {
+            if !visit(key.value(), header, content) {
                 break;
             }
         }
@@ -233,7 +261,7 @@ impl Store {
         let mut keys = Vec::new();
         let mut error = None;
         let mut complete = true;
-        self.scan_headers(library, after, |key, header| {
+        self.scan_headers(library, after, |key, header, _| {
             if !kinds.contains(&header.kind) {
                 return true;
             }

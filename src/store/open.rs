@@ -66,12 +66,17 @@ pub fn open_backend(backend: impl StorageBackend, cache_bytes: usize) -> Result<
 }
 
 /// Creates every table and records the schema version in a new store;
-/// migrates an older one. A current store is only read: opening it
+/// migrates an older one, and adds the tables a current one made before
+/// them lacks. A current store with every table is only read: opening it
 /// commits nothing.
 fn initialise(db: &mut Database) -> Result<(), StoreError> {
     match read_schema(db)? {
         Schema::Current => Ok(()),
-        Schema::CompactionOwed => migrate::compact(db),
+        Schema::TablesOwed => add_tables(db),
+        Schema::CompactionOwed => {
+            add_tables(db)?;
+            migrate::compact(db)
+        }
         Schema::Version(1) => migrate::from_version_1(db),
         Schema::Version(version) => Err(StoreError::Damaged { path: None, damage: Damage::SchemaVersion(version) }),
         Schema::New => {
@@ -90,6 +95,9 @@ enum Schema {
     New,
     /// Current, with every table (new stores and migrations create them all).
     Current,
+    /// Current, but made before some of its tables existed (the feed's
+    /// tombstone index, fetched parents).
+    TablesOwed,
     /// Current, but the migration's compaction did not finish.
     CompactionOwed,
     /// Another version.
@@ -107,9 +115,19 @@ fn read_schema(db: &Database) -> Result<Schema, StoreError> {
     match version {
         None => Ok(Schema::New),
         Some(SCHEMA_VERSION) if meta.get(migrate::COMPACTION_OWED)?.is_some() => Ok(Schema::CompactionOwed),
+        Some(SCHEMA_VERSION) if meta.get(migrate::EVERY_TABLE)?.is_none() => Ok(Schema::TablesOwed),
         Some(SCHEMA_VERSION) => Ok(Schema::Current),
         Some(version) => Ok(Schema::Version(version)),
     }
+}
+
+/// Creates the tables a store of the current version made before they
+/// existed lacks, in one commit.
+fn add_tables(db: &Database) -> Result<(), StoreError> {
+    let txn = db.begin_write()?;
+    migrate::open_every_table(&txn)?;
+    txn.commit()?;
+    Ok(())
 }
 
 fn creating_path(path: &Path) -> PathBuf {

@@ -4,7 +4,7 @@
 //! item record, written and read per item, is binary (`item_record`). A
 //! running sync writes its state and checkpoint as one `LibraryState` record.
 
-use crate::model::Kind;
+use crate::model::{Item, Kind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -19,6 +19,13 @@ pub struct Counters {
     pub bad: u64,
     pub pages: u64,
     pub requests: u64,
+    /// Items a walk did not see that the server confirmed it still holds
+    /// (a listing moved under the walk): refreshed and kept.
+    #[serde(default)]
+    pub kept: u64,
+    /// Page boundaries where the listing had moved since the page before.
+    #[serde(default)]
+    pub shifts: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +79,27 @@ pub struct Checkpoint {
     /// the children of new and changed parents are fetched.
     #[serde(default)]
     pub children: Option<ChildCursor>,
+    /// Nested libraries: every waiting parent's children are fetched and the
+    /// guard approved the deletions that completes.
+    #[serde(default)]
+    pub children_approved: bool,
+    /// The id of the last entry of the page walked last (this kind): the
+    /// next page is asked from one entry earlier and must start with it, or
+    /// the listing moved in between.
+    #[serde(default)]
+    pub last_id: Option<String>,
+    /// How often this kind's incremental walk started over because the
+    /// listing moved under it.
+    #[serde(default)]
+    pub restarts: u32,
+    /// An item this full pass saw, asked for alongside every lookup (a
+    /// server may answer 404 when none of the ids asked for exists).
+    #[serde(default)]
+    pub anchor: Option<String>,
+    /// After a complete full walk: how far the lookup of the items it did not
+    /// see has got (`None`: not begun).
+    #[serde(default)]
+    pub confirm: Option<ConfirmCursor>,
     pub counters: Counters,
     /// Time spent on this run so far, over all attempts.
     #[serde(default)]
@@ -86,6 +114,23 @@ pub struct ChildCursor {
     pub parent: Option<String>,
     pub start: u64,
     pub last: Option<String>,
+}
+
+/// Where the lookup of unseen items stands: the kind being looked up (an
+/// index into the pass's kinds) and the last id asked about; the next batch
+/// is the unseen items after it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfirmCursor {
+    pub kind_index: u32,
+    pub after: Option<String>,
+}
+
+/// A deletion the mass-deletion guard refused: `items` of the `stored`
+/// items concerned. The status page offers to allow it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedDeletion {
+    pub items: u64,
+    pub stored: u64,
 }
 
 /// What the engine knows about a source's changed-since filter for one
@@ -110,7 +155,9 @@ pub struct LibraryState {
     pub title: String,
     pub next_ordinal: u32,
     pub counts: BTreeMap<Kind, u64>,
-    /// The newest `updated_at` stored per kind: the incremental cursor's base.
+    /// The newest `updated_at` stored per kind, recomputed from the items at
+    /// every full pass: with the server's clock at the last success's start
+    /// (`changed_since`), the incremental cursor's base.
     pub newest: BTreeMap<Kind, i64>,
     /// Entries the server lists but sends unreadably, per kind, as of the last
     /// full pass; counted in when comparing with the server's totals.
@@ -127,9 +174,9 @@ pub struct LibraryState {
     pub checkpoint: Option<Checkpoint>,
     pub runs: u64,
     pub generation: u64,
-    /// `Strategy::ChangedSince` sources: the server's clock at the start of
-    /// the last successful run; the next incremental pass asks for items
-    /// saved since then (minus a margin).
+    /// The server's clock at the start of the last successful run (sources
+    /// that report it): what changed since then, minus a margin, is what the
+    /// next incremental pass fetches.
     #[serde(default)]
     pub changed_since: Option<i64>,
     #[serde(default)]
@@ -139,6 +186,10 @@ pub struct LibraryState {
     /// the reason; retried when the parent changes.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub skipped: BTreeMap<String, String>,
+    /// The last run's deletion the mass-deletion guard refused, until a run
+    /// succeeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<RefusedDeletion>,
 }
 
 impl LibraryState {
@@ -160,6 +211,16 @@ pub(super) fn running_state_json(state: &LibraryState, checkpoint: &Checkpoint) 
     };
     fields.insert("checkpoint".to_string(), serde_json::to_value(checkpoint)?);
     serde_json::to_vec(&record)
+}
+
+/// A parent whose children are all fetched (`tables::FETCHED`): its new
+/// version, the last child the listing had (children after it are gone),
+/// or why the server refused to list them (then the stored children stay).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fetched {
+    pub item: Item,
+    pub last: Option<String>,
+    pub refused: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -11,7 +11,10 @@ use redb::TableDefinition;
 /// Version 2: the compact item record (`item_record`).
 pub const SCHEMA_VERSION: u32 = 2;
 
-/// "schema_version" → u32 BE; "next_library" → u32 BE; "next_seq" → u64 BE.
+/// "schema_version" → u32 BE; "next_library" → u32 BE; "next_seq" → u64 BE;
+/// "compacted_through" → u64 BE, the newest change sequence number whose
+/// tombstone was compacted away (absent: none was); "tombstones_indexed" →
+/// empty, set once `TOMBSTONES` holds every tombstone of `CHANGES`.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// server name length (u16 BE) ++ server name ++ library id → library number.
 pub const LIBRARIES: TableDefinition<&[u8], u32> = TableDefinition::new("libraries");
@@ -42,6 +45,16 @@ pub const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("session
 /// being fetched; it replaces the stored copy when its last child page
 /// commits. Created by `open` in stores made before it existed.
 pub const PENDING: TableDefinition<&[u8], &[u8]> = TableDefinition::new("pending");
+/// library number (u32 BE) ++ parent item id → JSON `Fetched`: a parent out
+/// of `pending` whose children are all fetched, waiting for the children
+/// guard before its shortened listing's tail is deleted and it replaces the
+/// stored copy. Created by `open` in stores made before it existed.
+pub const FETCHED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("fetched");
+/// change sequence number → deletion time (i64 BE, local epoch seconds):
+/// the delete tombstones of `CHANGES`, oldest first, so the feed can be
+/// compacted by count and age. Created by `open` (and filled from
+/// `CHANGES`) in stores made before it existed.
+pub const TOMBSTONES: TableDefinition<u64, i64> = TableDefinition::new("tombstones");
 
 pub const SEEN_CHUNK_BITS: u32 = 8192;
 pub const SEEN_CHUNK_BYTES: usize = (SEEN_CHUNK_BITS / 8) as usize;

@@ -14,15 +14,17 @@ use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 
 pub struct Writer<'t> {
-    meta: Table<'t, &'static str, &'static [u8]>,
+    pub(super) meta: Table<'t, &'static str, &'static [u8]>,
     libraries: Table<'t, &'static [u8], u32>,
     states: Table<'t, u32, &'static [u8]>,
     pub(super) items: Table<'t, &'static [u8], &'static [u8]>,
     seen: Table<'t, &'static [u8], &'static [u8]>,
-    changes: Table<'t, u64, &'static [u8]>,
+    pub(super) changes: Table<'t, u64, &'static [u8]>,
     runs: Table<'t, &'static [u8], &'static [u8]>,
     servers: Table<'t, &'static str, &'static [u8]>,
     pub(super) pending: Table<'t, &'static [u8], &'static [u8]>,
+    pub(super) fetched: Table<'t, &'static [u8], &'static [u8]>,
+    pub(super) tombstones: Table<'t, u64, i64>,
     next_seq: u64,
     seq_dirty: bool,
     /// Seen chunks touched by this transaction, written back by `finish`.
@@ -43,6 +45,8 @@ impl<'t> Writer<'t> {
             runs: txn.open_table(RUNS)?,
             servers: txn.open_table(SERVERS)?,
             pending: txn.open_table(PENDING)?,
+            fetched: txn.open_table(FETCHED)?,
+            tombstones: txn.open_table(TOMBSTONES)?,
             next_seq,
             seq_dirty: false,
             seen_chunks: BTreeMap::new(),
@@ -236,6 +240,7 @@ impl<'t> Writer<'t> {
         }
         let seq = self.take_seq();
         self.changes.insert(seq, change_value(OP_DELETE, library, id).as_slice())?;
+        self.tombstones.insert(seq, super::compact::now())?;
         Ok(true)
     }
 

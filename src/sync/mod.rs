@@ -1,11 +1,13 @@
 //! The sync engine: pure logic over a `Source` and a `Store`. Each library
 //! gets a `run` that `plan` decided, `walk`s the listing committing every
 //! page with the run's checkpoint (so a run killed at any instant resumes
-//! from its last commit), then `sweep`s, fetches nested `children` and
-//! `probe`s changed-since filters as needed; `report` tells people.
+//! from its last commit), looks up what a full walk did not see
+//! (`confirm`), `sweep`s what is confirmed gone, fetches nested `children`
+//! and `probe`s changed-since filters as needed; `report` tells people.
 //! ARCHITECTURE.md explains the incremental, reconcile and sweep rules.
 
 mod children;
+mod confirm;
 pub mod plan;
 mod probe;
 mod report;
@@ -14,12 +16,12 @@ mod sweep;
 mod walk;
 
 pub use report::{LibraryReport, ServerReport, summary_line};
-pub use run::{CURSOR_MARGIN_SECS, SERVER_CLOCK_MARGIN_SECS};
+pub use run::CURSOR_MARGIN_SECS;
 
 use crate::model::LibraryInfo;
 use crate::source::{ErrorKind, Source, SourceError};
-use crate::store::Store;
 use crate::store::records::ServerState;
+use crate::store::{Store, TombstoneLimits};
 use report::mode_name;
 use run::{Failure, Run, record_failure};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -122,6 +124,16 @@ pub fn sync_some(
     report
 }
 
+/// Drops the change feed's tombstones beyond `limits` (after a server's
+/// sync made new ones). A failure is logged: the feed only grows meanwhile.
+pub fn compact_feed(store: &Store, limits: TombstoneLimits) {
+    match store.compact_tombstones(limits, now_epoch()) {
+        Ok(0) => {}
+        Ok(dropped) => log::info!("dropped the {dropped} oldest deletions from the change feed"),
+        Err(err) => log::error!("could not compact the change feed: {err}"),
+    }
+}
+
 fn server_message(source: &dyn Source, err: &SourceError) -> String {
     match err.kind {
         ErrorKind::Unauthorized => format!("{} refused the token ({err})", source.describe()),
@@ -198,8 +210,11 @@ fn sync_library(
             _ => None,
         };
         let message = failure.to_string();
-        let refused_sweep = matches!(failure, Failure::MassDeletion(_));
-        if let Err(err) = record_failure(store, number, options.history, elapsed_ms, &message, refused_sweep) {
+        let refused = match &failure {
+            Failure::MassDeletion(_, refused) => Some(*refused),
+            _ => None,
+        };
+        if let Err(err) = record_failure(store, number, options.history, elapsed_ms, &message, refused) {
             log::error!("could not record the failure of {server}/{}: {err}", library.id);
         }
         report.error = Some(message);

@@ -93,6 +93,7 @@ mod tests {
             kinds: vec![Kind::Movie],
             strategy,
             nesting: Nesting::Flat,
+            lookup_batch: 100,
         }
     }
 
@@ -121,6 +122,11 @@ mod tests {
             resumed: false,
             after: None,
             children: None,
+            children_approved: false,
+            last_id: None,
+            restarts: 0,
+            anchor: None,
+            confirm: None,
             counters: Counters::default(),
             elapsed_ms: 0,
         }

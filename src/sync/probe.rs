@@ -22,8 +22,10 @@ const FILTER_PROBE_AHEAD_SECS: i64 = 366 * 86_400;
 /// `full_every`: a filter that works counts every item of a kind for a date
 /// before any save and none for a date ahead of the server's clock. Records
 /// the verdict in `state` (committed with the run's first checkpoint) and
-/// returns why the filter cannot be used, if it cannot. An outage is returned
-/// as a failure, not blamed on the filter.
+/// returns why the filter cannot be used, if it cannot. A count that moved
+/// while probing (the library is changing) gives no verdict, only a full
+/// pass this time. An outage is returned as a failure, not blamed on the
+/// filter.
 pub(super) fn check_filter(
     source: &dyn Source,
     library: &LibraryInfo,
@@ -51,6 +53,11 @@ pub(super) fn check_filter(
         for (since, wanted, label) in probes {
             let problem = match source.page(library, *kind, Order::ChangedSince(since), Position::Offset(0), 0) {
                 Ok(page) if page.total == Some(wanted) => continue,
+                Ok(_) if source.count(library, *kind)? != Some(total) => {
+                    // The library changed between the counts: no verdict on
+                    // the filter, and no trusting it this time either.
+                    return Ok(Some(format!("the {kind} count changed while the filter was probed")));
+                }
                 Ok(page) => format!(
                     "for {label} it counts {} {kind} items where {wanted} were expected",
                     page.total.map_or_else(|| "no".to_string(), |got| got.to_string())

@@ -9,19 +9,19 @@ use super::report::run_record;
 use super::{Options, now_epoch, probe};
 use crate::model::{Kind, LibraryInfo, Nesting, Strategy};
 use crate::source::{ErrorKind, Source, SourceError};
-use crate::store::records::{Checkpoint, Counters, LibraryState, Pass};
+use crate::store::records::{Checkpoint, Counters, LibraryState, Pass, RefusedDeletion};
 use crate::store::{Store, StoreError, Writer};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-/// Incremental passes fetch items changed at or after the newest stored
-/// change time minus this margin (server time, seconds).
-pub const CURSOR_MARGIN_SECS: i64 = 1;
-/// `Strategy::ChangedSince` passes ask for items saved since the server's
-/// clock at the start of the last successful run minus this margin: the
-/// `Date` header is rounded down to the second, and a server stamps an item's
-/// save time a moment before the save is visible to listings.
-pub const SERVER_CLOCK_MARGIN_SECS: i64 = 2;
+/// Incremental passes fetch what changed since the earliest of the newest
+/// stored change time, the server's clock at the start of the last
+/// successful run and the server's clock now, minus this margin (seconds).
+/// Minutes, not seconds: a server stamps a change a moment before it is
+/// visible to listings, the `Date` header is rounded down, and a clock may
+/// be set a little back; a wider margin costs only reads, since an
+/// unchanged item is not rewritten.
+pub const CURSOR_MARGIN_SECS: i64 = 300;
 
 /// Why a run ended before its end.
 #[derive(Debug)]
@@ -30,7 +30,7 @@ pub(super) enum Failure {
     Store(StoreError),
     /// The sweep would delete more than `max_delete_share`; the message says
     /// what and how to allow it.
-    MassDeletion(String),
+    MassDeletion(String, RefusedDeletion),
     /// The stop flag was set (shutdown, pause) between pages.
     Interrupted,
 }
@@ -57,7 +57,7 @@ impl std::fmt::Display for Failure {
         match self {
             Failure::Source(err) => write!(f, "{err}"),
             Failure::Store(err) => write!(f, "{err}"),
-            Failure::MassDeletion(message) => f.write_str(message),
+            Failure::MassDeletion(message, _) => f.write_str(message),
             Failure::Interrupted => f.write_str("interrupted; the next run resumes from the last saved page"),
         }
     }
@@ -68,7 +68,7 @@ impl std::error::Error for Failure {
         match self {
             Failure::Source(err) => Some(err),
             Failure::Store(err) => Some(err),
-            Failure::MassDeletion(_) | Failure::Interrupted => None,
+            Failure::MassDeletion(..) | Failure::Interrupted => None,
         }
     }
 }
@@ -233,6 +233,7 @@ impl<'a> Run<'a> {
         }
         state.last_success_at = Some(now);
         state.last_error = None;
+        state.refused = None;
         let record = run_record(&checkpoint, now, elapsed_ms, None);
         let history = options.history;
         store.write(|writer| {
@@ -255,13 +256,17 @@ fn new_checkpoint(
     reason: &str,
     now: i64,
 ) -> Result<Checkpoint, Failure> {
+    let strategy = library.strategy;
+    let server_started_at = source.server_time();
+    let (pass, reason) = if pass == Pass::Incremental && clock_went_back(state, server_started_at) {
+        (Pass::Full, "the server's clock is behind where it stood at the last sync")
+    } else {
+        (pass, reason)
+    };
     log::info!("{}/{}: {:?} pass ({reason})", state.server, library.id, pass);
     state.runs = state.runs.saturating_add(1);
     let started_as = pass;
     let mut pass = pass;
-    let strategy = library.strategy;
-    // Only the changed-since strategy keeps the server's clock as its cursor.
-    let server_started_at = source.server_time().filter(|_| strategy == Strategy::ChangedSince);
     if strategy == Strategy::ChangedSince && server_started_at.is_none() {
         log::warn!(
             "{}/{}: {} sent no Date header, so this run cannot move the changed-since cursor (later runs fetch more, or walk whole libraries); check any proxy in front of it",
@@ -274,7 +279,7 @@ fn new_checkpoint(
         let server_now = server_started_at.unwrap_or(now);
         if let Some(reason) = probe::check_filter(source, library, options, state, server_now, now)? {
             log::warn!(
-                "{}/{}: the server's changed-since filter is unusable ({reason}); reconciling with a full pass, and full passes until it is checked again",
+                "{}/{}: the server's changed-since filter cannot be relied on ({reason}); reconciling with a full pass",
                 state.server,
                 library.id
             );
@@ -283,16 +288,19 @@ fn new_checkpoint(
     }
     let cursors = match pass {
         Pass::Full => BTreeMap::new(),
-        Pass::Incremental if strategy == Strategy::ChangedSince => {
-            let since = state.changed_since.unwrap_or(i64::MIN).saturating_sub(SERVER_CLOCK_MARGIN_SECS);
-            library.kinds.iter().map(|kind| (*kind, since)).collect()
-        }
         Pass::Incremental => library
             .kinds
             .iter()
             .map(|kind| {
-                let newest = state.newest.get(kind).copied().unwrap_or(i64::MIN);
-                (*kind, newest.saturating_sub(CURSOR_MARGIN_SECS))
+                // What a filter or stop rule may skip: older than every
+                // bound. A change time ahead of the server's clock (stamped
+                // while it was wrong) cannot hold the cursor up.
+                let newest = match strategy {
+                    Strategy::ChangedSince => None,
+                    _ => state.newest.get(kind).copied(),
+                };
+                let bound = [newest, state.changed_since, server_started_at].into_iter().flatten().min();
+                (*kind, bound.map_or(i64::MIN, |bound| bound.saturating_sub(CURSOR_MARGIN_SECS)))
             })
             .collect(),
     };
@@ -318,6 +326,11 @@ fn new_checkpoint(
         resumed: false,
         after: None,
         children: None,
+        children_approved: false,
+        last_id: None,
+        restarts: 0,
+        anchor: None,
+        confirm: None,
         counters: Counters::default(),
         elapsed_ms: 0,
     };
@@ -341,7 +354,23 @@ fn reset_to_full_pass(state: &mut LibraryState, checkpoint: &mut Checkpoint) {
     checkpoint.order_broken = false;
     checkpoint.after = None;
     checkpoint.children = None;
+    checkpoint.children_approved = false;
+    checkpoint.last_id = None;
+    checkpoint.restarts = 0;
+    checkpoint.anchor = None;
+    checkpoint.confirm = None;
     checkpoint.full_passes = checkpoint.full_passes.saturating_add(1);
+}
+
+/// Whether the server's clock is behind where it stood at the start of the
+/// last successful run, by more than the margin: it went back (or was ahead
+/// then), so what changes from now on may be stamped before any cursor, and
+/// only a full pass is sure to see it.
+pub(super) fn clock_went_back(state: &LibraryState, server_now: Option<i64>) -> bool {
+    match (server_now, state.changed_since) {
+        (Some(now), Some(since)) => now.saturating_add(CURSOR_MARGIN_SECS) < since,
+        _ => false,
+    }
 }
 
 /// Records a failed run on a fresh copy of the state (the in-memory one may
@@ -354,7 +383,7 @@ pub(super) fn record_failure(
     history: u32,
     elapsed_ms: u64,
     message: &str,
-    refused_sweep: bool,
+    refused: Option<RefusedDeletion>,
 ) -> Result<(), StoreError> {
     let now = now_epoch();
     let mut state = store.state(number)?.unwrap_or_default();
@@ -363,12 +392,13 @@ pub(super) fn record_failure(
         checkpoint.elapsed_ms = elapsed_ms;
     }
     let record = state.checkpoint.as_ref().map(|checkpoint| run_record(checkpoint, now, elapsed_ms, Some(message)));
-    if refused_sweep {
+    if refused.is_some() {
         state.checkpoint = None;
         state.needs_full = Some("the previous full pass was refused by the mass-deletion guard".into());
+        state.refused = refused;
     }
     store.write(|writer| {
-        if refused_sweep {
+        if refused.is_some() {
             writer.clear_seen(number)?;
         }
         if let Some(record) = &record {

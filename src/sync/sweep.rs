@@ -1,14 +1,17 @@
-//! The only code that deletes from the mirror. After a complete full walk,
-//! the items the walk did not see are deleted, once the mass-deletion guard
-//! approved it, with their children in nested libraries; and the children
-//! phase drops a parent's children past the end of its shortened listing
-//! (`delete_children`). A failed run never gets here; a resumed sweep is
-//! safe, since deleting unseen items again is a no-op.
+//! The only code that deletes from the mirror. After a complete full walk
+//! and the lookup of what it did not see (`confirm`), the items still unseen
+//! are confirmed gone: the mass-deletion guard weighs them (with their
+//! children in nested libraries), then they are deleted in batches. After
+//! the children phase and its guard, `complete_children` drops the entries
+//! past the end of each parent's complete, shortened listing. A failed run
+//! never gets here; a resumed sweep is safe, since deleting unseen items
+//! again is a no-op.
 
 use super::report::kind_list;
 use super::run::{Failure, Run};
 use crate::store::records::{Checkpoint, LibraryState};
 use crate::store::{StoreError, Writer};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Unseen items deleted per write transaction.
 const SWEEP_BATCH: usize = 500;
@@ -16,9 +19,11 @@ const SWEEP_BATCH: usize = 500;
 const COUNT_BATCH: usize = 10_000;
 
 impl Run<'_> {
-    /// After a complete full walk: checks the mass-deletion guard, deletes
-    /// what the walk did not see, and recounts.
+    /// After a complete full walk: looks up what the walk did not see, checks
+    /// the mass-deletion guard against what is confirmed gone, deletes it,
+    /// and recounts.
     pub(super) fn sweep(&mut self) -> Result<(), Failure> {
+        self.confirm()?;
         if !self.checkpoint.sweep_approved {
             self.approve_sweep()?;
         }
@@ -48,15 +53,23 @@ impl Run<'_> {
             }
             after = keys.pop();
         }
-        // The counters are maintained per change; the walk that just ended
-        // is a cheap moment to replace them with the ground truth.
-        let counts = self.store.recount(number)?;
+        // The counters and newest change times are maintained per change; the
+        // walk that just ended is a cheap moment to replace them with the
+        // ground truth (a newest time stamped by a wrong clock goes with its
+        // item).
+        let tallies = self.store.recount(number)?;
         let (state, checkpoint) = (&mut self.state, &self.checkpoint);
         for kind in &checkpoint.kinds {
-            match counts.get(kind) {
-                Some(count) => state.counts.insert(*kind, *count),
-                None => state.counts.remove(kind),
-            };
+            match tallies.get(kind) {
+                Some(tally) => {
+                    state.counts.insert(*kind, tally.count);
+                    state.newest.insert(*kind, tally.newest);
+                }
+                None => {
+                    state.counts.remove(kind);
+                    state.newest.remove(kind);
+                }
+            }
             let unstored = checkpoint.unstored.get(kind).copied().unwrap_or(0);
             if unstored > 0 {
                 state.unreadable.insert(*kind, unstored);
@@ -67,41 +80,69 @@ impl Run<'_> {
         self.save()
     }
 
-    /// The mass-deletion guard: a sweep that would delete more than
-    /// `max_delete_share` of the stored items of the pass's kinds is refused
-    /// unless forced, and nothing is deleted. An approval is committed, so a
-    /// resumed sweep does not ask again.
+    /// The mass-deletion guard: deleting more than `max_delete_share` of the
+    /// stored items of the pass's kinds (in a nested library, of all its
+    /// items, counting the children that go with a deleted parent) is
+    /// refused unless forced, and nothing is deleted. An approval is
+    /// committed, so a resumed sweep does not ask again.
     fn approve_sweep(&mut self) -> Result<(), Failure> {
-        let kinds = &self.checkpoint.kinds;
-        let unseen = self.count_unseen()?;
-        let stored: u64 = kinds.iter().map(|kind| self.state.count(*kind)).sum();
-        let share = if stored == 0 { 0.0 } else { unseen as f64 / stored as f64 };
-        if unseen > 0 && share > self.options.max_delete_share && !self.checkpoint.forced {
-            let message = format!(
-                "refusing to delete {unseen} of {stored} stored {} items ({:.0}% > max_delete_share {:.0}%): the server may be missing a drive or a library; nothing was deleted. If the deletions are real, run `mediasync sync --server {} --force`",
-                kind_list(kinds),
-                share * 100.0,
-                self.options.max_delete_share * 100.0,
-                self.state.server,
-            );
-            return Err(Failure::MassDeletion(message));
+        let mut doomed = self.count_unseen()?;
+        if self.nested() {
+            doomed = doomed.saturating_add(self.store.children_of_unseen(self.number, &self.checkpoint.kinds)?);
+        }
+        let stored = self.stored_of_pass();
+        if self.beyond_guard(doomed, stored) && !self.checkpoint.forced {
+            return Err(self.mass_deletion(doomed, stored, &format!("{} items", kind_list(&self.checkpoint.kinds))));
         }
         self.checkpoint.sweep_approved = true;
         self.save()
     }
 
-    fn count_unseen(&self) -> Result<u64, Failure> {
+    /// The stored items the guard weighs deletions against: those of the
+    /// pass's kinds, and in a nested library every item (parents and
+    /// children).
+    pub(super) fn stored_of_pass(&self) -> u64 {
+        if self.nested() { self.state.total() } else { self.stored_of_kinds() }
+    }
+
+    /// The stored items of the pass's kinds.
+    pub(super) fn stored_of_kinds(&self) -> u64 {
+        self.checkpoint.kinds.iter().map(|kind| self.state.count(*kind)).fold(0, u64::saturating_add)
+    }
+
+    pub(super) fn count_unseen(&self) -> Result<u64, Failure> {
         let mut total = 0u64;
         let mut after: Option<Vec<u8>> = None;
         loop {
             let (mut keys, complete) =
                 self.store.unseen(self.number, &self.checkpoint.kinds, after.as_deref(), COUNT_BATCH)?;
-            total = total.saturating_add(keys.len() as u64);
+            total = total.saturating_add(u64::try_from(keys.len()).unwrap_or(u64::MAX));
             if complete {
                 return Ok(total);
             }
             after = keys.pop();
         }
+    }
+}
+
+impl Run<'_> {
+    /// Stores the parents whose children are fetched, one per commit: each
+    /// one's tail (the children its complete listing no longer has) goes,
+    /// and its new version replaces the stored copy. Runs after the
+    /// children's guard approved.
+    pub(super) fn complete_children(&mut self, stop: &AtomicBool) -> Result<(), Failure> {
+        let number = self.number;
+        while let Some(parent) = self.store.first_fetched(number)? {
+            if stop.load(Ordering::Relaxed) {
+                return Err(Failure::Interrupted);
+            }
+            self.commit(|writer, state, checkpoint| {
+                let deleted = writer.complete_fetched(number, state, &parent)?;
+                checkpoint.counters.deleted = checkpoint.counters.deleted.saturating_add(deleted);
+                Ok(())
+            })?;
+        }
+        Ok(())
     }
 }
 
@@ -116,7 +157,7 @@ pub(super) fn delete_children(
     parent: &str,
     last: Option<&str>,
 ) -> Result<(), StoreError> {
-    checkpoint.counters.deleted =
-        checkpoint.counters.deleted.saturating_add(writer.delete_children_after(number, state, parent, last)?);
+    let deleted = writer.delete_children_after(number, state, parent, last)?;
+    checkpoint.counters.deleted = checkpoint.counters.deleted.saturating_add(deleted);
     Ok(())
 }

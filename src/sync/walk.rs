@@ -1,21 +1,28 @@
 //! The page walk: drives a run's checkpoint to the end of the run, one page
-//! per commit, and decides between passes. An incremental pass whose counts
-//! then disagree with the server's becomes a full reconcile of those kinds;
-//! a full pass is swept (and its children fetched), and repeated once if
-//! its result still disagrees.
+//! per commit, and decides between passes. Every offset page after the
+//! first is asked from one entry earlier and must begin with the entry the
+//! walk saw last: if not, the listing moved, and an incremental walk starts
+//! the kind over (a full one goes on; the lookup before the sweep finds
+//! what it missed). An incremental pass whose counts then disagree with the
+//! server's becomes a full reconcile of those kinds; a full pass is swept
+//! (and its children fetched), and repeated once if its result still
+//! disagrees.
 
 use super::probe::FILTER_PROBE_PAST;
 use super::report::kind_list;
-use super::run::{Failure, Run};
+use super::run::{Failure, Run, clock_went_back};
 use crate::model::{Item, Kind, Strategy};
 use crate::source::{BadItem, ErrorKind, Next, Order, Page, Position};
 use crate::store::Outcome;
-use crate::store::records::{Counters, Pass};
+use crate::store::records::{Checkpoint, Counters, Pass};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A full pass whose result disagrees with the server's count is repeated
 /// once in the same run (items can shift between pages while it walks).
 const MAX_FULL_PASSES: u32 = 2;
+/// An incremental walk of a kind starts over at most this often when the
+/// listing moves under it; after that the run walks the kinds whole.
+const MAX_RESTARTS: u32 = 3;
 
 impl Run<'_> {
     /// Drives the checkpoint to the end of the run.
@@ -24,7 +31,7 @@ impl Run<'_> {
             if stop.load(Ordering::Relaxed) {
                 return Err(Failure::Interrupted);
             }
-            if let Some(&kind) = self.checkpoint.kinds.get(self.checkpoint.kind_index as usize) {
+            if let Some(kind) = self.current_kind() {
                 let filtered = self.filtered();
                 match self.page(kind) {
                     Err(Failure::Source(err))
@@ -77,12 +84,19 @@ impl Run<'_> {
         }
     }
 
+    /// The kind being walked, if the walk of this pass is not over.
+    fn current_kind(&self) -> Option<Kind> {
+        let index = usize::try_from(self.checkpoint.kind_index).ok()?;
+        self.checkpoint.kinds.get(index).copied()
+    }
+
     /// Whether this pass walks a changed-since listing.
     fn filtered(&self) -> bool {
         self.checkpoint.pass == Pass::Incremental && self.library.strategy == Strategy::ChangedSince
     }
 
-    /// Fetches the next page and commits it with the advanced checkpoint.
+    /// Fetches the next page of `kind` and commits it with the advanced
+    /// checkpoint.
     fn page(&mut self, kind: Kind) -> Result<(), Failure> {
         let checkpoint = &self.checkpoint;
         let pass = checkpoint.pass;
@@ -94,24 +108,54 @@ impl Run<'_> {
             }
             Pass::Incremental => Order::NewestChanged,
         };
+        // An offset page starts one entry early, on the entry seen last.
+        let overlap = match (&checkpoint.after, &checkpoint.last_id) {
+            (None, Some(_)) if checkpoint.start > 0 => 1,
+            _ => 0,
+        };
         let position = match &checkpoint.after {
             Some(cursor) => Position::After(cursor),
-            None => Position::Offset(checkpoint.start),
+            None => Position::Offset(checkpoint.start.saturating_sub(overlap)),
         };
         let size = self.options.page_size;
-        let page = self.source.page(self.library, kind, order, position, size)?;
+        let asked = if overlap == 1 { size.saturating_add(1) } else { size };
+        let page = self.source.page(self.library, kind, order, position, asked)?;
+        if self.checkpoint.server_started_at.is_none() {
+            // A source that knew no clock before this answer: the run began
+            // at this answer's, or later.
+            self.checkpoint.server_started_at = self.source.server_time();
+            if pass == Pass::Incremental && clock_went_back(&self.state, self.checkpoint.server_started_at) {
+                log::warn!(
+                    "{}/{}: the server's clock is behind where it stood at the last sync; walking whole libraries",
+                    self.state.server,
+                    self.library.id
+                );
+                return self.start_full_pass(self.checkpoint.kinds.clone());
+            }
+        }
+        let continues = overlap == 1 && first_id(&page) == self.checkpoint.last_id.as_deref();
+        let moved = overlap == 1 && !continues;
+        if moved && pass == Pass::Incremental {
+            return self.restart_kind(kind);
+        }
         let nested = self.nested();
         let requests = self.requests();
         let number = self.number;
         let library = self.library;
+        // The entry seen last, asked again, is not walked twice.
+        let skip = usize::from(continues);
         self.commit(move |writer, state, checkpoint| {
+            let entries = page.items.get(skip..).unwrap_or_default();
             let cursor = checkpoint.cursors.get(&kind).copied().unwrap_or(i64::MIN);
             let mut reached_cursor = false;
-            if pass == Pass::Incremental && !filtered && !newest_first(&page.items) {
+            if moved || checkpoint.totals.get(&kind).is_some_and(|total| Some(*total) != page.total) {
+                checkpoint.counters.shifts = checkpoint.counters.shifts.saturating_add(1);
+            }
+            if pass == Pass::Incremental && !filtered && !newest_first(entries) {
                 // The stop rule below is only sound on a sorted listing.
                 checkpoint.order_broken = true;
             }
-            for entry in &page.items {
+            for entry in entries {
                 match entry {
                     Ok(item) => {
                         if pass == Pass::Incremental
@@ -127,6 +171,9 @@ impl Run<'_> {
                         } else {
                             writer.upsert(number, state, item, pass == Pass::Full)?
                         };
+                        if pass == Pass::Full && checkpoint.anchor.is_none() {
+                            checkpoint.anchor = Some(item.id.clone());
+                        }
                         tally(&mut checkpoint.counters, outcome);
                     }
                     Err(bad) => {
@@ -154,20 +201,51 @@ impl Run<'_> {
             if let (Some(total), false) = (page.total, filtered) {
                 checkpoint.totals.insert(kind, total);
             }
-            checkpoint.start = checkpoint.start.saturating_add(page.returned());
+            let fresh = u64::try_from(entries.len()).unwrap_or(u64::MAX);
+            checkpoint.start = checkpoint.start.saturating_sub(overlap).saturating_add(page.returned());
             let exhausted = reached_cursor
                 || (pass == Pass::Incremental && checkpoint.order_broken)
-                || listing_ends(&page, checkpoint.start, size);
+                || listing_ends(&page, fresh, checkpoint.start, size);
             if exhausted {
-                checkpoint.kind_index = checkpoint.kind_index.saturating_add(1);
-                checkpoint.start = 0;
-                checkpoint.after = None;
+                next_kind(checkpoint);
             } else {
+                checkpoint.last_id = page.items.last().and_then(entry_id).map(str::to_string);
                 checkpoint.after = match page.next {
                     Next::After(cursor) => Some(cursor),
                     Next::Offset | Next::End => None,
                 };
             }
+            checkpoint.counters.pages = checkpoint.counters.pages.saturating_add(1);
+            checkpoint.counters.requests = requests;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// The listing moved under an incremental walk (an entry before the
+    /// walk's position went away, so one after it may never be seen): the
+    /// kind is walked again from the top, or, once that has happened
+    /// `MAX_RESTARTS` times, the run walks its kinds whole.
+    fn restart_kind(&mut self, kind: Kind) -> Result<(), Failure> {
+        if self.checkpoint.restarts >= MAX_RESTARTS {
+            log::warn!(
+                "{}/{}: the {kind} listing keeps moving during the walk; walking whole libraries instead",
+                self.state.server,
+                self.library.id
+            );
+            return self.start_full_pass(self.checkpoint.kinds.clone());
+        }
+        log::info!(
+            "{}/{}: the {kind} listing moved during the walk; walking it again",
+            self.state.server,
+            self.library.id
+        );
+        let requests = self.requests();
+        self.commit(|_, _, checkpoint| {
+            checkpoint.restarts = checkpoint.restarts.saturating_add(1);
+            checkpoint.start = 0;
+            checkpoint.last_id = None;
+            checkpoint.counters.shifts = checkpoint.counters.shifts.saturating_add(1);
             checkpoint.counters.pages = checkpoint.counters.pages.saturating_add(1);
             checkpoint.counters.requests = requests;
             Ok(())
@@ -207,27 +285,51 @@ impl Run<'_> {
     }
 }
 
-/// Counts a stored item in the run's tallies.
-pub(super) fn tally(counters: &mut Counters, outcome: Outcome) {
-    match outcome {
-        Outcome::New => counters.new = counters.new.saturating_add(1),
-        Outcome::Changed => counters.changed = counters.changed.saturating_add(1),
-        Outcome::Unchanged => counters.unchanged = counters.unchanged.saturating_add(1),
-    }
+/// Moves the checkpoint on to the next kind of the pass.
+fn next_kind(checkpoint: &mut Checkpoint) {
+    checkpoint.kind_index = checkpoint.kind_index.saturating_add(1);
+    checkpoint.start = 0;
+    checkpoint.after = None;
+    checkpoint.last_id = None;
+    checkpoint.restarts = 0;
 }
 
-/// Whether a listing ends with this page, `start` entries in: the server
-/// said so, or it came back empty or short, or the total is reached.
-pub(super) fn listing_ends(page: &Page, start: u64, size: u32) -> bool {
+/// Counts a stored item in the run's tallies.
+pub(super) fn tally(counters: &mut Counters, outcome: Outcome) {
+    let counter = match outcome {
+        Outcome::New => &mut counters.new,
+        Outcome::Changed => &mut counters.changed,
+        Outcome::Unchanged => &mut counters.unchanged,
+    };
+    *counter = counter.saturating_add(1);
+}
+
+/// Whether a listing ends with this page, whose `fresh` entries (those not
+/// seen before) took the walk `start` entries in: the server said so, or
+/// nothing new came, or the total is reached, or (no total) the page came
+/// back short.
+pub(super) fn listing_ends(page: &Page, fresh: u64, start: u64, size: u32) -> bool {
     match page.next {
         Next::End => true,
-        _ if page.returned() == 0 => true,
+        _ if fresh == 0 => true,
         Next::After(_) => false,
         Next::Offset => match page.total {
             Some(total) => start >= total,
-            None => page.returned() < u64::from(size),
+            None => fresh < u64::from(size),
         },
     }
+}
+
+/// The id of a page entry, readable or not.
+fn entry_id(entry: &Result<Item, BadItem>) -> Option<&str> {
+    match entry {
+        Ok(item) => Some(&item.id),
+        Err(bad) => bad.id.as_deref(),
+    }
+}
+
+fn first_id(page: &Page) -> Option<&str> {
+    page.items.first().and_then(entry_id)
 }
 
 /// Whether a page's readable items come most recently changed first.

@@ -81,7 +81,9 @@ pub fn items(app: &App, request: &Request) -> Response {
 
 /// `GET /api/changes?since=SEQ&limit=`: changes after `since`, oldest
 /// first. Upserts carry the item as stored now; deletes only its id. A
-/// follower stores `next` and asks again with it as `since`.
+/// follower stores `next` and asks again with it as `since`. A `since`
+/// older than the deletions the feed keeps is answered 410 Gone: the
+/// follower may have missed a deletion, and must read the catalog again.
 pub fn changes(app: &App, request: &Request) -> Response {
     let since = match request.param("since") {
         None => 0,
@@ -92,6 +94,11 @@ pub fn changes(app: &App, request: &Request) -> Response {
             }
         },
     };
+    match history_gone(app, since) {
+        Ok(None) => {}
+        Ok(Some(gone)) => return gone,
+        Err(err) => return store_failure(err),
+    }
     let limit = match limit_param(request, DEFAULT_CHANGES, MAX_CHANGES) {
         Ok(limit) => limit,
         Err(response) => return response,
@@ -131,4 +138,23 @@ pub fn changes(app: &App, request: &Request) -> Response {
         Ok(document) => Response::json(200, &document),
         Err(err) => store_failure(err),
     }
+}
+
+/// The 410 for a follower at `since` when deletions after it were compacted
+/// away. From 0 the feed still rebuilds the catalog (every stored item has
+/// its latest change in it; a deletion matters only to whoever held the
+/// item).
+fn history_gone(app: &App, since: u64) -> Result<Option<Response>, crate::store::StoreError> {
+    let compacted_through = app.store.compacted_through()?;
+    if since == 0 || since >= compacted_through {
+        return Ok(None);
+    }
+    let head = app.store.head()?;
+    let message = format!(
+        "since={since} is older than the change history kept (deletions up to {compacted_through} were dropped, see [store] max_tombstones and max_tombstone_age), so deletions may be missing: read the whole catalog again from /api/items (every library, following next) or /api/export, then follow /api/changes?since={head}"
+    );
+    Ok(Some(Response::json(
+        410,
+        &json!({ "error": message, "status": 410, "compacted_through": compacted_through, "head": head }),
+    )))
 }

@@ -13,7 +13,7 @@ pub mod page;
 pub mod server;
 pub mod spotify;
 
-use crate::app::{App, ControlError};
+use crate::app::{App, ControlError, SyncRequest};
 use access::Access;
 use http::{Request, Response};
 use hyper::{Method, header};
@@ -68,8 +68,9 @@ fn route(app: &Arc<App>, access: &Access, request: &Request) -> Response {
         ["api", "servers", name, "quick-connect"] => admin(Method::POST, &|| quick_connect(app, name)),
         ["api", "servers", name, "check"] => admin(Method::POST, &|| check(app, name)),
         ["api", "servers", name, action @ ("sync" | "pause" | "resume" | "reset")] => {
-            let full = request.param("full").is_some_and(|full| full == "1" || full == "true");
-            admin(Method::POST, &|| control(app, name, action, full))
+            let flag = |name: &str| request.param(name).is_some_and(|value| value == "1" || value == "true");
+            let sync = SyncRequest { full: flag("full"), force: flag("force") };
+            admin(Method::POST, &|| control(app, name, action, sync))
         }
         _ => Response::error(404, "no such page; see / for the status page and /api/status for the API"),
     }
@@ -79,9 +80,12 @@ fn not_allowed(allowed: &'static str) -> Response {
     Response::error(405, &format!("method not allowed; use {allowed}")).with_header(header::ALLOW, allowed)
 }
 
-fn control(app: &App, name: &str, action: &str, full: bool) -> Response {
+fn control(app: &App, name: &str, action: &str, request: SyncRequest) -> Response {
     let result = match action {
-        "sync" => app.request_sync(name, full).map(|()| format!("sync of {name} requested")),
+        "sync" if request.force => app
+            .request_sync(name, request)
+            .map(|()| format!("sync of {name} requested; it may delete what the guard refused to")),
+        "sync" => app.request_sync(name, request).map(|()| format!("sync of {name} requested")),
         "pause" => app.pause(name).map(|()| format!("{name} paused")),
         "resume" => app.resume(name).map(|()| format!("{name} resumed")),
         _ => app.reset(name).map(|libraries| format!("{name} reset ({libraries} libraries); the next run is full")),

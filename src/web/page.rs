@@ -234,7 +234,7 @@ fn server_section(out: &mut String, server: &ServerStatus, index: usize, now: i6
     }
     let _ = write!(out, "<table><tr><th>Library</th><th>State</th><th>Items</th><th>Last run</th></tr>");
     for library in &server.libraries {
-        library_row(out, library, now);
+        library_row(out, library, &quoted, now);
     }
     let _ = write!(out, "</table></section>");
 }
@@ -323,7 +323,7 @@ fn counts_text(library: &LibraryStatus) -> String {
     counts.iter().map(|(kind, count)| format!("{count} {kind}")).collect::<Vec<_>>().join(", ")
 }
 
-fn library_row(out: &mut String, library: &LibraryStatus, now: i64) {
+fn library_row(out: &mut String, library: &LibraryStatus, server: &str, now: i64) {
     let state = library.state.name();
     let mut status = format!("<span class=\"badge {state}\">{state}</span>");
     if let Some(progress) = &library.progress {
@@ -346,6 +346,19 @@ fn library_row(out: &mut String, library: &LibraryStatus, now: i64) {
     }
     if let Some(error) = &library.last_error {
         let _ = write!(status, "<div class=error>{}</div>", escape(error));
+    }
+    if let Some(refused) = &library.refused {
+        // The deletions are real only if the server really lost the items:
+        // the button says so, and asks before it allows them.
+        let question = format!(
+            "Delete {} of the {} stored items of {}? The server confirmed them gone; if a drive or a share is only missing, cancel and fix it first.",
+            refused.items, refused.stored, library.title
+        );
+        let _ = write!(
+            status,
+            "<div><button onclick='if(confirm({}))act({server},\"sync?force=1\")'>Allow the deletions</button></div>",
+            escape(&serde_json::to_string(&question).unwrap_or_default()),
+        );
     }
     if !library.skipped.is_empty() {
         let _ = write!(

@@ -26,8 +26,8 @@ fn write(dir: &Path, servers: &str, extra: &str) -> std::path::PathBuf {
 }
 
 /// Whether a clock cell shows this machine's clock, within a minute (the
-/// fakes' `Date` is their wall clock; a slow machine may take seconds to
-/// answer).
+/// fakes' `Date` is their clock, set to this machine's here; a slow machine
+/// may take seconds to answer).
 fn same_clock(cell: &str) -> bool {
     cell.strip_suffix(" s").and_then(|offset| offset.parse::<i64>().ok()).is_some_and(|offset| offset.abs() <= 60)
 }
@@ -43,10 +43,12 @@ fn check_shows_each_server_in_a_table_and_fails_on_any_problem() {
     let plex = FakePlex::start(TOKEN);
     plex.add_movies("Movies", 5);
     plex.add_shows("TV Shows", 2, 1, 2);
+    plex.state().clock = mediasync::sync::now_epoch();
     let jellyfin = FakeJellyfin::start(Behaviour::Jellyfin10_11, TOKEN);
     jellyfin.add_library_of(20);
     jellyfin.state().clock = mediasync::sync::now_epoch() + 42;
     let refusing = FakePlex::start("another-token");
+    refusing.state().clock = mediasync::sync::now_epoch();
     let nowhere = format!("http://{}", free_address());
     let dir = tempfile::tempdir().unwrap();
     let good = format!(
@@ -107,8 +109,10 @@ fn a_clock_far_off_is_a_problem() {
 fn check_works_while_the_daemon_holds_the_store_and_asks_it_about_spotify() {
     let plex = FakePlex::start(TOKEN);
     plex.add_movies("Movies", 30);
+    plex.state().clock = mediasync::sync::now_epoch();
     let spotify = FakeSpotify::start().unwrap();
     spotify.generate(20, 5, 5, 2, 3);
+    spotify.state().clock = mediasync::sync::now_epoch();
     let dir = tempfile::tempdir().unwrap();
     let address = free_address();
     let spotify_entry = format!(

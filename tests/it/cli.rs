@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 /// The binary under test; under emulation (`scripts/cross-build.sh --test`)
 /// MEDIASYNC_TEST_RUNNER names the emulator to start it with.
-fn binary() -> Command {
+pub fn binary() -> Command {
     let runner = std::env::var("MEDIASYNC_TEST_RUNNER").unwrap_or_default();
     let mut words = runner.split_whitespace();
     let mut command = match words.next() {
@@ -186,4 +186,24 @@ fn sigkill_during_the_first_sync_then_rerun_is_exact() {
         fake.expected().into_iter().map(|row| (row.library, row.id, row.title)).collect();
     expected.sort();
     assert_eq!(stored, expected);
+}
+
+#[test]
+fn sync_keeps_the_change_feed_within_max_tombstones() {
+    let fake = FakePlex::start(TOKEN);
+    fake.add_movies("Movies", 100);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), fake.url(), "");
+    let limited = std::fs::read_to_string(&config).unwrap().replace("[sync]", "max_tombstones = 2\n\n[sync]");
+    std::fs::write(&config, limited).unwrap();
+    assert!(run(&config, &["sync"]).status.success());
+    for key in &fake.keys("1", mediasync::model::Kind::Movie)[..5] {
+        fake.delete(key);
+    }
+    let output = run(&config, &["sync"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let store = mediasync::store::Store::open(&dir.path().join("catalog.redb"), 1 << 20).unwrap();
+    let deletions = store.changes(0, usize::MAX).unwrap().into_iter().filter(|change| change.deleted).count();
+    assert_eq!(deletions, 2, "the newest two deletions are kept");
+    assert!(store.compacted_through().unwrap() > 0);
 }

@@ -221,6 +221,45 @@ fn sigterm_mid_sync_leaves_a_checkpoint_and_a_restart_resumes_it() {
     assert!(daemon.terminate().success());
 }
 
+/// `sync --force` used to be dropped on its way to a running daemon: a real
+/// mass deletion was refused on every run, and every run became a full pass.
+#[test]
+fn sync_force_reaches_a_running_daemon_and_allows_the_refused_deletion() {
+    let fake = FakePlex::start(TOKEN);
+    fake.add_movies("Movies", 400);
+    let dir = tempfile::tempdir().unwrap();
+    let address = free_address();
+    let config = write_config(dir.path(), fake.url(), address);
+    let daemon = Daemon::start(&config, address, &[]);
+    daemon.wait_until("the first sync finished", idle_after_success);
+    for key in &fake.keys("1", mediasync::model::Kind::Movie)[..300] {
+        fake.delete(key);
+    }
+    let refused = |daemon: &Daemon| daemon.status()["servers"][0]["libraries"][0]["refused"].clone();
+    let sync = cli(&config, &["sync"]);
+    assert!(sync.status.success(), "{}", String::from_utf8_lossy(&sync.stderr));
+    daemon.wait_until("the guard refused the deletion", |daemon| refused(daemon)["items"] == 300);
+    assert_eq!(refused(&daemon)["stored"], 400);
+    let page = get(address, "/").body;
+    assert!(
+        page.contains("Allow the deletions") && page.contains("sync?force=1") && page.contains("confirm("),
+        "the page offers to allow it, after asking: {page}"
+    );
+
+    let forced = cli(&config, &["sync", "--force"]);
+    assert!(forced.status.success(), "{}", String::from_utf8_lossy(&forced.stderr));
+    assert!(
+        String::from_utf8_lossy(&forced.stdout).contains("may delete"),
+        "{}",
+        String::from_utf8_lossy(&forced.stdout)
+    );
+    daemon.wait_until("the forced sync deleted them", |daemon| {
+        let library = &daemon.status()["servers"][0]["libraries"][0];
+        library["items"] == 100 && library["refused"].is_null()
+    });
+    assert!(daemon.terminate().success());
+}
+
 #[test]
 fn ready_and_watchdog_reach_systemd() {
     let fake = FakePlex::start(TOKEN);

@@ -196,3 +196,25 @@ fn raw_get(fake: &FakePlex, path: &str) -> Value {
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     serde_json::from_str::<Value>(body).unwrap()["MediaContainer"].clone()
 }
+
+#[test]
+fn metadata_answers_the_items_that_exist_and_404_when_none_does() {
+    let fake = FakePlex::start(TOKEN);
+    fake.add_movies("Movies", 4);
+    let films = fake.add_section("Films", mediasync::fake::plex::SectionKind::Movie);
+    let film = fake.add_item(&films, mediasync::model::Kind::Movie, "Elsewhere", None);
+    let movies = fake.keys("1", mediasync::model::Kind::Movie);
+    let one_section = json(&fake, &format!("/library/metadata/{},999999,{}", movies[0], movies[2]), &[]);
+    let keys: Vec<&str> =
+        one_section["Metadata"].as_array().unwrap().iter().map(|item| item["ratingKey"].as_str().unwrap()).collect();
+    assert_eq!(keys, [movies[0].as_str(), movies[2].as_str()]);
+    assert_eq!(one_section["librarySectionID"], 1, "every item is in section 1");
+    let two_sections = json(&fake, &format!("/library/metadata/{},{film}", movies[1]), &[]);
+    assert!(two_sections.get("librarySectionID").is_none(), "no common section");
+    let sections: Vec<&Value> =
+        two_sections["Metadata"].as_array().unwrap().iter().map(|item| &item["librarySectionID"]).collect();
+    assert_eq!(sections, [&Value::from(1), &Value::from(films.parse::<u64>().unwrap())]);
+    let (status, content_type, _) =
+        get(&fake, "/library/metadata/999998,999999", &[("X-Plex-Token", TOKEN), ("Accept", "application/json")]);
+    assert_eq!((status, content_type.as_str()), (404, "text/html"), "none exists: 404, an HTML body");
+}

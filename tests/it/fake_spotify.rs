@@ -556,3 +556,37 @@ fn injected_failures_count_api_requests_only() {
     assert_eq!(numbers, [0, 1, 2, 3], "the token request is logged as number 0");
     assert!(fake.log()[0].path == "/api/token" && fake.log()[0].method == "POST");
 }
+
+#[test]
+fn library_contains_answers_one_boolean_per_uri_up_to_forty() {
+    let fake = FakeSpotify::start().unwrap();
+    fake.generate(3, 2, 2, 2, 1);
+    let token = fake.issue_access_token();
+    let (track, album, artist, playlist) = {
+        let state = fake.state();
+        (
+            state.saved_tracks[0].item.id.clone(),
+            state.saved_albums[0].item.id.clone(),
+            state.followed_artists[0].id.clone(),
+            state.playlists[0].id.clone(),
+        )
+    };
+    let uris = [
+        format!("spotify:track:{track}"),
+        "spotify:track:0000000000000000000000".to_string(),
+        format!("spotify:album:{album}"),
+        format!("spotify:artist:{artist}"),
+        format!("spotify:playlist:{playlist}"),
+    ];
+    let answer = ok(&fake, &token, &format!("/v1/me/library/contains?uris={}", uris.join(",")));
+    assert_eq!(answer, serde_json::json!([true, false, true, true, true]));
+    fake.unfollow_artist(&artist);
+    fake.remove_playlist(&playlist);
+    let answer = ok(&fake, &token, &format!("/v1/me/library/contains?uris={}", uris[3..].join(",")));
+    assert_eq!(answer, serde_json::json!([false, false]), "unfollowed, and deleted (which is unfollowed)");
+    let many: Vec<String> = (0..41).map(|n| format!("spotify:track:{n:022}")).collect();
+    let answer = get(&fake, Some(&token), &format!("/v1/me/library/contains?uris={}", many.join(",")));
+    assert_eq!(answer.status, 400, "at most 40 URIs");
+    let answer = get(&fake, Some(&token), "/v1/me/library/contains?uris=track:x");
+    assert_eq!(answer.status, 400, "a URI is spotify:{{type}}:{{id}}");
+}

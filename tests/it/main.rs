@@ -23,6 +23,9 @@
 //!   shaped and mutated answers and headers, zero panics, figures printed
 //!   (cases: MEDIASYNC_FUZZ_CASES)
 //! - `cli`: the binary as a user runs it: configs, exit codes, SIGKILL resume
+//! - `churn`: property tests: seeded syncs while every simulated server
+//!   changes between pages (some killed and resumed): nothing live dropped,
+//!   no deletion the server did not make, exact one quiet sync later
 //! - `migration`: version-1 stores migrate on open, crash-safely and
 //!   resumably
 //! - `portability`: a store written on x86_64 reads identically on ARM
@@ -32,6 +35,9 @@
 //! - `push`: the servers' notifications drive near-real-time syncs: a change
 //!   mirrored seconds after its notice, a scan's burst, reconnection and
 //!   catch-up, no request while idle
+//! - `under_changes`: syncs while the server changes between two requests:
+//!   no live item dropped, lookups before deletions, moving listings,
+//!   cursors and clocks, playlist entries
 //! - `status_server`: the status page and API over real HTTP: endpoints,
 //!   control auth, Host checks (DNS rebinding), the change feed, HTTP as
 //!   hyper reads it, limits against slow and flooding clients and slow
@@ -64,6 +70,7 @@
 
 mod browser;
 mod check;
+mod churn;
 mod cli;
 mod daemon;
 mod disk;
@@ -83,3 +90,4 @@ mod status_fuzz;
 mod status_server;
 mod stop;
 mod support;
+mod under_changes;

@@ -136,3 +136,23 @@ fn stores_written_on_x86_64_read_identically_here() {
     workload(&local);
     assert_eq!(snapshot(&local), expected);
 }
+
+/// Stores made before the change feed's tombstones were indexed (both
+/// fixtures) get their existing deletions indexed when opened, so they are
+/// compacted too.
+#[test]
+fn deletions_of_an_older_store_are_compacted_too() {
+    let dir = tempfile::tempdir().unwrap();
+    for fixture in FIXTURES {
+        let copy = dir.path().join(fixture);
+        std::fs::copy(data(fixture), &copy).unwrap();
+        let store = Store::open(&copy, CACHE).unwrap();
+        let tombstones =
+            |store: &Store| store.changes(0, 1_000).unwrap().into_iter().filter(|change| change.deleted).count();
+        assert_eq!(tombstones(&store), 1, "{fixture}");
+        let keep_none = mediasync::store::TombstoneLimits { count: 0, age_secs: i64::MAX };
+        assert_eq!(store.compact_tombstones(keep_none, 0).unwrap(), 1, "{fixture}");
+        assert_eq!(tombstones(&store), 0, "{fixture}");
+        assert_eq!(store.compacted_through().unwrap(), 53, "{fixture}");
+    }
+}

@@ -53,6 +53,11 @@ impl Setup {
 
     /// One run, with a source built afresh as a restarted process would.
     fn sync(&self) -> ServerReport {
+        self.sync_with(false)
+    }
+
+    /// As `sync`, allowing a mass deletion with `force`.
+    fn sync_with(&self, force: bool) -> ServerReport {
         let server = self.server();
         let sync_config = SyncConfig {
             retries: 2,
@@ -63,7 +68,7 @@ impl Setup {
         let source = mediasync::source::build(&server, &sync_config, &self.store, &Default::default());
         let options = Options {
             full: false,
-            force: false,
+            force,
             full_every: Duration::from_secs(7 * 86_400),
             max_delete_share: 0.5,
             history: 5,
@@ -214,7 +219,8 @@ fn a_restart_during_a_rate_limit_wait_asks_nothing_until_it_ends_then_resumes_ex
     let (_, tracks) =
         setup.store.libraries().unwrap().into_iter().find(|(_, state)| state.library_id == "tracks").unwrap();
     let shown = serde_json::to_value(mediasync::app::status::progress(&tracks, sync::now_epoch(), None)).unwrap();
-    assert_eq!((shown["done"].as_u64(), shown["total"].as_u64()), (Some(150), Some(300)), "{shown}");
+    // Three pages of 50, the second and third starting on the entry seen last.
+    assert_eq!((shown["done"].as_u64(), shown["total"].as_u64()), (Some(148), Some(300)), "{shown}");
 
     // A restarted process during the wait asks nothing at all.
     let requests = setup.fake.requests();
@@ -311,6 +317,153 @@ fn expired_tokens_are_refreshed_rotated_tokens_replace_the_old_and_invalid_grant
     let (requests, tokens) = (setup.fake.requests(), setup.fake.token_requests());
     assert!(!setup.sync().ok());
     assert_eq!((setup.fake.requests(), setup.fake.token_requests()), (requests, tokens));
+}
+
+/// The user's own playlists, in listing order.
+fn owned(fake: &FakeSpotify) -> Vec<String> {
+    let state = fake.state();
+    state
+        .playlists
+        .iter()
+        .filter(|playlist| playlist.owner == state.user_id)
+        .map(|playlist| playlist.id.clone())
+        .collect()
+}
+
+/// The stored playlist (its `snapshot_id` is the marker) and its entries.
+fn stored_playlist(setup: &Setup, id: &str) -> (Option<String>, Vec<mediasync::fake::Expected>) {
+    let number = setup.store.find_library(NAME, "playlists").unwrap().unwrap();
+    let marker = setup.store.item(number, id).unwrap().and_then(|stored| stored.item.marker);
+    let entries = stored_rows(&setup.store)
+        .into_iter()
+        .filter(|row| row.parent_id.as_deref() == Some(id) && row.id.starts_with(id))
+        .collect();
+    (marker, entries)
+}
+
+/// A page of a playlist's entries that came back empty (or short) while its
+/// total said more used to end the listing: the stored entries past it were
+/// deleted, and the playlist was stored with its new `snapshot_id`, so they
+/// were never fetched again.
+#[test]
+fn an_empty_page_of_entries_is_an_outage_that_deletes_nothing() {
+    let setup = Setup::new(10, 5, 5, 4, 120);
+    assert_ok(&setup.sync());
+    let playlist = owned(&setup.fake)[0].clone();
+    let before = stored_playlist(&setup, &playlist);
+    assert_eq!(before.1.len(), 120);
+    setup.fake.playlist_insert(&playlist, 0, "New first");
+    setup.fake.fail_path(&format!("/v1/playlists/{playlist}/items"), mediasync::fake::Failure::Emptied);
+    let report = setup.sync();
+    assert!(!report.ok());
+    let error = report.libraries.iter().find_map(|library| library.error.clone()).unwrap_or_default();
+    assert!(error.contains("counts 121") && error.contains("not complete"), "{error}");
+    assert_eq!(stored_playlist(&setup, &playlist), before, "entries and snapshot_id stay as they were");
+
+    setup.fake.heal();
+    assert_ok(&setup.sync());
+    setup.assert_exact();
+    let (marker, entries) = stored_playlist(&setup, &playlist);
+    assert_eq!(marker, setup.fake.snapshot_id(&playlist));
+    assert_eq!(entries.len(), 121);
+}
+
+#[test]
+fn a_playlist_that_can_no_longer_be_read_keeps_its_stored_entries() {
+    let setup = Setup::new(10, 5, 5, 4, 30);
+    assert_ok(&setup.sync());
+    let playlist = owned(&setup.fake)[1].clone();
+    let before = stored_playlist(&setup, &playlist);
+    assert_eq!(before.1.len(), 30);
+    // Someone else owns it now, and changes it: its entries answer 403.
+    if let Some(taken) = setup.fake.state().playlists.iter_mut().find(|candidate| candidate.id == playlist) {
+        taken.owner = "someone-else".into();
+        taken.collaborative = false;
+    }
+    setup.fake.rename_playlist(&playlist, "Taken over");
+    let report = setup.sync();
+    assert_ok(&report);
+    assert_eq!(stored_playlist(&setup, &playlist), before, "the entries and the version they belong to stay");
+    let (_, state) =
+        setup.store.libraries().unwrap().into_iter().find(|(_, state)| state.library_id == "playlists").unwrap();
+    assert!(state.skipped.get(&playlist).is_some_and(|reason| reason.contains("403")), "{:?}", state.skipped);
+}
+
+#[test]
+fn a_new_playlist_refused_part_way_is_stored_without_the_entries_read_before() {
+    let setup = Setup::new(10, 5, 5, 4, 30);
+    assert_ok(&setup.sync());
+    let user = setup.fake.state().user_id.clone();
+    // Two pages of entries (100 and 50); someone else takes the playlist
+    // over once its first page is answered, so the second answers 403.
+    let playlist = setup.fake.add_playlist("Taken over mid-listing", &user, false, 150);
+    let items = format!("/v1/playlists/{playlist}/items");
+    let first = setup.fake.requests();
+    let taken_over = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for number in first + 1..first + 40 {
+        let (playlist, items, taken_over) = (playlist.clone(), items.clone(), taken_over.clone());
+        setup.fake.before_request(number, move |state| {
+            let after_first_page = state.log.last().is_some_and(|entry| entry.path == items && entry.status == 200);
+            if after_first_page && !taken_over.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                if let Some(taken) = state.playlists.iter_mut().find(|candidate| candidate.id == playlist) {
+                    taken.owner = "someone-else".into();
+                }
+            }
+        });
+    }
+    setup.fake.clear_log();
+    let report = setup.sync();
+    assert_ok(&report);
+    let statuses: Vec<u16> =
+        setup.fake.log().iter().filter(|entry| entry.path == items).map(|entry| entry.status).collect();
+    assert!(statuses.starts_with(&[200, 403]), "the takeover came between the two pages: {statuses:?}");
+    // The hundred entries read first belong to no version that is stored:
+    // none stays, the playlist does (with the refusal), as for a playlist
+    // refused from its first page.
+    let (marker, entries) = stored_playlist(&setup, &playlist);
+    assert_eq!(marker, setup.fake.snapshot_id(&playlist));
+    assert!(entries.is_empty(), "{} entries of a refused listing stored", entries.len());
+    let (_, state) =
+        setup.store.libraries().unwrap().into_iter().find(|(_, state)| state.library_id == "playlists").unwrap();
+    assert!(state.skipped.get(&playlist).is_some_and(|reason| reason.contains("403")), "{:?}", state.skipped);
+    // The listing said the user owned it; the next one says who does.
+    assert_ok(&setup.sync());
+    setup.assert_exact();
+    // Given back and changed, it is read whole.
+    if let Some(back) = setup.fake.state().playlists.iter_mut().find(|candidate| candidate.id == playlist) {
+        back.owner = user;
+    }
+    setup.fake.rename_playlist(&playlist, "Given back");
+    assert_ok(&setup.sync());
+    setup.assert_exact();
+    assert_eq!(stored_playlist(&setup, &playlist).1.len(), 150);
+}
+
+#[test]
+fn the_mass_deletion_guard_covers_playlist_entries() {
+    let setup = Setup::new(10, 5, 5, 4, 60);
+    assert_ok(&setup.sync());
+    // Playlists 0, 1 (the user's) and 3 (collaborative) have their 180
+    // entries stored; 100 of them go.
+    for playlist in &owned(&setup.fake)[..2] {
+        for _ in 0..50 {
+            setup.fake.playlist_remove(playlist, 0);
+        }
+    }
+    let ids = |rows: Vec<mediasync::fake::Expected>| rows.into_iter().map(|row| row.id).collect::<Vec<_>>();
+    let before = ids(stored_rows(&setup.store));
+    let report = setup.sync();
+    assert!(!report.ok());
+    let error = report.libraries.iter().find_map(|library| library.error.clone()).unwrap_or_default();
+    assert!(
+        error.contains("refusing to delete 100 of 180 stored children of playlist items") && error.contains("--force"),
+        "{error}"
+    );
+    // The entries fetched were written position by position; none went.
+    assert!(ids(stored_rows(&setup.store)) == before, "nothing may be deleted");
+    let report = setup.sync_with(true);
+    assert_ok(&report);
+    setup.assert_exact();
 }
 
 /// A daemon's status server on port 0 with one Spotify server pointing at

@@ -410,6 +410,65 @@ fn change_feed_followed_from_zero_rebuilds_the_catalog() {
     assert_eq!(catalog.len(), running.fake.item_count());
 }
 
+/// Delete tombstones used to be kept forever, so the feed grew without
+/// bound. Now the oldest are compacted, and a follower positioned before the
+/// history kept is told so (410) instead of silently missing a deletion.
+#[test]
+fn the_change_feed_keeps_recent_deletions_and_answers_410_before_them() {
+    let running = Running::start(300, None, server::Limits::default());
+    let address = running.address();
+    let follower = running.daemon.store.head().unwrap();
+    for key in &running.fake.keys("1", Kind::Movie)[..10] {
+        running.fake.delete(key);
+    }
+    running.sync();
+    let store = &running.daemon.store;
+    let deletions = store.changes(follower, usize::MAX).unwrap().into_iter().filter(|change| change.deleted).count();
+    assert_eq!(deletions, 10);
+    // Keep the newest 3.
+    let limits = mediasync::store::TombstoneLimits { count: 3, age_secs: 90 * 86_400 };
+    assert_eq!(store.compact_tombstones(limits, mediasync::sync::now_epoch()).unwrap(), 7);
+    let compacted = store.compacted_through().unwrap();
+    assert!(compacted > follower);
+    let gone = get(address, &format!("/api/changes?since={follower}"));
+    assert_eq!(gone.status, 410, "{}", gone.body);
+    let body = gone.json();
+    let message = body["error"].as_str().unwrap();
+    assert!(message.contains("/api/items") && message.contains("since="), "{message}");
+    let head = body["head"].as_u64().unwrap();
+    assert_eq!(body["compacted_through"].as_u64(), Some(compacted));
+    // What the message says works: read the catalog, then follow from head.
+    assert_eq!(get(address, &format!("/api/changes?since={head}")).status, 200);
+    assert_eq!(get(address, &format!("/api/changes?since={compacted}")).status, 200);
+    // From 0 the feed still rebuilds the catalog.
+    let mut mirror = BTreeMap::new();
+    let mut since = 0u64;
+    loop {
+        let page = get(address, &format!("/api/changes?since={since}&limit=500")).json();
+        for change in page["changes"].as_array().unwrap() {
+            let key = (
+                change["server"].as_str().unwrap().to_string(),
+                change["library"].as_str().unwrap().to_string(),
+                change["id"].as_str().unwrap().to_string(),
+            );
+            if change["op"] == "upsert" {
+                mirror.insert(key, change["item"].clone());
+            } else {
+                mirror.remove(&key);
+            }
+        }
+        since = page["next"].as_u64().unwrap();
+        if page["more"] == false {
+            break;
+        }
+    }
+    assert_eq!(mirror, exported(&running));
+    // By age: a day later, with a day kept, every tombstone goes.
+    let limits = mediasync::store::TombstoneLimits { count: 1_000, age_secs: 86_400 };
+    assert_eq!(store.compact_tombstones(limits, mediasync::sync::now_epoch() + 2 * 86_400).unwrap(), 3);
+    assert_eq!(get(address, &format!("/api/changes?since={compacted}")).status, 410);
+}
+
 #[test]
 fn oversized_requests_are_refused() {
     let running = Running::start(10, None, server::Limits::default());

@@ -140,3 +140,29 @@ pub fn mode_of(report: &ServerReport, library: &str) -> String {
 
 /// The number of (library, kind) listings of the default mixed library.
 pub const STREAMS: u64 = 1 + 3 + 3;
+
+/// The deletions in a store's change feed after `since`, as (library id,
+/// item id): each must be a deletion the server made (`Fake::deleted`).
+pub fn feed_deletions(store: &Store, since: u64) -> Vec<(String, String)> {
+    let libraries: std::collections::BTreeMap<u32, String> =
+        store.libraries().unwrap().into_iter().map(|(number, state)| (number, state.library_id)).collect();
+    store
+        .changes(since, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .filter(|change| change.deleted)
+        .map(|change| (libraries.get(&change.library).cloned().unwrap_or_default(), change.id))
+        .collect()
+}
+
+/// Panics unless every deletion of the feed after `since` is one the server
+/// made.
+pub fn assert_deletions_made_by_the_server(
+    label: &str,
+    store: &Store,
+    since: u64,
+    deleted: &mediasync::fake::churn::Deletions,
+) {
+    let invented: Vec<_> = feed_deletions(store, since).into_iter().filter(|row| !deleted.contains(row)).collect();
+    assert!(invented.is_empty(), "{label}deletions the server never made: {invented:?}");
+}

@@ -8,9 +8,10 @@
 pub mod auth;
 
 use super::http::{DEFAULT_RETRY_AFTER, Http, MAX_WAIT, Reply, body_cap};
-use super::lenient::{Entries, First, Int, Object, Text};
+use super::lenient::{Entries, First, Flag, Int, Object, Text};
 use super::{
-    BadItem, Cause, ErrorKind, Next, Order, Page, Position, Source, SourceError, Stop, WaitObserver, filter_libraries,
+    BadItem, Cause, ErrorKind, Next, Order, Page, Position, Present, Source, SourceError, Stop, WaitObserver,
+    filter_libraries,
 };
 use crate::config::{ServerConfig, SpotifyConfig};
 use crate::model::{Item, Kind, LibraryInfo, Nesting, Strategy};
@@ -23,6 +24,8 @@ use std::time::Duration;
 
 /// An access token is refreshed when it has less than this left.
 const REFRESH_MARGIN_SECS: i64 = 60;
+/// The most URIs `/me/library/contains` takes in one request.
+const CONTAINS_MAX: u32 = 40;
 /// A wait longer than this is a spent daily quota, not the rolling window.
 const QUOTA_WAIT: Duration = Duration::from_secs(3600);
 
@@ -374,6 +377,7 @@ impl Source for Spotify<'_> {
             kinds: vec![kind],
             strategy,
             nesting,
+            lookup_batch: CONTAINS_MAX,
         })
         .collect();
         Ok(filter_libraries(all, self.libraries.as_deref()))
@@ -397,7 +401,14 @@ impl Source for Spotify<'_> {
         } else {
             self.get::<Paging<Entry>>(&path, size)?
         };
-        Ok(page_of(paging, &library.id))
+        let page = page_of(paging, &library.id);
+        match position {
+            Position::Offset(start) if library.id != "artists" => {
+                page.checked(start, size, &format!("{}{path}", self.api.base()))
+            }
+            // Cursor-paged: no offset to hold the page against.
+            _ => Ok(page),
+        }
     }
 
     /// A playlist's entries, from `/playlists/{id}/items` (which replaced
@@ -409,20 +420,68 @@ impl Source for Spotify<'_> {
             "/playlists/{}/items?limit={size}&offset={start}&additional_types=track,episode",
             super::http::encode(parent)
         );
-        Ok(children_of(self.get(&path, size)?, parent, start))
+        children_of(self.get(&path, size)?, parent, start).checked(start, size, &format!("{}{path}", self.api.base()))
     }
 
     fn count(&self, library: &LibraryInfo, kind: Kind) -> Result<Option<u64>, SourceError> {
         Ok(self.page(library, kind, Order::Stable, Position::Offset(0), 1)?.total)
     }
 
+    /// `/me/library/contains?uris=…` (at most 40 URIs per request): one
+    /// true or false per URI, in order: saved (tracks, albums), followed
+    /// (artists, and playlists, which includes the user's own: deleting a
+    /// playlist on Spotify is unfollowing it). The answer has no details,
+    /// so a present item keeps its stored copy.
+    fn lookup(
+        &self,
+        _library: &LibraryInfo,
+        kind: Kind,
+        ids: &[String],
+        _anchor: Option<&str>,
+    ) -> Result<Vec<Present>, SourceError> {
+        let kind_name = match kind {
+            Kind::Track | Kind::Album | Kind::Artist | Kind::Playlist => kind.name(),
+            other => {
+                return Err(SourceError::new(
+                    ErrorKind::Rejected,
+                    format!("spotify cannot check whether a {other} is in the library"),
+                ));
+            }
+        };
+        let mut present = Vec::new();
+        let chunk = usize::try_from(CONTAINS_MAX).unwrap_or(1);
+        for batch in ids.chunks(chunk) {
+            let uris: Vec<String> =
+                batch.iter().map(|id| super::http::encode(&format!("spotify:{kind_name}:{id}"))).collect();
+            let path = format!("/me/library/contains?uris={}", uris.join(","));
+            let answer: Vec<Flag> = self.get(&path, CONTAINS_MAX)?;
+            let flags: Option<Vec<bool>> = answer.into_iter().map(|flag| flag.0).collect();
+            let flags = match flags {
+                Some(flags) if flags.len() == batch.len() => flags,
+                _ => {
+                    return Err(SourceError::new(
+                        ErrorKind::Unavailable,
+                        format!(
+                            "{}{path}: not one true or false per URI asked ({} asked); asking again",
+                            self.api.base(),
+                            batch.len()
+                        ),
+                    ));
+                }
+            };
+            present
+                .extend(batch.iter().zip(flags).filter(|(_, saved)| *saved).map(|(id, _)| Present::Kept(id.clone())));
+        }
+        Ok(present)
+    }
+
     fn requests(&self) -> u64 {
         self.api.requests()
     }
 
-    /// Spotify's items carry `added_at`, and the unordered listings need no
-    /// clock; `mediasync check` shows how far the API's is from this
-    /// machine's.
+    /// From every API answer's `Date`: what the saved tracks' and albums'
+    /// incremental cursor (their `added_at`) is clamped to; `mediasync
+    /// check` shows how far it is from this machine's.
     fn server_time(&self) -> Option<i64> {
         self.api.server_time()
     }
