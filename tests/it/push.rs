@@ -114,7 +114,10 @@ fn plex_changes_reach_the_mirror_from_the_notifications() {
     let page = crate::status_server::get(daemon.address, "/").body;
     assert!(page.contains("Notifications: connected") && page.contains("last notice"), "{page}");
     println!("notice to mirror (Plex): {}", figures.join("; "));
-    assert!(removed <= 4, "a deleted movie cost {removed} requests");
+    // Until notices fetch the items they name (`Source::lookup`), a
+    // deletion costs the library's incremental run: the count check, the
+    // walk of the kind and the lookup that proves the deletion.
+    assert!(removed <= 5, "a deleted movie cost {removed} requests");
 }
 
 #[test]
