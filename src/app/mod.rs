@@ -10,6 +10,8 @@ pub mod admin_token;
 pub mod check;
 pub mod controls;
 pub mod live;
+pub mod push;
+pub mod quick_connect;
 pub mod reload;
 pub mod schedule;
 pub mod spotify;
@@ -18,12 +20,12 @@ pub mod status;
 use crate::config::Config;
 use crate::source::{ErrorKind, Stop};
 use crate::store::{Store, TombstoneLimits};
-use crate::sync::{self, Options, Selection, ServerReport, Signals};
+use crate::sync::{self, Libraries, Options, Selection, ServerReport, Signals};
 pub use controls::ControlError;
 pub use live::{Live, Retry, RunOutcome, ServerSlot, SyncRequest, Wait};
 use reload::ReloadStatus;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, RwLock, RwLockWriteGuard};
 use std::time::Duration;
 
@@ -33,7 +35,9 @@ pub struct App {
     config: RwLock<Arc<Config>>,
     pub store: Store,
     pub started_at: i64,
-    stopping: AtomicBool,
+    /// Set once, at shutdown: running syncs get their own stops (pause
+    /// ends one), the notification listeners share this one.
+    stopping: Arc<Stop>,
     /// A slot per server configured since the start: a reload adds slots,
     /// and keeps those of removed servers (their schedulers idle) so that a
     /// server removed and added again never has two schedulers.
@@ -51,7 +55,7 @@ impl App {
             config: RwLock::new(Arc::new(config)),
             store,
             started_at: sync::now_epoch(),
-            stopping: AtomicBool::new(false),
+            stopping: Arc::new(Stop::new()),
             servers: RwLock::new(servers),
             spotify_flows: spotify::Flows::default(),
             last_reload: Mutex::new(None),
@@ -96,13 +100,20 @@ impl App {
     }
 
     pub fn stopping(&self) -> bool {
-        self.stopping.load(Ordering::Relaxed)
+        self.stopping.is_set()
     }
 
-    /// Stops starting work and stops running syncs at once (their waits and
-    /// requests end; the last committed page stays).
+    /// The shutdown signal, for work that lasts as long as the service (the
+    /// notification listeners): it ends their waits, sign-ins and reads.
+    pub fn shutdown_signal(&self) -> Arc<Stop> {
+        Arc::clone(&self.stopping)
+    }
+
+    /// Stops starting work and stops running syncs and the notification
+    /// listeners at once (their waits and requests end; the last committed
+    /// page stays).
     pub fn shut_down(&self) {
-        self.stopping.store(true, Ordering::Relaxed);
+        self.stopping.set();
         for slot in self.slots() {
             slot.stop_run();
             slot.wake();
@@ -118,6 +129,34 @@ impl App {
     /// live state; `stop` ends it at once, `yield_to` after the page under
     /// way. The caller marks the run begun and ended on the server's slot.
     pub fn sync_server(
+        self: &Arc<Self>,
+        name: &str,
+        request: SyncRequest,
+        selection: Selection<'_>,
+        stop: &Arc<Stop>,
+        yield_to: Option<&AtomicBool>,
+    ) -> Result<ServerReport, ControlError> {
+        self.sync_some(name, request, selection, stop, yield_to)
+    }
+
+    /// Runs what notices asked for (`push::Plan`): the incremental run of
+    /// the libraries they named, or of the whole server.
+    pub fn sync_pushed(
+        self: &Arc<Self>,
+        name: &str,
+        plan: &push::Plan,
+        stop: &Arc<Stop>,
+    ) -> Result<ServerReport, ControlError> {
+        match plan {
+            push::Plan::Everything => self.sync_some(name, SyncRequest::default(), Libraries::All.into(), stop, None),
+            push::Plan::Libraries(libraries) => {
+                let selection = Selection { libraries: Libraries::All, done: &[], only: Some(libraries) };
+                self.sync_some(name, SyncRequest::default(), selection, stop, None)
+            }
+        }
+    }
+
+    fn sync_some(
         self: &Arc<Self>,
         name: &str,
         request: SyncRequest,

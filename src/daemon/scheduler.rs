@@ -1,16 +1,17 @@
 //! One task per server for the service's whole life: sleep until the next
 //! run (the schedule's slot, the retry after a failed run, the end of a
-//! wait the server asked for), a request or the next history poll
-//! (`history_every`, Spotify), at most 30 s at a time so a wall clock set
-//! late moves the schedule; take a permit of the `max_concurrent_syncs`
-//! semaphore; sync on a blocking thread. A server's runs go one after
-//! another, so one server never syncs twice at once: a history poll falling
-//! due during a long library sync makes the sync stop after its page under
-//! way, polls, and lets the sync resume where it stopped. The task plans
-//! afresh (and checks the server) at start and whenever a reload changes
-//! the server's entry or schedule, and idles while a reload has removed the
-//! server.
+//! wait the server asked for, the debounce of the server's notices), a
+//! request or the next history poll (`history_every`, Spotify), at most 30 s
+//! at a time so a wall clock set late moves the schedule; take a permit of
+//! the `max_concurrent_syncs` semaphore; sync on a blocking thread. A
+//! server's runs go one after another, so one server never syncs twice at
+//! once: a history poll falling due during a long library sync makes the
+//! sync stop after its page under way, polls, and lets the sync resume
+//! where it stopped. The task plans afresh (and checks the server) at start
+//! and whenever a reload changes the server's entry or schedule, and idles
+//! while a reload has removed the server.
 
+use crate::app::push::Plan as PushPlan;
 use crate::app::schedule;
 use crate::app::{App, Retry, RunOutcome, ServerSlot, SyncRequest};
 use crate::config::{Config, ServerConfig};
@@ -90,6 +91,8 @@ enum Woke {
     Due,
     /// A sync was requested.
     Requested(SyncRequest),
+    /// The server's notices' work is due (`app::push`).
+    Pushed,
     /// Something else changed (a reload, pause, resume, shutdown): plan again.
     Changed,
 }
@@ -148,18 +151,28 @@ pub(super) async fn server_loop(app: Arc<App>, name: String, semaphore: Arc<toki
         if std::mem::take(&mut recheck) {
             check(&app, &name).await;
         }
-        let requested = match wait_for_run(&app, &slot, history_next.map_or(next, |at| at.min(next))).await {
+        let woke = wait_for_run(&app, &slot, history_next.map_or(next, |at| at.min(next))).await;
+        let (requested, pushed) = match woke {
             Woke::Changed => continue,
-            Woke::Due => slot.take_request(),
-            Woke::Requested(request) => Some(request),
+            Woke::Due => (slot.take_request(), false),
+            Woke::Requested(request) => (Some(request), false),
+            Woke::Pushed => (None, true),
         };
         let now = now_ms();
         let history_due = history_next.is_some_and(|at| at <= now);
         let catalog_due = requested.is_some() || next <= now;
-        if is_paused(&app, &name).await {
-            log::info!("{name}: paused; skipping this run");
+        // A scheduled run consumes the start and the retry; a failure plans
+        // the next retry. Notices' runs leave them: they sync only what the
+        // notices named.
+        if catalog_due {
             plan.due = false;
             plan.retry = None;
+        }
+        if is_paused(&app, &name).await {
+            // A paused server syncs nothing, its notices' work included
+            // (the first run after the resume catches up).
+            slot.take_push_work();
+            log::info!("{name}: paused; skipping this run");
             history_at = later(history_every, now);
             resume = None;
             continue;
@@ -172,30 +185,35 @@ pub(super) async fn server_loop(app: Arc<App>, name: String, semaphore: Arc<toki
                 return;
             };
             if !is_paused(&app, &name).await {
-                run_once(&app, &slot, &name, SyncRequest::default(), Libraries::History.into(), None).await;
+                let poll =
+                    Run::Scheduled { request: SyncRequest::default(), libraries: Libraries::History, done: Vec::new() };
+                run_once(&app, &slot, &name, poll, None).await;
             }
             drop(permit);
         }
-        if !catalog_due {
+        if !catalog_due && !pushed {
             continue;
         }
-        // The run that fires consumes the start and the retry; a failure
-        // plans the next retry.
-        plan.due = false;
-        plan.retry = None;
         let Some(permit) = acquire(&app, &slot, &semaphore).await else {
             return;
         };
         // Paused while it waited for the slot.
         if is_paused(&app, &name).await {
+            slot.take_push_work();
+            continue;
+        }
+        // A scheduled or requested run covers whatever notices asked for.
+        let work = slot.take_push_work();
+        if !catalog_due {
+            run_once(&app, &slot, &name, Run::Notices(work.plan()), None).await;
             continue;
         }
         let resumed = resume.take();
         let request = requested.or(resumed.as_ref().map(|made_way| made_way.request)).unwrap_or_default();
         let done = resumed.map(|made_way| made_way.done).unwrap_or_default();
         let libraries = if history_every.is_some() { Libraries::Catalog } else { Libraries::All };
-        let selection = Selection { libraries, done: &done };
-        let ended = run_once(&app, &slot, &name, request, selection, history_at).await;
+        let run = Run::Scheduled { request, libraries, done: done.clone() };
+        let ended = run_once(&app, &slot, &name, run, history_at).await;
         drop(permit);
         let failure = match ended {
             Ended::MadeWay(synced) => {
@@ -280,7 +298,18 @@ async fn check(app: &Arc<App>, name: &str) {
     .await;
 }
 
-/// Sleeps until `at` (epoch milliseconds) or a wake-up.
+/// What `run_once` syncs.
+enum Run {
+    /// The schedule's, a retry, one asked for, or a history poll: these
+    /// libraries but those `done` (synced by a run that made way for a
+    /// history poll).
+    Scheduled { request: SyncRequest, libraries: Libraries, done: Vec<String> },
+    /// What the server's notices asked for.
+    Notices(PushPlan),
+}
+
+/// Sleeps until `at` (epoch milliseconds), a wake-up or the debounce of
+/// the server's notices.
 async fn wait_for_run(app: &App, slot: &ServerSlot, at: i64) -> Woke {
     loop {
         if app.stopping() {
@@ -293,14 +322,25 @@ async fn wait_for_run(app: &App, slot: &ServerSlot, at: i64) -> Woke {
         if wait == 0 {
             return Woke::Due;
         }
+        let push_due = slot.push_due().map(tokio::time::Instant::from_std);
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(wait).min(MAX_SLEEP)) => {}
+            // A notice wakes the task too: planning again sees its debounce.
             _ = slot.woken() => {
                 if !slot.is_requested() {
                     return Woke::Changed;
                 }
             }
+            _ = sleep_until(push_due) => return Woke::Pushed,
         }
+    }
+}
+
+/// Resolves at `at`, or never.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -356,19 +396,13 @@ fn jitter() -> f64 {
     }
 }
 
-/// Runs the `selection` once; from `yield_at` (epoch milliseconds) on, the
+/// Runs `run` once; from `yield_at` (epoch milliseconds) on, a scheduled
 /// run makes way for a history poll after its page under way.
-async fn run_once(
-    app: &Arc<App>,
-    slot: &ServerSlot,
-    name: &str,
-    request: SyncRequest,
-    selection: Selection<'_>,
-    mut yield_at: Option<i64>,
-) -> Ended {
+async fn run_once(app: &Arc<App>, slot: &ServerSlot, name: &str, run: Run, mut yield_at: Option<i64>) -> Ended {
+    let full = matches!(run, Run::Scheduled { request, .. } if request.full);
     let stop = Arc::new(Stop::new());
     // A reset or a check in progress finishes before the sync starts.
-    while !slot.try_begin_run(request.full, sync::now_epoch(), &stop) {
+    while !slot.try_begin_run(full, sync::now_epoch(), &stop) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     if app.stopping() {
@@ -380,10 +414,15 @@ async fn run_once(
         let app = Arc::clone(app);
         let name = name.to_string();
         let yield_to = Arc::clone(&yield_to);
-        let (libraries, done) = (selection.libraries, selection.done.to_vec());
-        tokio::task::spawn_blocking(move || {
-            let selection = Selection { libraries, done: &done };
-            app.sync_server(&name, request, selection, &stop, Some(&yield_to))
+        tokio::task::spawn_blocking(move || match &run {
+            Run::Scheduled { request, libraries, done } => {
+                let selection = Selection { libraries: *libraries, done, only: None };
+                app.sync_server(&name, *request, selection, &stop, Some(&yield_to))
+            }
+            Run::Notices(plan) => {
+                log::info!("{name}: syncing what the server's notifications named ({plan:?})");
+                app.sync_pushed(&name, plan, &stop)
+            }
         })
     };
     let report = loop {

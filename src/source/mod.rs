@@ -9,6 +9,7 @@ pub mod lenient;
 pub mod plex;
 pub mod plex_history;
 pub mod retry;
+pub mod signin;
 pub mod spotify;
 pub mod stop;
 

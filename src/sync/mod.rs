@@ -70,16 +70,18 @@ impl Libraries {
 
 /// What a run syncs: the `libraries` of the server but those in `done`,
 /// the ones a run that made way for a history poll already synced (the
-/// next run takes up where it stopped).
+/// next run takes up where it stopped), and only those `only` lists when
+/// it lists any (a notification named them).
 #[derive(Clone, Copy, Debug)]
 pub struct Selection<'a> {
     pub libraries: Libraries,
     pub done: &'a [String],
+    pub only: Option<&'a [String]>,
 }
 
 impl From<Libraries> for Selection<'_> {
     fn from(libraries: Libraries) -> Self {
-        Selection { libraries, done: &[] }
+        Selection { libraries, done: &[], only: None }
     }
 }
 
@@ -133,6 +135,14 @@ pub fn sync_libraries(
     let requests_before = source.requests();
     let mut report =
         ServerReport { server: server.to_string(), libraries: Vec::new(), error: None, requests: 0, yielded: false };
+    // A history poll alone, or a run of the libraries a notification named,
+    // is not a run of the server: its state (the last success the
+    // schedule's freshness rule reads) is left as it is.
+    let record = |error: Option<String>| {
+        if which != Libraries::History && selection.only.is_none() {
+            record_server(store, server, error);
+        }
+    };
     let libraries = match source.libraries() {
         Ok(libraries) => {
             let mut libraries: Vec<LibraryInfo> = libraries
@@ -145,14 +155,18 @@ pub fn sync_libraries(
         }
         Err(err) => {
             report.error = Some(server_message(source, &err));
-            record_server(store, server, which, report.error.clone());
+            record(report.error.clone());
             report.requests = source.requests().saturating_sub(requests_before);
             return report;
         }
     };
+    let libraries: Vec<LibraryInfo> = match selection.only {
+        Some(only) => libraries.into_iter().filter(|library| only.contains(&library.id)).collect(),
+        None => libraries,
+    };
     // A server may have no history to poll (a Spotify account connected
     // before mediasync read histories): nothing to do, nothing wrong.
-    if libraries.is_empty() && which != Libraries::History && selection.done.is_empty() {
+    if libraries.is_empty() && which != Libraries::History && selection.done.is_empty() && selection.only.is_none() {
         report.error =
             Some(format!("{} lists no library to sync; check `libraries` in its [[server]] entry", source.describe()));
     }
@@ -195,7 +209,7 @@ pub fn sync_libraries(
     // records how it went (a restart in between finds no recent success,
     // so the rest of the sync is due at once).
     if !report.yielded {
-        record_server(store, server, which, report.first_error().map(str::to_string));
+        record(report.first_error().map(str::to_string));
     }
     report.requests = source.requests().saturating_sub(requests_before);
     report
@@ -218,13 +232,8 @@ fn server_message(source: &dyn Source, err: &SourceError) -> String {
     }
 }
 
-/// Records how the server's run went. A history poll alone records
-/// nothing: the server's state tells how its library syncs went (the daemon
-/// decides from it whether a sync is due at start).
-fn record_server(store: &Store, server: &str, which: Libraries, error: Option<String>) {
-    if which == Libraries::History {
-        return;
-    }
+/// Records how the server's run went.
+fn record_server(store: &Store, server: &str, error: Option<String>) {
     let now = now_epoch();
     let result = store.server_state(server).and_then(|mut state| {
         state.last_attempt_at = Some(now);

@@ -222,7 +222,7 @@ fn a_library_sync_that_makes_way_is_resumed_without_the_libraries_it_finished() 
     assert_eq!(store.server_state("music").unwrap().last_success_at, None, "a sync that made way is not over");
 
     let done = vec!["tracks".to_string(), "albums".to_string()];
-    let selection = Selection { libraries: Libraries::Catalog, done: &done };
+    let selection = Selection { libraries: Libraries::Catalog, done: &done, only: None };
     let signals = Signals { stop: &stop, yield_to: None };
     let report = sync::sync_libraries("music", source.as_ref(), &store, &options(50), selection, signals);
     assert!(report.ok() && !report.yielded, "{report:#?}");
@@ -251,7 +251,7 @@ fn plex_server(fake: &FakePlex, page_size: u32) -> ServerConfig {
         name: "home".into(),
         libraries: None,
         page_size,
-        backend: Backend::Plex(PlexConfig { url: fake.url().to_string(), token: TOKEN.into() }),
+        backend: Backend::Plex(PlexConfig { url: fake.url().to_string(), token: TOKEN.into(), notifications: false }),
     }
 }
 
