@@ -21,9 +21,9 @@ pub use run::CURSOR_MARGIN_SECS;
 use crate::model::LibraryInfo;
 use crate::source::{ErrorKind, Source, SourceError};
 use crate::store::records::ServerState;
-use crate::store::{Store, TombstoneLimits};
+use crate::store::{Store, StoreError, TombstoneLimits};
 use report::mode_name;
-use run::{Failure, Run, record_failure};
+use run::{Closing, Failure, Run, record_failure};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -48,7 +48,9 @@ pub fn now_epoch() -> i64 {
 
 /// Syncs every library of one server. Never panics on bad input and never
 /// leaves the store worse than it found it: failures are recorded per
-/// library and the previous data stays.
+/// library and the previous data stays. The successful runs' bookkeeping
+/// and the server's state commit together at the end: an unchanged resync
+/// makes that one commit.
 pub fn sync_server(
     server: &str,
     source: &dyn Source,
@@ -62,7 +64,9 @@ pub fn sync_server(
         Ok(libraries) => libraries,
         Err(err) => {
             report.error = Some(server_message(source, &err));
-            record_server(store, server, report.error.clone());
+            if let Err(err) = record_server(store, server, report.error.clone(), &[]) {
+                log::error!("could not record the state of server \"{server}\": {err}");
+            }
             report.requests = source.requests().saturating_sub(requests_before);
             return report;
         }
@@ -71,12 +75,13 @@ pub fn sync_server(
         report.error =
             Some(format!("{} lists no library to sync; check `libraries` in its [[server]] entry", source.describe()));
     }
+    let mut closings = Vec::new();
     for library in &libraries {
         if stop.load(Ordering::Relaxed) {
             report.error = Some("stopped before every library was synced".into());
             break;
         }
-        let (library_report, halt) = sync_library(server, source, store, library, options, stop);
+        let (library_report, halt) = sync_library(server, source, store, library, options, stop, &mut closings);
         log::info!("{}", summary_line(server, &library_report));
         let error = library_report.error.clone().unwrap_or_default();
         report.libraries.push(library_report);
@@ -95,7 +100,11 @@ pub fn sync_server(
             None => {}
         }
     }
-    record_server(store, server, report.first_error().map(str::to_string));
+    if let Err(err) = record_server(store, server, report.first_error().map(str::to_string), &closings) {
+        let message = format!("could not record the end of the runs: {err}");
+        log::error!("{server}: {message}");
+        report.error.get_or_insert(message);
+    }
     report.requests = source.requests().saturating_sub(requests_before);
     report
 }
@@ -117,19 +126,21 @@ fn server_message(source: &dyn Source, err: &SourceError) -> String {
     }
 }
 
-fn record_server(store: &Store, server: &str, error: Option<String>) {
+/// The server's state and its libraries' `closings`, in one commit.
+fn record_server(store: &Store, server: &str, error: Option<String>, closings: &[Closing]) -> Result<(), StoreError> {
     let now = now_epoch();
-    let result = store.server_state(server).and_then(|mut state| {
-        state.last_attempt_at = Some(now);
-        if error.is_none() {
-            state.last_success_at = Some(now);
-        }
-        state.last_error = error;
-        store.write(|writer| writer.put_server_state(server, &ServerState { ..state }))
-    });
-    if let Err(err) = result {
-        log::error!("could not record the state of server \"{server}\": {err}");
+    let mut state = store.server_state(server)?;
+    state.last_attempt_at = Some(now);
+    if error.is_none() {
+        state.last_success_at = Some(now);
     }
+    state.last_error = error;
+    store.write(|writer| {
+        for closing in closings {
+            closing.write(writer)?;
+        }
+        writer.put_server_state(server, &ServerState { ..state })
+    })
 }
 
 /// Why a server's remaining libraries are not synced in this run.
@@ -142,7 +153,7 @@ enum Halt {
 }
 
 /// Syncs one library, and says whether the server's other libraries must
-/// wait.
+/// wait. A successful run adds its bookkeeping to `closings`.
 fn sync_library(
     server: &str,
     source: &dyn Source,
@@ -150,6 +161,7 @@ fn sync_library(
     library: &LibraryInfo,
     options: &Options,
     stop: &AtomicBool,
+    closings: &mut Vec<Closing>,
 ) -> (LibraryReport, Option<Halt>) {
     let started = Instant::now();
     let mut report = LibraryReport::new(library);
@@ -168,18 +180,16 @@ fn sync_library(
             report.counters = run.checkpoint.counters;
             match outcome {
                 Ok(()) => {
-                    if let Err(err) = run.finish() {
-                        report.error = Some(err.to_string());
-                    }
+                    closings.push(run.finish());
                     Ok(())
                 }
-                Err(failure) => Err((failure, run.elapsed_ms())),
+                Err(failure) => Err((failure, run.elapsed_ms(), Some(run.checkpoint))),
             }
         }
-        Err(failure) => Err((failure, u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX))),
+        Err(failure) => Err((failure, u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX), None)),
     };
     let mut halt = None;
-    if let Err((failure, elapsed_ms)) = outcome {
+    if let Err((failure, elapsed_ms, unsaved)) = outcome {
         halt = match &failure {
             Failure::Source(err) if err.kind == ErrorKind::Unauthorized => Some(Halt::Unauthorized),
             Failure::Source(err) if matches!(err.kind, ErrorKind::RateLimited(_)) => Some(Halt::RateLimited),
@@ -190,7 +200,9 @@ fn sync_library(
             Failure::MassDeletion(_, refused) => Some(*refused),
             _ => None,
         };
-        if let Err(err) = record_failure(store, number, options.history, elapsed_ms, &message, refused) {
+        if let Err(err) =
+            record_failure(store, number, options.history, elapsed_ms, &message, refused, unsaved.as_ref())
+        {
             log::error!("could not record the failure of {server}/{}: {err}", library.id);
         }
         report.error = Some(message);

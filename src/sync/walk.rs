@@ -13,7 +13,7 @@ use super::report::kind_list;
 use super::run::{Failure, Run, clock_went_back};
 use crate::model::{Item, Kind, Strategy};
 use crate::source::{BadItem, ErrorKind, Next, Order, Page, Position};
-use crate::store::Outcome;
+use crate::store::{Ending, Outcome};
 use crate::store::records::{Checkpoint, Counters, Pass};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -96,7 +96,8 @@ impl Run<'_> {
     }
 
     /// Fetches the next page of `kind` and commits it with the advanced
-    /// checkpoint.
+    /// checkpoint; a page of an incremental walk that stores nothing is
+    /// not committed (`commit_unless_unchanged`).
     fn page(&mut self, kind: Kind) -> Result<(), Failure> {
         let checkpoint = &self.checkpoint;
         let pass = checkpoint.pass;
@@ -144,7 +145,10 @@ impl Run<'_> {
         let library = self.library;
         // The entry seen last, asked again, is not walked twice.
         let skip = usize::from(continues);
-        self.commit(move |writer, state, checkpoint| {
+        self.commit_unless_unchanged(move |writer, state, checkpoint| {
+            // A full pass marks what it sees, a nested walk keeps parents
+            // waiting: their pages always commit.
+            let mut ending = if pass == Pass::Incremental && !nested { Ending::Abort } else { Ending::Commit };
             let entries = page.items.get(skip..).unwrap_or_default();
             let cursor = checkpoint.cursors.get(&kind).copied().unwrap_or(i64::MIN);
             let mut reached_cursor = false;
@@ -175,6 +179,9 @@ impl Run<'_> {
                             checkpoint.anchor = Some(item.id.clone());
                         }
                         tally(&mut checkpoint.counters, outcome);
+                        if outcome != Outcome::Unchanged {
+                            ending = Ending::Commit;
+                        }
                     }
                     Err(bad) => {
                         checkpoint.counters.bad = checkpoint.counters.bad.saturating_add(1);
@@ -217,7 +224,7 @@ impl Run<'_> {
             }
             checkpoint.counters.pages = checkpoint.counters.pages.saturating_add(1);
             checkpoint.counters.requests = requests;
-            Ok(())
+            Ok(ending)
         })?;
         Ok(())
     }
