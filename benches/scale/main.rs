@@ -1,8 +1,10 @@
 //! What a sync costs, per source, through the release binary: for a first
 //! sync, an unchanged resync (twice: Jellyfin and Emby check their filter
 //! on the first), one edited item, and `status` alone (opening and closing
-//! the store, which every one-shot command pays), it prints the requests,
-//! the bytes dirtied, the fsync-family calls, the peak memory and the time;
+//! the store, which every one-shot command pays), then through a running
+//! daemon (the appliance's path: the store stays open) an unchanged resync
+//! twice and one edit, it prints the requests, the bytes dirtied, the
+//! fsync-family calls, the peak memory and the time;
 //! after the first sync, the store's bytes per item beside the export's,
 //! and where the store's bytes go. Every sync is checked to leave an exact
 //! mirror. Needs `strace`.
@@ -28,6 +30,11 @@ use std::path::{Path, PathBuf};
 
 /// One request per kind of the three libraries (1 + 3 + 3) plus the list.
 const PLEX_UNCHANGED_BUDGET: u64 = 8;
+/// What an unchanged resync through the daemon may write, for a server
+/// walked incrementally (not Spotify, whose playlists are walked whole every
+/// run: their pages commit seen marks).
+const DAEMON_UNCHANGED_DIRTIED_BUDGET: u64 = 128 * 1024;
+const DAEMON_UNCHANGED_FSYNC_BUDGET: u64 = 4;
 const KIB: f64 = 1024.0;
 
 struct Subject {
@@ -154,6 +161,13 @@ impl Subject {
             }
             let cost = daemon.sync(|| self.served.requests())?;
             print_cost(label, items, run, &cost);
+            let over = cost.dirtied_bytes > DAEMON_UNCHANGED_DIRTIED_BUDGET || cost.fsyncs > DAEMON_UNCHANGED_FSYNC_BUDGET;
+            if run != "daemon change" && over && !matches!(self.served, Served::Spotify(_)) {
+                return Err(format!(
+                    "{label}: an unchanged resync through the daemon dirtied {} bytes with {} fsync-family calls (budget {DAEMON_UNCHANGED_DIRTIED_BUDGET} bytes, {DAEMON_UNCHANGED_FSYNC_BUDGET} calls)",
+                    cost.dirtied_bytes, cost.fsyncs
+                ));
+            }
             costs.push(cost);
             self.check_exact_with(binary, &self.daemon_config)?;
         }

@@ -1,7 +1,8 @@
 //! The catalog's persistence: one redb file. Only this module imports redb.
-//! Writes happen in `Writer` transactions, one per synced page, so items,
-//! seen marks and the checkpoint always commit together; reads stream from
-//! read transactions and never load a whole library into memory.
+//! Writes happen in `Writer` transactions, one per synced page that changes
+//! something, so items, seen marks and the checkpoint always commit
+//! together; reads stream from read transactions and never load a whole
+//! library into memory.
 
 pub mod backend;
 mod compact;

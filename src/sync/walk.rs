@@ -1,5 +1,6 @@
 //! The page walk: drives a run's checkpoint to the end of the run, one page
-//! per commit, and decides between passes. Every offset page after the
+//! per commit (none for a page that changes nothing), and decides between
+//! passes. Every offset page after the
 //! first is asked from one entry earlier and must begin with the entry the
 //! walk saw last: if not, the listing moved, and an incremental walk starts
 //! the kind over (a full one goes on; the lookup before the sweep finds
