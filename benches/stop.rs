@@ -19,24 +19,13 @@
 
 mod common;
 
-use common::{TOKEN, binary, start_fake};
-use std::net::TcpListener;
+use common::{Process, TOKEN, binary, free_port, start_fake};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const ADMIN: &str = "bench-admin-token";
-
-/// A daemon, killed when dropped.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 struct Bench {
     dir: PathBuf,
@@ -94,13 +83,6 @@ impl Bench {
 fn signal(process: &Process, name: &str) {
     let sent = Command::new("kill").arg(format!("-{name}")).arg(process.0.id().to_string()).status();
     assert!(sent.is_ok_and(|status| status.success()), "kill -{name}");
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .unwrap_or(0)
 }
 
 fn write_config(path: &Path, store: &Path, plex: &str, status: &str) {

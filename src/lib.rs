@@ -14,6 +14,7 @@ pub mod export;
 #[cfg(feature = "demo")]
 pub mod fake;
 pub mod model;
+pub mod push;
 pub mod source;
 pub mod store;
 pub mod sync;

@@ -5,6 +5,7 @@
 #![allow(dead_code, clippy::expect_used, reason = "each benchmark uses part of this; a panic is a failed run")]
 
 use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 
 pub const TOKEN: &str = "bench-token";
@@ -45,4 +46,22 @@ pub fn start_fake(items: usize, hostile: Option<&str>, listen: Option<&str>) -> 
     BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line).expect("fake-plex prints its url");
     let url = line.split_whitespace().find_map(|field| field.strip_prefix("url=")).expect("a url").to_string();
     FakeServer { child, url }
+}
+
+/// A daemon (or any child), killed when dropped.
+pub struct Process(pub Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A port free on 127.0.0.1 a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .unwrap_or(0)
 }

@@ -19,11 +19,11 @@ mod daemon;
 mod run;
 mod servers;
 
+use daemon::{Daemon, daemon_config};
 use mediasync::fake::Expected;
 use mediasync::fake::jellyfin::Behaviour;
 use mediasync::model::Kind;
 use mediasync::store::{Space, Store};
-use daemon::{Daemon, daemon_config};
 use run::{Binary, Cost};
 use servers::Served;
 use std::path::{Path, PathBuf};
@@ -161,7 +161,8 @@ impl Subject {
             }
             let cost = daemon.sync(|| self.served.requests())?;
             print_cost(label, items, run, &cost);
-            let over = cost.dirtied_bytes > DAEMON_UNCHANGED_DIRTIED_BUDGET || cost.fsyncs > DAEMON_UNCHANGED_FSYNC_BUDGET;
+            let over =
+                cost.dirtied_bytes > DAEMON_UNCHANGED_DIRTIED_BUDGET || cost.fsyncs > DAEMON_UNCHANGED_FSYNC_BUDGET;
             if run != "daemon change" && over && !matches!(self.served, Served::Spotify(_)) {
                 return Err(format!(
                     "{label}: an unchanged resync through the daemon dirtied {} bytes with {} fsync-family calls (budget {DAEMON_UNCHANGED_DIRTIED_BUDGET} bytes, {DAEMON_UNCHANGED_FSYNC_BUDGET} calls)",

@@ -52,6 +52,9 @@ pub struct Live {
     pub failed_runs: u64,
     pub requests: u64,
     pub run_seconds: f64,
+    /// The server's notification socket, for servers that listen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<super::push::Notifications>,
 }
 
 /// A sync asked for from the command line or the status page.
@@ -87,8 +90,8 @@ pub enum RunOutcome {
 }
 
 #[derive(Default)]
-struct State {
-    live: Live,
+pub(super) struct State {
+    pub(super) live: Live,
     /// A sync asked for and not started yet.
     requested: Option<SyncRequest>,
     /// The running sync's stop signal (pause, shutdown and a reload that
@@ -96,6 +99,12 @@ struct State {
     run_stop: Option<Arc<Stop>>,
     /// A reset or a check holds the server: no sync starts meanwhile.
     held: bool,
+    /// What the server's notices ask to sync (`app::push`).
+    pub(super) push: super::push::Work,
+    /// No sign-in for the socket before this (after a failed one).
+    pub(super) sign_in_after: Option<std::time::Instant>,
+    /// A Quick Connect started from the page, waiting for its code.
+    pub(super) quick_connect: Option<super::quick_connect::Pending>,
 }
 
 /// One configured server's live state and the wake-up its scheduler waits on.
@@ -106,7 +115,7 @@ pub struct ServerSlot {
 }
 
 impl ServerSlot {
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 

@@ -10,6 +10,8 @@ pub mod admin_token;
 pub mod check;
 pub mod controls;
 pub mod live;
+pub mod push;
+pub mod quick_connect;
 pub mod reload;
 pub mod schedule;
 pub mod spotify;
@@ -23,7 +25,6 @@ pub use controls::ControlError;
 pub use live::{Live, Retry, RunOutcome, ServerSlot, SyncRequest, Wait};
 use reload::ReloadStatus;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockWriteGuard};
 use std::time::Duration;
 
@@ -33,7 +34,9 @@ pub struct App {
     config: RwLock<Arc<Config>>,
     pub store: Store,
     pub started_at: i64,
-    stopping: AtomicBool,
+    /// Set once, at shutdown: running syncs get their own stops (pause
+    /// ends one), the notification listeners share this one.
+    stopping: Arc<Stop>,
     /// A slot per server configured since the start: a reload adds slots,
     /// and keeps those of removed servers (their schedulers idle) so that a
     /// server removed and added again never has two schedulers.
@@ -51,7 +54,7 @@ impl App {
             config: RwLock::new(Arc::new(config)),
             store,
             started_at: sync::now_epoch(),
-            stopping: AtomicBool::new(false),
+            stopping: Arc::new(Stop::new()),
             servers: RwLock::new(servers),
             spotify_flows: spotify::Flows::default(),
             last_reload: Mutex::new(None),
@@ -96,13 +99,20 @@ impl App {
     }
 
     pub fn stopping(&self) -> bool {
-        self.stopping.load(Ordering::Relaxed)
+        self.stopping.is_set()
     }
 
-    /// Stops starting work and stops running syncs at once (their waits and
-    /// requests end; the last committed page stays).
+    /// The shutdown signal, for work that lasts as long as the service (the
+    /// notification listeners): it ends their waits, sign-ins and reads.
+    pub fn shutdown_signal(&self) -> Arc<Stop> {
+        Arc::clone(&self.stopping)
+    }
+
+    /// Stops starting work and stops running syncs and the notification
+    /// listeners at once (their waits and requests end; the last committed
+    /// page stays).
     pub fn shut_down(&self) {
-        self.stopping.store(true, Ordering::Relaxed);
+        self.stopping.set();
         for slot in self.slots() {
             slot.stop_run();
             slot.wake();
@@ -120,6 +130,30 @@ impl App {
         self: &Arc<Self>,
         name: &str,
         request: SyncRequest,
+        stop: &Arc<Stop>,
+    ) -> Result<ServerReport, ControlError> {
+        self.sync_some(name, request, None, stop)
+    }
+
+    /// Runs what notices asked for (`push::Plan`): the incremental run of
+    /// the libraries they named, or of the whole server.
+    pub fn sync_pushed(
+        self: &Arc<Self>,
+        name: &str,
+        plan: &push::Plan,
+        stop: &Arc<Stop>,
+    ) -> Result<ServerReport, ControlError> {
+        match plan {
+            push::Plan::Everything => self.sync_some(name, SyncRequest::default(), None, stop),
+            push::Plan::Libraries(libraries) => self.sync_some(name, SyncRequest::default(), Some(libraries), stop),
+        }
+    }
+
+    fn sync_some(
+        self: &Arc<Self>,
+        name: &str,
+        request: SyncRequest,
+        only: Option<&[String]>,
         stop: &Arc<Stop>,
     ) -> Result<ServerReport, ControlError> {
         let config = self.config();
@@ -146,7 +180,7 @@ impl App {
             history: config.sync.history,
             page_size: server.page_size,
         };
-        let report = sync::sync_server(name, source.as_ref(), &self.store, &options, stop.flag());
+        let report = sync::sync_some(name, source.as_ref(), &self.store, &options, stop.flag(), only);
         let store = &config.store;
         sync::compact_feed(&self.store, TombstoneLimits::new(store.max_tombstones, store.max_tombstone_age));
         Ok(report)

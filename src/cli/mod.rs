@@ -13,7 +13,7 @@ use crate::sync::{self, Options};
 use std::io::Write;
 use std::path::PathBuf;
 
-pub const USAGE: &str = "\
+const USAGE: &str = "\
 usage: mediasync [--config FILE] COMMAND [OPTIONS]
 
 commands:
@@ -38,7 +38,11 @@ commands:
         the daemon: sync each server on its schedule, serve the status
         page and API on [status] listen; reads the config again on SIGHUP,
         stops on SIGTERM/SIGINT
-  demo [--listen ADDR] [--items N]
+";
+
+/// The simulated servers' commands, listed only by a build that has them.
+#[cfg(feature = "demo")]
+const DEMO_USAGE: &str = "  demo [--listen ADDR] [--items N]
         the daemon against built-in simulated Plex and Jellyfin servers
         (Plex's library changes every minute), fast schedules, a temporary store;
         status page on http://127.0.0.1:8787/ (no config needed)
@@ -48,9 +52,18 @@ commands:
         --hostile makes every answer after the library list hostile:
         retry-after:VALUE, giant:BYTES, giant-title:BYTES, wrong-types,
         deep:DEPTH, garbage, truncated or slow-drip:BYTES:MILLIS
+";
+#[cfg(not(feature = "demo"))]
+const DEMO_USAGE: &str = "";
 
+const USAGE_FOOTER: &str = "
 --config FILE defaults to $MEDIASYNC_CONFIG, then /etc/mediasync/config.toml.
 Logging: RUST_LOG=debug|info|warn|error (default info), on stderr.";
+
+/// The `--help` text: the commands this build has, then the options.
+pub fn usage() -> String {
+    format!("{USAGE}{DEMO_USAGE}{USAGE_FOOTER}")
+}
 
 #[derive(Debug)]
 pub enum CliError {
@@ -75,7 +88,7 @@ impl CliError {
 impl std::fmt::Display for CliError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            CliError::Usage(message) => write!(f, "{message}\n\n{USAGE}"),
+            CliError::Usage(message) => write!(f, "{message}\n\n{}", usage()),
             CliError::Config(err) => write!(f, "{err}"),
             CliError::NoServers(path) => write!(
                 f,
@@ -165,7 +178,7 @@ pub fn run(args: &[String]) -> Result<i32, CliError> {
     let args = parse(args)?;
     match args.command.as_deref() {
         Some("help") => {
-            println!("{USAGE}");
+            println!("{}", usage());
             Ok(0)
         }
         Some("version") => {
@@ -352,5 +365,17 @@ fn report_peak_memory() {
             let kib: String = line.chars().filter(char::is_ascii_digit).collect();
             eprintln!("peak_rss_kib={kib}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn help_lists_the_simulated_servers_only_in_a_build_that_has_them() {
+        let text = super::usage();
+        assert!(text.contains("\n  run\n"), "{text}");
+        assert!(text.contains("--config FILE defaults to"), "{text}");
+        assert_eq!(text.contains("\n  demo ["), cfg!(feature = "demo"), "{text}");
+        assert_eq!(text.contains("fake-plex"), cfg!(feature = "demo"), "{text}");
     }
 }

@@ -125,6 +125,10 @@ pub enum ServerProblem {
     NotForSpotify(MediaServerKey),
     UserOnPlex,
     UserEmpty,
+    /// `login_user` or `password_file` on a Plex server.
+    LoginOnPlex(&'static str),
+    /// One of `login_user` and `password_file` without the other.
+    LoginIncomplete(&'static str),
     UrlMissing,
     Url {
         key: UrlKey,
@@ -154,6 +158,9 @@ pub enum MediaServerKey {
     Token,
     TokenFile,
     User,
+    Notifications,
+    LoginUser,
+    PasswordFile,
 }
 
 impl MediaServerKey {
@@ -163,6 +170,9 @@ impl MediaServerKey {
             MediaServerKey::Token => "token",
             MediaServerKey::TokenFile => "token_file",
             MediaServerKey::User => "user",
+            MediaServerKey::Notifications => "notifications",
+            MediaServerKey::LoginUser => "login_user",
+            MediaServerKey::PasswordFile => "password_file",
         }
     }
 
@@ -172,6 +182,9 @@ impl MediaServerKey {
             MediaServerKey::Url => "use api_url to point at another API",
             MediaServerKey::Token | MediaServerKey::TokenFile => "connect the account from the status page instead",
             MediaServerKey::User => "the account connected on the status page is the user",
+            MediaServerKey::Notifications | MediaServerKey::LoginUser | MediaServerKey::PasswordFile => {
+                "Spotify sends no change notifications; its schedule keeps it current"
+            }
         }
     }
 }
@@ -333,6 +346,14 @@ impl fmt::Display for ServerProblem {
             ServerProblem::UserEmpty => {
                 f.write_str("user = \"\" names nobody; remove the key to sync the first administrator's views")
             }
+            ServerProblem::LoginOnPlex(key) => write!(
+                f,
+                "`{key}` applies to jellyfin and emby servers only; remove it (the Plex token already opens the notification socket)"
+            ),
+            ServerProblem::LoginIncomplete(missing) => write!(
+                f,
+                "signing in for notifications needs both login_user and password_file; add `{missing}`, or remove the other to leave notifications to the schedule"
+            ),
             ServerProblem::UrlMissing => f.write_str("missing `url`; add url = \"http://192.168.1.10:32400\""),
             ServerProblem::Url { key, text, problem } => {
                 write!(f, "{} = \"{text}\" {problem}; ", key.name())?;

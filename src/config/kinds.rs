@@ -3,11 +3,11 @@
 //! Spotify server takes an app and no token. A key of another kind is
 //! refused with what to do instead, never ignored.
 
-use super::error::{MediaServerKey, Problem, ServerProblem, UrlKey};
+use super::error::{MediaServerKey, Problem, SecretProblem, ServerProblem, UrlKey};
 use super::placeholders::{is_placeholder_client_id, is_placeholder_secret};
 use super::raw::RawServer;
 use super::server::{
-    Backend, Flavor, JellyfinConfig, PlexConfig, SPOTIFY_ACCOUNTS_URL, SPOTIFY_API_URL, SPOTIFY_LIBRARIES,
+    Backend, Flavor, JellyfinConfig, Login, PlexConfig, SPOTIFY_ACCOUNTS_URL, SPOTIFY_API_URL, SPOTIFY_LIBRARIES,
     SPOTIFY_MAX_PAGE, ServerConfig, ServerKind, SpotifyConfig,
 };
 use super::values::{is_header_safe, is_valid_name, parse_url, secret};
@@ -72,8 +72,14 @@ fn plex(raw: &mut RawServer) -> Result<PlexConfig, ServerProblem> {
     if raw.user.is_some() {
         return Err(ServerProblem::UserOnPlex);
     }
+    if raw.login_user.is_some() {
+        return Err(ServerProblem::LoginOnPlex("login_user"));
+    }
+    if raw.password_file.is_some() {
+        return Err(ServerProblem::LoginOnPlex("password_file"));
+    }
     let (url, token) = url_and_token(raw)?;
-    Ok(PlexConfig { url, token })
+    Ok(PlexConfig { url, token, notifications: raw.notifications.unwrap_or(true) })
 }
 
 fn jellyfin(raw: &mut RawServer, flavor: Flavor) -> Result<JellyfinConfig, ServerProblem> {
@@ -83,8 +89,23 @@ fn jellyfin(raw: &mut RawServer, flavor: Flavor) -> Result<JellyfinConfig, Serve
         Some(user) => Some(user.trim().to_string()),
         None => None,
     };
+    let login = match (raw.login_user.take(), raw.password_file.take()) {
+        (None, None) => None,
+        (Some(_), None) => return Err(ServerProblem::LoginIncomplete("password_file")),
+        (None, Some(_)) => return Err(ServerProblem::LoginIncomplete("login_user")),
+        (Some(user), Some(_)) if user.trim().is_empty() => return Err(ServerProblem::LoginIncomplete("login_user")),
+        (Some(user), Some(file)) => {
+            // The whole file is the password but for a final line break;
+            // spaces inside or around it are the user's.
+            let password = std::fs::read_to_string(&file).map_err(|source| {
+                ServerProblem::Secret(SecretProblem::Unreadable { key: "password", file: file.clone(), source })
+            })?;
+            let password = password.strip_suffix('\n').map(|rest| rest.strip_suffix('\r').unwrap_or(rest));
+            Some(Login { user: user.trim().to_string(), password: password.unwrap_or_default().to_string() })
+        }
+    };
     let (url, token) = url_and_token(raw)?;
-    Ok(JellyfinConfig { flavor, url, token, user })
+    Ok(JellyfinConfig { flavor, url, token, user, notifications: raw.notifications.unwrap_or(true), login })
 }
 
 fn refuse_spotify_keys(raw: &RawServer, kind: ServerKind) -> Result<(), ServerProblem> {
@@ -129,6 +150,9 @@ fn spotify(raw: &mut RawServer) -> Result<SpotifyConfig, ServerProblem> {
         (MediaServerKey::Token, raw.token.is_some()),
         (MediaServerKey::TokenFile, raw.token_file.is_some()),
         (MediaServerKey::User, raw.user.is_some()),
+        (MediaServerKey::Notifications, raw.notifications.is_some()),
+        (MediaServerKey::LoginUser, raw.login_user.is_some()),
+        (MediaServerKey::PasswordFile, raw.password_file.is_some()),
     ] {
         if set {
             return Err(ServerProblem::NotForSpotify(key));

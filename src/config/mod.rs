@@ -19,10 +19,10 @@ pub use error::{
     UrlProblem,
 };
 pub use server::{
-    Backend, Flavor, JellyfinConfig, PlexConfig, SPOTIFY_ACCOUNTS_URL, SPOTIFY_API_URL, SPOTIFY_LIBRARIES,
+    Backend, Flavor, JellyfinConfig, Login, PlexConfig, SPOTIFY_ACCOUNTS_URL, SPOTIFY_API_URL, SPOTIFY_LIBRARIES,
     SPOTIFY_MAX_PAGE, ServerConfig, ServerKind, SpotifyConfig,
 };
-pub use values::{parse_duration, parse_schedule};
+pub use values::{is_header_safe, parse_duration, parse_schedule};
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};

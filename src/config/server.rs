@@ -61,6 +61,15 @@ impl ServerConfig {
         }
     }
 
+    /// Whether the server's notifications are listened to.
+    pub fn notifications(&self) -> bool {
+        match &self.backend {
+            Backend::Plex(plex) => plex.notifications,
+            Backend::Jellyfin(jellyfin) => jellyfin.notifications,
+            Backend::Spotify(_) => false,
+        }
+    }
+
     /// The Spotify app of a Spotify server.
     pub fn spotify(&self) -> Option<&SpotifyConfig> {
         match &self.backend {
@@ -70,11 +79,13 @@ impl ServerConfig {
     }
 }
 
-/// A Plex Media Server: its URL and the token sent with every request.
+/// A Plex Media Server: its URL, the token sent with every request, and
+/// whether to listen to its notifications.
 #[derive(Clone, PartialEq)]
 pub struct PlexConfig {
     pub url: String,
     pub token: String,
+    pub notifications: bool,
 }
 
 /// Which of the two servers speaking the Jellyfin API a server is.
@@ -102,6 +113,24 @@ pub struct JellyfinConfig {
     /// Whose views to sync, by user name; `None` means the server's first
     /// administrator.
     pub user: Option<String>,
+    /// Whether to listen to the server's notifications (which need a
+    /// signed-in user: `login`).
+    pub notifications: bool,
+    pub login: Option<Login>,
+}
+
+/// A user to sign in as for the notification socket; the password comes
+/// from `password_file` only. `Debug` redacts it.
+#[derive(Clone, PartialEq)]
+pub struct Login {
+    pub user: String,
+    pub password: String,
+}
+
+impl fmt::Debug for Login {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Login").field("user", &self.user).field("password", &REDACTED).finish()
+    }
 }
 
 /// A Spotify account, through an app. `client_secret` is `None` for a PKCE
@@ -130,7 +159,11 @@ const REDACTED: &str = "<redacted>";
 
 impl fmt::Debug for PlexConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PlexConfig").field("url", &self.url).field("token", &REDACTED).finish()
+        f.debug_struct("PlexConfig")
+            .field("url", &self.url)
+            .field("token", &REDACTED)
+            .field("notifications", &self.notifications)
+            .finish()
     }
 }
 
@@ -141,6 +174,8 @@ impl fmt::Debug for JellyfinConfig {
             .field("url", &self.url)
             .field("token", &REDACTED)
             .field("user", &self.user)
+            .field("notifications", &self.notifications)
+            .field("login", &self.login)
             .finish()
     }
 }

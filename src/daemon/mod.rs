@@ -1,12 +1,14 @@
 //! `mediasync run`: the long-running service's runtime. A tokio runtime
-//! drives one scheduler task per server (`scheduler`), the status server
-//! (`web`), SIGHUP (the config read again: `App::reload`, and schedulers
-//! started for servers it adds), SIGTERM/SIGINT and shutdown, and tells
-//! systemd READY and feeds its watchdog (`notify`). The state the controls
-//! change and the status shows is the application's (`app::App`); this
-//! module only drives it.
+//! drives one scheduler task per server (`scheduler`), a notification
+//! listener thread per server that has one (`push`), the status server
+//! (`web`), SIGHUP (the config read again: `App::reload`, and schedulers and
+//! listeners started for servers it adds), SIGTERM/SIGINT and shutdown, and
+//! tells systemd READY and feeds its watchdog (`notify`). The state the
+//! controls change and the status shows is the application's (`app::App`);
+//! this module only drives it.
 
 pub mod notify;
+mod push;
 mod scheduler;
 
 use crate::app::App;
@@ -142,6 +144,7 @@ async fn serve(app: Arc<App>) -> Result<(), DaemonError> {
     let semaphore = Arc::new(tokio::sync::Semaphore::new(config.daemon.max_concurrent_syncs as usize));
     let schedule = |name: String| tokio::spawn(scheduler::server_loop(Arc::clone(&app), name, Arc::clone(&semaphore)));
     let mut tasks: Vec<_> = config.servers.iter().map(|server| schedule(server.name.clone())).collect();
+    push::start(&app, &config.servers.iter().map(|server| server.name.clone()).collect::<Vec<_>>());
     notify::notify("READY=1");
 
     let watchdog_every = notify::watchdog_interval();
@@ -159,7 +162,9 @@ async fn serve(app: Arc<App>) -> Result<(), DaemonError> {
             _ = hangup.recv() => {
                 let path = app.config().path.clone();
                 log::info!("SIGHUP: reading the config {} again", path.display());
-                tasks.extend(app.reload(crate::config::load(&path)).into_iter().map(schedule));
+                let added = app.reload(crate::config::load(&path));
+                push::start(&app, &added);
+                tasks.extend(added.into_iter().map(schedule));
             }
             _ = tick.tick() => {
                 // Fed only while every scheduler task and the status server live;

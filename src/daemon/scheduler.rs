@@ -1,13 +1,14 @@
 //! One task per server for the service's whole life: sleep until the next
 //! run (the schedule's slot, the retry after a failed run, the end of a
-//! wait the server asked for) or a request, at most 30 s at a time so a
-//! wall clock set late moves the schedule; take a permit of the
-//! `max_concurrent_syncs` semaphore; sync on a blocking thread. A server's
+//! wait the server asked for, the debounce of the server's notices) or a
+//! request, at most 30 s at a time so a wall clock set late moves the
+//! schedule; take a permit of the `max_concurrent_syncs` semaphore; sync on a blocking thread. A server's
 //! syncs run one after another, so one server never syncs twice at once.
 //! The task plans afresh (and checks the server) at start and whenever a
 //! reload changes the server's entry or schedule, and idles while a reload
 //! has removed the server.
 
+use crate::app::push::Plan as PushPlan;
 use crate::app::schedule;
 use crate::app::{App, Retry, RunOutcome, ServerSlot, SyncRequest};
 use crate::config::{Config, ServerConfig};
@@ -69,6 +70,8 @@ enum Woke {
     Due,
     /// A sync was requested.
     Requested(SyncRequest),
+    /// The server's notices' work is due (`app::push`).
+    Pushed,
     /// Something else changed (a reload, pause, resume, shutdown): plan again.
     Changed,
 }
@@ -110,16 +113,24 @@ pub(super) async fn server_loop(app: Arc<App>, name: String, semaphore: Arc<toki
         if std::mem::take(&mut recheck) {
             check(&app, &name).await;
         }
-        let request = match wait_for_run(&app, &slot, next).await {
+        // `None`: the run is the notices'.
+        let scheduled = match wait_for_run(&app, &slot, next).await {
             Woke::Changed => continue,
-            Woke::Due => slot.take_request().unwrap_or_default(),
-            Woke::Requested(request) => request,
+            Woke::Due => Some(slot.take_request().unwrap_or_default()),
+            Woke::Requested(request) => Some(request),
+            Woke::Pushed => None,
         };
-        // The run that fires consumes the start and the retry; a failure
-        // plans the next retry.
-        plan.due = false;
-        plan.retry = None;
+        // A scheduled run consumes the start and the retry; a failure plans
+        // the next retry. Notices' runs leave them: they sync only what the
+        // notices named.
+        if scheduled.is_some() {
+            plan.due = false;
+            plan.retry = None;
+        }
         if is_paused(&app, &name).await {
+            // A paused server syncs nothing, its notices' work included
+            // (the first run after the resume catches up).
+            slot.take_push_work();
             log::info!("{name}: paused; skipping this run");
             continue;
         }
@@ -134,9 +145,16 @@ pub(super) async fn server_loop(app: Arc<App>, name: String, semaphore: Arc<toki
         };
         // Paused while it waited for the slot.
         if is_paused(&app, &name).await {
+            slot.take_push_work();
             continue;
         }
-        let failure = run_once(&app, &slot, &name, request).await;
+        // A scheduled or requested run covers whatever notices asked for.
+        let work = slot.take_push_work();
+        let Some(request) = scheduled else {
+            run_once(&app, &slot, &name, Run::Notices(work.plan())).await;
+            continue;
+        };
+        let failure = run_once(&app, &slot, &name, Run::Scheduled(request)).await;
         drop(permit);
         let server_wait = waiting_until(&app, &name).await;
         if let (Some(_), Some(at)) = (&failure, server_wait) {
@@ -191,7 +209,16 @@ async fn check(app: &Arc<App>, name: &str) {
     .await;
 }
 
-/// Sleeps until `at` (epoch milliseconds) or a wake-up.
+/// What `run_once` syncs.
+enum Run {
+    /// The schedule's, a retry, or one asked for.
+    Scheduled(SyncRequest),
+    /// What the server's notices asked for.
+    Notices(PushPlan),
+}
+
+/// Sleeps until `at` (epoch milliseconds), a wake-up or the debounce of
+/// the server's notices.
 async fn wait_for_run(app: &App, slot: &ServerSlot, at: i64) -> Woke {
     loop {
         if app.stopping() {
@@ -204,14 +231,25 @@ async fn wait_for_run(app: &App, slot: &ServerSlot, at: i64) -> Woke {
         if wait == 0 {
             return Woke::Due;
         }
+        let push_due = slot.push_due().map(tokio::time::Instant::from_std);
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(wait).min(MAX_SLEEP)) => {}
+            // A notice wakes the task too: planning again sees its debounce.
             _ = slot.woken() => {
                 if !slot.is_requested() {
                     return Woke::Changed;
                 }
             }
+            _ = sleep_until(push_due) => return Woke::Pushed,
         }
+    }
+}
+
+/// Resolves at `at`, or never.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -268,10 +306,11 @@ fn jitter() -> f64 {
 }
 
 /// Syncs the server once; answers why it failed, if it did.
-async fn run_once(app: &Arc<App>, slot: &ServerSlot, name: &str, request: SyncRequest) -> Option<String> {
+async fn run_once(app: &Arc<App>, slot: &ServerSlot, name: &str, run: Run) -> Option<String> {
+    let full = matches!(run, Run::Scheduled(request) if request.full);
     let stop = Arc::new(Stop::new());
     // A reset or a check in progress finishes before the sync starts.
-    while !slot.try_begin_run(request.full, sync::now_epoch(), &stop) {
+    while !slot.try_begin_run(full, sync::now_epoch(), &stop) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     if app.stopping() {
@@ -281,7 +320,14 @@ async fn run_once(app: &Arc<App>, slot: &ServerSlot, name: &str, request: SyncRe
     let report = {
         let app = Arc::clone(app);
         let name = name.to_string();
-        tokio::task::spawn_blocking(move || app.sync_server(&name, request, &stop)).await
+        tokio::task::spawn_blocking(move || match &run {
+            Run::Scheduled(request) => app.sync_server(&name, *request, &stop),
+            Run::Notices(plan) => {
+                log::info!("{name}: syncing what the server's notifications named ({plan:?})");
+                app.sync_pushed(&name, plan, &stop)
+            }
+        })
+        .await
     };
     let seconds = started.elapsed().as_secs_f64();
     match report {

@@ -11,11 +11,16 @@
 //! a clock the test controls. Tests mutate the library and
 //! inject failures at chosen request numbers.
 
+mod notify;
+mod quick_connect;
+
 pub use super::Expected;
 pub use super::Failure;
 use super::churn::{Changes, Changing};
 use super::{Fake, Faults, Recording, date_header, header, query};
 use crate::model::{Kind, content_hash};
+pub(crate) use notify::Noted;
+pub use notify::Notifier;
 use serde_json::{Map, Value, json};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -137,6 +142,8 @@ pub struct FakeUser {
     pub id: String,
     pub name: String,
     pub admin: bool,
+    /// `{name}-password`.
+    pub password: String,
 }
 
 pub struct JellyfinState {
@@ -157,6 +164,9 @@ pub struct JellyfinState {
     /// the notes say the old routes stay, so they are on by default.
     pub user_routes: bool,
     pub delay: Duration,
+    /// Sign-ins and the notification socket.
+    pub notifier: Notifier,
+    pub quick_connect: quick_connect::QuickConnect,
     requests: u64,
     next_serial: u64,
     faults: Faults,
@@ -201,6 +211,8 @@ impl Fake<JellyfinState> {
             filter_fault: None,
             user_routes: true,
             delay: Duration::ZERO,
+            notifier: Notifier::default(),
+            quick_connect: quick_connect::QuickConnect::default(),
             requests: 0,
             next_serial: 1,
             faults: Faults::default(),
@@ -210,9 +222,12 @@ impl Fake<JellyfinState> {
         // must be looked for, not assumed.
         for (name, admin) in [("guest", false), ("admin", true), ("alice", true)] {
             let id = state.take_id();
-            state.users.push(FakeUser { id, name: name.to_string(), admin });
+            state.users.push(FakeUser { id, name: name.to_string(), admin, password: format!("{name}-password") });
         }
-        Fake::serve("127.0.0.1:0", state, handle).expect("binding 127.0.0.1:0 works")
+        let fake =
+            Fake::serve_with_sockets("127.0.0.1:0", state, handle, notify::upgrade).expect("binding 127.0.0.1:0 works");
+        notify::start_timer(std::sync::Arc::downgrade(&fake.state));
+        fake
     }
 
     /// Adds a view (library) of a collection type, returning its id.
@@ -328,6 +343,17 @@ impl Fake<JellyfinState> {
             item.play_count += 1;
             item.user_data_at = now;
         });
+    }
+
+    /// Authorises a Quick Connect code as the named user's app does; false
+    /// when no such pending code or user.
+    pub fn authorize_quick_connect(&self, code: &str, user: &str) -> bool {
+        quick_connect::authorize(&mut self.state(), code, user)
+    }
+
+    /// The notification sockets (test controls: drop, refuse, count).
+    pub fn sockets(&self) -> std::sync::Arc<super::sockets::Sockets<notify::Subscriber>> {
+        std::sync::Arc::clone(&self.state().notifier.sockets)
     }
 
     /// Deletes an item and everything below it, as the servers do.
@@ -498,13 +524,15 @@ fn mediabrowser_token(value: &str) -> Option<&str> {
     })
 }
 
-fn handle(state: &Mutex<JellyfinState>, request: tiny_http::Request) {
+fn handle(state: &Mutex<JellyfinState>, mut request: tiny_http::Request) {
     let delay = state.lock().map(|state| state.delay).unwrap_or_default();
     if !delay.is_zero() {
         std::thread::sleep(delay);
     }
+    let mut body = String::new();
+    let _ = std::io::Read::read_to_string(&mut std::io::Read::take(request.as_reader(), 64 << 10), &mut body);
     let mut failure = None;
-    let (answer, clock) = answer(state, &request, &mut failure);
+    let (answer, clock) = answer(state, &request, &body, &mut failure);
     let mut headers = vec![("Content-Type".to_string(), answer.content_type.to_string()), date_header(clock)];
     if let Some(seconds) = answer.retry_after {
         headers.push(("Retry-After".to_string(), seconds.to_string()));
@@ -517,6 +545,7 @@ fn handle(state: &Mutex<JellyfinState>, request: tiny_http::Request) {
 fn answer(
     shared: &Mutex<JellyfinState>,
     request: &tiny_http::Request,
+    body: &str,
     injected: &mut Option<Failure>,
 ) -> (Answer, i64) {
     let mut state = shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -524,10 +553,18 @@ fn answer(
     let number = state.requests;
     let (path, params) = query::split(request.url());
     state.log.push(Logged { number, path: path.clone(), query: params.clone(), status: 200, returned: 0 });
+    let post = request.method() == &tiny_http::Method::Post;
+    let authorization = header(request, "Authorization");
     // The library changes between a client's requests, never during one.
     let churns = path.to_ascii_lowercase().ends_with("/items");
     state.before_answer(number, churns);
-    let answer = respond(&mut state, request, number, &path, &params, injected);
+    let answer = if path == "/Users/AuthenticateByName" && post {
+        notify::authenticate(&mut state, authorization, body)
+    } else if let Some(answer) = quick_connect::answer(&mut state, post, &path, &params, authorization, body) {
+        answer
+    } else {
+        respond(&mut state, request, number, &path, &params, injected)
+    };
     if let Some(entry) = state.log.last_mut() {
         entry.status = answer.status;
     }
@@ -588,7 +625,8 @@ fn respond(
             "Id": "f00dfeedf00dfeedf00dfeedf00dfeed",
         }));
     }
-    if token != Some(state.api_key.as_str()) {
+    let signed_in = token.is_some_and(|token| state.notifier.user_of(token).is_some());
+    if token != Some(state.api_key.as_str()) && !signed_in {
         return text(401, "Unauthorized");
     }
     // Emby 4.8 lists users at /Users/Query (a QueryResult), Jellyfin at

@@ -13,10 +13,12 @@
 )]
 
 pub mod churn;
+mod front;
 mod hostile;
 pub mod jellyfin;
 pub mod plex;
 mod query;
+pub mod sockets;
 pub mod spotify;
 
 use crate::model::Kind;
@@ -47,7 +49,23 @@ impl<S: Recording + Send + 'static> Fake<S> {
     fn serve(address: &str, state: S, handle: fn(&Mutex<S>, tiny_http::Request)) -> Result<Fake<S>, String> {
         let state = Arc::new(Mutex::new(state));
         let served = Arc::clone(&state);
-        let listener = Listener::start(address, move |request| handle(&served, request))?;
+        let listener = Listener::start(address, move |request| handle(&served, request), None)?;
+        Ok(Fake { state, listener })
+    }
+
+    /// As `serve`, with websocket upgrades on the same port given to
+    /// `upgrade` (`front`).
+    fn serve_with_sockets(
+        address: &str,
+        state: S,
+        handle: fn(&Mutex<S>, tiny_http::Request),
+        upgrade: fn(&Mutex<S>, std::net::TcpStream, front::Head),
+    ) -> Result<Fake<S>, String> {
+        let state = Arc::new(Mutex::new(state));
+        let served = Arc::clone(&state);
+        let upgraded = Arc::clone(&state);
+        let upgrade: front::Upgrade = Arc::new(move |stream, head| upgrade(&upgraded, stream, head));
+        let listener = Listener::start(address, move |request| handle(&served, request), Some(upgrade))?;
         Ok(Fake { state, listener })
     }
 
@@ -98,14 +116,34 @@ struct Listener {
     url: String,
     server: Arc<tiny_http::Server>,
     thread: Option<JoinHandle<()>>,
+    /// With websockets: the public port's front, relaying to `server`.
+    front: Option<front::Front>,
 }
 
 impl Listener {
-    fn start(address: &str, handle: impl Fn(tiny_http::Request) + Send + Sync + 'static) -> Result<Listener, String> {
-        let server = tiny_http::Server::http(address).map_err(|err| format!("cannot listen on {address}: {err}"))?;
+    fn start(
+        address: &str,
+        handle: impl Fn(tiny_http::Request) + Send + Sync + 'static,
+        upgrade: Option<front::Upgrade>,
+    ) -> Result<Listener, String> {
+        let (server, front, port) = match upgrade {
+            None => {
+                let server =
+                    tiny_http::Server::http(address).map_err(|err| format!("cannot listen on {address}: {err}"))?;
+                let port = server.server_addr().to_ip().map(|address| address.port());
+                (server, None, port.ok_or("the fake server has no IP address")?)
+            }
+            Some(upgrade) => {
+                let public =
+                    std::net::TcpListener::bind(address).map_err(|err| format!("cannot listen on {address}: {err}"))?;
+                let port = public.local_addr().map_err(|err| format!("no address: {err}"))?.port();
+                let server = tiny_http::Server::http("127.0.0.1:0")
+                    .map_err(|err| format!("cannot listen on 127.0.0.1:0: {err}"))?;
+                let backend = server.server_addr().to_ip().ok_or("the fake server has no IP address")?;
+                (server, Some(front::Front::start(public, backend, upgrade)?), port)
+            }
+        };
         let server = Arc::new(server);
-        let port =
-            server.server_addr().to_ip().map(|address| address.port()).ok_or("the fake server has no IP address")?;
         let host = address.rsplit_once(':').map_or("127.0.0.1", |(host, _)| host);
         let host = if host == "0.0.0.0" { "127.0.0.1" } else { host };
         let handle = Arc::new(handle);
@@ -118,12 +156,13 @@ impl Listener {
                 }
             })
         };
-        Ok(Listener { url: format!("http://{host}:{port}"), server, thread: Some(thread) })
+        Ok(Listener { url: format!("http://{host}:{port}"), server, thread: Some(thread), front })
     }
 }
 
 impl Drop for Listener {
     fn drop(&mut self) {
+        self.front.take();
         self.server.unblock();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();

@@ -7,8 +7,14 @@
 //! answers `/library/metadata/{id},{id},…` with the items that exist (404
 //! when none does), and stamps every answer with a `Date` from its clock.
 //! Tests mutate its library and inject failures at chosen request numbers.
+//! Its notification socket (`/:/websockets/notifications`, token in the
+//! `X-Plex-Token` header or query) pushes a `timeline` entry per state an
+//! item goes through when it is added (0 to 5), edited or moved (5) or
+//! deleted (9), and `activity` notifications of section scans (`scan`).
 
 use super::churn::{Changes, Changing};
+use super::front::Head;
+use super::sockets::{Sockets, refuse};
 use super::{Fake, Faults, Recording, date_header, header, query};
 use crate::model::Kind;
 use serde_json::{Map, Value, json};
@@ -85,6 +91,8 @@ pub struct PlexState {
     pub honour_sort: bool,
     /// Latency added to every request.
     pub delay: Duration,
+    /// The open notification sockets.
+    pub sockets: std::sync::Arc<Sockets<()>>,
     requests: u64,
     next_key: u64,
     faults: Faults,
@@ -124,12 +132,13 @@ impl Fake<PlexState> {
             max_page: None,
             honour_sort: true,
             delay: Duration::ZERO,
+            sockets: Sockets::new(),
             requests: 0,
             next_key: 100,
             faults: Faults::default(),
             changes: Changes::default(),
         };
-        Fake::serve(address, state, handle)
+        Fake::serve_with_sockets(address, state, handle, upgrade)
     }
 
     pub fn add_section(&self, title: &str, kind: SectionKind) -> String {
@@ -262,6 +271,21 @@ impl Fake<PlexState> {
         rows
     }
 
+    /// A section scan, as PMS announces it: `library.update.section`
+    /// started, then the changes `scan` makes (their timeline entries),
+    /// then ended.
+    pub fn scan<T>(&self, section: &str, scan: impl FnOnce(&FakePlex) -> T) -> T {
+        self.state().notify_scan(section, "started");
+        let result = scan(self);
+        self.state().notify_scan(section, "ended");
+        result
+    }
+
+    /// The notification sockets (test controls: drop, refuse, count).
+    pub fn sockets(&self) -> std::sync::Arc<Sockets<()>> {
+        std::sync::Arc::clone(&self.state().sockets)
+    }
+
     pub fn item_count(&self) -> usize {
         self.state()
             .sections
@@ -272,7 +296,59 @@ impl Fake<PlexState> {
     }
 }
 
+/// `state` of a deleted item.
+pub(crate) const DELETED: u8 = 9;
+
 impl PlexState {
+    /// Pushes a timeline entry for an item in `item_state` (PMS's numbers:
+    /// 0 created … 5 processed, 9 deleted) to every socket, as one message.
+    pub(crate) fn notify(&self, rating_key: &str, item_state: u8) {
+        let found = self.sections.iter().find_map(|section| {
+            section.items.iter().find(|item| item.rating_key == rating_key).map(|item| (section, item))
+        });
+        let Some((section, item)) = found else {
+            return;
+        };
+        let mut entry = json!({
+            "identifier": "com.plexapp.plugins.library",
+            "sectionID": section.key,
+            "itemID": item.rating_key,
+            "type": item.kind.code(),
+            "title": item.title,
+            "state": item_state,
+            "updatedAt": item.updated_at,
+        });
+        let metadata_state = match item_state {
+            0..=4 => Some("created"),
+            DELETED => Some("deleted"),
+            _ => None,
+        };
+        if let (Some(metadata_state), Some(entry)) = (metadata_state, entry.as_object_mut()) {
+            entry.insert("metadataState".into(), json!(metadata_state));
+        }
+        let message = json!({"NotificationContainer": {"type": "timeline", "size": 1, "TimelineEntry": [entry]}});
+        self.sockets.broadcast(&message.to_string(), |_| true);
+    }
+
+    fn notify_scan(&self, section: &str, event: &str) {
+        let title = self.sections.iter().find(|candidate| candidate.key == section).map_or("", |found| &found.title);
+        let message = json!({"NotificationContainer": {"type": "activity", "size": 1, "ActivityNotification": [{
+            "event": event,
+            "uuid": format!("00000000-0000-4000-8000-{section:0>12}"),
+            "Activity": {
+                "uuid": format!("00000000-0000-4000-8000-{section:0>12}"),
+                "type": "library.update.section",
+                "cancellable": false,
+                "userID": 1,
+                "title": format!("Scanning {title}"),
+                "subtitle": "",
+                "progress": if event == "ended" { 100 } else { 0 },
+                "Context": {"librarySectionID": section},
+            },
+        }]}});
+        self.sockets.broadcast(&message.to_string(), |_| true);
+    }
+
     pub(crate) fn tick(&mut self) -> i64 {
         self.clock += 1;
         self.clock
@@ -363,6 +439,31 @@ fn handle(state: &Mutex<PlexState>, request: tiny_http::Request) {
         headers.push(("Retry-After".to_string(), seconds.to_string()));
     }
     super::hostile::send(request, answer.status, headers, answer.body, failure.as_ref());
+}
+
+/// A websocket upgrade: `/:/websockets/notifications` with the token, as
+/// PMS takes it (header, or the query's `X-Plex-Token`).
+fn upgrade(shared: &Mutex<PlexState>, stream: std::net::TcpStream, head: Head) {
+    let (sockets, authorized) = {
+        let state = shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.sockets.count_upgrade();
+        let (_, params) = query::split(&head.target);
+        let token = head
+            .header("X-Plex-Token")
+            .map(str::to_string)
+            .or_else(|| params.into_iter().find(|(name, _)| name == "X-Plex-Token").map(|(_, value)| value));
+        (std::sync::Arc::clone(&state.sockets), token.as_deref() == Some(state.token.as_str()))
+    };
+    let (path, _) = query::split(&head.target);
+    if sockets.refusing() {
+        refuse(stream, 503, "Service Unavailable");
+    } else if path != "/:/websockets/notifications" && path != "/:/websocket/notifications" {
+        refuse(stream, 404, "Not Found");
+    } else if !authorized {
+        refuse(stream, 401, "Unauthorized");
+    } else {
+        sockets.serve(stream, (), None);
+    }
 }
 
 /// The answer to `request`; `injected` gets the failure injected for it.

@@ -115,21 +115,21 @@ impl Http {
         }
     }
 
-    /// Sends a GET (or, with a body, a form POST) and returns whatever the
+    /// Sends a GET (or, with a body, a POST) and returns whatever the
     /// server answered, its body unread; only a failed exchange is an
     /// error. For sources that read their server's error bodies.
     pub fn send(
         &self,
         path_and_query: &str,
         headers: &[(&str, &str)],
-        form: Option<&str>,
+        body: Option<Body<'_>>,
     ) -> Result<Reply, SourceError> {
         let at = format!("{}{}", self.base, path_and_query);
         if self.stop.is_set() {
             return Err(SourceError::stopped(&at));
         }
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let result = match form {
+        let result = match body {
             None => {
                 let mut request = self.agent.get(&at);
                 for (name, value) in headers {
@@ -137,12 +137,16 @@ impl Http {
                 }
                 request.call()
             }
-            Some(form) => {
-                let mut request = self.agent.post(&at).header("Content-Type", "application/x-www-form-urlencoded");
+            Some(body) => {
+                let (content_type, bytes) = match body {
+                    Body::Form(form) => ("application/x-www-form-urlencoded", form),
+                    Body::Json(json) => ("application/json", json),
+                };
+                let mut request = self.agent.post(&at).header("Content-Type", content_type);
                 for (name, value) in headers {
                     request = request.header(*name, *value);
                 }
-                request.send(form.as_bytes())
+                request.send(bytes.as_bytes())
             }
         };
         let response = match result {
@@ -159,6 +163,13 @@ impl Http {
         let retry_after = header("retry-after").and_then(|value| retry_after(&value, SystemTime::now()));
         Ok(Reply { status, retry_after, body: response.into_body(), at, stop: Arc::clone(&self.stop) })
     }
+}
+
+/// A POST's body (`Http::send`).
+#[derive(Clone, Copy)]
+pub enum Body<'a> {
+    Form(&'a str),
+    Json(&'a str),
 }
 
 /// An answer of any status, its body not read yet (`Http::send`).

@@ -133,12 +133,7 @@ impl Jellyfin {
     /// `server` gives the name and library selection, `jellyfin` the rest;
     /// `stop` interrupts its requests.
     pub fn new(server: &ServerConfig, jellyfin: &JellyfinConfig, timeout: Duration, stop: &Arc<Stop>) -> Jellyfin {
-        let authorization = format!(
-            "MediaBrowser Client=\"mediasync\", Device=\"mediasync\", DeviceId=\"mediasync-{}\", Version=\"{}\", Token=\"{}\"",
-            server.name,
-            env!("CARGO_PKG_VERSION"),
-            jellyfin.token
-        );
+        let authorization = authorization(&server.name, Some(&jellyfin.token));
         Jellyfin {
             name: server.name.clone(),
             flavor: jellyfin.flavor,
@@ -405,6 +400,21 @@ impl Source for Jellyfin {
     }
 
     fn observe_waits(&self, _observer: WaitObserver) {}
+}
+
+/// The `Authorization: MediaBrowser …` value every request (and the
+/// notification socket's upgrade) carries: the client, a device id stable
+/// per configured server (a sign-in replaces the token of the same device
+/// rather than piling up sessions), and the token when there is one.
+pub fn authorization(server: &str, token: Option<&str>) -> String {
+    let mut value = format!(
+        "MediaBrowser Client=\"mediasync\", Device=\"mediasync\", DeviceId=\"mediasync-{server}\", Version=\"{}\"",
+        env!("CARGO_PKG_VERSION")
+    );
+    if let Some(token) = token {
+        value.push_str(&format!(", Token=\"{token}\""));
+    }
+    value
 }
 
 /// The server item type a kind stands for in a view of this collection type.

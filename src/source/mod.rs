@@ -8,6 +8,7 @@ pub mod jellyfin;
 pub mod lenient;
 pub mod plex;
 pub mod retry;
+pub mod signin;
 pub mod spotify;
 pub mod stop;
 

@@ -20,7 +20,6 @@ pub use run::CURSOR_MARGIN_SECS;
 
 use crate::model::LibraryInfo;
 use crate::source::{ErrorKind, Source, SourceError};
-use crate::store::records::ServerState;
 use crate::store::{Store, StoreError, TombstoneLimits};
 use report::mode_name;
 use run::{Closing, Failure, Run, record_failure};
@@ -58,20 +57,48 @@ pub fn sync_server(
     options: &Options,
     stop: &AtomicBool,
 ) -> ServerReport {
+    sync_some(server, source, store, options, stop, None)
+}
+
+/// Syncs the libraries of one server whose ids `only` lists, when it lists
+/// any (a notification named them), else every one, like `sync_server`.
+/// A run of some libraries is not a run of the server: its state (the last
+/// success the schedule's freshness rule reads) is left as it is.
+pub fn sync_some(
+    server: &str,
+    source: &dyn Source,
+    store: &Store,
+    options: &Options,
+    stop: &AtomicBool,
+    only: Option<&[String]>,
+) -> ServerReport {
     let requests_before = source.requests();
     let mut report = ServerReport { server: server.to_string(), libraries: Vec::new(), error: None, requests: 0 };
+    // One commit ends the run: the successful runs' closings and, for a
+    // run of the whole server, the server's state.
+    let record = |error: Option<String>, closings: &[Closing]| {
+        let whole = match only {
+            None => Some(error),
+            Some(_) => None,
+        };
+        record_end(store, server, whole, closings)
+    };
     let libraries = match source.libraries() {
         Ok(libraries) => libraries,
         Err(err) => {
             report.error = Some(server_message(source, &err));
-            if let Err(err) = record_server(store, server, report.error.clone(), &[]) {
+            if let Err(err) = record(report.error.clone(), &[]) {
                 log::error!("could not record the state of server \"{server}\": {err}");
             }
             report.requests = source.requests().saturating_sub(requests_before);
             return report;
         }
     };
-    if libraries.is_empty() {
+    let libraries: Vec<LibraryInfo> = match only {
+        Some(only) => libraries.into_iter().filter(|library| only.contains(&library.id)).collect(),
+        None => libraries,
+    };
+    if libraries.is_empty() && only.is_none() {
         report.error =
             Some(format!("{} lists no library to sync; check `libraries` in its [[server]] entry", source.describe()));
     }
@@ -100,7 +127,7 @@ pub fn sync_server(
             None => {}
         }
     }
-    if let Err(err) = record_server(store, server, report.first_error().map(str::to_string), &closings) {
+    if let Err(err) = record(report.first_error().map(str::to_string), &closings) {
         let message = format!("could not record the end of the runs: {err}");
         log::error!("{server}: {message}");
         report.error.get_or_insert(message);
@@ -126,20 +153,37 @@ fn server_message(source: &dyn Source, err: &SourceError) -> String {
     }
 }
 
-/// The server's state and its libraries' `closings`, in one commit.
-fn record_server(store: &Store, server: &str, error: Option<String>, closings: &[Closing]) -> Result<(), StoreError> {
-    let now = now_epoch();
-    let mut state = store.server_state(server)?;
-    state.last_attempt_at = Some(now);
-    if error.is_none() {
-        state.last_success_at = Some(now);
-    }
-    state.last_error = error;
+/// The libraries' `closings` and, when `whole` holds the run's error (or
+/// none) for a run of the whole server, the server's state: one commit,
+/// none when there is nothing to write.
+fn record_end(
+    store: &Store,
+    server: &str,
+    whole: Option<Option<String>>,
+    closings: &[Closing],
+) -> Result<(), StoreError> {
+    let state = match whole {
+        Some(error) => {
+            let now = now_epoch();
+            let mut state = store.server_state(server)?;
+            state.last_attempt_at = Some(now);
+            if error.is_none() {
+                state.last_success_at = Some(now);
+            }
+            state.last_error = error;
+            Some(state)
+        }
+        None if closings.is_empty() => return Ok(()),
+        None => None,
+    };
     store.write(|writer| {
         for closing in closings {
             closing.write(writer)?;
         }
-        writer.put_server_state(server, &ServerState { ..state })
+        match &state {
+            Some(state) => writer.put_server_state(server, state),
+            None => Ok(()),
+        }
     })
 }
 

@@ -14,8 +14,8 @@ use super::report::kind_list;
 use super::run::{Failure, Run, clock_went_back};
 use crate::model::{Item, Kind, Strategy};
 use crate::source::{BadItem, ErrorKind, Next, Order, Page, Position};
-use crate::store::{Ending, Outcome};
 use crate::store::records::{Checkpoint, Counters, Pass};
+use crate::store::{Ending, Outcome};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A full pass whose result disagrees with the server's count is repeated

@@ -65,6 +65,7 @@ fn route(app: &Arc<App>, access: &Access, request: &Request) -> Response {
         ["spotify", "callback"] => only(Method::GET, &|| spotify::callback(app, request)),
         ["api", "spotify", "callback"] => admin(Method::POST, &|| spotify::pasted(app, request)),
         ["api", "servers", name, "connect"] => admin(Method::POST, &|| spotify::connect(app, name)),
+        ["api", "servers", name, "quick-connect"] => admin(Method::POST, &|| quick_connect(app, name)),
         ["api", "servers", name, "check"] => admin(Method::POST, &|| check(app, name)),
         ["api", "servers", name, action @ ("sync" | "pause" | "resume" | "reset")] => {
             let flag = |name: &str| request.param(name).is_some_and(|value| value == "1" || value == "true");
@@ -92,6 +93,27 @@ fn control(app: &App, name: &str, action: &str, request: SyncRequest) -> Respons
     match result {
         Ok(message) => Response::json(202, &serde_json::json!({ "ok": true, "message": message })),
         Err(err) => Response::error(control_status(&err), &err.to_string()),
+    }
+}
+
+/// Starts Jellyfin's Quick Connect for the notification socket: answers the
+/// code the user enters in a signed-in Jellyfin app.
+fn quick_connect(app: &App, name: &str) -> Response {
+    use crate::app::quick_connect::QuickConnectError;
+    match app.start_quick_connect(name) {
+        Ok(code) => Response::json(
+            200,
+            &serde_json::json!({ "ok": true, "code": code, "message": format!(
+                "enter {code} in Quick Connect of a Jellyfin app signed in as the user to follow (Settings, Quick Connect) within 10 minutes") }),
+        ),
+        Err(err) => {
+            let status = match err {
+                QuickConnectError::UnknownServer(_) => 404,
+                QuickConnectError::NotAvailable(..) | QuickConnectError::Connected(_) => 409,
+                QuickConnectError::Server(_) => 502,
+            };
+            Response::error(status, &err.to_string())
+        }
     }
 }
 

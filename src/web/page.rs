@@ -6,6 +6,7 @@
 use super::http::Response;
 use crate::app::App;
 use crate::app::check::ServerCheck;
+use crate::app::push::Connection;
 use crate::app::reload::ReloadStatus;
 use crate::app::status::{AccountStatus, LibraryStatus, ServerCondition, ServerStatus, StatusDocument};
 use chrono::{Local, TimeZone};
@@ -119,6 +120,34 @@ pub fn html(document: &StatusDocument) -> String {
     out
 }
 
+/// The notification socket: its state (and why, when it is not
+/// connected) and the last notice about the library.
+fn notifications_line(out: &mut String, notifications: &crate::app::push::Notifications, now: i64) {
+    let connection = notifications.connection.map_or("starting", |connection| connection.text());
+    let _ = write!(out, "<div>Notifications: {} {}", escape(connection), when(notifications.since, now));
+    if let Some(error) = &notifications.error {
+        let _ = write!(out, " ({})", escape(error));
+    }
+    match (&notifications.last_notice, notifications.last_notice_at) {
+        (Some(notice), Some(at)) => {
+            let _ = write!(out, " · last notice {}: {}", when(Some(at), now), escape(notice));
+        }
+        _ => out.push_str(" · no notice yet"),
+    }
+    if notifications.pending > 0 {
+        let _ = write!(out, " · {} waiting to sync", notifications.pending);
+    }
+    if let Some(code) = &notifications.quick_connect_code {
+        let _ = write!(
+            out,
+            "<br>Quick Connect code <b>{}</b>: enter it in a Jellyfin app signed in as the user to follow (Settings, Quick Connect), before {}",
+            escape(code),
+            when(notifications.quick_connect_until, now)
+        );
+    }
+    out.push_str("</div>");
+}
+
 /// A server's state as the page shows it (idle when no service runs).
 fn condition(server: &ServerStatus) -> ServerCondition {
     server.running.as_ref().map_or(ServerCondition::Idle, |running| running.state)
@@ -144,6 +173,9 @@ fn server_section(out: &mut String, server: &ServerStatus, index: usize, now: i6
         when(server.last_success_at, now),
         if paused { "paused".to_string() } else { when(live.and_then(|live| live.next_run_at), now) },
     );
+    if let Some(notifications) = live.and_then(|live| live.notifications.as_ref()) {
+        notifications_line(out, notifications, now);
+    }
     if let Some(until) = live.and_then(|live| live.waiting_until).filter(|_| state == "waiting") {
         let _ = write!(
             out,
@@ -183,6 +215,15 @@ fn server_section(out: &mut String, server: &ServerStatus, index: usize, now: i6
     let _ = write!(out, "<button onclick='act({quoted},\"check\")'>Check</button>");
     let toggle = if paused { ("resume", "Resume") } else { ("pause", "Pause") };
     let _ = write!(out, "<button onclick='act({quoted},\"{}\")'>{}</button>", toggle.0, toggle.1);
+    // The notification socket of a Jellyfin server waits for a user's
+    // sign-in: Quick Connect gives one without a password file.
+    let sign_in_needed = live
+        .and_then(|live| live.notifications.as_ref())
+        .and_then(|shown| shown.connection)
+        .is_some_and(|connection| matches!(connection, Connection::SignInNeeded | Connection::Refused));
+    if server.kind == "jellyfin" && sign_in_needed {
+        let _ = write!(out, "<button onclick='act({quoted},\"quick-connect\")'>Sign in with Quick Connect</button>");
+    }
     let _ = write!(
         out,
         "<button onclick='if(confirm(\"Forget where this server stands? The next run is a full one.\"))act({quoted},\"reset\")'>Reset</button></div>"

@@ -283,7 +283,7 @@ impl Server for Plex {
         self.0.requests()
     }
     fn server_config(&self, page_size: u32) -> ServerConfig {
-        let plex = PlexConfig { url: self.0.url().to_string(), token: TOKEN.to_string() };
+        let plex = PlexConfig { url: self.0.url().to_string(), token: TOKEN.to_string(), notifications: false };
         ServerConfig { name: "home".into(), libraries: None, page_size, backend: Backend::Plex(plex) }
     }
     fn config_entry(&self, page_size: u32) -> String {
@@ -336,6 +336,8 @@ impl Server for Jellyfin {
             url: self.0.url().to_string(),
             token: KEY.to_string(),
             user: None,
+            notifications: false,
+            login: None,
         };
         ServerConfig { name: "den".into(), libraries: None, page_size, backend: Backend::Jellyfin(jellyfin) }
     }

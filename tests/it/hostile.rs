@@ -66,7 +66,8 @@ impl Target {
         let fake = FakePlex::start(TOKEN);
         fake.add_movies("Movies", 150);
         fake.add_shows("TV Shows", 3, 2, 4);
-        let backend = Backend::Plex(PlexConfig { url: fake.url().to_string(), token: TOKEN.into() });
+        let backend =
+            Backend::Plex(PlexConfig { url: fake.url().to_string(), token: TOKEN.into(), notifications: false });
         Target::new("plex", Box::new(fake), backend, 100)
     }
 
@@ -78,6 +79,8 @@ impl Target {
             url: fake.url().to_string(),
             token: TOKEN.into(),
             user: None,
+            notifications: false,
+            login: None,
         });
         Target::new("jellyfin", Box::new(fake), backend, 100)
     }

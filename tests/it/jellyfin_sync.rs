@@ -61,6 +61,8 @@ impl Setup {
             url: self.fake.url().to_string(),
             token: key.to_string(),
             user: self.user.clone(),
+            notifications: false,
+            login: None,
         }
     }
 

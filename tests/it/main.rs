@@ -32,6 +32,9 @@
 //! - `disk`: a storage backend that loses power on cue (for `power_loss`
 //!   and `migration`)
 //! - `power_loss`: the store under thousands of simulated power cuts
+//! - `push`: the servers' notifications drive near-real-time syncs: a change
+//!   mirrored seconds after its notice, a scan's burst, reconnection and
+//!   catch-up, no request while idle
 //! - `under_changes`: syncs while the server changes between two requests:
 //!   no live item dropped, lookups before deletions, moving listings,
 //!   cursors and clocks, playlist entries
@@ -80,6 +83,7 @@ mod migration;
 mod plex_sync;
 mod portability;
 mod power_loss;
+mod push;
 mod reload;
 mod spotify_sync;
 mod status_fuzz;

@@ -42,7 +42,7 @@ impl Setup {
     }
 
     pub fn plex(&self, token: &str) -> PlexConfig {
-        PlexConfig { url: self.fake.url().to_string(), token: token.to_string() }
+        PlexConfig { url: self.fake.url().to_string(), token: token.to_string(), notifications: false }
     }
 
     pub fn options(&self, full: bool, force: bool) -> Options {

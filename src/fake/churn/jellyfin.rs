@@ -6,7 +6,7 @@
 //! the first view); and the random mix of them the change mode makes.
 
 use super::{Changes, Changing};
-use crate::fake::jellyfin::{FakeItem, JellyfinState, type_for};
+use crate::fake::jellyfin::{FakeItem, JellyfinState, Noted, type_for};
 use crate::model::Kind;
 
 impl JellyfinState {
@@ -34,6 +34,8 @@ impl JellyfinState {
             overview: String::new(),
             serial,
         });
+        let folder = parent.map_or_else(|| view.id.clone(), str::to_string);
+        self.notifier.note(Noted::Added { id: &id, folder: &folder });
         id
     }
 
@@ -41,12 +43,19 @@ impl JellyfinState {
     pub fn change(&mut self, id: &str, change: impl FnOnce(&mut FakeItem, i64)) {
         let now = self.tick();
         let item = self.views.iter_mut().flat_map(|view| view.items.iter_mut()).find(|item| item.id == id);
-        change(item.expect("change: no such item"), now);
+        let item = item.expect("change: no such item");
+        let saved = item.saved;
+        change(item, now);
+        // A save is an ItemUpdated; playback (user data) is not.
+        if item.saved != saved {
+            self.notifier.note(Noted::Updated(id));
+        }
     }
 
     /// Deletes an item and everything below it, as the servers do.
     pub fn remove(&mut self, id: &str) {
         self.tick();
+        self.note_removed(id);
         for (view, item) in self.take_subtree(id) {
             self.changes.deleted.record(&view, &item.id);
         }
@@ -56,12 +65,28 @@ impl JellyfinState {
     /// gone from the first view, saved now.
     pub fn move_to(&mut self, id: &str, view: &str) {
         let now = self.tick();
+        self.note_removed(id);
         for (from, mut item) in self.take_subtree(id) {
             self.changes.deleted.record(&from, &item.id);
             item.saved = now;
             if let Some(target) = self.views.iter_mut().find(|candidate| candidate.id == view) {
                 target.items.push(item);
             }
+        }
+        self.notifier.note(Noted::Added { id, folder: view });
+    }
+
+    /// Notes a removal for the next `LibraryChanged`: told for the item
+    /// named, its children go with it.
+    fn note_removed(&mut self, id: &str) {
+        let folder = self.views.iter().find_map(|view| {
+            view.items
+                .iter()
+                .find(|item| item.id == id)
+                .map(|item| item.parent.clone().unwrap_or_else(|| view.id.clone()))
+        });
+        if let Some(folder) = folder {
+            self.notifier.note(Noted::Removed { id, folder: &folder });
         }
     }
 

@@ -6,7 +6,7 @@
 //! and the random mix of them the change mode makes.
 
 use super::{Changes, Changing};
-use crate::fake::plex::{FakeItem, PlexState, SectionKind};
+use crate::fake::plex::{DELETED, FakeItem, PlexState, SectionKind};
 use crate::model::Kind;
 
 impl PlexState {
@@ -32,6 +32,11 @@ impl PlexState {
             art_at: now,
             duration: Some(5_400_000),
         });
+        // A new item walks through the states of its processing, each
+        // pushed as it happens: created (0) to processed (5).
+        for item_state in 0..=5 {
+            self.notify(&key, item_state);
+        }
         key
     }
 
@@ -41,6 +46,7 @@ impl PlexState {
         let item = self.find_mut(rating_key).expect("edit: no such item");
         item.title = title.to_string();
         item.updated_at = now;
+        self.notify(rating_key, 5);
     }
 
     /// Replaces an item's poster: the thumb URL and `updatedAt` change.
@@ -49,11 +55,14 @@ impl PlexState {
         let item = self.find_mut(rating_key).expect("touch_art: no such item");
         item.art_at = now;
         item.updated_at = now;
+        self.notify(rating_key, 5);
     }
 
     /// Deletes an item and, as PMS does, everything below it.
     pub fn remove(&mut self, rating_key: &str) {
         self.tick();
+        // Pushed for the item named only, not for the children it takes.
+        self.notify(rating_key, DELETED);
         for (section, item) in self.take_subtree(rating_key) {
             self.changes.deleted.record(&section, &item.rating_key);
         }
@@ -71,6 +80,8 @@ impl PlexState {
                 target.items.push(item);
             }
         }
+        // Told as a change of the item, now in its new section.
+        self.notify(rating_key, 5);
     }
 
     /// Takes an item and its descendants out of their section, parents first.

@@ -5,7 +5,7 @@
 //! bodies are reduced to their `error` code.
 
 use crate::config::SpotifyConfig;
-use crate::source::http::{Http, body_cap, encode, rate_limited};
+use crate::source::http::{Body, Http, body_cap, encode, rate_limited};
 use crate::source::lenient::{Int, Text};
 use crate::source::{ErrorKind, SourceError, Stop};
 use base64::Engine;
@@ -123,7 +123,8 @@ impl<'a> Accounts<'a> {
             }
             None => form.push_str(&format!("&client_id={}", encode(&self.app.client_id))),
         }
-        let reply = self.http.send("/api/token", &headers, Some(&form)).map_err(|err| (err, Refusal::Other))?;
+        let reply =
+            self.http.send("/api/token", &headers, Some(Body::Form(&form))).map_err(|err| (err, Refusal::Other))?;
         let at = reply.at().to_string();
         match reply.status {
             200..=299 => {
