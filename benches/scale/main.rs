@@ -1,8 +1,10 @@
 //! What a sync costs, per source, through the release binary: for a first
 //! sync, an unchanged resync (twice: Jellyfin and Emby check their filter
 //! on the first), one edited item, and `status` alone (opening and closing
-//! the store, which every one-shot command pays), it prints the requests,
-//! the bytes dirtied, the fsync-family calls, the peak memory and the time;
+//! the store, which every one-shot command pays), then through a running
+//! daemon (the appliance's path: the store stays open) an unchanged resync
+//! twice and one edit, it prints the requests, the bytes dirtied, the
+//! fsync-family calls, the peak memory and the time;
 //! after the first sync, the store's bytes per item beside the export's,
 //! and where the store's bytes go. Every sync is checked to leave an exact
 //! mirror. Needs `strace`.
@@ -13,9 +15,11 @@
 //! MEDIASYNC_BENCH_CACHE_MIB sets `cache_mib`. Compare figures of one run:
 //! machines are noisy.
 
+mod daemon;
 mod run;
 mod servers;
 
+use daemon::{Daemon, daemon_config};
 use mediasync::fake::Expected;
 use mediasync::fake::jellyfin::Behaviour;
 use mediasync::model::Kind;
@@ -26,12 +30,20 @@ use std::path::{Path, PathBuf};
 
 /// One request per kind of the three libraries (1 + 3 + 3) plus the list.
 const PLEX_UNCHANGED_BUDGET: u64 = 8;
+/// What an unchanged resync through the daemon may write, for a server
+/// walked incrementally (not Spotify, whose playlists are walked whole every
+/// run: their pages commit seen marks).
+const DAEMON_UNCHANGED_DIRTIED_BUDGET: u64 = 128 * 1024;
+const DAEMON_UNCHANGED_FSYNC_BUDGET: u64 = 4;
 const KIB: f64 = 1024.0;
 
 struct Subject {
     served: Served,
     _dir: tempfile::TempDir,
     config: PathBuf,
+    /// The same, for `mediasync run`: a status listener, no scheduled run.
+    daemon_config: PathBuf,
+    daemon_address: std::net::SocketAddr,
     store: PathBuf,
     cache_bytes: usize,
 }
@@ -102,9 +114,13 @@ impl Subject {
         let config = dir.path().join("config.toml");
         let cache = cache_mib.map(|mib| format!("cache_mib = {mib}\n")).unwrap_or_default();
         let text = format!("[store]\npath = \"{}\"\n{cache}\n{}", store.display(), served.server_toml());
+        let (daemon_text, daemon_address) = daemon_config(&text)?;
         std::fs::write(&config, text).map_err(|err| format!("cannot write {}: {err}", config.display()))?;
+        let daemon_config = dir.path().join("daemon.toml");
+        std::fs::write(&daemon_config, daemon_text)
+            .map_err(|err| format!("cannot write {}: {err}", daemon_config.display()))?;
         let cache_bytes = cache_mib.unwrap_or(2).saturating_mul(1 << 20);
-        Ok(Subject { served, _dir: dir, config, store, cache_bytes })
+        Ok(Subject { served, _dir: dir, config, daemon_config, daemon_address, store, cache_bytes })
     }
 
     /// Every run in turn, printing a row each; the first sync's store.
@@ -116,7 +132,7 @@ impl Subject {
         let mut first = None;
         for run in ["first sync", "unchanged", "unchanged again", "one change", "status alone"] {
             if run == "one change" {
-                self.served.change_one()?;
+                self.served.change_one("Renamed for the benchmark")?;
             }
             let command = if run == "status alone" { "status" } else { "sync" };
             let (cost, _) = binary.measure(&self.config, &[command], || self.served.requests())?;
@@ -129,14 +145,44 @@ impl Subject {
                 }
             }
         }
+        costs.extend(self.run_daemon(binary, &label, items)?);
         let first = first.ok_or("no first sync")?;
         Ok((first, costs))
+    }
+
+    /// The daemon path: `mediasync run` keeps the store open and `mediasync
+    /// sync` asks it for an unchanged resync (twice) and one change.
+    fn run_daemon(&self, binary: &Binary, label: &str, items: u64) -> Result<Vec<Cost>, String> {
+        let mut daemon = Daemon::start(binary.path(), &self.daemon_config, self.daemon_address, binary.scratch())?;
+        let mut costs = Vec::new();
+        for run in ["daemon unchanged", "daemon again", "daemon change"] {
+            if run == "daemon change" {
+                self.served.change_one("Renamed again for the benchmark")?;
+            }
+            let cost = daemon.sync(|| self.served.requests())?;
+            print_cost(label, items, run, &cost);
+            let over =
+                cost.dirtied_bytes > DAEMON_UNCHANGED_DIRTIED_BUDGET || cost.fsyncs > DAEMON_UNCHANGED_FSYNC_BUDGET;
+            if run != "daemon change" && over && !matches!(self.served, Served::Spotify(_)) {
+                return Err(format!(
+                    "{label}: an unchanged resync through the daemon dirtied {} bytes with {} fsync-family calls (budget {DAEMON_UNCHANGED_DIRTIED_BUDGET} bytes, {DAEMON_UNCHANGED_FSYNC_BUDGET} calls)",
+                    cost.dirtied_bytes, cost.fsyncs
+                ));
+            }
+            costs.push(cost);
+            self.check_exact_with(binary, &self.daemon_config)?;
+        }
+        Ok(costs)
     }
 
     /// Fails unless the store's export equals the server's catalog; the
     /// export's size.
     fn check_exact(&self, binary: &Binary) -> Result<u64, String> {
-        let (_, export) = binary.measure(&self.config, &["export"], || 0)?;
+        self.check_exact_with(binary, &self.config)
+    }
+
+    fn check_exact_with(&self, binary: &Binary, config: &Path) -> Result<u64, String> {
+        let (_, export) = binary.measure(config, &["export"], || 0)?;
         let mut rows = export.lines().map(exported_row).collect::<Result<Vec<_>, _>>()?;
         rows.sort();
         let expected = self.served.expected();

@@ -37,6 +37,14 @@ impl Binary {
         Ok(Binary { path: PathBuf::from(env!("CARGO_BIN_EXE_mediasync")), scratch })
     }
 
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn scratch(&self) -> &Path {
+        self.scratch.path()
+    }
+
     /// Runs `mediasync --config CONFIG ARGS` under strace; `requests` reads
     /// the fake server's request counter. Fails unless the command succeeds.
     pub fn measure(&self, config: &Path, args: &[&str], requests: impl Fn() -> u64) -> Result<(Cost, String), String> {

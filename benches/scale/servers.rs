@@ -110,22 +110,22 @@ impl Served {
         Ok(())
     }
 
-    /// One edit: a movie renamed (Plex, Jellyfin, Emby), a playlist renamed
-    /// (Spotify, whose saved items are never edited).
-    pub fn change_one(&self) -> Result<(), String> {
+    /// One edit: a movie renamed to `title` (Plex, Jellyfin, Emby), a
+    /// playlist renamed (Spotify, whose saved items are never edited).
+    pub fn change_one(&self, title: &str) -> Result<(), String> {
         match self {
             Served::Plex(fake) => {
                 let movie = fake.keys("1", Kind::Movie).into_iter().next().ok_or("the Plex server has no movie")?;
-                fake.edit_title(&movie, "Renamed for the benchmark");
+                fake.edit_title(&movie, title);
             }
             Served::Jellyfin(fake, _) => {
                 let movies = fake.view_id("Movies");
                 let movie = fake.ids(&movies, Kind::Movie).into_iter().next().ok_or("the server has no movie")?;
-                fake.edit_title(&movie, "Renamed for the benchmark");
+                fake.edit_title(&movie, title);
             }
             Served::Spotify(fake) => {
                 let playlist = fake.state().playlists.first().map(|playlist| playlist.id.clone());
-                fake.rename_playlist(&playlist.ok_or("the account has no playlist")?, "Renamed for the benchmark");
+                fake.rename_playlist(&playlist.ok_or("the account has no playlist")?, title);
             }
         }
         Ok(())

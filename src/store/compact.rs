@@ -6,7 +6,7 @@
 //! deletion, and is told to re-read the catalog instead (`web::api`).
 
 use super::tables::{CHANGES, META, OP_DELETE, TOMBSTONES};
-use super::{Store, StoreError, Writer};
+use super::{Ending, Store, StoreError, Writer};
 use redb::{ReadableTable, ReadableTableMetadata};
 
 /// What the feed keeps of its deletions.
@@ -61,7 +61,10 @@ impl Store {
     /// moves `compacted_through` up to the newest one dropped. Returns how
     /// many went.
     pub fn compact_tombstones(&self, limits: TombstoneLimits, now: i64) -> Result<u64, StoreError> {
-        self.write(|writer| writer.compact_tombstones(limits, now))
+        self.write_unless_unchanged(|writer| {
+            let dropped = writer.compact_tombstones(limits, now)?;
+            Ok((dropped, if dropped == 0 { Ending::Abort } else { Ending::Commit }))
+        })
     }
 
     /// The newest change sequence number whose tombstone was compacted away

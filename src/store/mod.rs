@@ -1,7 +1,8 @@
 //! The catalog's persistence: one redb file. Only this module imports redb.
-//! Writes happen in `Writer` transactions, one per synced page, so items,
-//! seen marks and the checkpoint always commit together; reads stream from
-//! read transactions and never load a whole library into memory.
+//! Writes happen in `Writer` transactions, one per synced page that changes
+//! something, so items, seen marks and the checkpoint always commit
+//! together; reads stream from read transactions and never load a whole
+//! library into memory.
 
 pub mod backend;
 mod compact;
@@ -35,6 +36,15 @@ pub use writer::Writer;
 
 pub struct Store {
     db: Database,
+}
+
+/// How a `write_unless_unchanged` transaction ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// The work changed the store: commit it.
+    Commit,
+    /// The work changed nothing: drop the transaction.
+    Abort,
 }
 
 /// What applying one item did.
@@ -110,6 +120,28 @@ impl Store {
             value
         };
         txn.commit()?;
+        Ok(value)
+    }
+
+    /// `write` for work that may change nothing: it says so with
+    /// `Ending::Abort`, and then nothing is committed (no page written, no
+    /// fsync). Work that wrote seen marks or took a change sequence number
+    /// is committed whatever it says.
+    pub fn write_unless_unchanged<T>(
+        &self,
+        work: impl FnOnce(&mut Writer<'_>) -> Result<(T, Ending), StoreError>,
+    ) -> Result<T, StoreError> {
+        let txn = self.db.begin_write()?;
+        let (value, ending) = {
+            let mut writer = Writer::open(&txn)?;
+            let (value, ending) = work(&mut writer)?;
+            let wrote = writer.finish()?;
+            (value, if wrote { Ending::Commit } else { ending })
+        };
+        match ending {
+            Ending::Commit => txn.commit()?,
+            Ending::Abort => txn.abort()?,
+        }
         Ok(value)
     }
 

@@ -53,14 +53,17 @@ impl<'t> Writer<'t> {
         })
     }
 
-    pub(super) fn finish(&mut self) -> Result<(), StoreError> {
+    /// Writes back the seen chunks and the change sequence; whether there
+    /// was any to write.
+    pub(super) fn finish(&mut self) -> Result<bool, StoreError> {
+        let wrote = self.seq_dirty || !self.seen_chunks.is_empty();
         for (key, bits) in std::mem::take(&mut self.seen_chunks) {
             self.seen.insert(key.as_slice(), bits.as_slice())?;
         }
         if self.seq_dirty {
             self.meta.insert("next_seq", self.next_seq.to_be_bytes().as_slice())?;
         }
-        Ok(())
+        Ok(wrote)
     }
 
     fn take_seq(&mut self) -> u64 {

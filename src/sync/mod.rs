@@ -1,9 +1,10 @@
 //! The sync engine: pure logic over a `Source` and a `Store`. Each library
 //! gets a `run` that `plan` decided, `walk`s the listing committing every
-//! page with the run's checkpoint (so a run killed at any instant resumes
-//! from its last commit), looks up what a full walk did not see
-//! (`confirm`), `sweep`s what is confirmed gone, fetches nested `children`
-//! and `probe`s changed-since filters as needed; `report` tells people.
+//! page that changes something with the run's checkpoint (so a run killed
+//! at any instant resumes from its last commit), looks up what a full walk
+//! did not see (`confirm`), `sweep`s what is confirmed gone, fetches nested
+//! `children` and `probe`s changed-since filters as needed; `report` tells
+//! people.
 //! ARCHITECTURE.md explains the incremental, reconcile and sweep rules.
 
 mod children;
@@ -20,10 +21,9 @@ pub use run::CURSOR_MARGIN_SECS;
 
 use crate::model::{LibraryInfo, Strategy};
 use crate::source::{ErrorKind, Source, SourceError};
-use crate::store::records::ServerState;
-use crate::store::{Store, TombstoneLimits};
+use crate::store::{Store, StoreError, TombstoneLimits};
 use report::mode_name;
-use run::{Failure, Run, record_failure};
+use run::{Closing, Failure, Run, record_failure};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -111,7 +111,9 @@ impl Signals<'_> {
 
 /// Syncs every library of one server (histories first). Never panics on
 /// bad input and never leaves the store worse than it found it: failures
-/// are recorded per library and the previous data stays.
+/// are recorded per library and the previous data stays. The successful
+/// runs' bookkeeping and the server's state commit together at the end: an
+/// unchanged resync makes that one commit.
 pub fn sync_server(
     server: &str,
     source: &dyn Source,
@@ -135,13 +137,14 @@ pub fn sync_libraries(
     let requests_before = source.requests();
     let mut report =
         ServerReport { server: server.to_string(), libraries: Vec::new(), error: None, requests: 0, yielded: false };
-    // A history poll alone, or a run of the libraries a notification named,
-    // is not a run of the server: its state (the last success the
-    // schedule's freshness rule reads) is left as it is.
-    let record = |error: Option<String>| {
-        if which != Libraries::History && selection.only.is_none() {
-            record_server(store, server, error);
-        }
+    // One commit ends the run: the successful runs' closings and, for a run
+    // of the whole server that is over, the server's state. A history poll
+    // alone, a run of the libraries a notification named, or a run that
+    // made way for a history poll is not that: the server's state (the last
+    // success the schedule's freshness rule reads) is left as it is.
+    let record = |error: Option<String>, closings: &[Closing], over: bool| {
+        let whole = (over && which != Libraries::History && selection.only.is_none()).then_some(error);
+        record_end(store, server, whole, closings)
     };
     let libraries = match source.libraries() {
         Ok(libraries) => {
@@ -155,7 +158,9 @@ pub fn sync_libraries(
         }
         Err(err) => {
             report.error = Some(server_message(source, &err));
-            record(report.error.clone());
+            if let Err(err) = record(report.error.clone(), &[], true) {
+                log::error!("could not record the state of server \"{server}\": {err}");
+            }
             report.requests = source.requests().saturating_sub(requests_before);
             return report;
         }
@@ -170,6 +175,7 @@ pub fn sync_libraries(
         report.error =
             Some(format!("{} lists no library to sync; check `libraries` in its [[server]] entry", source.describe()));
     }
+    let mut closings = Vec::new();
     for library in &libraries {
         match signals.check() {
             Err(Failure::Yielded) => {
@@ -182,7 +188,7 @@ pub fn sync_libraries(
             }
             Ok(()) => {}
         }
-        let (library_report, halt) = sync_library(server, source, store, library, options, signals);
+        let (library_report, halt) = sync_library(server, source, store, library, options, signals, &mut closings);
         log::info!("{}", summary_line(server, &library_report));
         let error = library_report.error.clone().unwrap_or_default();
         report.libraries.push(library_report);
@@ -207,9 +213,13 @@ pub fn sync_libraries(
     }
     // A run that made way for a history poll is not over: its resumption
     // records how it went (a restart in between finds no recent success,
-    // so the rest of the sync is due at once).
-    if !report.yielded {
-        record(report.first_error().map(str::to_string));
+    // so the rest of the sync is due at once); the libraries it finished
+    // still close.
+    let over = !report.yielded;
+    if let Err(err) = record(report.first_error().map(str::to_string), &closings, over) {
+        let message = format!("could not record the end of the runs: {err}");
+        log::error!("{server}: {message}");
+        report.error.get_or_insert(message);
     }
     report.requests = source.requests().saturating_sub(requests_before);
     report
@@ -232,20 +242,38 @@ fn server_message(source: &dyn Source, err: &SourceError) -> String {
     }
 }
 
-/// Records how the server's run went.
-fn record_server(store: &Store, server: &str, error: Option<String>) {
-    let now = now_epoch();
-    let result = store.server_state(server).and_then(|mut state| {
-        state.last_attempt_at = Some(now);
-        if error.is_none() {
-            state.last_success_at = Some(now);
+/// The libraries' `closings` and, when `whole` holds the run's error (or
+/// none) for a run of the whole server, the server's state: one commit,
+/// none when there is nothing to write.
+fn record_end(
+    store: &Store,
+    server: &str,
+    whole: Option<Option<String>>,
+    closings: &[Closing],
+) -> Result<(), StoreError> {
+    let state = match whole {
+        Some(error) => {
+            let now = now_epoch();
+            let mut state = store.server_state(server)?;
+            state.last_attempt_at = Some(now);
+            if error.is_none() {
+                state.last_success_at = Some(now);
+            }
+            state.last_error = error;
+            Some(state)
         }
-        state.last_error = error;
-        store.write(|writer| writer.put_server_state(server, &ServerState { ..state }))
-    });
-    if let Err(err) = result {
-        log::error!("could not record the state of server \"{server}\": {err}");
-    }
+        None if closings.is_empty() => return Ok(()),
+        None => None,
+    };
+    store.write(|writer| {
+        for closing in closings {
+            closing.write(writer)?;
+        }
+        match &state {
+            Some(state) => writer.put_server_state(server, state),
+            None => Ok(()),
+        }
+    })
 }
 
 /// Why a server's remaining libraries are not synced in this run.
@@ -260,7 +288,7 @@ enum Halt {
 }
 
 /// Syncs one library, and says whether the server's other libraries must
-/// wait.
+/// wait. A successful run adds its bookkeeping to `closings`.
 fn sync_library(
     server: &str,
     source: &dyn Source,
@@ -268,6 +296,7 @@ fn sync_library(
     library: &LibraryInfo,
     options: &Options,
     signals: Signals<'_>,
+    closings: &mut Vec<Closing>,
 ) -> (LibraryReport, Option<Halt>) {
     let started = Instant::now();
     let mut report = LibraryReport::new(library);
@@ -286,25 +315,23 @@ fn sync_library(
             report.counters = run.checkpoint.counters;
             match outcome {
                 Ok(()) => {
-                    if let Err(err) = run.finish() {
-                        report.error = Some(err.to_string());
-                    }
+                    closings.push(run.finish());
                     Ok(())
                 }
-                Err(failure) => Err((failure, run.elapsed_ms())),
+                Err(failure) => Err((failure, run.elapsed_ms(), Some(run.checkpoint))),
             }
         }
-        Err(failure) => Err((failure, u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX))),
+        Err(failure) => Err((failure, u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX), None)),
     };
     let mut halt = None;
-    if let Err((Failure::Yielded, _)) = outcome {
-        // The last page is committed with its checkpoint: the next run
-        // resumes there, and nothing failed.
+    if let Err((Failure::Yielded, _, _)) = outcome {
+        // The next run resumes from the last committed checkpoint (pages
+        // that changed nothing since are fetched again), and nothing failed.
         report.duration = started.elapsed();
         report.yielded = true;
         return (report, Some(Halt::Yielded));
     }
-    if let Err((failure, elapsed_ms)) = outcome {
+    if let Err((failure, elapsed_ms, unsaved)) = outcome {
         halt = match &failure {
             Failure::Source(err) if err.kind == ErrorKind::Unauthorized => Some(Halt::Unauthorized),
             Failure::Source(err) if matches!(err.kind, ErrorKind::RateLimited(_)) => Some(Halt::RateLimited),
@@ -315,7 +342,9 @@ fn sync_library(
             Failure::MassDeletion(_, refused) => Some(*refused),
             _ => None,
         };
-        if let Err(err) = record_failure(store, number, options.history, elapsed_ms, &message, refused) {
+        if let Err(err) =
+            record_failure(store, number, options.history, elapsed_ms, &message, refused, unsaved.as_ref())
+        {
             log::error!("could not record the failure of {server}/{}: {err}", library.id);
         }
         report.error = Some(message);

@@ -9,8 +9,8 @@ use super::report::run_record;
 use super::{Options, now_epoch, probe};
 use crate::model::{Kind, LibraryInfo, Nesting, Strategy};
 use crate::source::{ErrorKind, Source, SourceError};
-use crate::store::records::{Checkpoint, Counters, LibraryState, Pass, RefusedDeletion};
-use crate::store::{Store, StoreError, Writer};
+use crate::store::records::{Checkpoint, Counters, LibraryState, Pass, RefusedDeletion, RunRecord};
+use crate::store::{Ending, Store, StoreError, Writer};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -87,6 +87,9 @@ pub(super) struct Run<'a> {
     /// since. Holds no checkpoint of its own: the run's is `checkpoint`.
     pub(super) state: LibraryState,
     pub(super) checkpoint: Checkpoint,
+    /// The store holds an interrupted run's checkpoint that this run does
+    /// not resume: `open` replaces it at once.
+    abandons_stored: bool,
     /// The source's request counter when this process took up the run.
     requests_base: u64,
     /// Requests counted by earlier attempts of a resumed run.
@@ -111,6 +114,7 @@ impl<'a> Run<'a> {
     ) -> Result<Run<'a>, Failure> {
         let requests_base = source.requests();
         let now = now_epoch();
+        let mut abandons_stored = false;
         let checkpoint = match state.checkpoint.take() {
             Some(mut checkpoint) => match plan::interrupted(&checkpoint, library, options.full) {
                 Plan::Resume => {
@@ -126,7 +130,10 @@ impl<'a> Run<'a> {
                     );
                     checkpoint
                 }
-                Plan::Start(pass, reason) => new_checkpoint(source, library, options, &mut state, pass, &reason, now)?,
+                Plan::Start(pass, reason) => {
+                    abandons_stored = true;
+                    new_checkpoint(source, library, options, &mut state, pass, &reason, now)?
+                }
             },
             None => {
                 let (pass, reason) = plan::fresh(&state, library.strategy, options.full, options.full_every, now);
@@ -140,6 +147,7 @@ impl<'a> Run<'a> {
             options,
             number,
             state,
+            abandons_stored,
             // Nothing yet for a new run; what earlier attempts took for a
             // resumed one.
             requests_before: checkpoint.counters.requests,
@@ -150,14 +158,19 @@ impl<'a> Run<'a> {
         })
     }
 
-    /// The run's first commit. A new run that starts with a full pass (not
-    /// a resumed one) leaves no seen marks or waiting parents of an earlier
-    /// pass behind.
+    /// The run's first commit, when it needs one before its pages: a new
+    /// run that starts with a full pass (not a resumed one) leaves no seen
+    /// marks or waiting parents of an earlier pass behind, and a run that
+    /// abandons an interrupted one replaces its checkpoint. Otherwise the
+    /// checkpoint waits for the first page that changes something (an
+    /// unchanged resync commits only its bookkeeping, at the server's end).
     pub(super) fn open(&mut self) -> Result<(), Failure> {
-        if self.checkpoint.resumed || self.checkpoint.pass == Pass::Incremental {
+        if self.checkpoint.pass == Pass::Full && !self.checkpoint.resumed {
+            self.commit_new_full_pass()
+        } else if self.abandons_stored {
             self.save()
         } else {
-            self.commit_new_full_pass()
+            Ok(())
         }
     }
 
@@ -192,6 +205,23 @@ impl<'a> Run<'a> {
         })
     }
 
+    /// `commit` for work that may change nothing (a page of unchanged
+    /// items), which it says by returning `Ending::Abort`: then nothing is
+    /// committed, and the checkpoint `work` advanced stays in memory until
+    /// the run's next commit. A crash meanwhile costs a refetch of those
+    /// pages from the last committed checkpoint; they are unchanged again.
+    pub(super) fn commit_unless_unchanged(
+        &mut self,
+        work: impl FnOnce(&mut Writer<'_>, &mut LibraryState, &mut Checkpoint) -> Result<Ending, StoreError>,
+    ) -> Result<(), StoreError> {
+        let Run { store, number, state, checkpoint, .. } = self;
+        store.write_unless_unchanged(|writer| {
+            let ending = work(writer, state, checkpoint)?;
+            writer.put_running_state(*number, state, checkpoint)?;
+            Ok(((), ending))
+        })
+    }
+
     /// Commits the state and checkpoint as they are.
     pub(super) fn save(&mut self) -> Result<(), Failure> {
         self.commit(|_, _, _| Ok(()))?;
@@ -220,11 +250,12 @@ impl<'a> Run<'a> {
         self.commit_new_full_pass()
     }
 
-    /// Ends a successful run: history, timestamps, no checkpoint.
-    pub(super) fn finish(self) -> Result<(), StoreError> {
+    /// Ends a successful run: its history entry, timestamps and state with
+    /// no checkpoint, for the server's closing commit (`Closing::write`).
+    pub(super) fn finish(self) -> Closing {
         let now = now_epoch();
         let elapsed_ms = self.elapsed_ms();
-        let Run { store, library, options, number, mut state, checkpoint, .. } = self;
+        let Run { library, options, number, mut state, checkpoint, .. } = self;
         // A run that started full walked every kind in its first pass, even
         // when a repair pass then walked only some of them again.
         let covered_all =
@@ -247,12 +278,26 @@ impl<'a> Run<'a> {
         state.last_error = None;
         state.refused = None;
         let record = run_record(&checkpoint, now, elapsed_ms, None);
-        let history = options.history;
-        store.write(|writer| {
-            writer.clear_seen(number)?;
-            writer.append_run(number, &record, history)?;
-            writer.put_state(number, &state)
-        })
+        Closing { number, state, record, history: options.history }
+    }
+}
+
+/// What a successful run leaves to store: the server's sync commits every
+/// library's in one transaction at its end. Until then the store holds the
+/// run's last committed checkpoint (or none, or an earlier run's state), so
+/// a crash meanwhile resumes from there, or starts the run again.
+pub(super) struct Closing {
+    number: u32,
+    state: LibraryState,
+    record: RunRecord,
+    history: u32,
+}
+
+impl Closing {
+    pub(super) fn write(&self, writer: &mut Writer<'_>) -> Result<(), StoreError> {
+        writer.clear_seen(self.number)?;
+        writer.append_run(self.number, &self.record, self.history)?;
+        writer.put_state(self.number, &self.state)
     }
 }
 
@@ -392,7 +437,9 @@ pub(super) fn clock_went_back(state: &LibraryState, server_now: Option<i64>) -> 
 /// Records a failed run on a fresh copy of the state (the in-memory one may
 /// hold changes of a transaction that never committed). The checkpoint stays
 /// so the next run resumes; a refused sweep instead drops it and asks for a
-/// full pass next time.
+/// full pass next time. A run that committed nothing yet (its pages changed
+/// nothing) has no stored checkpoint: its history entry comes from `unsaved`,
+/// the checkpoint it had in memory, which is not stored.
 pub(super) fn record_failure(
     store: &Store,
     number: u32,
@@ -400,6 +447,7 @@ pub(super) fn record_failure(
     elapsed_ms: u64,
     message: &str,
     refused: Option<RefusedDeletion>,
+    unsaved: Option<&Checkpoint>,
 ) -> Result<(), StoreError> {
     let now = now_epoch();
     let mut state = store.state(number)?.unwrap_or_default();
@@ -407,7 +455,12 @@ pub(super) fn record_failure(
     if let Some(checkpoint) = state.checkpoint.as_mut() {
         checkpoint.elapsed_ms = elapsed_ms;
     }
-    let record = state.checkpoint.as_ref().map(|checkpoint| run_record(checkpoint, now, elapsed_ms, Some(message)));
+    let recorded = state.checkpoint.as_ref().or(unsaved);
+    let record = recorded.map(|checkpoint| run_record(checkpoint, now, elapsed_ms, Some(message)));
+    if let Some(record) = &record {
+        // The run's number is taken even when nothing else of it was stored.
+        state.runs = state.runs.max(record.run);
+    }
     if refused.is_some() {
         state.checkpoint = None;
         state.needs_full = Some("the previous full pass was refused by the mass-deletion guard".into());

@@ -1,5 +1,6 @@
 //! The page walk: drives a run's checkpoint to the end of the run, one page
-//! per commit, and decides between passes. Every offset page after the
+//! per commit (none for a page that changes nothing), and decides between
+//! passes. Every offset page after the
 //! first is asked from one entry earlier and must begin with the entry the
 //! walk saw last: if not, the listing moved, and an incremental walk starts
 //! the kind over (a full one goes on; the lookup before the sweep finds
@@ -14,8 +15,8 @@ use super::run::{Failure, Run, clock_went_back};
 use super::{Signals, now_epoch};
 use crate::model::{Item, Kind, Strategy};
 use crate::source::{BadItem, ErrorKind, Next, Order, Page, Position};
-use crate::store::Outcome;
 use crate::store::records::{Checkpoint, Counters, Gap, LibraryState, Pass};
+use crate::store::{Ending, Outcome};
 
 /// A full pass whose result disagrees with the server's count is repeated
 /// once in the same run (items can shift between pages while it walks).
@@ -94,7 +95,8 @@ impl Run<'_> {
     }
 
     /// Fetches the next page of `kind` and commits it with the advanced
-    /// checkpoint.
+    /// checkpoint; a page of an incremental walk that stores nothing is
+    /// not committed (`commit_unless_unchanged`).
     fn page(&mut self, kind: Kind) -> Result<(), Failure> {
         let checkpoint = &self.checkpoint;
         let pass = checkpoint.pass;
@@ -153,7 +155,10 @@ impl Run<'_> {
         let library = self.library;
         // The entry seen last, asked again, is not walked twice.
         let skip = usize::from(continues);
-        self.commit(move |writer, state, checkpoint| {
+        self.commit_unless_unchanged(move |writer, state, checkpoint| {
+            // A full pass marks what it sees, a nested walk keeps parents
+            // waiting: their pages always commit.
+            let mut ending = if pass == Pass::Incremental && !nested { Ending::Abort } else { Ending::Commit };
             let entries = page.items.get(skip..).unwrap_or_default();
             let cursor = checkpoint.cursors.get(&kind).copied().unwrap_or(i64::MIN);
             let mut reached_cursor = false;
@@ -184,6 +189,9 @@ impl Run<'_> {
                             checkpoint.anchor = Some(item.id.clone());
                         }
                         tally(&mut checkpoint.counters, outcome);
+                        if outcome != Outcome::Unchanged {
+                            ending = Ending::Commit;
+                        }
                     }
                     Err(bad) => {
                         checkpoint.counters.bad = checkpoint.counters.bad.saturating_add(1);
@@ -231,7 +239,7 @@ impl Run<'_> {
             }
             checkpoint.counters.pages = checkpoint.counters.pages.saturating_add(1);
             checkpoint.counters.requests = requests;
-            Ok(())
+            Ok(ending)
         })?;
         Ok(())
     }

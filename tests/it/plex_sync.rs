@@ -3,6 +3,8 @@
 use crate::support::*;
 use mediasync::fake::plex::Failure;
 use mediasync::model::Kind;
+use mediasync::store::Store;
+use mediasync::store::backend::SyncOnGrow;
 
 #[test]
 fn initial_sync_is_exact() {
@@ -38,6 +40,35 @@ fn unchanged_resync_costs_one_request_per_kind_plus_one() {
         assert_eq!(library.mode, "incremental");
         assert_eq!(library.counters.new + library.counters.changed + library.counters.deleted, 0);
     }
+    setup.assert_exact();
+}
+
+#[test]
+fn an_unchanged_resync_commits_once_and_an_edit_once_more() {
+    let disk = crate::disk::SimulatedDisk::new(&[]);
+    let mut setup = Setup::new();
+    setup.store = Store::with_backend(SyncOnGrow::new(disk.clone()), 4 << 20).unwrap();
+    setup.fake.add_library_of(1_000);
+    assert_ok(&setup.sync());
+    let runs_before = setup.store.runs(1).unwrap().len();
+    let before = disk.syncs();
+    let report = setup.sync();
+    assert_ok(&report);
+    assert_eq!(report.libraries.len(), 3);
+    let pages: u64 = report.libraries.iter().map(|library| library.counters.pages).sum();
+    assert!(pages >= 7, "one page per kind at least: {pages}");
+    // Every disk sync is a commit: none for the unchanged pages, one for
+    // the runs' bookkeeping and the server's state together.
+    assert_eq!(disk.syncs() - before, 1, "an unchanged resync of three libraries");
+    assert_eq!(setup.store.runs(1).unwrap().len(), runs_before + 1, "the run is in the history");
+    setup.assert_exact();
+
+    let movie = setup.fake.keys("1", Kind::Movie).into_iter().next().unwrap();
+    setup.fake.edit_title(&movie, "Edited");
+    let before = disk.syncs();
+    let report = setup.sync();
+    assert_ok(&report);
+    assert_eq!(disk.syncs() - before, 2, "the edited page, then the bookkeeping");
     setup.assert_exact();
 }
 
