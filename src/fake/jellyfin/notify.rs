@@ -11,7 +11,8 @@
 use super::super::front::Head;
 use super::super::query;
 use super::super::sockets::{KeepAlive, Sockets, refuse};
-use super::{Answer, JellyfinState, json_answer, mediabrowser_token, text};
+use super::JellyfinState;
+use super::serve::{Answer, json_answer, mediabrowser_token, text};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, Weak};

@@ -9,8 +9,9 @@
 //! sign-in once authorised and 404 before. Turned off: 401 "Quick connect
 //! is disabled". Emby has none (404).
 
+use super::JellyfinState;
 use super::notify::{part, signed_in};
-use super::{Answer, JellyfinState, json_answer, text};
+use super::serve::{Answer, json_answer, text};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
