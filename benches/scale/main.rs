@@ -28,8 +28,9 @@ use run::{Binary, Cost};
 use servers::Served;
 use std::path::{Path, PathBuf};
 
-/// One request per kind of the three libraries (1 + 3 + 3) plus the list.
-const PLEX_UNCHANGED_BUDGET: u64 = 8;
+/// One request per kind of the three libraries (1 + 3 + 3) plus the list,
+/// and the watch history's poll (one request when no play is new).
+const PLEX_UNCHANGED_BUDGET: u64 = 9;
 /// What an unchanged resync through the daemon may write, for a server
 /// walked incrementally (not Spotify, whose playlists are walked whole every
 /// run: their pages commit seen marks).
