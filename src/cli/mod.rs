@@ -342,6 +342,10 @@ fn fake_plex_command(args: &Args) -> Result<i32, CliError> {
     let token = args.token.clone().unwrap_or_else(|| "fake-token".into());
     let fake = crate::fake::plex::FakePlex::start_on(&listen, &token).map_err(CliError::Failed)?;
     fake.add_library_of(args.items.unwrap_or(2_000));
+    // Its clock (its `Date`, what changes are stamped with) is this
+    // machine's, as a real server's would be: `mediasync check` against it
+    // shows no offset.
+    fake.state().clock = crate::sync::now_epoch();
     if let Some(spec) = &args.hostile {
         // The library list answers; every request after it is hostile.
         let failure = crate::fake::Failure::from_spec(spec).map_err(CliError::Usage)?;
