@@ -127,12 +127,13 @@ EOF
 }
 
 # `mediasync check` right after the edit, as the README says: living-room
-# (up) reachable with its token accepted and its three libraries, nas (not
-# up yet) not reachable, and exit 1 for that problem.
+# (up) reachable with its token accepted and its four libraries (the three
+# sections and the watch history), nas (not up yet) not reachable, and exit 1
+# for that problem.
 check_cli_check() {
     local table code=0
     table="$(mediasync check 2>&1)" || code=$?
-    if [[ $code == 1 ]] && grep -qE '^living-room +plex +[^ ]+ +yes +accepted +3: ' <<<"$table" \
+    if [[ $code == 1 ]] && grep -qE '^living-room +plex +[^ ]+ +yes +accepted +4: Movies, TV Shows, Music, Watch History ' <<<"$table" \
         && grep -qE '^nas +plex +[^ ]+ +no ' <<<"$table"; then
         check cli-check PASS "exit 1 for the server not up yet; $(grep -E '^(living-room|nas) ' <<<"$table" | tr -s ' ' | tr '\n' ';')"
     else
