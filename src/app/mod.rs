@@ -139,8 +139,9 @@ impl App {
         self.sync_some(name, request, selection, stop, yield_to)
     }
 
-    /// Runs what notices asked for (`push::Plan`): the incremental run of
-    /// the libraries they named, or of the whole server.
+    /// Runs what notices asked for (`push::Plan`): the items they named
+    /// fetched alone where they are few (`push::FEW_ITEMS`), else the
+    /// incremental run of the libraries they named, or of the whole server.
     pub fn sync_pushed(
         self: &Arc<Self>,
         name: &str,
@@ -150,7 +151,10 @@ impl App {
         match plan {
             push::Plan::Everything => self.sync_some(name, SyncRequest::default(), Libraries::All.into(), stop, None),
             push::Plan::Libraries(libraries) => {
-                let selection = Selection { libraries: Libraries::All, done: &[], only: Some(libraries) };
+                let only: Vec<String> = libraries.keys().cloned().collect();
+                let named = push::few_named(libraries);
+                let selection =
+                    Selection { libraries: Libraries::All, done: &[], only: Some(&only), named: Some(&named) };
                 self.sync_some(name, SyncRequest::default(), selection, stop, None)
             }
         }
