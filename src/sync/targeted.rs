@@ -3,8 +3,8 @@
 //! stores what it holds and deletes what it says is gone (that answer is
 //! the server's confirmation). What one lookup cannot settle exactly (a new
 //! item that is not of the library's leaf kind, one whose parent is not
-//! stored yet, a deleted parent whose children go with it) is left to the
-//! library's incremental run.
+//! stored yet) is left to the library's incremental run. A deleted parent
+//! takes its stored children with it, as on the server.
 
 use super::report::LibraryReport;
 use super::run::Failure;
@@ -75,10 +75,7 @@ pub(super) fn sync_items(
             (Some(Present::Kept(_)), None) => {
                 return incremental(format!("the new item {id} is not a readable {leaf}"));
             }
-            (None, Some(kind)) if *kind == leaf => gone.push(id.clone()),
-            (None, Some(kind)) => {
-                return incremental(format!("{kind} {id} is gone, with whatever stored items are under it"));
-            }
+            (None, Some(_)) => gone.push(id.clone()),
             (None, None) => return incremental(format!("the new item {id} is not among the library's {leaf} items")),
         }
     }
@@ -98,6 +95,10 @@ pub(super) fn sync_items(
             return incremental(format!("the parent {parent} of {} {} is not stored yet", item.kind, item.id));
         }
     }
+    // The server deletes an item with everything under it, and tells the
+    // item only.
+    let under = descendants(store, number, &gone, library.kinds.len())?;
+    gone.extend(under);
     let mut counters = Counters { kept: count(found.len() - items.len()), ..Counters::default() };
     store.write_unless_unchanged(|writer| {
         let Some(mut state) = writer.state(number)? else {
@@ -133,6 +134,39 @@ fn anchor(store: &Store, number: u32, kind: Kind, asked: &[String]) -> Result<Op
     let (stored, _) = store.items_page(number, Some(kind), None, asked.len().saturating_add(1))?;
     Ok(stored.into_iter().map(|stored| stored.item.id).find(|id| !asked.contains(id)))
 }
+
+/// The stored items under `parents` (their children, theirs, …), found in
+/// at most `depth` scans of the library's items, each keeping only the ids
+/// it finds: memory follows what is deleted, not the library's size.
+fn descendants(store: &Store, number: u32, parents: &[String], depth: usize) -> Result<Vec<String>, Failure> {
+    let mut found: Vec<String> = Vec::new();
+    let mut level: BTreeSet<String> = parents.iter().cloned().collect();
+    for _ in 0..depth {
+        if level.is_empty() {
+            break;
+        }
+        let mut next = BTreeSet::new();
+        let mut after: Option<String> = None;
+        loop {
+            let (page, more) = store.items_page(number, None, after.as_deref(), SCAN_PAGE)?;
+            for stored in &page {
+                if stored.item.parent_id.as_ref().is_some_and(|parent| level.contains(parent)) {
+                    next.insert(stored.item.id.clone());
+                }
+            }
+            after = page.last().map(|stored| stored.item.id.clone());
+            if !more || after.is_none() {
+                break;
+            }
+        }
+        found.extend(next.iter().cloned());
+        level = next;
+    }
+    Ok(found)
+}
+
+/// Items read per step of a scan for descendants.
+const SCAN_PAGE: usize = 1000;
 
 fn count(items: usize) -> u64 {
     u64::try_from(items).unwrap_or(u64::MAX)

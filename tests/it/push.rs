@@ -137,8 +137,9 @@ fn plex_changes_reach_the_mirror_from_the_notifications() {
         fake.add_item(&shows, Kind::Episode, "Pilot", Some(&season));
     });
     // A deleted show takes its seasons and episodes, which the notice does
-    // not name: the incremental run confirms them gone.
-    change("show deleted", &|fake: &FakePlex| fake.delete(&fake.keys(&shows, Kind::Show)[1]));
+    // not name, as on the server.
+    let show = change("show deleted", &|fake: &FakePlex| fake.delete(&fake.keys(&shows, Kind::Show)[1]));
+    assert_eq!(show, 2, "a deleted show");
     let status = notifications(&daemon);
     assert!(status["last_notice"].is_string() && status["notices"].as_u64() > Some(0), "{status}");
     let page = crate::status_server::get(daemon.address, "/").body;
@@ -286,7 +287,8 @@ fn jellyfin_expected(fake: &FakeJellyfin) -> BTreeSet<(String, String, String)> 
 }
 
 /// A simulated Jellyfin or Emby server batching its changes for 1 s (30 s
-/// on real servers) with a library of `movies` movies, and a daemon on it:
+/// on real servers) with a library of `movies` movies and one of 2 shows
+/// ("TV Shows"), and a daemon on it:
 /// the fake, the library's id, the daemon's directory and the daemon.
 fn jellyfin_daemon(
     behaviour: Behaviour,
@@ -296,6 +298,7 @@ fn jellyfin_daemon(
     let fake = FakeJellyfin::start(behaviour, JELLYFIN_KEY);
     fake.state().notifier.library_update = Duration::from_secs(1);
     let library = fake.add_movies("Movies", movies);
+    fake.add_shows("TV Shows", 2, 2, 3);
     let dir = tempfile::tempdir().unwrap();
     let daemon = start_jellyfin(dir.path(), &fake, behaviour, login);
     (fake, library, dir, daemon)
@@ -306,6 +309,7 @@ fn jellyfin_and_emby_changes_reach_the_mirror_for_a_signed_in_user() {
     for behaviour in [Behaviour::Jellyfin10_11, Behaviour::Emby] {
         let (fake, movies, _dir, daemon) = jellyfin_daemon(behaviour, 30, true);
         daemon.wait_until("connected and synced", settled);
+        let shows = fake.view_id("TV Shows");
         let admin = fake.state().users.iter().find(|user| user.name == "admin").unwrap().id.clone();
         assert_eq!(
             fake.sockets().subscribers(),
@@ -337,8 +341,18 @@ fn jellyfin_and_emby_changes_reach_the_mirror_for_a_signed_in_user() {
             fake.edit_title(&fake.ids(&movies, Kind::Movie)[3], "Edited")
         });
         let removed = change("movie deleted", &|fake: &FakeJellyfin| fake.delete(&fake.ids(&movies, Kind::Movie)[5]));
+        let season = fake.ids(&shows, Kind::Season)[0].clone();
+        let episode = change("episode added", &|fake: &FakeJellyfin| {
+            fake.add_item(&shows, Kind::Episode, "New Episode", Some(&season));
+        });
+        let show = change("show deleted", &|fake: &FakeJellyfin| fake.delete(&fake.ids(&shows, Kind::Show)[1]));
         println!("notice to mirror ({}): {}", behaviour.name(), figures.join("; "));
-        assert_eq!((added, edited, removed), (3, 3, 3), "{}: added, edited, deleted", behaviour.name());
+        assert_eq!(
+            (added, edited, removed, episode, show),
+            (3, 3, 3, 3, 3),
+            "{}: movie added, edited, deleted, episode added, show deleted",
+            behaviour.name()
+        );
         // Signed in already (Jellyfin), or no Quick Connect at all (Emby).
         let bearer = format!("Bearer {ADMIN}");
         let quick =
