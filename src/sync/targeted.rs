@@ -46,6 +46,12 @@ pub(super) fn sync_items(
     let (Some(number), Some(&leaf)) = (store.find_library(server, &library.id)?, library.kinds.last()) else {
         return incremental("the library is not synced yet".into());
     };
+    // A run that was interrupted or owes a full pass goes on: it covers
+    // the named items.
+    match store.state(number)? {
+        Some(state) if state.checkpoint.is_none() && state.needs_full.is_none() => {}
+        _ => return incremental("the library's run is due".into()),
+    }
     let mut stored: BTreeMap<&str, Kind> = BTreeMap::new();
     let mut asked: BTreeMap<Kind, Vec<String>> = BTreeMap::new();
     for id in ids {
