@@ -22,7 +22,7 @@ const FILTER_PROBE_AHEAD_SECS: i64 = 366 * 86_400;
 
 /// Where a changed-since pass stands after its closing count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Closing {
+pub(super) enum Counted {
     /// The store holds what the server counts: the pass is complete.
     Agrees,
     /// A full pass over some or all kinds was started in this run.
@@ -47,18 +47,18 @@ impl Run<'_> {
     /// agrees with the filtered one; the per-kind counts then name the kinds
     /// to reconcile) from a filter that leaves items out (recorded
     /// `Unusable`, and every kind reconciled now).
-    pub(super) fn close_changed_pass(&mut self) -> Result<Closing, Failure> {
+    pub(super) fn close_changed_pass(&mut self) -> Result<Counted, Failure> {
         let stored = self.stored_in_library();
         let saved_since = (stored > 0).then_some(FILTER_PROBE_PAST);
         let Some(filtered) = self.count_through_filter(saved_since)? else {
-            return Ok(Closing::Reconciling);
+            return Ok(Counted::Reconciling);
         };
         self.checkpoint.counters.requests = self.requests();
         if filtered == Some(stored) {
             if saved_since.is_some() {
                 self.state.filter = FilterCheck::Works { checked_at: now_epoch() };
             }
-            return Ok(Closing::Agrees);
+            return Ok(Counted::Agrees);
         }
         if saved_since.is_some() {
             let plain = self.source.count_library(self.library, None)?;
@@ -66,7 +66,7 @@ impl Run<'_> {
             // gave: the library changed between the two counts.
             let settled = plain == filtered || {
                 let Some(again) = self.count_through_filter(saved_since)? else {
-                    return Ok(Closing::Reconciling);
+                    return Ok(Counted::Reconciling);
                 };
                 again == plain
             };
@@ -84,7 +84,7 @@ impl Run<'_> {
         if mismatched.is_empty() {
             // The kinds agree one by one: the library changed while it was
             // counted, and the next run counts again.
-            return Ok(Closing::Agrees);
+            return Ok(Counted::Agrees);
         }
         log::info!(
             "{}/{}: counts differ from the server for {}; reconciling with a full pass",
@@ -93,7 +93,7 @@ impl Run<'_> {
             super::report::kind_list(&mismatched)
         );
         self.start_full_pass(mismatched)?;
-        Ok(Closing::Reconciling)
+        Ok(Counted::Reconciling)
     }
 
     /// The library's count through the filter (or plainly, with no date);
@@ -139,7 +139,7 @@ impl Run<'_> {
 
     /// Records the filter `Unusable` for `reason` and reconciles every kind
     /// with a full pass now.
-    fn filter_unusable(&mut self, reason: String) -> Result<Closing, Failure> {
+    fn filter_unusable(&mut self, reason: String) -> Result<Counted, Failure> {
         log::warn!(
             "{}/{}: the server's changed-since filter cannot be relied on ({reason}); reconciling with a full pass",
             self.state.server,
@@ -147,7 +147,7 @@ impl Run<'_> {
         );
         self.state.filter = FilterCheck::Unusable { checked_at: now_epoch(), reason };
         self.start_full_pass(self.library.kinds.clone())?;
-        Ok(Closing::Reconciling)
+        Ok(Counted::Reconciling)
     }
 
     /// The filtered listing failed in the middle of an incremental pass. If

@@ -9,7 +9,7 @@
 //! (and its children fetched), and repeated once if its result still
 //! disagrees.
 
-use super::probe::{Closing, FILTER_PROBE_PAST};
+use super::probe::{Counted, FILTER_PROBE_PAST};
 use super::report::kind_list;
 use super::run::{Failure, Run, clock_went_back};
 use super::{Signals, now_epoch};
@@ -44,7 +44,7 @@ impl Run<'_> {
             }
             match self.checkpoint.pass {
                 Pass::Incremental if self.filtered() => {
-                    if self.close_changed_pass()? == Closing::Agrees {
+                    if self.close_changed_pass()? == Counted::Agrees {
                         return Ok(());
                     }
                 }

@@ -236,7 +236,7 @@ fn additions_edits_and_deletions_are_mirrored() {
         let setup = Setup::new(behaviour);
         setup.fake.add_library_of(600);
         setup.synced();
-        setup.synced(); // the filter is probed and found working
+        setup.synced(); // an incremental run: its count checks the filter
 
         let movies_view = setup.fake.view_id("Movies");
         let shows_view = setup.fake.view_id("Shows");
@@ -301,7 +301,7 @@ fn the_users_played_state_is_stored_and_a_full_pass_refreshes_it() {
         let twice = PlayState { played: true, play_count: 2, last_played_at: Some(played_at) };
         assert_eq!(state(&movies[3]), twice, "{}", behaviour.name());
         assert_eq!(state(&movies[4]), PlayState::default(), "{}: never played", behaviour.name());
-        setup.synced(); // the filter is probed and found working
+        setup.synced(); // an incremental run: its count checks the filter
         setup.fake.play(&movies[4]);
         let played_at = setup.fake.state().clock;
         let report = setup.synced_full();
@@ -473,14 +473,14 @@ fn an_unusable_filter_falls_back_to_a_full_reconcile_and_is_remembered() {
         let state = setup.store.state(number).unwrap().unwrap();
         assert!(matches!(state.filter, FilterCheck::Unusable { .. }), "{fault:?}: {:?}", state.filter);
 
-        // Remembered: the next runs are cheap full passes, not probes.
+        // Remembered: the next runs are cheap full passes, not filtered.
         setup.fake.edit_title(&movies[4], "Edited again");
         setup.fake.clear_log();
         let report = setup.synced();
         assert_eq!(mode_of(&report, &view), "full", "{fault:?}");
         assert!(
             setup.fake.log().iter().all(|entry| entry.param("MinDateLastSaved").is_none()),
-            "{fault:?}: probed again"
+            "{fault:?}: filtered again"
         );
         setup.assert_exact();
     }
@@ -491,7 +491,7 @@ fn a_filter_failing_mid_pass_falls_back_and_an_outage_does_not() {
     let setup = Setup::new(Behaviour::Jellyfin10_11);
     let view = setup.fake.add_movies("Movies", 300);
     setup.synced();
-    setup.synced(); // probed and found working, so the next run does not probe
+    setup.synced(); // an incremental run: its count finds the filter working
     let movies = setup.fake.ids(&view, Kind::Movie);
     setup.fake.edit_title(&movies[0], "Changed");
     // An outage is not blamed on the filter: the run fails and keeps state.
@@ -574,7 +574,7 @@ fn an_incremental_walk_the_listing_moves_under_starts_over() {
         let setup = Setup::new(behaviour);
         let view = setup.fake.add_movies("Movies", 400);
         setup.synced();
-        setup.synced(); // the filter is probed and found working
+        setup.synced(); // an incremental run: its count checks the filter
         let movies = setup.fake.ids(&view, Kind::Movie);
         for id in &movies[100..350] {
             setup.fake.edit_title(id, &format!("Edited {id}"));
@@ -608,7 +608,7 @@ fn a_server_clock_that_jumps_ahead_and_back_loses_no_change() {
         let setup = Setup::new(behaviour);
         let view = setup.fake.add_movies("Movies", 60);
         setup.synced();
-        setup.synced(); // the filter is probed and found working
+        setup.synced(); // an incremental run: its count checks the filter
         let movies = setup.fake.ids(&view, Kind::Movie);
         setup.fake.state().clock += 86_400;
         setup.fake.edit_title(&movies[1], "Edited while the clock was ahead");
@@ -770,6 +770,30 @@ fn fake_date_filter_has_each_versions_bug() {
         // edited one, passes it, so together they match nothing.
         let expected_both = if behaviour.is_emby() { 0 } else { 1 };
         assert_eq!(count(&both), expected_both, "{}", behaviour.name());
+
+        // Several types at once are one query: the same quirks, the total
+        // counted across the types, each entry with its own `Type`.
+        let shows = fake.add_shows("Shows", 2, 2, 3);
+        let episodes = fake.ids(&shows, Kind::Episode);
+        fake.edit_title(&episodes[1], "Edited episode");
+        let since = mediasync::source::jellyfin::format_date(fake.state().clock - 5);
+        let across = format!("ParentId={shows}&Recursive=true&IncludeItemTypes=Series,Season,Episode&StartIndex=0");
+        let (_, all) = items(&fake, &format!("{across}&Limit=0"));
+        assert_eq!(all["TotalRecordCount"], 2 + 4 + 12, "{}", behaviour.name());
+        let twin = if behaviour.is_emby() { String::new() } else { format!("&MinDateLastSavedForUser={since}") };
+        let (status, alone) = items(&fake, &format!("{across}&Limit=50&MinDateLastSaved={since}"));
+        let (_, changed) = items(&fake, &format!("{across}&Limit=50&MinDateLastSaved={since}{twin}"));
+        match behaviour {
+            Behaviour::Jellyfin10_8 => assert_eq!((status, count(&alone)), (200, 0)),
+            Behaviour::Jellyfin10_10 => assert_eq!(status, 500),
+            _ => assert_eq!((status, count(&alone)), (200, 1), "{}", behaviour.name()),
+        }
+        assert_eq!(changed["TotalRecordCount"], 1, "{}", behaviour.name());
+        assert_eq!(changed["Items"][0]["Type"], "Episode", "{}", behaviour.name());
+        let past = mediasync::source::jellyfin::format_date(86_400);
+        let twin = if behaviour.is_emby() { String::new() } else { format!("&MinDateLastSavedForUser={past}") };
+        let (_, saved) = items(&fake, &format!("{across}&Limit=0&MinDateLastSaved={past}{twin}"));
+        assert_eq!(saved["TotalRecordCount"], 2 + 4 + 12, "{}: a date before any save", behaviour.name());
     }
 }
 
