@@ -486,6 +486,62 @@ fn an_unusable_filter_falls_back_to_a_full_reconcile_and_is_remembered() {
     }
 }
 
+/// A changed listing as long as the library is either an ignored filter or
+/// a library that changed whole: the count for a date ahead tells them
+/// apart, and a working filter stays trusted.
+#[test]
+fn a_library_edited_whole_is_not_taken_for_an_ignored_filter() {
+    for behaviour in Behaviour::ALL {
+        let setup = Setup::new(behaviour);
+        let view = setup.fake.add_movies("Movies", 50);
+        setup.synced();
+        setup.synced();
+        for (index, id) in setup.fake.ids(&view, Kind::Movie).iter().enumerate() {
+            setup.fake.edit_title(id, &format!("Retitled {index}"));
+        }
+        let before = setup.fake.requests();
+        let report = setup.synced();
+        // /Users, /Views, the changed listing, the count ahead, the count.
+        assert_eq!(setup.fake.requests() - before, 5, "{}", behaviour.name());
+        assert_eq!(mode_of(&report, &view), "incremental", "{}", behaviour.name());
+        assert_eq!(report.libraries[0].counters.changed, 50, "{}", behaviour.name());
+        let number = setup.store.find_library("den", &view).unwrap().unwrap();
+        let state = setup.store.state(number).unwrap().unwrap();
+        assert!(matches!(state.filter, FilterCheck::Works { .. }), "{}: {:?}", behaviour.name(), state.filter);
+        setup.assert_exact();
+    }
+}
+
+/// An interrupted incremental run of an older version walked one kind at a
+/// time; its checkpoint between kinds is walked again across kinds, so an
+/// edit of a kind it had passed is not missed.
+#[test]
+fn an_older_checkpoint_between_kinds_is_walked_again_across_kinds() {
+    let setup = Setup::new(Behaviour::Jellyfin10_11);
+    let view = setup.fake.add_shows("Shows", 4, 2, 5);
+    setup.synced();
+    setup.synced();
+    let shows = setup.fake.ids(&view, Kind::Show);
+    setup.fake.edit_title(&shows[0], "A Show Edited");
+    let number = setup.store.find_library("den", &view).unwrap().unwrap();
+    let state = setup.store.state(number).unwrap().unwrap();
+    let cursor = state.changed_since.unwrap() - 300;
+    let checkpoint: mediasync::store::records::Checkpoint = serde_json::from_value(serde_json::json!({
+        "started_as": "incremental", "pass": "incremental", "generation": state.generation,
+        "kinds": ["show", "season", "episode"], "kind_index": 1, "start": 5,
+        "cursors": {"show": cursor, "season": cursor, "episode": cursor}, "totals": {}, "full_passes": 0,
+        "sweep_approved": false, "forced": false, "run": state.runs + 1, "started_at": 1_800_000_000,
+        "server_started_at": state.changed_since, "resumed": false,
+        "counters": {"new": 0, "changed": 0, "deleted": 0, "unchanged": 0, "bad": 0, "pages": 1, "requests": 3}
+    }))
+    .unwrap();
+    setup.store.write(|writer| writer.put_running_state(number, &state, &checkpoint)).unwrap();
+    let report = setup.synced();
+    assert_eq!(mode_of(&report, &view), "resumed");
+    assert_eq!(report.libraries[0].counters.changed, 1, "the edited show, of the kind already passed");
+    setup.assert_exact();
+}
+
 #[test]
 fn a_filter_failing_mid_pass_falls_back_and_an_outage_does_not() {
     let setup = Setup::new(Behaviour::Jellyfin10_11);
