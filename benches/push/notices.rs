@@ -14,12 +14,14 @@ use std::time::{Duration, Instant};
 const ADMIN: &str = "bench-admin-token";
 const JELLYFIN_KEY: &str = "0123456789abcdef0123456789abcdef";
 
+/// Adds an item (library, kind, title, parent), its id.
+type Add<'a> = &'a dyn Fn(&str, Kind, &str, Option<&str>) -> String;
+
 /// What the figures need of a simulated server.
 struct Simulated<'a> {
     requests: &'a dyn Fn() -> u64,
     expected: &'a dyn Fn() -> Vec<Expected>,
-    /// Adds an item (library, kind, title, parent), its id.
-    add: &'a dyn Fn(&str, Kind, &str, Option<&str>) -> String,
+    add: Add<'a>,
     edit: &'a dyn Fn(&str),
     delete: &'a dyn Fn(&str),
     ids: &'a dyn Fn(&str, Kind) -> Vec<String>,

@@ -105,7 +105,7 @@ pub(super) fn sync_items(
     // item only.
     let under = descendants(store, number, &gone, library.kinds.len())?;
     gone.extend(under);
-    let mut counters = Counters { kept: count(found.len() - items.len()), ..Counters::default() };
+    let mut counters = Counters { kept: count(found.len().saturating_sub(items.len())), ..Counters::default() };
     store.write_unless_unchanged(|writer| {
         let Some(mut state) = writer.state(number)? else {
             return Ok(((), Ending::Abort));
