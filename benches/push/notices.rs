@@ -7,6 +7,7 @@ use crate::common::{Process, TOKEN, binary, free_port};
 use mediasync::fake::Expected;
 use mediasync::fake::jellyfin::{Behaviour, FakeJellyfin};
 use mediasync::fake::plex::FakePlex;
+use mediasync::fake::settled_count;
 use mediasync::model::Kind;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -101,10 +102,10 @@ fn row(name: &str, server: &str, movies: &str, shows: &str, fake: &Simulated<'_>
     ];
     let mut costs = Vec::new();
     for change in changes {
-        let before = quiet(fake.requests);
+        let before = settled_count(fake.requests);
         change();
         until(&address, fake);
-        costs.push(quiet(fake.requests) - before);
+        costs.push(settled_count(fake.requests) - before);
     }
     println!("{name:<15} {:<12} {:<13} {:<14} {:<14} {}", costs[0], costs[1], costs[2], costs[3], costs[4]);
 }
@@ -133,18 +134,4 @@ fn mirror(address: &str) -> Option<BTreeSet<(String, String, String)>> {
             Some((text("library"), text("id"), text("title")))
         })
         .collect()
-}
-
-/// A request count once it held for 2 s (at most 60 s of waiting).
-fn quiet(count: &dyn Fn() -> u64) -> u64 {
-    let mut before = count();
-    for _ in 0..30 {
-        std::thread::sleep(Duration::from_secs(2));
-        let now = count();
-        if now == before {
-            break;
-        }
-        before = now;
-    }
-    before
 }

@@ -11,6 +11,7 @@ use crate::status_server::request;
 use crate::support::TOKEN;
 use mediasync::fake::jellyfin::{Behaviour, FakeJellyfin};
 use mediasync::fake::plex::FakePlex;
+use mediasync::fake::settled_count;
 use mediasync::model::Kind;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -76,22 +77,6 @@ fn until_exact(daemon: &Daemon, fake: &FakePlex, what: &str) -> f64 {
     started.elapsed().as_secs_f64()
 }
 
-/// A count (of requests) once it held for 2 s (at most 60 s of waiting):
-/// the last request of a sync can be counted a moment after the status
-/// says idle (slow under qemu).
-fn quiet_count<T: PartialEq>(count: impl Fn() -> T) -> T {
-    let mut before = count();
-    for _ in 0..30 {
-        std::thread::sleep(Duration::from_secs(2));
-        let now = count();
-        if now == before {
-            break;
-        }
-        before = now;
-    }
-    before
-}
-
 #[test]
 fn plex_changes_reach_the_mirror_from_the_notifications() {
     let fake = FakePlex::start(TOKEN);
@@ -105,10 +90,10 @@ fn plex_changes_reach_the_mirror_from_the_notifications() {
 
     let mut figures = Vec::new();
     let mut change = |what: &str, act: &dyn Fn(&FakePlex)| {
-        let before = quiet_count(|| fake.requests());
+        let before = settled_count(|| fake.requests());
         act(&fake);
         let seconds = until_exact(&daemon, &fake, what);
-        let requests = quiet_count(|| fake.requests()) - before;
+        let requests = settled_count(|| fake.requests()) - before;
         figures.push(format!("{what}: {seconds:.1}s, {requests} requests"));
         requests
     };
@@ -237,7 +222,7 @@ fn an_idle_server_costs_no_request() {
     daemon.wait_until("connected and synced", settled);
     // Start from a count that held for 2 s (a daemon that polls still
     // fails below).
-    let before = quiet_count(|| (fake.requests(), fake.sockets().upgrades()));
+    let before = settled_count(|| (fake.requests(), fake.sockets().upgrades()));
     // Nothing polls between schedules: no timer in the daemon sends a
     // request; the socket's keep-alive (a websocket ping after 30 s of
     // silence) is a frame on the open connection, not a request.
@@ -320,14 +305,14 @@ fn jellyfin_and_emby_changes_reach_the_mirror_for_a_signed_in_user() {
 
         let mut figures = Vec::new();
         let mut change = |what: &str, act: &dyn Fn(&FakeJellyfin)| {
-            let before = quiet_count(|| fake.requests());
+            let before = settled_count(|| fake.requests());
             let started = Instant::now();
             act(&fake);
             let want = jellyfin_expected(&fake);
             daemon.wait_until(what, |daemon| mirror(daemon) == want);
             daemon.wait_until("the run ends", settled);
             let seconds = started.elapsed().as_secs_f64();
-            let requests = quiet_count(|| fake.requests()) - before;
+            let requests = settled_count(|| fake.requests()) - before;
             figures.push(format!("{what}: {seconds:.1}s (the server batches 1 s), {requests} requests"));
             requests
         };
