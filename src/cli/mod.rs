@@ -256,6 +256,13 @@ fn sync_command(args: &Args) -> Result<i32, CliError> {
         for library in &report.libraries {
             let _ = writeln!(stdout, "{}", sync::summary_line(&server.name, library));
         }
+        if let Some(artwork) = &config.artwork {
+            let budget = crate::artwork::Budget { deadline: None };
+            let recheck = crate::artwork::Recheck::Missing;
+            let mirrored =
+                crate::artwork::mirror_server(&store, server, artwork, config.sync.timeout, &stop, recheck, budget)?;
+            let _ = writeln!(stdout, "{}", mirrored.summary_line(&server.name));
+        }
         match &report.error {
             Some(error) => {
                 let _ = writeln!(stdout, "{}: FAILED: {error} (requests={})", server.name, report.requests);

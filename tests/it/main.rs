@@ -75,6 +75,7 @@
     reason = "test code: a panic is a failed test, and sizes and counts are small and known"
 )]
 
+mod artwork;
 mod browser;
 mod check;
 mod churn;
