@@ -295,3 +295,43 @@ fn a_bad_artwork_value_is_refused_before_any_request() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("[artwork] width = 5"));
     assert_eq!(fake.requests(), 0);
 }
+
+/// The value of header `name` in an answer's head.
+fn header_value(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.trim().eq_ignore_ascii_case(name).then(|| value.trim().to_string())
+    })
+}
+
+#[test]
+fn the_status_server_serves_mirrored_artwork_with_revalidation() {
+    use crate::daemon::{Daemon, free_address};
+    use crate::status_server::request;
+    let fake = FakePlex::start(TOKEN);
+    let movies = fake.add_movies("Movies", 5);
+    let dir = tempfile::tempdir().unwrap();
+    let address = free_address();
+    let config = write_config(dir.path(), &plex_server(&fake), "");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!("\n[status]\nlisten = \"{address}\"\n"));
+    std::fs::write(&config, text).unwrap();
+    let daemon = Daemon::start(&config, address, &[]);
+    daemon.wait_until("the artwork is mirrored", |_| files_of(dir.path(), "home").len() == fake.item_count());
+    let key = fake.keys(&movies, mediasync::model::Kind::Movie)[0].clone();
+    let target = format!("/api/items/home/{movies}/{key}/artwork");
+    let first = request(daemon.address, "GET", &target, &[]);
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert!(first.head_has("content-type: image/png") && first.head_has("cache-control: no-cache"), "{}", first.head);
+    assert!(first.body.starts_with("\u{fffd}PNG"), "not the image");
+    let etag = header_value(&first.head, "etag").expect("an ETag");
+    let again = request(daemon.address, "GET", &target, &[("If-None-Match", &etag)]);
+    assert_eq!((again.status, again.body.as_str()), (304, ""));
+    assert_eq!(header_value(&again.head, "etag").as_deref(), Some(etag.as_str()));
+    let absent = request(daemon.address, "GET", &format!("/api/items/home/{movies}/999999/artwork"), &[]);
+    assert_eq!(absent.status, 404);
+    let foreign = format!("GET {target} HTTP/1.1\r\nHost: evil.example\r\n\r\n");
+    let refused = crate::status_server::raw(daemon.address, foreign.as_bytes());
+    assert_eq!(refused.status, 421, "the Host check applies");
+    assert!(daemon.terminate().success());
+}
