@@ -192,6 +192,16 @@ pub fn mirror_server(
     Ok(report)
 }
 
+/// A server's artwork counters as the last pass left them, for the status;
+/// `None` when the mirror is off or the server has no mirrored images.
+pub fn stats_of(config: &crate::config::Config, server: &ServerConfig) -> Option<ArtworkStats> {
+    let artwork = config.artwork.as_ref()?;
+    if server.kind() == crate::config::ServerKind::Spotify {
+        return None;
+    }
+    Some(state::load_stats(&files::state_dir(&artwork.dir, &server.name)))
+}
+
 /// The counters after this pass: the totals plus `report`, the progress
 /// as the directory stands.
 fn progress(

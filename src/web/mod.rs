@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod page;
 pub mod server;
 pub mod spotify;
+mod strip;
 
 use crate::app::{App, ControlError, SyncRequest};
 use access::Access;

@@ -128,6 +128,10 @@ fn plex_artwork_follows_adds_poster_changes_and_deletions() {
     assert!(first.contains("home: artwork wanted="), "{first}");
     assert_exact(dir.path(), "home", plex_posters(&fake));
     assert_eq!(photo_requests(&fake), fake.item_count(), "one image request per item");
+    let status = run(&config, &["status"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["servers"][0]["artwork"]["files"], fake.item_count());
+    assert_eq!(status["servers"][0]["artwork"]["pending"], 0);
 
     fake.clear_log();
     sync(&config, &[]);
@@ -333,5 +337,10 @@ fn the_status_server_serves_mirrored_artwork_with_revalidation() {
     let foreign = format!("GET {target} HTTP/1.1\r\nHost: evil.example\r\n\r\n");
     let refused = crate::status_server::raw(daemon.address, foreign.as_bytes());
     assert_eq!(refused.status, 421, "the Host check applies");
+    daemon.wait_until("the status shows the pass", |daemon| daemon.status()["servers"][0]["artwork"]["files"] == 5);
+    let page = request(daemon.address, "GET", "/", &[]);
+    assert!(page.body.contains("Artwork: 5 of 5 images"), "{}", page.body);
+    assert!(page.body.contains(&format!("src=\"/api/items/home/{movies}/")), "no strip: {}", page.body);
+    assert!(page.head_has("img-src 'self'"), "{}", page.head);
     assert!(daemon.terminate().success());
 }
