@@ -9,6 +9,22 @@ use crate::app::App;
 use crate::artwork::files;
 use hyper::header::{self, HeaderValue};
 
+/// Where a change feed follower gets an item's artwork, and its tag: a
+/// new tag says the artwork changed (`/api/changes`).
+pub fn reference(server: &str, library_id: &str, id: &str, thumb: &str) -> serde_json::Value {
+    serde_json::json!({
+        "url": url(server, library_id, id),
+        "etag": format!("\"{}\"", files::stem(library_id, id, thumb)),
+    })
+}
+
+/// The artwork route of an item, each segment percent-encoded.
+pub fn url(server: &str, library_id: &str, id: &str) -> String {
+    use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+    let segment = |text: &str| utf8_percent_encode(text, NON_ALPHANUMERIC).to_string();
+    format!("/api/items/{}/{}/{}/artwork", segment(server), segment(library_id), segment(id))
+}
+
 pub fn serve(app: &App, request: &Request, server: &str, library_id: &str, id: &str) -> Response {
     let config = app.config();
     let Some(artwork) = &config.artwork else {

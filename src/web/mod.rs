@@ -6,7 +6,7 @@
 
 pub mod access;
 pub mod api;
-mod artwork;
+pub(crate) mod artwork;
 mod export;
 pub mod http;
 pub mod metrics;

@@ -5,7 +5,6 @@
 use super::page::escape;
 use crate::app::App;
 use crate::artwork::{ArtworkStats, files};
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use std::fmt::Write;
 
 /// Images the strip shows at most, and feed entries read to find them.
@@ -56,12 +55,9 @@ pub fn recent(app: &App) -> String {
         if files::find(&files::server_dir(&artwork.dir, &state.server), &stem).is_none() {
             continue;
         }
-        let segment = |text: &str| utf8_percent_encode(text, NON_ALPHANUMERIC).to_string();
         cells.push(format!(
-            "<figure><img src=\"/api/items/{}/{}/{}/artwork\" alt=\"\" loading=lazy width=80><figcaption>{}</figcaption></figure>",
-            segment(&state.server),
-            segment(&state.library_id),
-            segment(&change.id),
+            "<figure><img src=\"{}\" alt=\"\" loading=lazy width=80><figcaption>{}</figcaption></figure>",
+            super::artwork::url(&state.server, &state.library_id, &change.id),
             escape(&stored.item.title)
         ));
     }

@@ -25,7 +25,7 @@ const WIDTH: u32 = 300;
 
 /// Cases of the re-check scenario: `MEDIASYNC_ARTWORK_RECHECKS`, fewer under qemu.
 fn rechecks() -> usize {
-    std::env::var("MEDIASYNC_ARTWORK_RECHECKS").ok().and_then(|value| value.parse().ok()).unwrap_or(200)
+    std::env::var("MEDIASYNC_ARTWORK_RECHECKS").ok().and_then(|value| value.parse().ok()).unwrap_or(1000)
 }
 
 fn write_config(dir: &Path, server: &str, artwork: &str) -> PathBuf {
@@ -337,6 +337,10 @@ fn the_status_server_serves_mirrored_artwork_with_revalidation() {
     let foreign = format!("GET {target} HTTP/1.1\r\nHost: evil.example\r\n\r\n");
     let refused = crate::status_server::raw(daemon.address, foreign.as_bytes());
     assert_eq!(refused.status, 421, "the Host check applies");
+    let feed = request(daemon.address, "GET", "/api/changes?since=0&limit=1000", &[]).json();
+    let entry = feed["changes"].as_array().unwrap().iter().find(|change| change["id"] == key.as_str()).unwrap().clone();
+    assert_eq!(entry["artwork"]["url"], target.as_str());
+    assert_eq!(entry["artwork"]["etag"], etag.as_str(), "the feed names the artwork's tag");
     daemon.wait_until("the status shows the pass", |daemon| daemon.status()["servers"][0]["artwork"]["files"] == 5);
     let page = request(daemon.address, "GET", "/", &[]);
     assert!(page.body.contains("Artwork: 5 of 5 images"), "{}", page.body);
