@@ -76,10 +76,21 @@ pub struct OnDisk {
     pub served: SystemTime,
 }
 
+/// What `scan` does with leftover temporary files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Leftovers {
+    Remove,
+    /// Count them only (a check that reports before it repairs).
+    Count,
+}
+
 /// The images of a directory by stem, after removing leftover temporary
 /// files (a pass or a write cut short). Returns the images and how many
-/// leftovers went.
-pub fn scan(dir: &Path) -> std::io::Result<(HashMap<String, OnDisk>, u64)> {
+/// leftovers there were.
+pub fn scan(dir: &Path, leftovers_are: Leftovers) -> std::io::Result<(HashMap<String, OnDisk>, u64)> {
+    if leftovers_are == Leftovers::Count && !dir.exists() {
+        return Ok((HashMap::new(), 0));
+    }
     fs::create_dir_all(dir)?;
     let mut images = HashMap::new();
     let mut leftovers: u64 = 0;
@@ -87,7 +98,9 @@ pub fn scan(dir: &Path) -> std::io::Result<(HashMap<String, OnDisk>, u64)> {
         let entry = entry?;
         let Ok(name) = entry.file_name().into_string() else { continue };
         if name.starts_with(TEMPORARY) {
-            fs::remove_file(entry.path())?;
+            if leftovers_are == Leftovers::Remove {
+                fs::remove_file(entry.path())?;
+            }
             leftovers = leftovers.saturating_add(1);
             continue;
         }
@@ -135,7 +148,7 @@ pub fn touch(path: &Path) {
 
 #[cfg(test)]
 mod tests {
-    use super::{extension, scan, stem, write_whole};
+    use super::{Leftovers, extension, scan, stem, write_whole};
 
     #[test]
     fn names_change_with_the_marker_only() {
@@ -153,7 +166,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         write_whole(&dir, "a-b.png", b"\x89PNG\r\n\x1a\n").unwrap();
         std::fs::write(dir.join(".tmp-c-d.png-1"), b"torn").unwrap();
-        let (images, leftovers) = scan(&dir).unwrap();
+        assert_eq!(scan(&dir, Leftovers::Count).unwrap().1, 1);
+        assert!(dir.join(".tmp-c-d.png-1").exists(), "counting removes nothing");
+        let (images, leftovers) = scan(&dir, Leftovers::Remove).unwrap();
         assert_eq!(leftovers, 1);
         assert_eq!(images.keys().collect::<Vec<_>>(), vec!["a-b"]);
         assert_eq!(images["a-b"].file, "a-b.png");

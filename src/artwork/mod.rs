@@ -230,10 +230,80 @@ fn progress(
     }
 }
 
+/// How a server's directory stands against the store (`mediasync check
+/// --artwork`, before it repairs).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Comparison {
+    pub wanted: u64,
+    pub on_disk: u64,
+    /// Wanted, no file.
+    pub missing: u64,
+    /// A file the store no longer asks for (item gone, marker changed).
+    pub stale: u64,
+    /// Temporary files a cut-short write left.
+    pub leftovers: u64,
+}
+
+impl Comparison {
+    pub fn exact(&self) -> bool {
+        self.missing == 0 && self.stale == 0 && self.leftovers == 0
+    }
+}
+
+/// Compares a server's directory with the store, changing nothing.
+pub fn compare(store: &Store, server: &ServerConfig, artwork: &ArtworkConfig) -> Result<Comparison, ArtworkError> {
+    let dir = files::server_dir(&artwork.dir, &server.name);
+    let (on_disk, leftovers) =
+        files::scan(&dir, files::Leftovers::Count).map_err(|err| ArtworkError::Disk(dir, err))?;
+    let (wanted, _) = wanted(store, &server.name, &on_disk, Recheck::Missing)?;
+    let present = wanted.iter().filter(|stem| on_disk.contains_key(*stem)).count() as u64;
+    Ok(Comparison {
+        wanted: wanted.len() as u64,
+        on_disk: on_disk.len() as u64,
+        missing: (wanted.len() as u64).saturating_sub(present),
+        stale: (on_disk.len() as u64).saturating_sub(present),
+        leftovers,
+    })
+}
+
+/// Why a comparison could not be made.
+#[derive(Debug)]
+pub enum ArtworkError {
+    Store(StoreError),
+    Disk(std::path::PathBuf, std::io::Error),
+}
+
+impl From<StoreError> for ArtworkError {
+    fn from(err: StoreError) -> ArtworkError {
+        ArtworkError::Store(err)
+    }
+}
+
+impl std::fmt::Display for ArtworkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ArtworkError::Store(err) => write!(f, "the store could not be read: {err}"),
+            ArtworkError::Disk(dir, err) => {
+                write!(f, "{}: {err}; check that the directory exists and is readable", dir.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for ArtworkError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ArtworkError::Store(err) => Some(err),
+            ArtworkError::Disk(_, err) => Some(err),
+        }
+    }
+}
+
 fn scan_both(dir: &Path, state_dir: &Path) -> std::io::Result<(HashMap<String, OnDisk>, u64)> {
-    let (images, leftovers) = files::scan(dir)?;
-    let (_, state_leftovers) = files::scan(state_dir)?;
-    let (_, validator_leftovers) = files::scan(&state_dir.join("validators"))?;
+    let remove = files::Leftovers::Remove;
+    let (images, leftovers) = files::scan(dir, remove)?;
+    let (_, state_leftovers) = files::scan(state_dir, remove)?;
+    let (_, validator_leftovers) = files::scan(&state_dir.join("validators"), remove)?;
     Ok((images, leftovers.saturating_add(state_leftovers).saturating_add(validator_leftovers)))
 }
 

@@ -152,6 +152,21 @@ fn plex_artwork_follows_adds_poster_changes_and_deletions() {
     assert_eq!(photo_requests(&fake), 1, "only the added movie's image is asked for");
     assert_exact(dir.path(), "home", plex_posters(&fake));
     assert!(!files_of(dir.path(), "home").values().any(|bytes| !is_whole_png(bytes)));
+
+    // `check --artwork` finds a lost image, a stray one and a leftover, and repairs.
+    let images = files::server_dir(&dir.path().join("art"), "home");
+    let lost = files_of(dir.path(), "home").into_keys().next().unwrap();
+    std::fs::remove_file(images.join(&lost)).unwrap();
+    std::fs::write(images.join("0123456789abcdef-0123456789abcdef.png"), b"stray").unwrap();
+    std::fs::write(images.join(".tmp-torn.png-1"), b"torn").unwrap();
+    fake.clear_log();
+    let output = run(&config, &["check", "--artwork"]);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(output.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("missing=1 stale=1 leftovers=1"), "{stdout}");
+    assert!(stdout.contains("home: artwork matches the store"), "{stdout}");
+    assert_eq!(photo_requests(&fake), 1, "only the lost image is fetched again");
+    assert_exact(dir.path(), "home", plex_posters(&fake));
 }
 
 #[test]
