@@ -172,6 +172,9 @@ impl ImageClient {
                     Ok(_) if bytes.is_empty() => {
                         Err(FetchError::Unavailable(format!("{at}: an empty image; will retry")))
                     }
+                    Ok(_) if !super::files::looks_whole(&bytes) => Err(FetchError::Unavailable(format!(
+                        "{at}: the image was cut off; will retry at the next sync"
+                    ))),
                     Ok(_) => Ok(Fetched::Image { bytes, validators }),
                 }
             }

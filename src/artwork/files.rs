@@ -58,6 +58,22 @@ pub fn extension(bytes: &[u8]) -> &'static str {
     }
 }
 
+/// Whether an image's bytes end as its format ends (PNG's `IEND` chunk,
+/// JPEG's end-of-image marker, WebP's RIFF length): an answer cut off with
+/// a consistent length (a proxy, a server restarting) is not kept as a torn
+/// image. Formats not recognised are taken as they come.
+pub fn looks_whole(bytes: &[u8]) -> bool {
+    match extension(bytes) {
+        "png" => bytes.ends_with(b"IEND\xaeB`\x82"),
+        "jpg" => bytes.ends_with(b"\xff\xd9"),
+        "webp" => bytes
+            .get(4..8)
+            .and_then(|length| <[u8; 4]>::try_from(length).ok())
+            .is_some_and(|length| u64::from(u32::from_le_bytes(length)).saturating_add(8) == bytes.len() as u64),
+        _ => true,
+    }
+}
+
 pub fn content_type(extension: &str) -> &'static str {
     match extension {
         "jpg" => "image/jpeg",
@@ -157,6 +173,8 @@ mod tests {
         assert_eq!(stem("1", "55", "/t/1")[..16], stem("1", "55", "/t/2")[..16]);
         assert_eq!(extension(b"\x89PNG\r\n\x1a\nrest"), "png");
         assert_eq!(extension(b"\xff\xd8\xff\xe0"), "jpg");
+        assert!(super::looks_whole(b"\xff\xd8\xff\xe0..\xff\xd9") && !super::looks_whole(b"\xff\xd8\xff\xe0.."));
+        assert!(!super::looks_whole(b"\x89PNG\r\n\x1a\nIHDR"));
     }
 
     #[test]

@@ -303,6 +303,21 @@ fn the_directory_stays_within_max_mib() {
 }
 
 #[test]
+fn an_image_cut_off_with_a_consistent_length_is_never_kept() {
+    let fake = FakePlex::start(TOKEN);
+    fake.add_movies("Movies", 6);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &plex_server(&fake), "");
+    fake.fail_path("/photo/:/transcode", mediasync::fake::plex::Failure::Truncated);
+    let first = sync(&config, &[]);
+    assert!(first.contains("the image was cut off"), "{first}");
+    assert!(files_of(dir.path(), "home").is_empty(), "a cut-off image was kept");
+    fake.heal();
+    sync(&config, &[]);
+    assert_exact(dir.path(), "home", plex_posters(&fake));
+}
+
+#[test]
 fn a_bad_artwork_value_is_refused_before_any_request() {
     let fake = FakePlex::start(TOKEN);
     let dir = tempfile::tempdir().unwrap();

@@ -80,7 +80,11 @@ fn image(
         return (304, headers, Vec::new(), failure);
     }
     let (width, height) = scaled(max_width);
-    (200, headers, poster(&seed, width, height), failure)
+    let mut body = poster(&seed, width, height);
+    if failure == Some(Failure::Truncated) {
+        body.truncate(body.len() / 2);
+    }
+    (200, headers, body, failure)
 }
 
 fn http_date(epoch: i64) -> String {
