@@ -6,7 +6,7 @@
 
 use super::plan::{self, Plan};
 use super::report::run_record;
-use super::{Options, now_epoch, probe};
+use super::{Options, now_epoch};
 use crate::model::{Kind, LibraryInfo, Nesting, Strategy};
 use crate::source::{ErrorKind, Source, SourceError};
 use crate::store::records::{Checkpoint, Counters, LibraryState, Pass, RefusedDeletion, RunRecord};
@@ -102,7 +102,7 @@ pub(super) struct Run<'a> {
 impl<'a> Run<'a> {
     /// Plans the run and prepares its checkpoint: the interrupted run's,
     /// resumed, or a new one for the planned pass. Commits nothing (`open`
-    /// does); fails only when probing the changed-since filter does.
+    /// does).
     pub(super) fn begin(
         source: &'a dyn Source,
         store: &'a Store,
@@ -301,9 +301,9 @@ impl Closing {
     }
 }
 
-/// The checkpoint of a new run of this pass. An incremental pass that would
-/// rely on a changed-since filter probes it first (`probe::check_filter`),
-/// and becomes a full reconcile if the filter is unusable.
+/// The checkpoint of a new run of this pass. (An incremental pass that
+/// relies on a changed-since filter checks it on the answers it fetches:
+/// `probe`.)
 fn new_checkpoint(
     source: &dyn Source,
     library: &LibraryInfo,
@@ -325,7 +325,6 @@ fn new_checkpoint(
     log::info!("{}/{}: {:?} pass ({reason})", state.server, library.id, pass);
     state.runs = state.runs.saturating_add(1);
     let started_as = pass;
-    let mut pass = pass;
     if strategy == Strategy::ChangedSince && server_started_at.is_none() {
         log::warn!(
             "{}/{}: {} sent no Date header, so this run cannot move the changed-since cursor (later runs fetch more, or walk whole libraries); check any proxy in front of it",
@@ -333,17 +332,6 @@ fn new_checkpoint(
             library.id,
             source.describe()
         );
-    }
-    if pass == Pass::Incremental && strategy == Strategy::ChangedSince {
-        let server_now = server_started_at.unwrap_or(now);
-        if let Some(reason) = probe::check_filter(source, library, options, state, server_now, now)? {
-            log::warn!(
-                "{}/{}: the server's changed-since filter cannot be relied on ({reason}); reconciling with a full pass",
-                state.server,
-                library.id
-            );
-            pass = Pass::Full;
-        }
     }
     let cursors = match pass {
         Pass::Full => BTreeMap::new(),
