@@ -125,7 +125,7 @@ pub fn mirror_server(
         if present && known.is_none() {
             continue;
         }
-        if !present && total_bytes(&on_disk) >= artwork.max_bytes {
+        if !present && !room_for_one(&on_disk, artwork.max_bytes) {
             budget_full = true;
             break;
         }
@@ -393,6 +393,15 @@ fn remove(dir: &Path, state_dir: &Path, on_disk: &mut HashMap<String, OnDisk>, s
             true
         }
     }
+}
+
+/// Whether an image of the average size on disk still fits the budget: a
+/// full budget then costs no request (fetching one to evict another would
+/// repeat at every pass).
+fn room_for_one(on_disk: &HashMap<String, OnDisk>, max_bytes: u64) -> bool {
+    let total = total_bytes(on_disk);
+    let average = total.checked_div(on_disk.len() as u64).unwrap_or(0);
+    total.saturating_add(average) <= max_bytes && total < max_bytes
 }
 
 fn total_bytes(on_disk: &HashMap<String, OnDisk>) -> u64 {

@@ -291,12 +291,16 @@ fn the_directory_stays_within_max_mib() {
     // 2000 px asks for 200×300 px posters of the fake: 180 KB each.
     let text = std::fs::read_to_string(&config).unwrap().replace("width = 300", "width = 2000");
     std::fs::write(&config, text).unwrap();
-    for _ in 0..2 {
+    for pass in 0..2 {
+        fake.clear_log();
         sync(&config, &[]);
         let on_disk = files_of(dir.path(), "home");
         let total: usize = on_disk.values().map(Vec::len).sum();
         assert!(total <= 1 << 20, "{total} bytes on disk over a 1 MiB budget");
         assert!(on_disk.len() >= 4, "the budget holds several images: {}", on_disk.len());
+        if pass == 1 {
+            assert_eq!(photo_requests(&fake), 0, "a full budget costs no request");
+        }
     }
     let stats = artwork::state::load_stats(&files::state_dir(&dir.path().join("art"), "home"));
     assert!(stats.budget_full && stats.pending > 0, "{stats:?}");
