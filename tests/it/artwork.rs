@@ -196,7 +196,9 @@ fn a_sigkill_mid_download_leaves_no_torn_image() {
         assert!(is_whole_png(bytes), "{name} is torn");
     }
     fake.state().delay = Duration::ZERO;
+    fake.clear_log();
     sync(&config, &[]);
+    assert_eq!(photo_requests(&fake), fake.item_count() - images.len(), "the rerun resumes: only what is missing");
     let after = files_of(dir.path(), "home");
     assert!(!after.keys().any(|name| name.starts_with(".tmp-")), "leftovers were not cleaned");
     assert_eq!(after.len(), fake.item_count());
