@@ -33,6 +33,15 @@ pub fn daemon_config(text: &str) -> Result<(String, SocketAddr), String> {
     Ok((format!("[status]\nlisten = \"{address}\"\n\n{scheduled}"), address))
 }
 
+/// Whether the status shows a check at start for every server.
+fn every_server_checked(status: &serde_json::Value) -> bool {
+    status.get("servers").and_then(serde_json::Value::as_array).is_some_and(|servers| {
+        servers
+            .iter()
+            .all(|server| server.get("live").and_then(|live| live.get("check")).is_some_and(|check| !check.is_null()))
+    })
+}
+
 impl Daemon {
     /// Starts `binary --config CONFIG run` under strace, and waits until its
     /// status API answers.
@@ -64,12 +73,18 @@ impl Daemon {
         };
         let started = Instant::now();
         loop {
-            if daemon.status().is_ok() {
+            // Measured runs start once every server's check at start (its
+            // own requests) is done: on a busy machine it can otherwise land
+            // in the first run's count.
+            if daemon.status().is_ok_and(|status| every_server_checked(&status)) {
                 daemon.pid = traced_daemon(daemon.strace.id()).ok_or("strace runs no `mediasync run`")?;
                 return Ok(daemon);
             }
             if started.elapsed() > Duration::from_secs(60) {
-                return Err("the daemon's status API did not answer within a minute".into());
+                return Err(
+                    "the daemon's status API did not answer, or did not show every server checked, within a minute"
+                        .into(),
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
