@@ -382,6 +382,47 @@ fn plays_and_unmarks_show_after_an_unchanged_resync_within_budget() {
     }
 }
 
+/// Many plays between runs take more pages of the played listing (50 a
+/// page), down to the last run's newest play and no further; a user kept
+/// from an earlier run that the server no longer knows (a reinstalled
+/// server: same name, new id) is looked up again, once.
+#[test]
+fn many_plays_take_more_pages_and_a_gone_user_is_looked_up_again() {
+    for behaviour in Behaviour::ALL {
+        let name = behaviour.name();
+        let setup = Setup::new(behaviour);
+        let view = setup.fake.add_movies("Movies", 150);
+        let movies = setup.fake.ids(&view, Kind::Movie);
+        setup.synced();
+        setup.synced();
+        for movie in &movies[..120] {
+            setup.fake.play(movie);
+        }
+        let before = setup.fake.requests();
+        setup.synced();
+        let made = setup.fake.requests() - before;
+        println!("{name}: 120 plays: {made} requests");
+        assert!(made <= 4 + 2, "{name}: {made} requests: the views, 3 played pages, 2 for the library");
+        let number = setup.store.find_library("den", &view).unwrap().unwrap();
+        let played = |id: &str| setup.store.item(number, id).unwrap().unwrap().item.play_state.unwrap_or_default();
+        assert!(movies[..120].iter().all(|movie| played(movie).played), "{name}: every play");
+        assert!(!played(&movies[120]).played, "{name}");
+
+        setup.fake.state().users.iter_mut().filter(|user| user.admin).for_each(|user| {
+            user.id = "0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f".into();
+        });
+        setup.fake.play(&movies[130]);
+        let report = setup.synced();
+        assert!(report.libraries.iter().all(|library| library.mode == "incremental"), "{name}: {report:#?}");
+        assert!(played(&movies[130]).played, "{name}: played as the user looked up again");
+        let before = setup.fake.requests();
+        setup.synced();
+        let made = setup.fake.requests() - before;
+        assert!(made <= 4, "{name}: {made} requests: the new id is kept");
+        setup.assert_exact();
+    }
+}
+
 #[test]
 fn deletion_hidden_by_an_addition_is_found() {
     for behaviour in Behaviour::ALL {
