@@ -72,7 +72,7 @@ pub fn sync_played(
         if page.entries.is_empty() {
             break;
         }
-        start += page.entries.len() as u64;
+        start = start.saturating_add(page.entries.len() as u64);
         walked.extend(page.entries);
     }
     let numbers = library_numbers(store, server, libraries)?;
@@ -84,7 +84,7 @@ pub fn sync_played(
             break;
         }
         if !stored.get(&id).is_some_and(|(_, old)| old.played) {
-            newly_played += 1;
+            newly_played = newly_played.saturating_add(1);
         }
         updates.entry(id).or_insert(state);
     }
@@ -92,7 +92,7 @@ pub fn sync_played(
     // cleared), or a re-marking (an old date kept). Then the whole played
     // listing says which items are played.
     let mut total_after = total;
-    if known && total != cursor.played_total + newly_played {
+    if known && total != cursor.played_total.saturating_add(newly_played) {
         // An absence un-marks, so only a listing that held as many items
         // as it counted is trusted (a play during it shifts the pages);
         // else the old count stays and the next run lists them again.
@@ -102,7 +102,7 @@ pub fn sync_played(
             for (id, (_, old)) in &stored {
                 match played.get(id) {
                     Some(state) => updates.entry(id.clone()).or_insert(*state),
-                    None if old.played => updates.entry(id.clone()).or_insert(PlayState::default()),
+                    None if old.played => updates.entry(id.clone()).or_default(),
                     None => continue,
                 };
             }
@@ -178,11 +178,11 @@ fn whole_listing(source: &dyn Source) -> Result<(HashMap<String, PlayState>, u64
     loop {
         let Some(page) = source.played(start, WHOLE_PAGE)? else { break };
         let returned = page.entries.len() as u64;
-        counted = page.total.unwrap_or(start + returned);
+        counted = page.total.unwrap_or(start.saturating_add(returned));
         for (id, state) in page.entries {
             played.entry(id).or_insert(state);
         }
-        start += returned;
+        start = start.saturating_add(returned);
         if returned == 0 || start >= counted {
             break;
         }

@@ -359,7 +359,11 @@ fn plays_and_unmarks_show_after_an_unchanged_resync_within_budget() {
         setup.fake.play(&movie);
         let played_at = setup.fake.state().clock;
         resync("three plays", 0);
-        assert_eq!(state(&movies_view, &movie), PlayState { played: true, play_count: 2, last_played_at: Some(played_at) }, "{name}");
+        assert_eq!(
+            state(&movies_view, &movie),
+            PlayState { played: true, play_count: 2, last_played_at: Some(played_at) },
+            "{name}"
+        );
         assert!(state(&shows_view, &episode).played && state(&music_view, &track).played, "{name}");
         assert!(feed_has(&episode, seq) && feed_has(&track, seq) && feed_has(&movie, seq), "{name}: in the feed");
 
