@@ -427,6 +427,35 @@ fn many_plays_take_more_pages_and_a_gone_user_is_looked_up_again() {
     }
 }
 
+/// An un-marking is found by absence from the whole played listing, so a
+/// listing that holds fewer items than it counts (here emptied) un-marks
+/// nothing; the next run lists again and un-marks then.
+#[test]
+fn an_unmark_is_not_taken_from_a_played_listing_short_of_its_count() {
+    for behaviour in Behaviour::ALL {
+        let name = behaviour.name();
+        let setup = Setup::new(behaviour);
+        let view = setup.fake.add_movies("Movies", 30);
+        let movies = setup.fake.ids(&view, Kind::Movie);
+        for movie in &movies[..3] {
+            setup.fake.play(movie);
+        }
+        setup.synced();
+        setup.synced();
+        let number = setup.store.find_library("den", &view).unwrap().unwrap();
+        let played = |id: &str| setup.store.item(number, id).unwrap().unwrap().item.play_state.unwrap_or_default();
+        setup.fake.mark_unplayed(&movies[1]);
+        // The views, the played listing's first page, then the whole listing.
+        setup.fake.fail_at(setup.fake.requests() + 3, Failure::Emptied);
+        setup.synced();
+        assert!(movies[..3].iter().all(|movie| played(movie).played), "{name}: nothing un-marked on a short listing");
+        setup.synced();
+        assert!(!played(&movies[1]).played, "{name}: un-marked by the next run");
+        assert!(played(&movies[0]).played && played(&movies[2]).played, "{name}");
+        setup.assert_exact();
+    }
+}
+
 #[test]
 fn deletion_hidden_by_an_addition_is_found() {
     for behaviour in Behaviour::ALL {
