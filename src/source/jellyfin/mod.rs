@@ -210,6 +210,16 @@ impl Jellyfin {
         found.or(library.kinds.first()).copied().unwrap_or(Kind::Movie)
     }
 
+    /// The user's items route up to its first parameter: user-scoped, or
+    /// `/Items?UserId=` where the server has only that.
+    fn items_route(&self, user_id: &str) -> String {
+        if self.query_routes.load(Ordering::Relaxed) {
+            format!("/Items?UserId={}&", encode(user_id))
+        } else {
+            format!("/Users/{}/Items?", encode(user_id))
+        }
+    }
+
     /// The items of `types` (comma-separated server types) in a library,
     /// from `start`; `ids` (already encoded, comma-separated, or empty)
     /// keeps only those items, `saved_since` only those saved since then.
@@ -226,11 +236,7 @@ impl Jellyfin {
         size: u32,
         ids: &str,
     ) -> String {
-        let route = if self.query_routes.load(Ordering::Relaxed) {
-            format!("/Items?UserId={}&", encode(user_id))
-        } else {
-            format!("/Users/{}/Items?", encode(user_id))
-        };
+        let route = self.items_route(user_id);
         let mut path = format!(
             "{route}ParentId={}&Recursive=true&IncludeItemTypes={}&StartIndex={start}&Limit={size}",
             encode(&library.id),
@@ -435,12 +441,7 @@ impl Source for Jellyfin {
     /// playback sets the last played date to now, so new plays lead; an
     /// un-marking clears the date and lowers the count.
     fn played(&self, start: u64, size: u32) -> Result<Option<PlayedPage>, SourceError> {
-        let user_id = self.user_id()?;
-        let route = if self.query_routes.load(Ordering::Relaxed) {
-            format!("/Items?UserId={}&", encode(&user_id))
-        } else {
-            format!("/Users/{}/Items?", encode(&user_id))
-        };
+        let route = self.items_route(&self.user_id()?);
         let path = format!(
             "{route}Recursive=true&IsPlayed=true&IncludeItemTypes={}&SortBy=DatePlayed&SortOrder=Descending\
              &StartIndex={start}&Limit={size}&EnableUserData=true&EnableImages=false",
