@@ -92,7 +92,10 @@ pub fn sync_played(
     // cleared), or a re-marking (an old date kept). Then the whole played
     // listing says which items are played.
     let mut total_after = total;
-    if known && total != cursor.played_total.saturating_add(newly_played) {
+    // A store synced before the played state was followed (no cursor yet,
+    // items stored) reads the whole listing once too.
+    let unexplained = total != cursor.played_total.saturating_add(newly_played);
+    if (known && unexplained) || (!known && !stored.is_empty()) {
         // An absence un-marks, so only a listing that held as many items
         // as it counted is trusted (a play during it shifts the pages);
         // else the old count stays and the next run lists them again.

@@ -453,6 +453,15 @@ fn an_unmark_is_not_taken_from_a_played_listing_short_of_its_count() {
         assert!(!played(&movies[1]).played, "{name}: un-marked by the next run");
         assert!(played(&movies[0]).played && played(&movies[2]).played, "{name}");
         setup.assert_exact();
+
+        // A store from before the played state was followed: no cursor.
+        let mut state = setup.store.server_state("den").unwrap();
+        state.played = None;
+        setup.store.write(|writer| writer.put_server_state("den", &state)).unwrap();
+        setup.fake.mark_unplayed(&movies[2]);
+        setup.synced();
+        assert!(!played(&movies[2]).played, "{name}: the first run with the played state reads it whole");
+        assert!(played(&movies[0]).played, "{name}");
     }
 }
 
