@@ -29,6 +29,12 @@ pub const LONGEST_WAIT: Duration = Duration::from_secs(20);
 /// announces scans), counted from the scan's start: the end of a scan may
 /// never be told (a lost connection is caught up anyway).
 pub const LONGEST_SCAN: Duration = Duration::from_secs(300);
+/// Up to this many changed items of a library are fetched by id
+/// (`Source::lookup`: one request per kind, Plex and Jellyfin/Emby take 100
+/// ids a request) and committed alone. More is a scan under way, which the
+/// library's incremental run follows for about as many requests as
+/// fetching them would cost.
+pub const FEW_ITEMS: usize = 50;
 /// How long a failed sign-in waits before the next try.
 const SIGN_IN_RETRY: Duration = Duration::from_secs(600);
 
@@ -100,8 +106,18 @@ pub struct Work {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Plan {
     Everything,
-    /// The incremental runs of these libraries.
-    Libraries(Vec<String>),
+    /// These libraries, with the ids of their changed items.
+    Libraries(BTreeMap<String, BTreeSet<String>>),
+}
+
+/// The libraries of `named` with few enough changed items to fetch them
+/// alone (`FEW_ITEMS`); the others run incrementally.
+pub fn few_named(named: &BTreeMap<String, BTreeSet<String>>) -> BTreeMap<String, BTreeSet<String>> {
+    named
+        .iter()
+        .filter(|(_, ids)| ids.len() <= FEW_ITEMS)
+        .map(|(library, ids)| (library.clone(), ids.clone()))
+        .collect()
 }
 
 impl Work {
@@ -176,7 +192,7 @@ impl Work {
     }
 
     pub fn plan(&self) -> Plan {
-        if self.everything { Plan::Everything } else { Plan::Libraries(self.libraries.keys().cloned().collect()) }
+        if self.everything { Plan::Everything } else { Plan::Libraries(self.libraries.clone()) }
     }
 }
 
@@ -446,7 +462,8 @@ mod tests {
         assert_eq!(work.due(), Some(at(100) + QUIET), "the end of the scan starts the quiet");
         // Another library's scan holds nothing up; a run keeps the scans.
         let taken = work.take();
-        assert_eq!(taken.plan(), Plan::Libraries(vec!["1".into()]));
+        let named = BTreeMap::from([("1".to_string(), BTreeSet::from(["10".to_string()]))]);
+        assert_eq!(taken.plan(), Plan::Libraries(named));
         assert!(work.is_empty() && work.scanning.contains_key("2"));
         work.item("3", "30", at(101));
         assert_eq!(work.due(), Some(at(101) + QUIET));

@@ -416,7 +416,7 @@ async fn run_once(app: &Arc<App>, slot: &ServerSlot, name: &str, run: Run, mut y
         let yield_to = Arc::clone(&yield_to);
         tokio::task::spawn_blocking(move || match &run {
             Run::Scheduled { request, libraries, done } => {
-                let selection = Selection { libraries: *libraries, done, only: None };
+                let selection = Selection { libraries: *libraries, done, only: None, named: None };
                 app.sync_server(&name, *request, selection, &stop, Some(&yield_to))
             }
             Run::Notices(plan) => {

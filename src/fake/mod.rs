@@ -18,6 +18,7 @@ mod history;
 mod hostile;
 pub mod jellyfin;
 pub mod plex;
+pub mod png;
 mod query;
 pub mod sockets;
 pub mod spotify;
@@ -271,4 +272,21 @@ impl Faults {
     fn clear(&mut self) {
         *self = Faults::default();
     }
+}
+
+/// A count a fake keeps (its requests, its sockets' upgrades) once it held
+/// for 2 s, waiting 60 s at most: a client's last request can be counted a
+/// moment after it says it is idle (slow under qemu), so the tests and
+/// benchmarks that count requests start and end from a settled count.
+pub fn settled_count<T: PartialEq>(count: impl Fn() -> T) -> T {
+    let mut before = count();
+    for _ in 0..30 {
+        std::thread::sleep(Duration::from_secs(2));
+        let now = count();
+        if now == before {
+            break;
+        }
+        before = now;
+    }
+    before
 }

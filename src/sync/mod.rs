@@ -15,6 +15,7 @@ mod probe;
 mod report;
 mod run;
 mod sweep;
+mod targeted;
 mod walk;
 
 pub use report::{LibraryReport, ServerReport, summary_line};
@@ -25,8 +26,10 @@ use crate::source::{ErrorKind, Source, SourceError};
 use crate::store::{Store, StoreError, TombstoneLimits};
 use report::mode_name;
 use run::{Closing, Failure, Run, record_failure};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use targeted::Targeted;
 
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -72,17 +75,19 @@ impl Libraries {
 /// What a run syncs: the `libraries` of the server but those in `done`,
 /// the ones a run that made way for a history poll already synced (the
 /// next run takes up where it stopped), and only those `only` lists when
-/// it lists any (a notification named them).
+/// it lists any (a notification named them). The libraries `named` holds
+/// fetch just those items when one lookup settles them, else run as usual.
 #[derive(Clone, Copy, Debug)]
 pub struct Selection<'a> {
     pub libraries: Libraries,
     pub done: &'a [String],
     pub only: Option<&'a [String]>,
+    pub named: Option<&'a BTreeMap<String, BTreeSet<String>>>,
 }
 
 impl From<Libraries> for Selection<'_> {
     fn from(libraries: Libraries) -> Self {
-        Selection { libraries, done: &[], only: None }
+        Selection { libraries, done: &[], only: None, named: None }
     }
 }
 
@@ -201,6 +206,21 @@ pub fn sync_libraries(
                 break;
             }
             Ok(()) => {}
+        }
+        if let Some(ids) = selection.named.and_then(|named| named.get(&library.id)) {
+            match targeted::sync_items(server, source, store, library, ids) {
+                Ok(Targeted::Done(library_report)) => {
+                    log::info!("{}", summary_line(server, &library_report));
+                    report.libraries.push(library_report);
+                    continue;
+                }
+                Ok(Targeted::Incremental(why)) => {
+                    log::info!("{server}/{}: the notice's items need the incremental run: {why}", library.id);
+                }
+                Err(failure) => {
+                    log::warn!("{server}/{}: the notice's items: {failure}; the incremental run follows", library.id);
+                }
+            }
         }
         let (library_report, halt) = sync_library(server, source, store, library, options, signals, &mut closings);
         log::info!("{}", summary_line(server, &library_report));

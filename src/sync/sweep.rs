@@ -1,4 +1,5 @@
-//! The only code that deletes from the mirror. After a complete full walk
+//! The full pass's deletions (a notice's few items are deleted by
+//! `targeted`, on a lookup's word too). After a complete full walk
 //! and the lookup of what it did not see (`confirm`), the items still unseen
 //! are confirmed gone: the mass-deletion guard weighs them (with their
 //! children in nested libraries), then they are deleted in batches. After

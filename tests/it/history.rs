@@ -222,7 +222,7 @@ fn a_library_sync_that_makes_way_is_resumed_without_the_libraries_it_finished() 
     assert_eq!(store.server_state("music").unwrap().last_success_at, None, "a sync that made way is not over");
 
     let done = vec!["tracks".to_string(), "albums".to_string()];
-    let selection = Selection { libraries: Libraries::Catalog, done: &done, only: None };
+    let selection = Selection { libraries: Libraries::Catalog, done: &done, only: None, named: None };
     let signals = Signals { stop: &stop, yield_to: None };
     let report = sync::sync_libraries("music", source.as_ref(), &store, &options(50), selection, signals);
     assert!(report.ok() && !report.yielded, "{report:#?}");

@@ -1,8 +1,9 @@
-//! What listening to a server's notifications costs when nothing happens:
+//! What listening to a server's notifications costs: when nothing happens,
 //! the release daemon synced against a simulated Plex server (its own
-//! process), then left idle with `notifications` off and on. Prints the
-//! daemon's resident memory (now and peak), its threads, and whether the
-//! socket is open, from `/proc`.
+//! process), then left idle with `notifications` off and on (the daemon's
+//! resident memory, now and peak, its threads, whether the socket is open,
+//! from `/proc`); and per notice, the requests a change on simulated Plex,
+//! Jellyfin and Emby servers cost until the mirror is exact (`notices.rs`).
 //!
 //! Run: `cargo bench --bench push` (items: MEDIASYNC_BENCH_ITEMS, default
 //! 20000; idle seconds: MEDIASYNC_BENCH_IDLE_SECONDS, default 10).
@@ -15,7 +16,9 @@
     reason = "benchmark harness: a panic is a failed run (serde_json's Value indexing does not panic), and sizes and figures are small and known"
 )]
 
+#[path = "../common/mod.rs"]
 mod common;
+mod notices;
 
 use common::{Process, TOKEN, binary, free_port, start_fake};
 use std::time::{Duration, Instant};
@@ -86,4 +89,5 @@ fn main() {
             socket.as_deref().unwrap_or("none"),
         );
     }
+    notices::print_costs();
 }
