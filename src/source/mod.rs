@@ -14,7 +14,7 @@ pub mod spotify;
 pub mod stop;
 
 use crate::config::{Backend, ServerConfig, SyncConfig};
-use crate::model::{Item, Kind, LibraryInfo};
+use crate::model::{Item, Kind, LibraryInfo, PlayState};
 use crate::store::{Store, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -201,6 +201,14 @@ pub struct BadItem {
     pub reason: String,
 }
 
+/// A page of the played listing: each item's id and the user's played
+/// state of it, and the server's count of played items.
+#[derive(Debug, Default)]
+pub struct PlayedPage {
+    pub entries: Vec<(String, PlayState)>,
+    pub total: Option<u64>,
+}
+
 #[derive(Debug, Default)]
 pub struct Page {
     pub items: Vec<Result<Item, BadItem>>,
@@ -336,6 +344,23 @@ pub trait Source: Send + Sync {
         ids: &[String],
         anchor: Option<&str>,
     ) -> Result<Vec<Present>, SourceError>;
+
+    /// One page, `start` entries in, of the synced user's played items
+    /// across the server, most recently played first, with how many the
+    /// server counts as played; `None` from sources without such a listing.
+    fn played(&self, _start: u64, _size: u32) -> Result<Option<PlayedPage>, SourceError> {
+        Ok(None)
+    }
+
+    /// The id of the user the source syncs as, once resolved (`None` for
+    /// sources without users).
+    fn known_user(&self) -> Option<String> {
+        None
+    }
+
+    /// Takes a user id resolved on an earlier run, sparing a request; the
+    /// source resolves again if the server says that user is gone.
+    fn assume_user(&self, _id: &str) {}
 
     /// Requests sent to the server so far (retries included).
     fn requests(&self) -> u64;

@@ -5,7 +5,7 @@
 //! when the stop signal is set, and nothing is sent after it.
 
 use super::http::MAX_WAIT;
-use super::{ErrorKind, Order, Page, Position, Present, Source, SourceError, Stop, WaitObserver};
+use super::{ErrorKind, Order, Page, PlayedPage, Position, Present, Source, SourceError, Stop, WaitObserver};
 use crate::model::{Kind, LibraryInfo};
 use std::sync::Arc;
 use std::time::Duration;
@@ -109,6 +109,18 @@ impl<S: Source> Source for Retrying<S> {
 
     fn count_library(&self, library: &LibraryInfo, saved_since: Option<i64>) -> Result<Option<u64>, SourceError> {
         self.call(|| self.inner.count_library(library, saved_since))
+    }
+
+    fn played(&self, start: u64, size: u32) -> Result<Option<PlayedPage>, SourceError> {
+        self.call(|| self.inner.played(start, size))
+    }
+
+    fn known_user(&self) -> Option<String> {
+        self.inner.known_user()
+    }
+
+    fn assume_user(&self, id: &str) {
+        self.inner.assume_user(id)
     }
 
     fn lookup(

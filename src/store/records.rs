@@ -253,10 +253,23 @@ pub struct RunRecord {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ServerState {
     pub last_attempt_at: Option<i64>,
     pub last_success_at: Option<i64>,
     pub last_error: Option<String>,
+    /// The synced user's id as the server resolved it (Jellyfin/Emby): later
+    /// runs skip the users listing; dropped when the server says it is gone.
+    pub user_id: Option<String>,
+    /// The played state's cursor (Jellyfin/Emby): the newest last-played
+    /// date seen and how many items the server counted as played then.
+    pub played: Option<PlayedCursor>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PlayedCursor {
+    pub newest_played_at: Option<i64>,
+    pub played_total: u64,
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 mod children;
 mod confirm;
 pub mod plan;
+mod played;
 mod probe;
 mod report;
 mod run;
@@ -151,6 +152,10 @@ pub fn sync_libraries(
         let whole = (over && which != Libraries::History && selection.only.is_none()).then_some(error);
         record_end(store, server, whole, closings)
     };
+    // A user resolved on an earlier run spares the users listing.
+    if let Some(user) = store.server_state(server).ok().and_then(|state| state.user_id) {
+        source.assume_user(&user);
+    }
     let libraries = match source.libraries() {
         Ok(libraries) => {
             let mut libraries: Vec<LibraryInfo> = libraries
@@ -179,6 +184,15 @@ pub fn sync_libraries(
     if libraries.is_empty() && which != Libraries::History && selection.done.is_empty() && selection.only.is_none() {
         report.error =
             Some(format!("{} lists no library to sync; check `libraries` in its [[server]] entry", source.describe()));
+    }
+    // The played state before the libraries: a play during their walk is
+    // newer than the cursor this keeps, and found by the next run.
+    if which != Libraries::History && selection.only.is_none() && selection.done.is_empty() {
+        match played::sync_played(server, source, store, &libraries) {
+            Ok(0) => {}
+            Ok(changed) => log::info!("{server}: the played state of {changed} items changed"),
+            Err(err) => log::warn!("{server}: {err}; the played state is brought up to date on the next run"),
+        }
     }
     let mut closings = Vec::new();
     for library in &libraries {

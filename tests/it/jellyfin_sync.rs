@@ -127,7 +127,9 @@ impl Setup {
         self.fake
             .log()
             .into_iter()
-            .filter(|entry| entry.path.ends_with("/Items") && entry.param("Limit") != Some("0"))
+            .filter(|entry| {
+                entry.path.ends_with("/Items") && entry.param("Limit") != Some("0") && entry.param("IsPlayed").is_none()
+            })
             .collect()
     }
 }
@@ -251,7 +253,7 @@ fn additions_edits_and_deletions_are_mirrored() {
         setup.fake.edit_title(&movies[10], "Renamed Movie");
         setup.fake.edit_overview(&movies[11]); // only the Etag changes
         setup.fake.replace_image(&movies[12]);
-        setup.fake.play(&movies[13]); // not saved: only the played state changes
+        setup.fake.play(&movies[13]); // not saved: the played listing brings it
         setup.fake.edit_title(&seasons[0], "Season One (Remastered)");
         setup.fake.delete(&movies[20]);
         setup.fake.delete(&shows[1]); // its 2 seasons and 20 episodes go too
@@ -261,8 +263,8 @@ fn additions_edits_and_deletions_are_mirrored() {
         let movies_report = setup.library(&report, "Movies");
         assert_eq!(
             (movies_report.counters.new, movies_report.counters.changed, movies_report.counters.deleted),
-            (1, 4, 1),
-            "{}: new, changed (title, overview, image; the reconcile lists the played one too), deleted",
+            (1, 3, 1),
+            "{}: new, changed (title, overview, image; the played one came before, by the played listing), deleted",
             behaviour.name()
         );
         assert_eq!(mode_of(&report, &movies_view), "incremental+reconcile", "{}", behaviour.name());
@@ -283,11 +285,12 @@ fn additions_edits_and_deletions_are_mirrored() {
     }
 }
 
-/// The user's played state rides on every listed item; a play saves
-/// nothing, so the save-time filter does not list it again: the next full
-/// pass (or a reconcile) brings it.
+/// The user's played state rides on every listed item, and the played
+/// listing (newest play first, walked down to the last run's newest play)
+/// brings plays between full passes: a play saves nothing, so the
+/// save-time filter would not list it again.
 #[test]
-fn the_users_played_state_is_stored_and_a_full_pass_refreshes_it() {
+fn the_users_played_state_is_stored_and_kept_current_between_full_passes() {
     for behaviour in Behaviour::ALL {
         let setup = Setup::new(behaviour);
         let view = setup.fake.add_movies("Movies", 40);
@@ -304,11 +307,161 @@ fn the_users_played_state_is_stored_and_a_full_pass_refreshes_it() {
         setup.synced(); // an incremental run: its count checks the filter
         setup.fake.play(&movies[4]);
         let played_at = setup.fake.state().clock;
-        let report = setup.synced_full();
+        let report = setup.synced();
         let once = PlayState { played: true, play_count: 1, last_played_at: Some(played_at) };
         assert_eq!(state(&movies[4]), once, "{}", behaviour.name());
-        assert_eq!(setup.library(&report, "Movies").counters.changed, 1, "{}", behaviour.name());
+        assert_eq!(setup.library(&report, "Movies").mode, "incremental", "{}", behaviour.name());
+        let report = setup.synced_full();
+        assert_eq!(setup.library(&report, "Movies").counters.changed, 0, "{}: nothing left behind", behaviour.name());
         setup.assert_exact();
+    }
+}
+
+/// Plays on an unchanged catalog of 3 libraries show in the mirror after
+/// the next resync within 2 requests per library plus 2 (the views and one
+/// played listing: the user is kept from the first run); an un-marking
+/// (which clears the date, so it never leads the listing) and a re-marking
+/// (which keeps the old date) are caught by the played count, then the
+/// whole played listing (one more page here). Each shows in the change feed.
+#[test]
+fn plays_and_unmarks_show_after_an_unchanged_resync_within_budget() {
+    for behaviour in Behaviour::ALL {
+        let name = behaviour.name();
+        let setup = Setup::new(behaviour);
+        let movies_view = setup.fake.add_movies("Movies", 60);
+        let shows_view = setup.fake.add_shows("Shows", 3, 2, 5);
+        let music_view = setup.fake.add_music("Music", 2, 2, 5);
+        let movie = setup.fake.ids(&movies_view, Kind::Movie)[7].clone();
+        let episode = setup.fake.ids(&shows_view, Kind::Episode)[4].clone();
+        let track = setup.fake.ids(&music_view, Kind::Track)[9].clone();
+        setup.fake.play(&movie);
+        setup.synced();
+        setup.synced();
+        let budget = 2 + 2 * 3;
+        let state = |view: &str, id: &str| {
+            let number = setup.store.find_library("den", view).unwrap().unwrap();
+            setup.store.item(number, id).unwrap().unwrap().item.play_state.unwrap_or_default()
+        };
+        let feed_has = |id: &str, after: u64| setup.store.changes(after, 10_000).unwrap().iter().any(|c| c.id == id);
+        let resync = |what: &str, extra: u64| {
+            let before = setup.fake.requests();
+            let report = setup.synced();
+            let made = setup.fake.requests() - before;
+            println!("{name}: {what}: {made} requests");
+            assert!(made <= budget + extra, "{name}: {what}: {made} requests (budget {})", budget + extra);
+            assert!(report.libraries.iter().all(|library| library.mode == "incremental"), "{name}: {report:#?}");
+        };
+        resync("unchanged", 0);
+
+        let seq = setup.store.changes(0, 100_000).unwrap().last().map_or(0, |change| change.seq);
+        setup.fake.play(&episode);
+        setup.fake.play(&track);
+        setup.fake.play(&movie);
+        let played_at = setup.fake.state().clock;
+        resync("three plays", 0);
+        assert_eq!(
+            state(&movies_view, &movie),
+            PlayState { played: true, play_count: 2, last_played_at: Some(played_at) },
+            "{name}"
+        );
+        assert!(state(&shows_view, &episode).played && state(&music_view, &track).played, "{name}");
+        assert!(feed_has(&episode, seq) && feed_has(&track, seq) && feed_has(&movie, seq), "{name}: in the feed");
+
+        setup.fake.mark_unplayed(&episode);
+        resync("one un-marked", 1);
+        assert_eq!(state(&shows_view, &episode), PlayState::default(), "{name}: un-marked");
+        assert!(state(&music_view, &track).played, "{name}");
+
+        setup.fake.mark_played(&episode); // no date left: marked now, it leads
+        let other = setup.fake.ids(&movies_view, Kind::Movie)[2].clone();
+        setup.fake.play(&other);
+        setup.fake.mark_unplayed(&other);
+        setup.fake.play(&other); // played again: a new date
+        resync("re-played", 1);
+        assert!(state(&shows_view, &episode).played && state(&movies_view, &other).played, "{name}");
+        assert_eq!(state(&movies_view, &other).play_count, 1, "{name}");
+
+        resync("unchanged again", 0);
+        setup.assert_exact();
+    }
+}
+
+/// Many plays between runs take more pages of the played listing (50 a
+/// page), down to the last run's newest play and no further; a user kept
+/// from an earlier run that the server no longer knows (a reinstalled
+/// server: same name, new id) is looked up again, once.
+#[test]
+fn many_plays_take_more_pages_and_a_gone_user_is_looked_up_again() {
+    for behaviour in Behaviour::ALL {
+        let name = behaviour.name();
+        let setup = Setup::new(behaviour);
+        let view = setup.fake.add_movies("Movies", 150);
+        let movies = setup.fake.ids(&view, Kind::Movie);
+        setup.synced();
+        setup.synced();
+        for movie in &movies[..120] {
+            setup.fake.play(movie);
+        }
+        let before = setup.fake.requests();
+        setup.synced();
+        let made = setup.fake.requests() - before;
+        println!("{name}: 120 plays: {made} requests");
+        assert!(made <= 4 + 2, "{name}: {made} requests: the views, 3 played pages, 2 for the library");
+        let number = setup.store.find_library("den", &view).unwrap().unwrap();
+        let played = |id: &str| setup.store.item(number, id).unwrap().unwrap().item.play_state.unwrap_or_default();
+        assert!(movies[..120].iter().all(|movie| played(movie).played), "{name}: every play");
+        assert!(!played(&movies[120]).played, "{name}");
+
+        setup.fake.state().users.iter_mut().filter(|user| user.admin).for_each(|user| {
+            user.id = "0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f".into();
+        });
+        setup.fake.play(&movies[130]);
+        let report = setup.synced();
+        assert!(report.libraries.iter().all(|library| library.mode == "incremental"), "{name}: {report:#?}");
+        assert!(played(&movies[130]).played, "{name}: played as the user looked up again");
+        let before = setup.fake.requests();
+        setup.synced();
+        let made = setup.fake.requests() - before;
+        assert!(made <= 4, "{name}: {made} requests: the new id is kept");
+        setup.assert_exact();
+    }
+}
+
+/// An un-marking is found by absence from the whole played listing, so a
+/// listing that holds fewer items than it counts (here emptied) un-marks
+/// nothing; the next run lists again and un-marks then.
+#[test]
+fn an_unmark_is_not_taken_from_a_played_listing_short_of_its_count() {
+    for behaviour in Behaviour::ALL {
+        let name = behaviour.name();
+        let setup = Setup::new(behaviour);
+        let view = setup.fake.add_movies("Movies", 30);
+        let movies = setup.fake.ids(&view, Kind::Movie);
+        for movie in &movies[..3] {
+            setup.fake.play(movie);
+        }
+        setup.synced();
+        setup.synced();
+        let number = setup.store.find_library("den", &view).unwrap().unwrap();
+        let played = |id: &str| setup.store.item(number, id).unwrap().unwrap().item.play_state.unwrap_or_default();
+        setup.fake.mark_unplayed(&movies[1]);
+        // The views, the played listing's first page, then the whole listing.
+        setup.fake.fail_at(setup.fake.requests() + 3, Failure::Emptied);
+        setup.synced();
+        assert!(movies[..3].iter().all(|movie| played(movie).played), "{name}: nothing un-marked on a short listing");
+        setup.synced();
+        assert!(!played(&movies[1]).played, "{name}: un-marked by the next run");
+        assert!(played(&movies[0]).played && played(&movies[2]).played, "{name}");
+        setup.assert_exact();
+
+        // A store from before the played state was followed: no cursor.
+        let mut state = setup.store.server_state("den").unwrap();
+        state.played = None;
+        setup.store.write(|writer| writer.put_server_state("den", &state)).unwrap();
+        setup.fake.mark_unplayed(&movies[2]);
+        setup.synced();
+        assert!(!played(&movies[2]).played, "{name}: the first run with the played state reads it whole");
+        assert!(played(&movies[0]).played, "{name}");
     }
 }
 
@@ -338,9 +491,10 @@ fn interrupted_initial_sync_resumes_without_refetching() {
         let mut setup = Setup::new(behaviour);
         setup.retries = 1;
         setup.fake.add_movies("Movies", 1_000);
-        // Requests 1 and 2 find the user and the views, 3..5 fetch pages at
-        // 0, 100, 200; then the server breaks (each failure retried once).
-        setup.fake.fail_from(6, Failure::Status(500));
+        // Requests 1 and 2 find the user and the views, 3 the played items,
+        // 4..6 fetch pages at 0, 100, 200; then the server breaks (each
+        // failure retried once).
+        setup.fake.fail_from(7, Failure::Status(500));
         let report = setup.sync();
         assert!(!report.ok());
         assert!(report.libraries[0].error.as_deref().unwrap().contains("HTTP 500"), "{report:#?}");

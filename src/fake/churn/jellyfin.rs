@@ -31,6 +31,7 @@ impl JellyfinState {
             image_at: now,
             user_data_at: now,
             play_count: 0,
+            last_played: None,
             overview: String::new(),
             serial,
         });
@@ -194,6 +195,7 @@ impl Changing for JellyfinState {
             }),
             6 => self.change(&id, |item, now| {
                 item.play_count += 1;
+                item.last_played = Some(now);
                 item.user_data_at = now;
             }),
             7..=8 => self.remove(&id),

@@ -54,6 +54,7 @@ impl JellyfinState {
             image_at: created,
             user_data_at: created,
             play_count: 0,
+            last_played: None,
             overview: String::new(),
             serial,
         };

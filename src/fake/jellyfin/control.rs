@@ -153,10 +153,31 @@ impl Fake<JellyfinState> {
         });
     }
 
-    /// Plays an item: user data changes, the item is not saved.
+    /// Plays an item through: user data changes (one more play, last
+    /// played now), the item is not saved.
     pub fn play(&self, id: &str) {
         self.state().change(id, |item, now| {
             item.play_count += 1;
+            item.last_played = Some(now);
+            item.user_data_at = now;
+        });
+    }
+
+    /// Marks an item played as the apps' check mark does: one more play,
+    /// and an existing last played date kept (now only when there is none).
+    pub fn mark_played(&self, id: &str) {
+        self.state().change(id, |item, now| {
+            item.play_count += 1;
+            item.last_played = item.last_played.or(Some(now));
+            item.user_data_at = now;
+        });
+    }
+
+    /// Marks an item unplayed: no plays, no last played date.
+    pub fn mark_unplayed(&self, id: &str) {
+        self.state().change(id, |item, now| {
+            item.play_count = 0;
+            item.last_played = None;
             item.user_data_at = now;
         });
     }

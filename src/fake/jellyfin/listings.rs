@@ -139,6 +139,12 @@ pub(super) fn items_json<'p>(
             }
         },
     }
+    // The user's played state (both servers): played when the user data
+    // says so, whatever the date.
+    if let Some(played) = param("IsPlayed") {
+        let wanted = played.eq_ignore_ascii_case("true");
+        items.retain(|item| (item.play_count > 0) == wanted);
+    }
     let sort_by: Vec<String> =
         param("SortBy").unwrap_or("SortName").split(',').map(|name| name.trim().to_ascii_lowercase()).collect();
     let descending = param("SortOrder").is_some_and(|order| order.eq_ignore_ascii_case("Descending"));
@@ -148,6 +154,8 @@ pub(super) fn items_json<'p>(
             order = order.then_with(|| match field.as_str() {
                 "datecreated" => a.created.cmp(&b.created),
                 "name" | "sortname" => a.name.to_lowercase().cmp(&b.name.to_lowercase()),
+                // No date sorts first ascending, last descending.
+                "dateplayed" => a.last_played.cmp(&b.last_played),
                 _ => std::cmp::Ordering::Equal,
             });
         }
@@ -260,10 +268,8 @@ pub(super) fn item_json(state: &JellyfinState, item: &FakeItem, fields: &[String
     }
     if user_data {
         let mut user_data = json!({"PlaybackPositionTicks": 0, "PlayCount": item.play_count, "IsFavorite": false, "Played": item.play_count > 0, "Key": item.id});
-        // Only a played item has a last played date (playing is the only
-        // user-data change the fake makes).
-        if item.play_count > 0 {
-            user_data["LastPlayedDate"] = json!(iso_date(item.user_data_at));
+        if let Some(at) = item.last_played {
+            user_data["LastPlayedDate"] = json!(iso_date(at));
         }
         value.insert("UserData".into(), user_data);
     }

@@ -126,7 +126,11 @@ pub struct FakeItem {
     pub image_at: i64,
     /// When the user's data (play count, favourite) last changed.
     pub user_data_at: i64,
+    /// The user's play count; played when above 0 (a mark raises it too).
     pub play_count: u64,
+    /// The user's `LastPlayedDate`: set by a playback, kept by a mark
+    /// played when there is one, cleared by a mark unplayed.
+    pub last_played: Option<i64>,
     pub overview: String,
     pub(crate) serial: u64,
 }

@@ -178,6 +178,14 @@ pub fn parse_item(entry: Option<Entry>, listed: Kind, accepted: &[&str]) -> Resu
     Ok(item)
 }
 
+/// An entry of the played listing as its id and the user's played state;
+/// `None` when it has no id (nothing to apply it to). An entry without
+/// `UserData` reads as unplayed, which is what the server's filter denies.
+pub(super) fn played_entry(entry: Entry) -> Option<(String, PlayState)> {
+    let id = entry.id.as_str()?.to_string();
+    Some((id, entry.user_data.0.map(play_state).unwrap_or_default()))
+}
+
 /// The played state `UserData` holds; a count that is not a count reads as
 /// 0, and `Played` missing as "played at least once".
 fn play_state(user_data: UserData) -> PlayState {

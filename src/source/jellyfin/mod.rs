@@ -12,13 +12,13 @@ mod entry;
 use super::http::{Http, body_cap, encode};
 use super::lenient::{Entries, Flag, Object, Text};
 use super::{
-    ErrorKind, Order, Page, Position, Present, Source, SourceError, Stop, WaitObserver, filter_libraries, no_children,
-    unasked,
+    ErrorKind, Order, Page, PlayedPage, Position, Present, Source, SourceError, Stop, WaitObserver, filter_libraries,
+    no_children, unasked,
 };
 use crate::config::{JellyfinConfig, ServerConfig};
 use crate::model::{Kind, LibraryInfo, Nesting, Strategy};
 pub use entry::{Entry, format_date, parse_date, parse_item, read_page};
-use entry::{QueryResult, accepted_types, item_type, page_of};
+use entry::{QueryResult, accepted_types, item_type, page_of, played_entry};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
@@ -31,6 +31,11 @@ pub use crate::config::Flavor;
 /// Only the fields that end up in an `Item`: asking for more makes every
 /// page heavier for nothing.
 const FIELDS: &str = "Etag,DateCreated,SortName,ProviderIds,Path,ParentId";
+
+/// The types whose played state the played listing follows: the ones a
+/// play is recorded on (a series' or album's state follows its episodes'
+/// or tracks').
+const PLAYED_TYPES: &str = "Movie,Episode,Audio,MusicVideo,Video";
 
 /// Ids asked about per lookup: 100 Jellyfin ids (32 hex digits) make a
 /// query of about 3.4 KB, well inside the 8 KB request line Kestrel takes.
@@ -81,8 +86,12 @@ pub struct Jellyfin {
     authorization: String,
     user: Option<String>,
     libraries: Option<Vec<String>>,
-    /// The user whose views are synced, resolved on first use.
+    /// The user whose views are synced, resolved on first use or taken
+    /// from an earlier run (`assumed`).
     user_id: Mutex<Option<String>>,
+    /// Set while `user_id` came from an earlier run and no answer has
+    /// confirmed it yet: a rejected views listing resolves it again.
+    assumed: AtomicBool,
     /// Library id → collection type, from the last views listing: which item
     /// types a library's kinds stand for.
     collection_types: Mutex<HashMap<String, String>>,
@@ -105,6 +114,7 @@ impl Jellyfin {
             user: jellyfin.user.clone(),
             libraries: server.libraries.clone(),
             user_id: Mutex::new(None),
+            assumed: AtomicBool::new(false),
             collection_types: Mutex::new(HashMap::new()),
             query_routes: AtomicBool::new(false),
         }
@@ -200,6 +210,16 @@ impl Jellyfin {
         found.or(library.kinds.first()).copied().unwrap_or(Kind::Movie)
     }
 
+    /// The user's items route up to its first parameter: user-scoped, or
+    /// `/Items?UserId=` where the server has only that.
+    fn items_route(&self, user_id: &str) -> String {
+        if self.query_routes.load(Ordering::Relaxed) {
+            format!("/Items?UserId={}&", encode(user_id))
+        } else {
+            format!("/Users/{}/Items?", encode(user_id))
+        }
+    }
+
     /// The items of `types` (comma-separated server types) in a library,
     /// from `start`; `ids` (already encoded, comma-separated, or empty)
     /// keeps only those items, `saved_since` only those saved since then.
@@ -216,11 +236,7 @@ impl Jellyfin {
         size: u32,
         ids: &str,
     ) -> String {
-        let route = if self.query_routes.load(Ordering::Relaxed) {
-            format!("/Items?UserId={}&", encode(user_id))
-        } else {
-            format!("/Users/{}/Items?", encode(user_id))
-        };
+        let route = self.items_route(user_id);
         let mut path = format!(
             "{route}ParentId={}&Recursive=true&IncludeItemTypes={}&StartIndex={start}&Limit={size}",
             encode(&library.id),
@@ -255,6 +271,19 @@ impl Jellyfin {
         path
     }
 
+    /// The synced user's views, through the route the server has.
+    fn views(&self) -> Result<QueryResult<View>, SourceError> {
+        let user = encode(&self.user_id()?);
+        match self.get(&format!("/Users/{user}/Views"), 0) {
+            Err(err) if err.kind == ErrorKind::Rejected && self.flavor == Flavor::Jellyfin => {
+                let views = self.get(&format!("/UserViews?UserId={user}"), 0)?;
+                self.query_routes.store(true, Ordering::Relaxed);
+                Ok(views)
+            }
+            other => other,
+        }
+    }
+
     /// One page (or, `size` 0, the count) of a listing of `types`.
     fn listing(
         &self,
@@ -280,16 +309,17 @@ impl Source for Jellyfin {
     }
 
     fn libraries(&self) -> Result<Vec<LibraryInfo>, SourceError> {
-        let user_id = self.user_id()?;
-        let user = encode(&user_id);
-        let views: QueryResult<View> = match self.get(&format!("/Users/{user}/Views"), 0) {
-            Err(err) if err.kind == ErrorKind::Rejected && self.flavor == Flavor::Jellyfin => {
-                let views = self.get(&format!("/UserViews?UserId={user}"), 0)?;
-                self.query_routes.store(true, Ordering::Relaxed);
-                views
+        let views = match self.views() {
+            // The user kept from an earlier run may be gone (deleted, or
+            // the server reinstalled): resolve it again, once.
+            Err(err) if err.kind == ErrorKind::Rejected && self.assumed.swap(false, Ordering::Relaxed) => {
+                log::info!("{}: the user kept from the last run is unknown; looking it up again", self.describe());
+                *self.user_id.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+                self.views()?
             }
             other => other?,
         };
+        self.assumed.store(false, Ordering::Relaxed);
         let mut libraries = Vec::new();
         let mut types = HashMap::new();
         for view in views.items.0.into_iter().flatten() {
@@ -405,6 +435,33 @@ impl Source for Jellyfin {
             present.push(Present::read(parse_item(Some(entry), kind, accepted), id, &self.describe()));
         }
         Ok(present)
+    }
+
+    /// `IsPlayed=true` across the server, newest `DatePlayed` first: a
+    /// playback sets the last played date to now, so new plays lead; an
+    /// un-marking clears the date and lowers the count.
+    fn played(&self, start: u64, size: u32) -> Result<Option<PlayedPage>, SourceError> {
+        let route = self.items_route(&self.user_id()?);
+        let path = format!(
+            "{route}Recursive=true&IsPlayed=true&IncludeItemTypes={}&SortBy=DatePlayed&SortOrder=Descending\
+             &StartIndex={start}&Limit={size}&EnableUserData=true&EnableImages=false",
+            encode(PLAYED_TYPES)
+        );
+        let answer: QueryResult<Entry> = self.get(&path, size)?;
+        let entries = answer.items.0.into_iter().flatten().filter_map(played_entry).collect();
+        Ok(Some(PlayedPage { entries, total: answer.total.count() }))
+    }
+
+    fn known_user(&self) -> Option<String> {
+        self.user_id.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    fn assume_user(&self, id: &str) {
+        let mut cached = self.user_id.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if cached.is_none() {
+            *cached = Some(id.to_string());
+            self.assumed.store(true, Ordering::Relaxed);
+        }
     }
 
     fn requests(&self) -> u64 {
