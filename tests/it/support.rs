@@ -54,6 +54,7 @@ impl Setup {
             max_delete_share: self.max_delete_share,
             history: 5,
             page_size: self.page_size,
+            unchanged_runs: mediasync::sync::UnchangedRuns::Recorded,
         }
     }
 
