@@ -137,7 +137,7 @@ impl Subject {
             let (cost, _) = binary.measure(&self.config, &[command], || self.served.requests())?;
             print_cost(&label, items, run, &cost);
             if UNCHANGED_RUNS.contains(&run) {
-                overruns.check_unchanged(&label, run, &cost);
+                overruns.check_unchanged(&self.served, run, &cost);
             }
             if command == "sync" {
                 let export_bytes = self.check_exact(binary)?;
@@ -172,7 +172,7 @@ impl Subject {
             let cost = daemon.sync(|| self.served.requests())?;
             print_cost(label, items, run, &cost);
             if UNCHANGED_RUNS.contains(&run) {
-                overruns.check_unchanged(label, run, &cost);
+                overruns.check_unchanged(&self.served, run, &cost);
             }
             costs.push(cost);
             self.check_exact_with(binary, &self.daemon_config)?;
