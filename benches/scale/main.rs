@@ -7,7 +7,7 @@
 //! fsync-family calls, the peak memory and the time;
 //! after the first sync, the store's bytes per item beside the export's,
 //! and where the store's bytes go. Every sync is checked to leave an exact
-//! mirror. Needs `strace`.
+//! mirror, and held to its write budget (`budget`). Needs `strace`.
 //!
 //! Run: `cargo bench --bench scale`. Sizes: MEDIASYNC_BENCH_SIZES (Plex,
 //! default "5000,20000,50000"), MEDIASYNC_BENCH_JELLYFIN_ITEMS (per server,
