@@ -1,6 +1,5 @@
 //! What a sync costs, per source, through the release binary: for a first
-//! sync, an unchanged resync (twice: Jellyfin and Emby check their filter
-//! on the first), one edited item, and `status` alone (opening and closing
+//! sync, an unchanged resync (twice), one edited item, and `status` alone (opening and closing
 //! the store, which every one-shot command pays), then through a running
 //! daemon (the appliance's path: the store stays open) an unchanged resync
 //! twice and one edit, it prints the requests, the bytes dirtied, the
@@ -10,8 +9,9 @@
 //! mirror, and held to its write budget (`budget`). Needs `strace`.
 //!
 //! Run: `cargo bench --bench scale`. Sizes: MEDIASYNC_BENCH_SIZES (Plex,
-//! default "5000,20000,50000"), MEDIASYNC_BENCH_JELLYFIN_ITEMS (per server,
-//! default 3000), MEDIASYNC_BENCH_SPOTIFY_TRACKS (default 2000);
+//! default "5000,20000,50000"; empty: no Plex server),
+//! MEDIASYNC_BENCH_JELLYFIN_ITEMS (per server, default 3000),
+//! MEDIASYNC_BENCH_SPOTIFY_TRACKS (default 2000; 0: no Spotify account);
 //! MEDIASYNC_BENCH_CACHE_MIB sets `cache_mib`. Compare figures of one run:
 //! machines are noisy.
 
@@ -33,6 +33,11 @@ use std::path::{Path, PathBuf};
 /// One request per kind of the three libraries (1 + 3 + 3) plus the list,
 /// and the watch history's poll (one request when no play is new).
 const PLEX_UNCHANGED_BUDGET: u64 = 9;
+/// /Users and /Views, then per library (three) one changed listing across
+/// its kinds and one count through the filter: with the filter's check.
+const JELLYFIN_UNCHANGED_BUDGET: u64 = 2 + 2 * 3;
+/// One edited item may cost two requests more than an unchanged resync.
+const JELLYFIN_ONE_CHANGE_BUDGET: u64 = JELLYFIN_UNCHANGED_BUDGET + 2;
 const KIB: f64 = 1024.0;
 
 struct Subject {
@@ -85,10 +90,14 @@ fn main() -> Result<(), String> {
     }
     for behaviour in Behaviour::ALL {
         let subject = Subject::new(Served::jellyfin(behaviour, jellyfin_items), cache_mib)?;
+        let (first, costs) = subject.run_all(&binary, &mut overruns)?;
+        check_jellyfin_budget(behaviour, &costs)?;
+        stored.push(first);
+    }
+    if spotify_tracks > 0 {
+        let subject = Subject::new(Served::spotify(spotify_tracks)?, cache_mib)?;
         stored.push(subject.run_all(&binary, &mut overruns)?.0);
     }
-    let subject = Subject::new(Served::spotify(spotify_tracks)?, cache_mib)?;
-    stored.push(subject.run_all(&binary, &mut overruns)?.0);
 
     print_store_sizes(&stored);
     print_where_the_bytes_go(&stored);
@@ -305,6 +314,38 @@ fn print_where_the_bytes_go(stored: &[Stored]) {
     }
 }
 
+/// Fails when a Jellyfin/Emby resync asked more than its budget: the
+/// unchanged ones (by the CLI and through the daemon) and the one edit.
+fn check_jellyfin_budget(behaviour: Behaviour, costs: &[Cost]) -> Result<(), String> {
+    // The order of `run_all`: first sync, unchanged, unchanged again, one
+    // change, status alone, daemon unchanged, daemon again, daemon change.
+    let runs = [
+        "first sync",
+        "unchanged",
+        "unchanged again",
+        "one change",
+        "status alone",
+        "daemon unchanged",
+        "daemon again",
+        "daemon change",
+    ];
+    for (run, cost) in runs.iter().zip(costs) {
+        let budget = match *run {
+            "unchanged" | "unchanged again" | "daemon unchanged" | "daemon again" => JELLYFIN_UNCHANGED_BUDGET,
+            "one change" | "daemon change" => JELLYFIN_ONE_CHANGE_BUDGET,
+            _ => continue,
+        };
+        if cost.requests > budget {
+            return Err(format!(
+                "{}: the {run} run made {} requests for 3 libraries (budget {budget})",
+                behaviour.name(),
+                cost.requests
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn per_item(bytes: u64, items: u64) -> f64 {
     bytes as f64 / items.max(1) as f64
 }
@@ -324,8 +365,12 @@ fn setting(name: &str) -> Result<Option<usize>, String> {
     }
 }
 
+/// A comma-separated list of sizes; empty means none (no Plex server).
 fn sizes(name: &str, default: &str) -> Result<Vec<usize>, String> {
     let text = std::env::var(name).unwrap_or_else(|_| default.to_string());
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
     text.split(',')
         .map(|size| size.trim().parse().map_err(|_| format!("{name}={text}: not a list of numbers")))
         .collect()

@@ -34,6 +34,11 @@ impl Served {
     /// items in all, in the Plex server's proportions.
     pub fn jellyfin(behaviour: Behaviour, items: usize) -> Served {
         let fake = FakeJellyfin::start(behaviour, TOKEN);
+        // The server's clock is this machine's, as a real server's would be:
+        // else the daemon's check finds an offset of years and checks again
+        // after every run, two more requests the sync did not make.
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_secs());
+        fake.state().clock = i64::try_from(now).unwrap_or(i64::MAX);
         fake.add_movies("Movies", (items.saturating_mul(2) / 5).max(1));
         // One series = 1 + 2 seasons + 2*10 episodes = 23 items.
         fake.add_shows("Shows", (items.saturating_mul(2) / 5 / 23).max(1), 2, 10);

@@ -305,6 +305,20 @@ pub trait Source: Send + Sync {
     /// How many items of one kind the library holds, if the server says.
     fn count(&self, library: &LibraryInfo, kind: Kind) -> Result<Option<u64>, SourceError>;
 
+    /// One page, `start` entries in, of the items of every kind of a
+    /// `Strategy::ChangedSince` library saved at or after `since` (server
+    /// epoch seconds), in one listing: an unchanged library costs one
+    /// request, whatever its kinds. Each item carries its own kind. Sources
+    /// without a save-time filter refuse (`no_changed_since`).
+    fn changed(&self, library: &LibraryInfo, since: i64, start: u64, size: u32) -> Result<Page, SourceError>;
+
+    /// How many items of every kind the library holds, if the server says;
+    /// with `saved_since`, through the save-time filter (a filter that works
+    /// counts every item for a date before any save: the count that finds
+    /// deletions checks the filter too). Sources without the filter refuse
+    /// (`no_changed_since`).
+    fn count_library(&self, library: &LibraryInfo, saved_since: Option<i64>) -> Result<Option<u64>, SourceError>;
+
     /// Which of `ids` (stored items of `kind` that a complete walk of
     /// `library` did not see; at most `library.lookup_batch` of them) the
     /// library still holds. An id the answer does not hold is gone from the
@@ -359,6 +373,15 @@ pub fn unasked(at: &str, ids: &[String], anchor: Option<&str>, answered: &str) -
 /// children.
 pub fn no_children(source: &str, library: &LibraryInfo, parent: &str) -> SourceError {
     SourceError::new(ErrorKind::Rejected, format!("{source}: {}/{parent} has no children", library.id))
+}
+
+/// The answer of `Source::changed` and `Source::count_library` from a source
+/// with no save-time filter.
+pub fn no_changed_since(source: &str, library: &LibraryInfo) -> SourceError {
+    SourceError::new(
+        ErrorKind::Rejected,
+        format!("{source}: {} has no save-time filter to list changes by", library.id),
+    )
 }
 
 /// Keeps the libraries a `libraries = [...]` filter names (by title or id).

@@ -10,7 +10,7 @@ use super::lenient::{Entries, First, Int, Text};
 use super::plex_history;
 use super::{
     BadItem, ErrorKind, Order, Page, Position, Present, Source, SourceError, Stop, WaitObserver, filter_libraries,
-    no_children, unasked,
+    no_changed_since, no_children, unasked,
 };
 use crate::config::{PlexConfig, ServerConfig};
 use crate::model::{HISTORY, Item, Kind, LibraryInfo, Nesting, Strategy};
@@ -258,6 +258,14 @@ impl Source for Plex {
 
     fn children(&self, library: &LibraryInfo, parent: &str, _start: u64, _size: u32) -> Result<Page, SourceError> {
         Err(no_children(&self.describe(), library, parent))
+    }
+
+    fn changed(&self, library: &LibraryInfo, _since: i64, _start: u64, _size: u32) -> Result<Page, SourceError> {
+        Err(no_changed_since(&self.describe(), library))
+    }
+
+    fn count_library(&self, library: &LibraryInfo, _saved_since: Option<i64>) -> Result<Option<u64>, SourceError> {
+        Err(no_changed_since(&self.describe(), library))
     }
 
     fn count(&self, library: &LibraryInfo, kind: Kind) -> Result<Option<u64>, SourceError> {

@@ -103,6 +103,14 @@ impl<S: Source> Source for Retrying<S> {
         self.call(|| self.inner.count(library, kind))
     }
 
+    fn changed(&self, library: &LibraryInfo, since: i64, start: u64, size: u32) -> Result<Page, SourceError> {
+        self.call(|| self.inner.changed(library, since, start, size))
+    }
+
+    fn count_library(&self, library: &LibraryInfo, saved_since: Option<i64>) -> Result<Option<u64>, SourceError> {
+        self.call(|| self.inner.count_library(library, saved_since))
+    }
+
     fn lookup(
         &self,
         library: &LibraryInfo,
@@ -156,6 +164,12 @@ mod tests {
             unreachable!()
         }
         fn count(&self, _: &LibraryInfo, _: Kind) -> Result<Option<u64>, SourceError> {
+            unreachable!()
+        }
+        fn changed(&self, _: &LibraryInfo, _: i64, _: u64, _: u32) -> Result<Page, SourceError> {
+            unreachable!()
+        }
+        fn count_library(&self, _: &LibraryInfo, _: Option<i64>) -> Result<Option<u64>, SourceError> {
             unreachable!()
         }
         fn lookup(&self, _: &LibraryInfo, _: Kind, _: &[String], _: Option<&str>) -> Result<Vec<Present>, SourceError> {

@@ -141,10 +141,10 @@ pub struct RefusedDeletion {
 pub enum FilterCheck {
     #[default]
     Unverified,
-    /// Probed and honoured.
+    /// Checked (by an incremental run's count through it) and honoured.
     Works { checked_at: i64 },
     /// The server errors on, ignores or empties the filter: runs are full
-    /// passes until `full_every` after `checked_at`, then it is probed again.
+    /// passes until `full_every` after `checked_at`, then it is tried again.
     Unusable { checked_at: i64, reason: String },
 }
 

@@ -6,10 +6,10 @@
 
 use super::plan::{self, Plan};
 use super::report::run_record;
-use super::{Options, now_epoch, probe};
+use super::{Options, now_epoch};
 use crate::model::{Kind, LibraryInfo, Nesting, Strategy};
 use crate::source::{ErrorKind, Source, SourceError};
-use crate::store::records::{Checkpoint, Counters, LibraryState, Pass, RefusedDeletion, RunRecord};
+use crate::store::records::{Checkpoint, Counters, FilterCheck, LibraryState, Pass, RefusedDeletion, RunRecord};
 use crate::store::{Ending, Store, StoreError, Writer};
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -104,7 +104,7 @@ pub(super) struct Run<'a> {
 impl<'a> Run<'a> {
     /// Plans the run and prepares its checkpoint: the interrupted run's,
     /// resumed, or a new one for the planned pass. Commits nothing (`open`
-    /// does); fails only when probing the changed-since filter does.
+    /// does).
     pub(super) fn begin(
         source: &'a dyn Source,
         store: &'a Store,
@@ -301,10 +301,15 @@ pub(super) struct Closing {
 
 impl Closing {
     /// The run leaves the library's state as the store holds it but for
-    /// the run's stamps (its count, success time and changed-since cursor):
-    /// no checkpoint, error, full pass or filter verdict to record.
+    /// the run's stamps (`without_run_stamps`): no checkpoint, error, full
+    /// pass or unusable filter to record.
     pub(super) fn changes_only_stamps(&self) -> bool {
-        without_run_stamps(&self.state) == without_run_stamps(&self.as_stored)
+        // A changed-since cursor is worth recording once the listing since
+        // it holds stored items (saves that changed nothing, such as a
+        // library scan's): else every run would list them again.
+        let cursor_saves_nothing =
+            self.record.counters.unchanged == 0 || self.state.changed_since == self.as_stored.changed_since;
+        cursor_saves_nothing && without_run_stamps(&self.state) == without_run_stamps(&self.as_stored)
     }
 
     pub(super) fn write(&self, writer: &mut Writer<'_>) -> Result<(), StoreError> {
@@ -314,13 +319,20 @@ impl Closing {
     }
 }
 
+/// `state` without what every successful run stamps anew: its count, its
+/// success time, its changed-since cursor, and a filter found to work
+/// (only an unusable filter's verdict plans runs; that one is kept).
 fn without_run_stamps(state: &LibraryState) -> LibraryState {
-    LibraryState { runs: 0, last_success_at: None, changed_since: None, ..state.clone() }
+    let filter = match &state.filter {
+        FilterCheck::Works { .. } | FilterCheck::Unverified => FilterCheck::Unverified,
+        unusable @ FilterCheck::Unusable { .. } => unusable.clone(),
+    };
+    LibraryState { runs: 0, last_success_at: None, changed_since: None, filter, ..state.clone() }
 }
 
-/// The checkpoint of a new run of this pass. An incremental pass that would
-/// rely on a changed-since filter probes it first (`probe::check_filter`),
-/// and becomes a full reconcile if the filter is unusable.
+/// The checkpoint of a new run of this pass. (An incremental pass that
+/// relies on a changed-since filter checks it on the answers it fetches:
+/// `probe`.)
 fn new_checkpoint(
     source: &dyn Source,
     library: &LibraryInfo,
@@ -342,7 +354,6 @@ fn new_checkpoint(
     log::info!("{}/{}: {:?} pass ({reason})", state.server, library.id, pass);
     state.runs = state.runs.saturating_add(1);
     let started_as = pass;
-    let mut pass = pass;
     if strategy == Strategy::ChangedSince && server_started_at.is_none() {
         log::warn!(
             "{}/{}: {} sent no Date header, so this run cannot move the changed-since cursor (later runs fetch more, or walk whole libraries); check any proxy in front of it",
@@ -350,17 +361,6 @@ fn new_checkpoint(
             library.id,
             source.describe()
         );
-    }
-    if pass == Pass::Incremental && strategy == Strategy::ChangedSince {
-        let server_now = server_started_at.unwrap_or(now);
-        if let Some(reason) = probe::check_filter(source, library, options, state, server_now, now)? {
-            log::warn!(
-                "{}/{}: the server's changed-since filter cannot be relied on ({reason}); reconciling with a full pass",
-                state.server,
-                library.id
-            );
-            pass = Pass::Full;
-        }
     }
     let cursors = match pass {
         Pass::Full => BTreeMap::new(),

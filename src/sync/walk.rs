@@ -9,7 +9,7 @@
 //! (and its children fetched), and repeated once if its result still
 //! disagrees.
 
-use super::probe::FILTER_PROBE_PAST;
+use super::probe::{Counted, FILTER_PROBE_PAST};
 use super::report::kind_list;
 use super::run::{Failure, Run, clock_went_back};
 use super::{Signals, now_epoch};
@@ -43,6 +43,11 @@ impl Run<'_> {
                 continue;
             }
             match self.checkpoint.pass {
+                Pass::Incremental if self.filtered() => {
+                    if self.close_changed_pass()? == Counted::Agrees {
+                        return Ok(());
+                    }
+                }
                 Pass::Incremental => {
                     let mismatched = self.mismatched_kinds()?;
                     if mismatched.is_empty() {
@@ -98,6 +103,14 @@ impl Run<'_> {
     /// checkpoint; a page of an incremental walk that stores nothing is
     /// not committed (`commit_unless_unchanged`).
     fn page(&mut self, kind: Kind) -> Result<(), Failure> {
+        if self.filtered() && self.checkpoint.kind_index > 0 {
+            // A changed-since pass walks one listing across kinds and ends
+            // at once past the last kind: a checkpoint between kinds is an
+            // older version's walk of one kind at a time, walked again.
+            self.checkpoint.kind_index = 0;
+            next_kind_from_start(&mut self.checkpoint);
+            return Ok(());
+        }
         let checkpoint = &self.checkpoint;
         let pass = checkpoint.pass;
         let filtered = self.filtered();
@@ -123,7 +136,17 @@ impl Run<'_> {
         };
         let size = self.options.page_size;
         let asked = if overlap == 1 { size.saturating_add(1) } else { size };
-        let page = self.source.page(self.library, kind, order, position, asked)?;
+        let page = match order {
+            // One listing across the library's kinds, each item of its own.
+            Order::ChangedSince(since) => {
+                self.source.changed(self.library, since, position.offset(self.source)?, asked)?
+            }
+            _ => self.source.page(self.library, kind, order, position, asked)?,
+        };
+        let first_page = self.checkpoint.start == 0 && self.checkpoint.after.is_none();
+        if filtered && first_page && self.check_filter_ignored(page.total)? {
+            return Ok(());
+        }
         if self.checkpoint.server_started_at.is_none() {
             // A source that knew no clock before this answer: the run began
             // at this answer's, or later.
@@ -228,7 +251,11 @@ impl Run<'_> {
             if exhausted && append_only && !reached_cursor {
                 note_gap(state, checkpoint, kind, &page);
             }
-            if exhausted {
+            if exhausted && filtered {
+                // The changed listing held every kind: the walk is over.
+                checkpoint.kind_index = u32::try_from(checkpoint.kinds.len()).unwrap_or(u32::MAX);
+                next_kind_from_start(checkpoint);
+            } else if exhausted {
                 next_kind(checkpoint);
             } else {
                 checkpoint.last_id = page.items.last().and_then(entry_id).map(str::to_string);
@@ -278,7 +305,7 @@ impl Run<'_> {
     /// Kinds of this pass whose stored count differs from the server's. A
     /// history's never does: the server drops old plays, the store keeps
     /// them.
-    fn mismatched_kinds(&mut self) -> Result<Vec<Kind>, Failure> {
+    pub(super) fn mismatched_kinds(&mut self) -> Result<Vec<Kind>, Failure> {
         if self.append_only() {
             return Ok(Vec::new());
         }
@@ -336,6 +363,11 @@ fn note_gap(state: &mut LibraryState, checkpoint: &Checkpoint, kind: Kind, page:
 /// Moves the checkpoint on to the next kind of the pass.
 fn next_kind(checkpoint: &mut Checkpoint) {
     checkpoint.kind_index = checkpoint.kind_index.saturating_add(1);
+    next_kind_from_start(checkpoint);
+}
+
+/// The walk of the kind at `kind_index` starts from the top.
+fn next_kind_from_start(checkpoint: &mut Checkpoint) {
     checkpoint.start = 0;
     checkpoint.after = None;
     checkpoint.last_id = None;

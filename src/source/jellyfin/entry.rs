@@ -46,6 +46,13 @@ pub struct Entry {
     user_data: Object<UserData>,
 }
 
+impl Entry {
+    /// The server's `Type` of the entry, when it names one.
+    pub(super) fn item_type(&self) -> Option<&str> {
+        self.kind.as_str()
+    }
+}
+
 /// The synced user's `UserData` of an item.
 #[derive(Default, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]

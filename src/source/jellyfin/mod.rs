@@ -183,8 +183,26 @@ impl Jellyfin {
         item_type(types.get(&library.id).map(String::as_str), kind)
     }
 
-    /// The items of one kind of a library, from `start`; `ids` (already
-    /// encoded, comma-separated, or empty) keeps only those items.
+    /// The server types of every kind of the library, comma-separated: one
+    /// listing across kinds (`IncludeItemTypes` is a list on every version).
+    fn library_types(&self, library: &LibraryInfo) -> String {
+        let types: Vec<&str> = library.kinds.iter().map(|kind| self.item_type(library, *kind)).collect();
+        types.join(",")
+    }
+
+    /// The kind of the library an entry of a listing across kinds stands
+    /// for, by its `Type`; the first kind when the type is none of them
+    /// (then `parse_item` reports the entry as unreadable, naming its type).
+    fn kind_of(&self, library: &LibraryInfo, entry: Option<&Entry>) -> Kind {
+        let listed = entry.and_then(|entry| entry.item_type());
+        let found =
+            library.kinds.iter().find(|kind| listed.is_some_and(|name| self.item_type(library, **kind) == name));
+        found.or(library.kinds.first()).copied().unwrap_or(Kind::Movie)
+    }
+
+    /// The items of `types` (comma-separated server types) in a library,
+    /// from `start`; `ids` (already encoded, comma-separated, or empty)
+    /// keeps only those items, `saved_since` only those saved since then.
     /// Parameter names are PascalCase: Emby's spelling, which Jellyfin binds
     /// too (case-insensitively).
     #[allow(clippy::too_many_arguments)] // the listing's parameters, each one a query parameter
@@ -192,8 +210,8 @@ impl Jellyfin {
         &self,
         user_id: &str,
         library: &LibraryInfo,
-        kind: Kind,
-        order: Order,
+        types: &str,
+        saved_since: Option<i64>,
         start: u64,
         size: u32,
         ids: &str,
@@ -206,7 +224,7 @@ impl Jellyfin {
         let mut path = format!(
             "{route}ParentId={}&Recursive=true&IncludeItemTypes={}&StartIndex={start}&Limit={size}",
             encode(&library.id),
-            self.item_type(library, kind),
+            encode(types),
         );
         if !ids.is_empty() {
             path.push_str(&format!("&Ids={ids}"));
@@ -223,7 +241,7 @@ impl Jellyfin {
                 encode("DateCreated,SortName")
             ));
         }
-        if let Order::ChangedSince(since) = order {
+        if let Some(since) = saved_since {
             let since = encode(&format_date(since));
             path.push_str(&format!("&MinDateLastSaved={since}"));
             // Jellyfin 10.8 and 10.10 bind the wrong SQL parameter for
@@ -235,6 +253,21 @@ impl Jellyfin {
             }
         }
         path
+    }
+
+    /// One page (or, `size` 0, the count) of a listing of `types`.
+    fn listing(
+        &self,
+        library: &LibraryInfo,
+        types: &str,
+        saved_since: Option<i64>,
+        start: u64,
+        size: u32,
+    ) -> Result<(QueryResult<Entry>, String), SourceError> {
+        let user_id = self.user_id()?;
+        let path = self.items_path(&user_id, library, types, saved_since, start, size, "");
+        let answer = self.get(&path, size)?;
+        Ok((answer, format!("{}{path}", self.http.base())))
     }
 }
 
@@ -296,14 +329,13 @@ impl Source for Jellyfin {
         size: u32,
     ) -> Result<Page, SourceError> {
         let start = position.offset(self)?;
-        let user_id = self.user_id()?;
-        let path = self.items_path(&user_id, library, kind, order, start, size, "");
-        let answer = self.get(&path, size)?;
-        page_of(answer, kind, accepted_types(self.item_type(library, kind))).checked(
-            start,
-            size,
-            &format!("{}{path}", self.http.base()),
-        )
+        let saved_since = match order {
+            Order::ChangedSince(since) => Some(since),
+            Order::Stable | Order::NewestChanged | Order::NewestSince(_) => None,
+        };
+        let item_type = self.item_type(library, kind);
+        let (answer, at) = self.listing(library, item_type, saved_since, start, size)?;
+        page_of(answer, kind, accepted_types(item_type)).checked(start, size, &at)
     }
 
     fn children(&self, library: &LibraryInfo, parent: &str, _start: u64, _size: u32) -> Result<Page, SourceError> {
@@ -312,6 +344,27 @@ impl Source for Jellyfin {
 
     fn count(&self, library: &LibraryInfo, kind: Kind) -> Result<Option<u64>, SourceError> {
         Ok(self.page(library, kind, Order::Stable, Position::Offset(0), 0)?.total)
+    }
+
+    /// `IncludeItemTypes` naming every kind's type, with the save-time
+    /// filter: each entry is read as the kind its `Type` stands for.
+    fn changed(&self, library: &LibraryInfo, since: i64, start: u64, size: u32) -> Result<Page, SourceError> {
+        let (answer, at) = self.listing(library, &self.library_types(library), Some(since), start, size)?;
+        let items = answer
+            .items
+            .0
+            .into_iter()
+            .map(|entry| {
+                let kind = self.kind_of(library, entry.as_ref());
+                parse_item(entry, kind, accepted_types(self.item_type(library, kind)))
+            })
+            .collect();
+        Page { items, total: answer.total.count(), next: Default::default() }.checked(start, size, &at)
+    }
+
+    fn count_library(&self, library: &LibraryInfo, saved_since: Option<i64>) -> Result<Option<u64>, SourceError> {
+        let (answer, _) = self.listing(library, &self.library_types(library), saved_since, 0, 0)?;
+        Ok(answer.total.count())
     }
 
     /// The kind's listing with `Ids=`: the server keeps only those ids among
@@ -330,7 +383,7 @@ impl Source for Jellyfin {
         let user_id = self.user_id()?;
         let encoded: Vec<String> = ids.iter().map(|id| encode(id)).collect();
         let size = u32::try_from(ids.len()).unwrap_or(u32::MAX);
-        let path = self.items_path(&user_id, library, kind, Order::Stable, 0, size, &encoded.join(","));
+        let path = self.items_path(&user_id, library, self.item_type(library, kind), None, 0, size, &encoded.join(","));
         let answer: QueryResult<Entry> = self.get(&path, size)?;
         let at = format!("{}{path}", self.http.base());
         let returned = u64::try_from(answer.items.0.len()).unwrap_or(u64::MAX);

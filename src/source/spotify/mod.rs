@@ -16,6 +16,7 @@ use super::http::{DEFAULT_RETRY_AFTER, Http, MAX_WAIT, Reply, body_cap};
 use super::lenient::{Flag, Object, Text};
 use super::{
     Cause, ErrorKind, Order, Page, Position, Present, Source, SourceError, Stop, WaitObserver, filter_libraries,
+    no_changed_since,
 };
 use crate::config::{ServerConfig, SpotifyConfig};
 use crate::model::{HISTORY, Kind, LibraryInfo, Nesting, Strategy};
@@ -360,6 +361,14 @@ impl Source for Spotify<'_> {
             super::http::encode(parent)
         );
         children_of(self.get(&path, size)?, parent, start).checked(start, size, &format!("{}{path}", self.api.base()))
+    }
+
+    fn changed(&self, library: &LibraryInfo, _since: i64, _start: u64, _size: u32) -> Result<Page, SourceError> {
+        Err(no_changed_since(&self.describe(), library))
+    }
+
+    fn count_library(&self, library: &LibraryInfo, _saved_since: Option<i64>) -> Result<Option<u64>, SourceError> {
+        Err(no_changed_since(&self.describe(), library))
     }
 
     fn count(&self, library: &LibraryInfo, kind: Kind) -> Result<Option<u64>, SourceError> {
