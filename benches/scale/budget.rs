@@ -23,15 +23,12 @@ pub struct Overruns {
 }
 
 /// Why an unchanged run of this source is known to exceed its budget.
-pub fn known_overrun(served: &Served, run: &str) -> Option<&'static str> {
+pub fn known_overrun(served: &Served) -> Option<&'static str> {
     match served {
         Served::Spotify(_) => Some(
             "issue 13 point 2: Spotify's followed artists and playlists are walked whole every run and their pages commit seen marks",
         ),
-        Served::Jellyfin(..) if run == "unchanged" => Some(
-            "the first incremental run after the first sync records the changed-since filter's verdict, and a one-shot session that commits pays redb's allocator state at close",
-        ),
-        _ => None,
+        Served::Plex(_) | Served::Jellyfin(..) => None,
     }
 }
 
@@ -46,7 +43,7 @@ impl Overruns {
             cost.dirtied_bytes,
             cost.fsyncs
         );
-        match known_overrun(served, run) {
+        match known_overrun(served) {
             Some(why) => self.known.push(format!("{overrun}; known: {why}")),
             None => self.found.push(overrun),
         }
