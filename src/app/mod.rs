@@ -20,7 +20,7 @@ pub mod status;
 use crate::config::Config;
 use crate::source::{ErrorKind, Stop};
 use crate::store::{Store, TombstoneLimits};
-use crate::sync::{self, Libraries, Options, Selection, ServerReport, Signals};
+use crate::sync::{self, Libraries, Options, Selection, ServerReport, Signals, UnchangedRuns};
 pub use controls::ControlError;
 pub use live::{Live, Retry, RunOutcome, ServerSlot, SyncRequest, Wait};
 use reload::ReloadStatus;
@@ -194,6 +194,7 @@ impl App {
             max_delete_share: config.sync.max_delete_share,
             history: config.sync.history,
             page_size: server.page_size,
+            unchanged_runs: UnchangedRuns::Recorded,
         };
         let signals = Signals { stop: stop.flag(), yield_to };
         let report = sync::sync_libraries(name, source.as_ref(), &self.store, &options, selection, signals);

@@ -10,7 +10,7 @@ pub mod client;
 
 use crate::config::{self, Config, ConfigError};
 use crate::store::{Store, StoreError, StoreErrorKind, TombstoneLimits};
-use crate::sync::{self, Options};
+use crate::sync::{self, Options, UnchangedRuns};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -264,6 +264,7 @@ fn sync_command(args: &Args) -> Result<i32, CliError> {
             max_delete_share: config.sync.max_delete_share,
             history: config.sync.history,
             page_size: server.page_size,
+            unchanged_runs: UnchangedRuns::Unrecorded,
         };
         let report = sync::sync_server(&server.name, source.as_ref(), &store, &options, stop.flag());
         sync::compact_feed(&store, TombstoneLimits::new(config.store.max_tombstones, config.store.max_tombstone_age));

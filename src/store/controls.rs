@@ -37,7 +37,7 @@ impl Store {
             let mut table = txn.open_table(CONTROLS)?;
             table.insert(server, json.as_slice())?;
         }
-        txn.commit()?;
+        self.commit(txn)?;
         Ok(())
     }
 
@@ -61,7 +61,7 @@ impl Store {
                 reset = reset.saturating_add(1);
             }
         }
-        txn.commit()?;
+        self.commit(txn)?;
         Ok(reset)
     }
 }

@@ -93,7 +93,14 @@ macro_rules! from_redb {
     )*};
 }
 
-from_redb!(redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError, redb::CompactionError);
+from_redb!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::CompactionError,
+    redb::UpgradeError
+);
 
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

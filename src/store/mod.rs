@@ -25,6 +25,7 @@ use records::{LibraryState, RunRecord, ServerState};
 use redb::{Database, ReadableTable, ReadableTableMetadata};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tables::*;
 
 pub use compact::TombstoneLimits;
@@ -36,6 +37,8 @@ pub use writer::Writer;
 
 pub struct Store {
     db: Database,
+    /// Transactions committed since the store was opened (`commits`).
+    commits: AtomicU64,
 }
 
 /// How a `write_unless_unchanged` transaction ends.
@@ -94,7 +97,7 @@ pub struct Change {
 impl Store {
     /// Opens the store at `path`, creating it safely when it does not exist.
     pub fn open(path: &Path, cache_bytes: usize) -> Result<Store, StoreError> {
-        open::open_file(path, cache_bytes).map(|db| Store { db })
+        open::open_file(path, cache_bytes).map(|db| Store { db, commits: AtomicU64::new(0) })
     }
 
     /// A store held in memory only, gone when dropped: for work that needs
@@ -106,7 +109,7 @@ impl Store {
 
     /// A store on any backend (tests use memory and simulated power cuts).
     pub fn with_backend(backend: impl redb::StorageBackend, cache_bytes: usize) -> Result<Store, StoreError> {
-        open::open_backend(backend, cache_bytes).map(|db| Store { db })
+        open::open_backend(backend, cache_bytes).map(|db| Store { db, commits: AtomicU64::new(0) })
     }
 
     /// Runs `work` in one write transaction and commits it. Nothing `work`
@@ -119,8 +122,21 @@ impl Store {
             writer.finish()?;
             value
         };
-        txn.commit()?;
+        self.commit(txn)?;
         Ok(value)
+    }
+
+    /// Commits `txn`, counted by `commits`.
+    fn commit(&self, txn: redb::WriteTransaction) -> Result<(), StoreError> {
+        txn.commit()?;
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// How many write transactions this process committed on the store
+    /// since it opened it (opening's own commits aside).
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     /// `write` for work that may change nothing: it says so with
@@ -139,7 +155,7 @@ impl Store {
             (value, if wrote { Ending::Commit } else { ending })
         };
         match ending {
-            Ending::Commit => txn.commit()?,
+            Ending::Commit => self.commit(txn)?,
             Ending::Abort => txn.abort()?,
         }
         Ok(value)

@@ -90,7 +90,7 @@ impl Store {
             table.insert(server, json.as_slice())?;
             session
         };
-        txn.commit()?;
+        self.commit(txn)?;
         Ok(session)
     }
 }

@@ -41,6 +41,23 @@ pub struct Options {
     pub max_delete_share: f64,
     pub history: u32,
     pub page_size: u32,
+    pub unchanged_runs: UnchangedRuns,
+}
+
+/// Whether a server's sync that changed nothing (no commit, every library's
+/// state the same but for its run stamps) records its runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnchangedRuns {
+    /// The daemon: one commit of the runs' history and timestamps, which
+    /// the status page shows and the schedule reads (about 30 KiB).
+    Recorded,
+    /// A one-shot `mediasync sync`: nothing is committed, so closing the
+    /// store writes only its header. A commit would cost redb's allocator
+    /// state at close as well (about 1 MiB, `docs/power-loss.md`). The
+    /// store stays as the last run that changed something left it, which
+    /// is what a crash just before the closing commit leaves: the next run
+    /// plans from there, and asks for changes since that run.
+    Unrecorded,
 }
 
 pub fn now_epoch() -> i64 {
@@ -156,6 +173,7 @@ pub fn sync_libraries(
     if let Some(user) = store.server_state(server).ok().and_then(|state| state.user_id) {
         source.assume_user(&user);
     }
+    let commits_before = store.commits();
     let libraries = match source.libraries() {
         Ok(libraries) => {
             let mut libraries: Vec<LibraryInfo> = libraries
@@ -250,7 +268,15 @@ pub fn sync_libraries(
     // so the rest of the sync is due at once); the libraries it finished
     // still close.
     let over = !report.yielded;
-    if let Err(err) = record(report.first_error().map(str::to_string), &closings, over) {
+    let error = report.first_error().map(str::to_string);
+    let unchanged = over
+        && error.is_none()
+        && store.commits() == commits_before
+        && closings.iter().all(Closing::changes_only_stamps)
+        && store.server_state(server).is_ok_and(|state| state.last_error.is_none());
+    if unchanged && options.unchanged_runs == UnchangedRuns::Unrecorded {
+        log::info!("{server}: nothing changed; the store is left as it was (a one-shot sync records changes only)");
+    } else if let Err(err) = record(error, &closings, over) {
         let message = format!("could not record the end of the runs: {err}");
         log::error!("{server}: {message}");
         report.error.get_or_insert(message);

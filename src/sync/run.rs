@@ -9,7 +9,7 @@ use super::report::run_record;
 use super::{Options, now_epoch};
 use crate::model::{Kind, LibraryInfo, Nesting, Strategy};
 use crate::source::{ErrorKind, Source, SourceError};
-use crate::store::records::{Checkpoint, Counters, LibraryState, Pass, RefusedDeletion, RunRecord};
+use crate::store::records::{Checkpoint, Counters, FilterCheck, LibraryState, Pass, RefusedDeletion, RunRecord};
 use crate::store::{Ending, Store, StoreError, Writer};
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -87,6 +87,8 @@ pub(super) struct Run<'a> {
     /// since. Holds no checkpoint of its own: the run's is `checkpoint`.
     pub(super) state: LibraryState,
     pub(super) checkpoint: Checkpoint,
+    /// The library's state as the store held it when the run began.
+    as_stored: LibraryState,
     /// The store holds an interrupted run's checkpoint that this run does
     /// not resume: `open` replaces it at once.
     abandons_stored: bool,
@@ -114,6 +116,7 @@ impl<'a> Run<'a> {
     ) -> Result<Run<'a>, Failure> {
         let requests_base = source.requests();
         let now = now_epoch();
+        let as_stored = state.clone();
         let mut abandons_stored = false;
         let checkpoint = match state.checkpoint.take() {
             Some(mut checkpoint) => match plan::interrupted(&checkpoint, library, options.full) {
@@ -147,6 +150,7 @@ impl<'a> Run<'a> {
             options,
             number,
             state,
+            as_stored,
             abandons_stored,
             // Nothing yet for a new run; what earlier attempts took for a
             // resumed one.
@@ -255,7 +259,7 @@ impl<'a> Run<'a> {
     pub(super) fn finish(self) -> Closing {
         let now = now_epoch();
         let elapsed_ms = self.elapsed_ms();
-        let Run { library, options, number, mut state, checkpoint, .. } = self;
+        let Run { library, options, number, mut state, checkpoint, as_stored, .. } = self;
         // A run that started full walked every kind in its first pass, even
         // when a repair pass then walked only some of them again.
         let covered_all =
@@ -278,7 +282,7 @@ impl<'a> Run<'a> {
         state.last_error = None;
         state.refused = None;
         let record = run_record(&checkpoint, now, elapsed_ms, None);
-        Closing { number, state, record, history: options.history }
+        Closing { number, state, record, history: options.history, as_stored }
     }
 }
 
@@ -291,14 +295,39 @@ pub(super) struct Closing {
     state: LibraryState,
     record: RunRecord,
     history: u32,
+    /// The state the store held when the run began.
+    as_stored: LibraryState,
 }
 
 impl Closing {
+    /// The run leaves the library's state as the store holds it but for
+    /// the run's stamps (`without_run_stamps`): no checkpoint, error, full
+    /// pass or unusable filter to record.
+    pub(super) fn changes_only_stamps(&self) -> bool {
+        // A changed-since cursor is worth recording once the listing since
+        // it holds stored items (saves that changed nothing, such as a
+        // library scan's): else every run would list them again.
+        let cursor_saves_nothing =
+            self.record.counters.unchanged == 0 || self.state.changed_since == self.as_stored.changed_since;
+        cursor_saves_nothing && without_run_stamps(&self.state) == without_run_stamps(&self.as_stored)
+    }
+
     pub(super) fn write(&self, writer: &mut Writer<'_>) -> Result<(), StoreError> {
         writer.clear_seen(self.number)?;
         writer.append_run(self.number, &self.record, self.history)?;
         writer.put_state(self.number, &self.state)
     }
+}
+
+/// `state` without what every successful run stamps anew: its count, its
+/// success time, its changed-since cursor, and a filter found to work
+/// (only an unusable filter's verdict plans runs; that one is kept).
+fn without_run_stamps(state: &LibraryState) -> LibraryState {
+    let filter = match &state.filter {
+        FilterCheck::Works { .. } | FilterCheck::Unverified => FilterCheck::Unverified,
+        unusable @ FilterCheck::Unusable { .. } => unusable.clone(),
+    };
+    LibraryState { runs: 0, last_success_at: None, changed_since: None, filter, ..state.clone() }
 }
 
 /// The checkpoint of a new run of this pass. (An incremental pass that

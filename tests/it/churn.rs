@@ -88,6 +88,7 @@ fn sync_once(server: &dyn Server, store: &Store, page_size: u32, full: bool) -> 
         max_delete_share: 1.0,
         history: 5,
         page_size,
+        unchanged_runs: mediasync::sync::UnchangedRuns::Recorded,
     };
     sync::sync_server(&config.name, source.as_ref(), store, &options, &AtomicBool::new(false))
 }

@@ -209,3 +209,52 @@ fn sync_keeps_the_change_feed_within_max_tombstones() {
     assert_eq!(deletions, 2, "the newest two deletions are kept");
     assert!(store.compacted_through().unwrap() > 0);
 }
+
+/// A one-shot sync that finds nothing changed commits nothing: the store
+/// file is left byte for byte as it was (closing a store that committed
+/// nothing rewrites only redb's header, with the same bytes), and the
+/// status still shows the last run that changed something. A change is
+/// synced and recorded as before.
+#[test]
+fn an_unchanged_one_shot_sync_leaves_the_store_file_as_it_was() {
+    let fake = FakePlex::start(TOKEN);
+    fake.add_library_of(300);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), fake.url(), "");
+    let store = dir.path().join("catalog.redb");
+    for round in ["first", "second"] {
+        let output = run(&config, &["sync"]);
+        assert!(output.status.success(), "{round} sync: {}", text(&output.stderr));
+    }
+    let settled = std::fs::read(&store).unwrap();
+    let last_run = |config: &Path| {
+        let status = run(config, &["status"]);
+        assert!(status.status.success(), "{}", text(&status.stderr));
+        let document: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+        document["servers"][0]["libraries"][1]["last_run"].clone()
+    };
+    let recorded = last_run(&config);
+    assert!(recorded.is_object(), "the runs so far are recorded: {recorded}");
+
+    let output = run(&config, &["sync"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("home/1 (Movies): mode=incremental"), "{}", text(&output.stdout));
+    assert!(std::fs::read(&store).unwrap() == settled, "an unchanged one-shot sync changed the store file");
+    assert_eq!(last_run(&config), recorded, "the status shows the last run that changed something");
+
+    let movie = run(&config, &["export", "--server", "home"]);
+    let first_movie: serde_json::Value = text(&movie.stdout)
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .find(|line| line["kind"] == "movie")
+        .unwrap();
+    let key = first_movie["id"].as_str().unwrap().to_string();
+    fake.edit_title(&key, "Renamed by the server");
+    let output = run(&config, &["sync"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(std::fs::read(&store).unwrap() != settled, "the change was committed");
+    assert_ne!(last_run(&config), recorded, "a run that changed something is recorded");
+    let export = text(&run(&config, &["export", "--server", "home"]).stdout);
+    assert!(export.contains("Renamed by the server"), "the renamed movie is exported");
+    assert_eq!(export.lines().count(), fake.item_count());
+}

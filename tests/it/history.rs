@@ -48,6 +48,7 @@ fn options(page_size: u32) -> Options {
         max_delete_share: 0.5,
         history: 5,
         page_size,
+        unchanged_runs: mediasync::sync::UnchangedRuns::Recorded,
     }
 }
 

@@ -125,6 +125,7 @@ impl Target {
             max_delete_share: 0.5,
             history: 5,
             page_size: self.server.page_size,
+            unchanged_runs: mediasync::sync::UnchangedRuns::Recorded,
         };
         sync::sync_server("hostile", source.as_ref(), &self.store, &options, &Default::default())
     }

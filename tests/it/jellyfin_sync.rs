@@ -87,6 +87,7 @@ impl Setup {
             max_delete_share: 0.5,
             history: 5,
             page_size: self.page_size,
+            unchanged_runs: mediasync::sync::UnchangedRuns::Recorded,
         }
     }
 

@@ -72,6 +72,45 @@ fn an_unchanged_resync_commits_once_and_an_edit_once_more() {
     setup.assert_exact();
 }
 
+/// A one-shot sync that changes nothing commits nothing (closing the store
+/// then writes only redb's header), unless it has something to record: the
+/// error a failed sync left is cleared by the next success, and an edit is
+/// committed as by the daemon.
+#[test]
+fn a_one_shot_sync_that_changes_nothing_commits_nothing_but_clears_an_error() {
+    let disk = crate::disk::SimulatedDisk::new(&[]);
+    let mut setup = Setup::new();
+    setup.store = Store::with_backend(SyncOnGrow::new(disk.clone()), 4 << 20).unwrap();
+    setup.fake.add_library_of(600);
+    assert_ok(&setup.sync());
+    let runs_before = setup.store.runs(1).unwrap().len();
+    let before = disk.syncs();
+    assert_ok(&setup.sync_one_shot(TOKEN));
+    assert_eq!(disk.syncs() - before, 0, "an unchanged one-shot sync commits nothing");
+    assert_eq!(setup.store.runs(1).unwrap().len(), runs_before, "its run is not recorded");
+    setup.assert_exact();
+
+    let failed = setup.sync_with("not-the-token", false, false);
+    assert!(failed.error.is_some(), "the wrong token fails the sync");
+    assert!(setup.store.server_state("home").unwrap().last_error.is_some(), "the failure is recorded");
+    let before = disk.syncs();
+    assert_ok(&setup.sync_one_shot(TOKEN));
+    assert_eq!(disk.syncs() - before, 1, "the success that clears the error is committed");
+    assert_eq!(setup.store.server_state("home").unwrap().last_error, None);
+    let before = disk.syncs();
+    assert_ok(&setup.sync_one_shot(TOKEN));
+    assert_eq!(disk.syncs() - before, 0, "unchanged again: nothing committed");
+
+    let movie = setup.fake.keys("1", Kind::Movie).into_iter().next().unwrap();
+    setup.fake.edit_title(&movie, "Edited for a one-shot sync");
+    let before = disk.syncs();
+    assert_ok(&setup.sync_one_shot(TOKEN));
+    assert_eq!(disk.syncs() - before, 2, "the edited page, then the bookkeeping");
+    // The run that cleared the error and the run that stored the edit.
+    assert_eq!(setup.store.runs(1).unwrap().len(), runs_before + 2, "the runs that changed something are recorded");
+    setup.assert_exact();
+}
+
 #[test]
 fn additions_edits_and_deletions_are_mirrored() {
     let setup = Setup::new();

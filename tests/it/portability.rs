@@ -124,9 +124,11 @@ fn stores_written_on_x86_64_read_identically_here() {
     for fixture in FIXTURES {
         let copy = dir.path().join(fixture);
         std::fs::copy(data(fixture), &copy).unwrap();
+        assert_eq!(redb_file_formats(&copy), [2, 2], "{fixture} was written with redb's file format v2");
         let moved = Store::open(&copy, CACHE).unwrap();
         assert_eq!(snapshot(&moved), expected, "{fixture} reads differently on {}", std::env::consts::ARCH);
         drop(moved);
+        assert_eq!(redb_file_formats(&copy), [3, 3], "{fixture} is upgraded to redb's file format v3 on open");
         let reopened = Store::open(&copy, CACHE).unwrap();
         assert_eq!(snapshot(&reopened), expected, "{fixture} reads differently once reopened");
     }
@@ -135,6 +137,15 @@ fn stores_written_on_x86_64_read_identically_here() {
     let local = Store::open(&dir.path().join("local.redb"), CACHE).unwrap();
     workload(&local);
     assert_eq!(snapshot(&local), expected);
+    drop(local);
+    assert_eq!(redb_file_formats(&dir.path().join("local.redb")), [3, 3], "a new store is made with file format v3");
+}
+
+/// The file format version in each of the redb header's two commit slots
+/// (redb 2.6's layout: slots of 128 bytes from byte 64, the version first).
+fn redb_file_formats(path: &std::path::Path) -> [u8; 2] {
+    let bytes = std::fs::read(path).unwrap();
+    [bytes[64], bytes[64 + 128]]
 }
 
 /// Stores made before the change feed's tombstones were indexed (both

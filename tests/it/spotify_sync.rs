@@ -78,6 +78,7 @@ impl Setup {
             max_delete_share: 0.5,
             history: 5,
             page_size: 50,
+            unchanged_runs: mediasync::sync::UnchangedRuns::Recorded,
         };
         sync::sync_server(NAME, source.as_ref(), &self.store, &options, &AtomicBool::new(false))
     }

@@ -85,6 +85,7 @@ impl Running {
             max_delete_share: 0.9,
             history: 5,
             page_size: 50,
+            unchanged_runs: mediasync::sync::UnchangedRuns::Recorded,
         };
         let report = mediasync::sync::sync_server(
             "home",

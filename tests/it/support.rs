@@ -54,10 +54,23 @@ impl Setup {
             max_delete_share: self.max_delete_share,
             history: 5,
             page_size: self.page_size,
+            unchanged_runs: mediasync::sync::UnchangedRuns::Recorded,
         }
     }
 
     pub fn sync_with(&self, token: &str, full: bool, force: bool) -> ServerReport {
+        self.sync_as(token, &self.options(full, force))
+    }
+
+    /// An incremental sync as a one-shot `mediasync sync` makes it: a sync
+    /// that changes nothing is not recorded.
+    pub fn sync_one_shot(&self, token: &str) -> ServerReport {
+        let options =
+            Options { unchanged_runs: mediasync::sync::UnchangedRuns::Unrecorded, ..self.options(false, false) };
+        self.sync_as(token, &options)
+    }
+
+    fn sync_as(&self, token: &str, options: &Options) -> ServerReport {
         let stop = Arc::new(Stop::new());
         let source = Retrying::new(
             Plex::new(&self.server(token), &self.plex(token), Duration::from_secs(10), &stop),
@@ -70,14 +83,7 @@ impl Setup {
         );
         // The catalog: the watch history has its own scenarios (`history`).
         let signals = Signals { stop: &AtomicBool::new(false), yield_to: None };
-        sync::sync_libraries(
-            "home",
-            &source,
-            &self.store,
-            &self.options(full, force),
-            Libraries::Catalog.into(),
-            signals,
-        )
+        sync::sync_libraries("home", &source, &self.store, options, Libraries::Catalog.into(), signals)
     }
 
     pub fn sync(&self) -> ServerReport {
