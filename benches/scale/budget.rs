@@ -26,7 +26,7 @@ pub struct Overruns {
 pub fn known_overrun(served: &Served) -> Option<&'static str> {
     match served {
         Served::Spotify(_) => Some(
-            "issue 13 point 2: Spotify's followed artists and playlists are walked whole every run and their pages commit seen marks",
+            "issue 13 point 1 (Spotify): Spotify's followed artists and playlists are walked whole every run and their pages commit seen marks",
         ),
         Served::Plex(_) | Served::Jellyfin(..) => None,
     }
