@@ -5,7 +5,6 @@
 //! by default, off in the appliance binary).
 
 pub mod app;
-pub mod artwork;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -18,7 +18,6 @@ pub struct RawConfig {
     pub status: RawStatus,
     #[serde(default)]
     pub daemon: RawDaemon,
-    pub artwork: Option<super::artwork::RawArtwork>,
 }
 
 #[derive(Deserialize)]

@@ -18,7 +18,6 @@ mod history;
 mod hostile;
 pub mod jellyfin;
 pub mod plex;
-pub mod png;
 mod query;
 pub mod sockets;
 pub mod spotify;

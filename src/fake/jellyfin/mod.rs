@@ -13,7 +13,6 @@
 
 mod catalog;
 mod control;
-mod images;
 mod listings;
 mod notify;
 mod quick_connect;
