@@ -5,6 +5,7 @@
 //! by default, off in the appliance binary).
 
 pub mod app;
+pub mod artwork;
 pub mod cli;
 pub mod config;
 pub mod daemon;

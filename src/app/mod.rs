@@ -29,6 +29,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, RwLock, RwLockWriteGuard};
 use std::time::Duration;
 
+/// The longest artwork pass after one sync of a server.
+const ARTWORK_PASS: Duration = Duration::from_secs(10 * 60);
+
 pub struct App {
     /// The config in force; a reload replaces it whole, so a reader holds
     /// one consistent version (`config()`).
@@ -197,7 +200,31 @@ impl App {
         let report = sync::sync_libraries(name, source.as_ref(), &self.store, &options, selection, signals);
         let store = &config.store;
         sync::compact_feed(&self.store, TombstoneLimits::new(store.max_tombstones, store.max_tombstone_age));
+        if let Some(artwork) = &config.artwork {
+            self.mirror_artwork(server, artwork, config.sync.timeout, stop);
+        }
         Ok(report)
+    }
+
+    /// The artwork pass after a server's sync: its metadata is committed, so
+    /// nothing here holds it up; at most `ARTWORK_PASS` long, so the next
+    /// sync is never long delayed (the rest follows after it).
+    fn mirror_artwork(
+        &self,
+        server: &crate::config::ServerConfig,
+        artwork: &crate::config::ArtworkConfig,
+        timeout: Duration,
+        stop: &Arc<Stop>,
+    ) {
+        if stop.is_set() {
+            return;
+        }
+        let budget = crate::artwork::Budget { deadline: std::time::Instant::now().checked_add(ARTWORK_PASS) };
+        let recheck = crate::artwork::Recheck::Missing;
+        match crate::artwork::mirror_server(&self.store, server, artwork, timeout, stop, recheck, budget) {
+            Ok(report) => log::info!("{}", report.summary_line(&server.name)),
+            Err(err) => log::warn!("{}: the artwork pass failed: {err}", server.name),
+        }
     }
 }
 

@@ -51,6 +51,9 @@ pub struct ServerStatus {
     /// Servers with a history (Plex, Spotify).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<HistoryStatus>,
+    /// With `[artwork]` on: the mirror's progress, validators seen, 304s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artwork: Option<crate::artwork::ArtworkStats>,
     /// Present when a running service made the document.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub running: Option<RunningStatus>,
@@ -259,6 +262,7 @@ fn servers(
             libraries: entries,
             account,
             history,
+            artwork: crate::artwork::stats_of(config, server),
             running: None,
         });
     }

@@ -4,6 +4,7 @@
 //! the exit code `main` returns. While a running daemon holds the store, the
 //! commands go through `client`.
 
+mod artwork;
 mod check;
 pub mod client;
 
@@ -28,6 +29,10 @@ commands:
   check
         each server with one request: reachable, token accepted, libraries
         found, clock offset; a table on stdout, exit 1 on any problem
+  check --artwork [--recheck] [--server NAME]
+        compare the artwork directory with the store and repair it (fetch
+        what is missing, remove what is stale); --recheck also revalidates
+        every image the server gave validators for (a 304 writes nothing)
   (sync, export and status go through the daemon's local API when
   `mediasync run` holds the store; check needs it for Spotify only)
   admin-token
@@ -125,6 +130,8 @@ struct Args {
     server: Option<String>,
     full: bool,
     force: bool,
+    /// `check --artwork` (repair) or `--recheck` (repair and revalidate).
+    artwork: Option<crate::artwork::Recheck>,
     // Read by the demo commands only.
     #[cfg_attr(not(feature = "demo"), allow(dead_code))]
     listen: Option<String>,
@@ -164,6 +171,10 @@ fn parse(args: &[String]) -> Result<Args, CliError> {
             }
             "--full" => parsed.full = true,
             "--force" => parsed.force = true,
+            "--artwork" => {
+                parsed.artwork.get_or_insert(crate::artwork::Recheck::Missing);
+            }
+            "--recheck" => parsed.artwork = Some(crate::artwork::Recheck::WithValidators),
             "--help" | "-h" | "help" => parsed.command = Some("help".into()),
             "--version" | "-V" => parsed.command = Some("version".into()),
             other if other.starts_with('-') => return Err(CliError::Usage(format!("unknown option {other}"))),
@@ -188,7 +199,10 @@ pub fn run(args: &[String]) -> Result<i32, CliError> {
         Some("sync") => sync_command(&args),
         Some("export") => export_command(&args),
         Some("status") => status_command(&args),
-        Some("check") => check::run(&load_config(&args)?),
+        Some("check") => match args.artwork {
+            Some(recheck) => artwork::run(&load_config(&args)?, args.server.as_deref(), recheck),
+            None => check::run(&load_config(&args)?),
+        },
         Some("admin-token") => admin_token_command(&args),
         #[cfg(feature = "demo")]
         Some("fake-plex") => fake_plex_command(&args),
@@ -256,6 +270,13 @@ fn sync_command(args: &Args) -> Result<i32, CliError> {
         sync::compact_feed(&store, TombstoneLimits::new(config.store.max_tombstones, config.store.max_tombstone_age));
         for library in &report.libraries {
             let _ = writeln!(stdout, "{}", sync::summary_line(&server.name, library));
+        }
+        if let Some(artwork) = &config.artwork {
+            let budget = crate::artwork::Budget { deadline: None };
+            let recheck = crate::artwork::Recheck::Missing;
+            let mirrored =
+                crate::artwork::mirror_server(&store, server, artwork, config.sync.timeout, &stop, recheck, budget)?;
+            let _ = writeln!(stdout, "{}", mirrored.summary_line(&server.name));
         }
         match &report.error {
             Some(error) => {

@@ -47,6 +47,7 @@ pub enum Problem {
         max: std::time::Duration,
     },
     NameUsedTwice(String),
+    Artwork(super::ArtworkProblem),
     NameMissing {
         position: usize,
     },
@@ -292,6 +293,7 @@ impl fmt::Display for Problem {
                 "[daemon] retry_backoff ({:?}) must be above zero and retry_backoff_max ({:?}) at least as long; the defaults are \"1m\" and \"1h\"",
                 first, max
             ),
+            Problem::Artwork(problem) => problem.fmt(f),
             Problem::NameUsedTwice(name) => {
                 write!(f, "[[server]] name \"{name}\" is used twice; give each server a unique name")
             }

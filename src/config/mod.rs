@@ -4,6 +4,7 @@
 //! carrying exactly its kind's keys. Everything that can be wrong with a
 //! config is found here, before any request is made; `error` says what.
 
+mod artwork;
 mod error;
 mod kinds;
 mod placeholders;
@@ -14,6 +15,7 @@ mod tests;
 mod validate;
 mod values;
 
+pub use artwork::{ArtworkConfig, ArtworkProblem};
 pub use error::{
     ConfigError, DurationKey, MediaServerKey, Problem, ScheduleProblem, SecretProblem, ServerProblem, UrlKey,
     UrlProblem,
@@ -39,6 +41,8 @@ pub struct Config {
     pub servers: Vec<ServerConfig>,
     pub status: StatusConfig,
     pub daemon: DaemonConfig,
+    /// `[artwork]`, when the artwork mirror is enabled.
+    pub artwork: Option<ArtworkConfig>,
 }
 
 impl Config {

@@ -18,6 +18,7 @@ pub struct RawConfig {
     pub status: RawStatus,
     #[serde(default)]
     pub daemon: RawDaemon,
+    pub artwork: Option<super::artwork::RawArtwork>,
 }
 
 #[derive(Deserialize)]

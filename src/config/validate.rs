@@ -22,8 +22,10 @@ pub fn config(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
     let sync = sync(raw.sync).map_err(invalid)?;
     let status = status(raw.status).map_err(invalid)?;
     let mut daemon = daemon(raw.daemon).map_err(invalid)?;
+    let artwork =
+        super::artwork::validate(raw.artwork, &store.path).map_err(|problem| invalid(Problem::Artwork(problem)))?;
     let servers = servers(raw.server, &mut daemon).map_err(invalid)?;
-    Ok(Config { path: path.to_path_buf(), store, sync, servers, status, daemon })
+    Ok(Config { path: path.to_path_buf(), store, sync, servers, status, daemon, artwork })
 }
 
 fn store(raw: RawStore) -> Result<StoreConfig, Problem> {

@@ -18,6 +18,7 @@ mod history;
 mod hostile;
 pub mod jellyfin;
 pub mod plex;
+pub mod png;
 mod query;
 pub mod sockets;
 pub mod spotify;

@@ -171,15 +171,14 @@ pub fn changes(app: &App, request: &Request) -> Response {
         let more = changes.len() == limit;
         let next = changes.last().map_or(since, |change| change.seq);
         let mut out = Vec::with_capacity(changes.len());
+        let mirrored = app.config().artwork.is_some();
         for change in changes {
             let (server, library_id) = libraries.get(&change.library).cloned().unwrap_or_default();
-            let item = if change.deleted {
-                Value::Null
-            } else {
-                app.store
-                    .item(change.library, &change.id)?
-                    .map_or(Value::Null, |stored| crate::export::line(&server, &library_id, &stored))
-            };
+            let stored = if change.deleted { None } else { app.store.item(change.library, &change.id)? };
+            let item = stored.as_ref().map_or(Value::Null, |stored| crate::export::line(&server, &library_id, stored));
+            let thumb = stored.as_ref().and_then(|stored| stored.item.thumb.as_deref()).filter(|_| mirrored);
+            let artwork =
+                thumb.map_or(Value::Null, |thumb| super::artwork::reference(&server, &library_id, &change.id, thumb));
             out.push(json!({
                 "seq": change.seq,
                 "op": if change.deleted { "delete" } else { "upsert" },
@@ -187,6 +186,7 @@ pub fn changes(app: &App, request: &Request) -> Response {
                 "library": library_id,
                 "id": change.id,
                 "item": item,
+                "artwork": artwork,
             }));
         }
         Ok::<_, crate::store::StoreError>(json!({ "changes": out, "next": next, "more": more }))

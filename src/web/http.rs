@@ -77,7 +77,7 @@ pub enum Body {
 pub struct Response {
     pub status: u16,
     pub content_type: &'static str,
-    pub headers: Vec<(HeaderName, &'static str)>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Body,
 }
 
@@ -94,7 +94,12 @@ impl Response {
         Response::json(status, &serde_json::json!({ "error": message, "status": status }))
     }
 
-    pub fn with_header(mut self, name: HeaderName, value: &'static str) -> Response {
+    pub fn with_header(self, name: HeaderName, value: &'static str) -> Response {
+        self.with_value(name, HeaderValue::from_static(value))
+    }
+
+    /// A header whose value is made at run time (an `ETag`).
+    pub fn with_value(mut self, name: HeaderName, value: HeaderValue) -> Response {
         self.headers.push((name, value));
         self
     }
@@ -114,7 +119,7 @@ impl Response {
         headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
         headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(NO_CONTENT_POLICY));
         for (name, value) in self.headers {
-            headers.insert(name, HeaderValue::from_static(value));
+            headers.insert(name, value);
         }
         answer
     }

@@ -6,12 +6,14 @@
 
 pub mod access;
 pub mod api;
+pub(crate) mod artwork;
 mod export;
 pub mod http;
 pub mod metrics;
 pub mod page;
 pub mod server;
 pub mod spotify;
+mod strip;
 
 use crate::app::{App, ControlError, SyncRequest};
 use access::Access;
@@ -60,6 +62,9 @@ fn route(app: &Arc<App>, access: &Access, request: &Request) -> Response {
         ["metrics"] => only(Method::GET, &|| metrics::render(app)),
         ["api", "status"] => only(Method::GET, &|| api::status(app)),
         ["api", "items"] => only(Method::GET, &|| api::items(app, request)),
+        ["api", "items", server, library, id, "artwork"] => {
+            only(Method::GET, &|| artwork::serve(app, request, server, library, id))
+        }
         ["api", "changes"] => only(Method::GET, &|| api::changes(app, request)),
         ["api", "history"] => only(Method::GET, &|| api::history(app, request)),
         ["api", "export"] => admin(Method::GET, &|| export::start(app, request)),

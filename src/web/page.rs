@@ -14,9 +14,9 @@ use std::fmt::Write;
 
 pub fn render(app: &App) -> Response {
     match app.status() {
-        Ok(document) => Response::new(200, "text/html; charset=utf-8", html(&document)).with_header(
+        Ok(document) => Response::new(200, "text/html; charset=utf-8", html(&document, &super::strip::recent(app))).with_header(
             hyper::header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'",
+            "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; img-src 'self'; frame-ancestors 'none'",
         ),
         Err(err) => Response::error(500, &format!("reading the store failed: {err}")),
     }
@@ -71,7 +71,8 @@ h2{font-size:17px;margin:0 0 6px;display:flex;gap:8px;align-items:center;flex-wr
 .failed,.disconnected{background:#ffd9d6}.paused{background:#fff1c2}.interrupted,.new{background:#eee}\
 table{border-collapse:collapse;width:100%;margin-top:8px;font-size:14px}td,th{text-align:left;padding:4px 6px;border-top:1px solid #eee;vertical-align:top}\
 button{font:inherit;padding:6px 12px;margin:4px 4px 0 0;border-radius:6px;border:1px solid #bbb;background:#fafafa}\
-progress{width:100%}.error{color:#a40000}#msg{min-height:1.2em}";
+progress{width:100%}.error{color:#a40000}#msg{min-height:1.2em}\
+.strip{display:flex;gap:8px;overflow-x:auto}.strip figure{margin:0;width:80px;font-size:12px}.strip img{border-radius:4px;display:block}";
 
 const SCRIPT: &str = "async function call(path,body){const h={};let t=sessionStorage.getItem('mediasync-token');\
 if(t)h['Authorization']='Bearer '+t;const o={method:'POST',headers:h};\
@@ -84,7 +85,7 @@ async function connect(s){const j=await call('/api/servers/'+encodeURIComponent(
 async function paste(i){const v=document.getElementById('paste'+i).value;\
 const j=await call('/api/spotify/callback','url='+encodeURIComponent(v));if(j&&j.ok)setTimeout(()=>location.reload(),800);}";
 
-pub fn html(document: &StatusDocument) -> String {
+pub fn html(document: &StatusDocument, strip: &str) -> String {
     let now = document.daemon.as_ref().map_or_else(crate::sync::now_epoch, |daemon| daemon.now);
     let busy = document.servers.iter().any(|server| {
         matches!(condition(server), ServerCondition::Syncing | ServerCondition::Queued | ServerCondition::Waiting)
@@ -113,6 +114,7 @@ pub fn html(document: &StatusDocument) -> String {
     for (index, server) in document.servers.iter().enumerate() {
         server_section(&mut out, server, index, now);
     }
+    out.push_str(strip);
     let _ = write!(
         out,
         "<p class=muted>JSON: <a href=/api/status>/api/status</a> · <a href=/metrics>/metrics</a> · <a href=/api/changes?limit=20>/api/changes</a> · /api/history?server=</p><script>{SCRIPT}</script></body></html>"
@@ -186,6 +188,9 @@ fn server_section(out: &mut String, server: &ServerStatus, index: usize, now: i6
     }
     if let Some(error) = &server.last_error {
         let _ = write!(out, "<div class=error>Failed: {}</div>", escape(error));
+    }
+    if let Some(artwork) = &server.artwork {
+        super::strip::progress_line(out, artwork);
     }
     if let Some(retry) = live.and_then(|live| live.retry.as_ref()).filter(|_| !paused) {
         let _ = write!(

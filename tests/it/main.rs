@@ -30,6 +30,10 @@
 //!   a quota wait holding it and the history first when it ends, a long
 //!   library sync making way for it, the page, `/api/history`, metrics
 //! - `cli`: the binary as a user runs it: configs, exit codes, SIGKILL resume
+//! - `artwork`: the artwork mirror against the simulated servers' images:
+//!   exact after adds, poster changes and deletions, zero image requests
+//!   unchanged, no torn image after SIGKILL, 304-only re-checks, the budget,
+//!   the artwork route, page and feed
 //! - `churn`: property tests: seeded syncs while every simulated server
 //!   changes between pages (some killed and resumed): nothing live dropped,
 //!   no deletion the server did not make, exact one quiet sync later
@@ -75,6 +79,7 @@
     reason = "test code: a panic is a failed test, and sizes and counts are small and known"
 )]
 
+mod artwork;
 mod browser;
 mod check;
 mod churn;

@@ -13,6 +13,7 @@
 
 mod catalog;
 mod control;
+mod images;
 mod listings;
 mod notify;
 mod quick_connect;

@@ -43,6 +43,11 @@ pub(super) fn handle(state: &Mutex<JellyfinState>, mut request: tiny_http::Reque
     if !delay.is_zero() {
         std::thread::sleep(delay);
     }
+    if let Some((status, mut headers, body, failure)) = super::images::answer(state, &request) {
+        headers.push(date_header(state.lock().map_or(0, |state| state.clock)));
+        crate::fake::hostile::send(request, status, headers, body, failure.as_ref());
+        return;
+    }
     let mut body = String::new();
     let _ = std::io::Read::read_to_string(&mut std::io::Read::take(request.as_reader(), 64 << 10), &mut body);
     let mut failure = None;

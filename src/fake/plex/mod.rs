@@ -13,6 +13,7 @@
 //! deleted (9), and `activity` notifications of section scans (`scan`).
 
 mod control;
+mod images;
 mod library;
 mod listings;
 mod serve;

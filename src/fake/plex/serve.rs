@@ -34,6 +34,11 @@ pub(super) fn handle(state: &Mutex<PlexState>, request: tiny_http::Request) {
     if !delay.is_zero() {
         std::thread::sleep(delay);
     }
+    if let Some((status, mut headers, body, failure)) = super::images::answer(state, &request) {
+        headers.push(date_header(state.lock().map_or(BASE_TIME, |state| state.clock)));
+        crate::fake::hostile::send(request, status, headers, body, failure.as_ref());
+        return;
+    }
     let mut failure = None;
     let answer = answer(state, &request, &mut failure);
     let clock = state.lock().map_or(BASE_TIME, |state| state.clock);

@@ -1,0 +1,386 @@
+//! The artwork mirror as a user runs it (the real binary against the
+//! simulated servers, which serve small real PNGs with each server's
+//! caching headers): after a sync every item with a marker has exactly one
+//! image, holding the server's current poster; an unchanged resync asks for
+//! no image, a new poster costs one request, deletions and a full
+//! reconcile leave the directory matching the store; a SIGKILL mid-download
+//! leaves no torn image; a forced re-check of unchanged images with
+//! validators costs only 304s and writes nothing; the budget holds.
+
+use crate::cli::{binary, run};
+use crate::support::TOKEN;
+use mediasync::artwork::{self, Budget, Recheck, files};
+use mediasync::fake::jellyfin::{Behaviour, FakeJellyfin};
+use mediasync::fake::plex::FakePlex;
+use mediasync::fake::png::{is_whole_png, poster, scaled};
+use mediasync::source::Stop;
+use mediasync::store::Store;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+const WIDTH: u32 = 300;
+
+/// Cases of the re-check scenario: `MEDIASYNC_ARTWORK_RECHECKS`, fewer under qemu.
+fn rechecks() -> usize {
+    std::env::var("MEDIASYNC_ARTWORK_RECHECKS").ok().and_then(|value| value.parse().ok()).unwrap_or(1000)
+}
+
+fn write_config(dir: &Path, server: &str, artwork: &str) -> PathBuf {
+    let path = dir.join("config.toml");
+    let text = format!(
+        "[store]\npath = \"{}\"\n\n[sync]\nretry_delay = \"5ms\"\nretries = 1\n\n[artwork]\nenabled = true\ndir = \"{}\"\nwidth = {WIDTH}\nper_minute = 60000\n{artwork}\n[[server]]\n{server}page_size = 50\n",
+        dir.join("catalog.redb").display(),
+        dir.join("art").display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn plex_server(fake: &FakePlex) -> String {
+    format!("name = \"home\"\nkind = \"plex\"\nurl = \"{}\"\ntoken = \"{TOKEN}\"\n", fake.url())
+}
+
+fn jellyfin_server(fake: &FakeJellyfin) -> String {
+    format!("name = \"den\"\nkind = \"jellyfin\"\nurl = \"{}\"\ntoken = \"{TOKEN}\"\n", fake.url())
+}
+
+fn sync(config: &Path, args: &[&str]) -> String {
+    let output = run(config, &[&["sync"], args].concat());
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    stdout
+}
+
+/// Every file of a server's image directory: name → bytes.
+fn files_of(dir: &Path, server: &str) -> BTreeMap<String, Vec<u8>> {
+    let dir = files::server_dir(&dir.join("art"), server);
+    let Ok(entries) = std::fs::read_dir(&dir) else { return BTreeMap::new() };
+    entries
+        .map(|entry| entry.unwrap())
+        .map(|entry| (entry.file_name().into_string().unwrap(), std::fs::read(entry.path()).unwrap()))
+        .collect()
+}
+
+/// The names the store asks for: one per item with a marker.
+fn stems_in_store(dir: &Path, server: &str) -> Vec<String> {
+    let store = Store::open(&dir.join("catalog.redb"), 4 << 20).unwrap();
+    let mut stems = Vec::new();
+    for (library, state) in store.libraries().unwrap() {
+        if state.server != server || state.library_id == mediasync::model::HISTORY {
+            continue;
+        }
+        store
+            .for_each_item(library, |stored| {
+                if let Some(thumb) = &stored.item.thumb {
+                    stems.push(files::stem(&state.library_id, &stored.item.id, thumb));
+                }
+                true
+            })
+            .unwrap();
+    }
+    stems.sort();
+    stems
+}
+
+/// The directory matches the store name for name, and every image is the
+/// server's current poster of some item, each one once.
+fn assert_exact(dir: &Path, server: &str, mut posters: Vec<Vec<u8>>) {
+    let on_disk = files_of(dir, server);
+    let mut stems: Vec<String> = on_disk.keys().map(|name| name.trim_end_matches(".png").to_string()).collect();
+    stems.sort();
+    assert_eq!(stems, stems_in_store(dir, server), "the directory and the store differ");
+    let mut images: Vec<Vec<u8>> = on_disk.into_values().collect();
+    images.sort();
+    posters.sort();
+    assert_eq!(images.len(), posters.len(), "one image per item with a marker");
+    assert!(images == posters, "an image is not the server's current poster");
+}
+
+fn plex_posters(fake: &FakePlex) -> Vec<Vec<u8>> {
+    let (width, height) = scaled(WIDTH);
+    let state = fake.state();
+    let items = state.sections.iter().flat_map(|section| section.items.iter());
+    items.map(|item| poster(&format!("{}:{}", item.rating_key, item.art_at), width, height)).collect()
+}
+
+fn jellyfin_posters(fake: &FakeJellyfin) -> Vec<Vec<u8>> {
+    let (width, height) = scaled(WIDTH);
+    let state = fake.state();
+    let items = state.views.iter().flat_map(|view| view.items.iter());
+    items.map(|item| poster(&format!("{}:{}", item.id, item.image_at), width, height)).collect()
+}
+
+fn photo_requests(fake: &FakePlex) -> usize {
+    fake.log().iter().filter(|entry| entry.path == "/photo/:/transcode").count()
+}
+
+#[test]
+fn plex_artwork_follows_adds_poster_changes_and_deletions() {
+    let fake = FakePlex::start(TOKEN);
+    let movies = fake.add_movies("Movies", 12);
+    fake.add_shows("Shows", 1, 2, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &plex_server(&fake), "");
+    let first = sync(&config, &[]);
+    assert!(first.contains("home: artwork wanted="), "{first}");
+    assert_exact(dir.path(), "home", plex_posters(&fake));
+    assert_eq!(photo_requests(&fake), fake.item_count(), "one image request per item");
+    let status = run(&config, &["status"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["servers"][0]["artwork"]["files"], fake.item_count());
+    assert_eq!(status["servers"][0]["artwork"]["pending"], 0);
+
+    fake.clear_log();
+    sync(&config, &[]);
+    assert_eq!(photo_requests(&fake), 0, "an unchanged resync asks for no image");
+
+    let keys = fake.keys(&movies, mediasync::model::Kind::Movie);
+    fake.replace_art(&keys[0]);
+    fake.clear_log();
+    sync(&config, &[]);
+    assert_eq!(photo_requests(&fake), 1, "a new poster costs one request");
+    assert_exact(dir.path(), "home", plex_posters(&fake));
+
+    fake.delete(&keys[1]);
+    fake.delete(&keys[2]);
+    fake.add_item(&movies, mediasync::model::Kind::Movie, "Arrival", None);
+    fake.clear_log();
+    sync(&config, &["--full"]);
+    assert_eq!(photo_requests(&fake), 1, "only the added movie's image is asked for");
+    assert_exact(dir.path(), "home", plex_posters(&fake));
+    assert!(!files_of(dir.path(), "home").values().any(|bytes| !is_whole_png(bytes)));
+
+    // `check --artwork` finds a lost image, a stray one and a leftover, and repairs.
+    let images = files::server_dir(&dir.path().join("art"), "home");
+    let lost = files_of(dir.path(), "home").into_keys().next().unwrap();
+    std::fs::remove_file(images.join(&lost)).unwrap();
+    std::fs::write(images.join("0123456789abcdef-0123456789abcdef.png"), b"stray").unwrap();
+    std::fs::write(images.join(".tmp-torn.png-1"), b"torn").unwrap();
+    fake.clear_log();
+    let output = run(&config, &["check", "--artwork"]);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(output.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("missing=1 stale=1 leftovers=1"), "{stdout}");
+    assert!(stdout.contains("home: artwork matches the store"), "{stdout}");
+    assert_eq!(photo_requests(&fake), 1, "only the lost image is fetched again");
+    assert_exact(dir.path(), "home", plex_posters(&fake));
+}
+
+#[test]
+fn a_sigkill_mid_download_leaves_no_torn_image() {
+    let fake = FakePlex::start(TOKEN);
+    fake.add_movies("Movies", 150);
+    let dir = tempfile::tempdir().unwrap();
+    // Wide images take a while to write: the kill lands among them.
+    let config = write_config(dir.path(), &plex_server(&fake), "");
+    let text = std::fs::read_to_string(&config).unwrap().replace("width = 300", "width = 2000");
+    std::fs::write(&config, text).unwrap();
+    fake.state().delay = Duration::from_millis(2);
+    let mut child =
+        binary().arg("--config").arg(&config).arg("sync").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while photo_requests(&fake) < 20 {
+        assert!(Instant::now() < deadline, "the artwork pass never started");
+        assert!(child.try_wait().unwrap().is_none(), "the sync ended before the kill");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let after_kill = files_of(dir.path(), "home");
+    let images: Vec<_> = after_kill.iter().filter(|(name, _)| !name.starts_with(".tmp-")).collect();
+    assert!(!images.is_empty(), "killed before any image was written");
+    for (name, bytes) in &images {
+        assert!(is_whole_png(bytes), "{name} is torn");
+    }
+    fake.state().delay = Duration::ZERO;
+    fake.clear_log();
+    sync(&config, &[]);
+    assert_eq!(photo_requests(&fake), fake.item_count() - images.len(), "the rerun resumes: only what is missing");
+    let after = files_of(dir.path(), "home");
+    assert!(!after.keys().any(|name| name.starts_with(".tmp-")), "leftovers were not cleaned");
+    assert_eq!(after.len(), fake.item_count());
+    assert!(after.values().all(|bytes| is_whole_png(bytes)));
+}
+
+/// A forced re-check of every image through the library, as `mediasync
+/// check --artwork --recheck` would.
+fn recheck(dir: &Path) -> artwork::ArtworkReport {
+    let config = mediasync::config::load(&dir.join("config.toml")).unwrap();
+    let store = Store::open(&dir.join("catalog.redb"), 4 << 20).unwrap();
+    let stop = Arc::new(Stop::new());
+    let artwork = config.artwork.as_ref().unwrap();
+    let budget = Budget { deadline: None };
+    artwork::mirror_server(
+        &store,
+        &config.servers[0],
+        artwork,
+        Duration::from_secs(30),
+        &stop,
+        Recheck::WithValidators,
+        budget,
+    )
+    .unwrap()
+}
+
+fn modified(dir: &Path, server: &str) -> BTreeMap<String, SystemTime> {
+    let dir = files::server_dir(&dir.join("art"), server);
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap())
+        .map(|entry| (entry.file_name().into_string().unwrap(), entry.metadata().unwrap().modified().unwrap()))
+        .collect()
+}
+
+#[test]
+fn jellyfin_12_rechecks_of_unchanged_images_cost_only_304s() {
+    let fake = FakeJellyfin::start(Behaviour::Jellyfin12, TOKEN);
+    fake.add_movies("Movies", rechecks());
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &jellyfin_server(&fake), "");
+    sync(&config, &[]);
+    assert_exact(dir.path(), "den", jellyfin_posters(&fake));
+    let before = modified(dir.path(), "den");
+    let report = recheck(dir.path());
+    assert_eq!(report.requests as usize, rechecks());
+    assert_eq!(report.not_modified as usize, rechecks(), "{report:?}");
+    assert_eq!((report.fetched, report.bytes_written), (0, 0));
+    assert_eq!(modified(dir.path(), "den"), before, "a 304 wrote something");
+    let stats = artwork::state::load_stats(&files::state_dir(&dir.path().join("art"), "den"));
+    assert_eq!(stats.etag_seen as usize, rechecks());
+    assert_eq!(stats.not_modified as usize, rechecks());
+    assert_eq!(stats.last_modified_seen, 0);
+
+    let ids = fake.ids(&fake.view_id("Movies"), mediasync::model::Kind::Movie);
+    fake.replace_image(&ids[0]);
+    fake.clear_log();
+    sync(&config, &[]);
+    let images = fake.log().iter().filter(|entry| entry.path.contains("/Images/")).count();
+    assert_eq!(images, 1, "a changed poster costs one request");
+    assert_exact(dir.path(), "den", jellyfin_posters(&fake));
+}
+
+#[test]
+fn jellyfin_10_11_revalidates_by_date_only_for_images_a_year_old() {
+    let fake = FakeJellyfin::start(Behaviour::Jellyfin10_11, TOKEN);
+    fake.add_movies("Movies", 20);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &jellyfin_server(&fake), "");
+    sync(&config, &[]);
+    assert_exact(dir.path(), "den", jellyfin_posters(&fake));
+    // Its ImageController answers 304 only for an If-Modified-Since over a
+    // year old: a recent image is sent again (and written again).
+    let fresh = recheck(dir.path());
+    assert_eq!((fresh.not_modified, fresh.fetched), (0, 20), "{fresh:?}");
+    fake.state().clock += 400 * 86_400;
+    let before = modified(dir.path(), "den");
+    let old = recheck(dir.path());
+    assert_eq!((old.not_modified, old.fetched), (20, 0), "{old:?}");
+    assert_eq!(modified(dir.path(), "den"), before);
+    let stats = artwork::state::load_stats(&files::state_dir(&dir.path().join("art"), "den"));
+    assert_eq!((stats.etag_seen, stats.last_modified_seen), (0, 40));
+    assert_eq!((stats.rechecks, stats.not_modified), (40, 20));
+}
+
+#[test]
+fn the_directory_stays_within_max_mib() {
+    let fake = FakePlex::start(TOKEN);
+    fake.add_movies("Movies", 12);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &plex_server(&fake), "max_mib = 1\n");
+    // 2000 px asks for 200×300 px posters of the fake: 180 KB each.
+    let text = std::fs::read_to_string(&config).unwrap().replace("width = 300", "width = 2000");
+    std::fs::write(&config, text).unwrap();
+    for pass in 0..2 {
+        fake.clear_log();
+        sync(&config, &[]);
+        let on_disk = files_of(dir.path(), "home");
+        let total: usize = on_disk.values().map(Vec::len).sum();
+        assert!(total <= 1 << 20, "{total} bytes on disk over a 1 MiB budget");
+        assert!(on_disk.len() >= 4, "the budget holds several images: {}", on_disk.len());
+        if pass == 1 {
+            assert_eq!(photo_requests(&fake), 0, "a full budget costs no request");
+        }
+    }
+    let stats = artwork::state::load_stats(&files::state_dir(&dir.path().join("art"), "home"));
+    assert!(stats.budget_full && stats.pending > 0, "{stats:?}");
+}
+
+#[test]
+fn an_image_cut_off_with_a_consistent_length_is_never_kept() {
+    let fake = FakePlex::start(TOKEN);
+    fake.add_movies("Movies", 6);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &plex_server(&fake), "");
+    fake.fail_path("/photo/:/transcode", mediasync::fake::plex::Failure::Truncated);
+    let first = sync(&config, &[]);
+    assert!(first.contains("the image was cut off"), "{first}");
+    assert!(files_of(dir.path(), "home").is_empty(), "a cut-off image was kept");
+    fake.heal();
+    sync(&config, &[]);
+    assert_exact(dir.path(), "home", plex_posters(&fake));
+}
+
+#[test]
+fn a_bad_artwork_value_is_refused_before_any_request() {
+    let fake = FakePlex::start(TOKEN);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &plex_server(&fake), "");
+    let text = std::fs::read_to_string(&config).unwrap().replace("width = 300", "width = 5");
+    std::fs::write(&config, text).unwrap();
+    let output = run(&config, &["sync"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("[artwork] width = 5"));
+    assert_eq!(fake.requests(), 0);
+}
+
+/// The value of header `name` in an answer's head.
+fn header_value(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.trim().eq_ignore_ascii_case(name).then(|| value.trim().to_string())
+    })
+}
+
+#[test]
+fn the_status_server_serves_mirrored_artwork_with_revalidation() {
+    use crate::daemon::{Daemon, free_address};
+    use crate::status_server::request;
+    let fake = FakePlex::start(TOKEN);
+    let movies = fake.add_movies("Movies", 5);
+    let dir = tempfile::tempdir().unwrap();
+    let address = free_address();
+    let config = write_config(dir.path(), &plex_server(&fake), "");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!("\n[status]\nlisten = \"{address}\"\n"));
+    std::fs::write(&config, text).unwrap();
+    let daemon = Daemon::start(&config, address, &[]);
+    daemon.wait_until("the artwork is mirrored", |_| files_of(dir.path(), "home").len() == fake.item_count());
+    let key = fake.keys(&movies, mediasync::model::Kind::Movie)[0].clone();
+    let target = format!("/api/items/home/{movies}/{key}/artwork");
+    let first = request(daemon.address, "GET", &target, &[]);
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert!(first.head_has("content-type: image/png") && first.head_has("cache-control: no-cache"), "{}", first.head);
+    assert!(first.body.starts_with("\u{fffd}PNG"), "not the image");
+    let etag = header_value(&first.head, "etag").expect("an ETag");
+    let again = request(daemon.address, "GET", &target, &[("If-None-Match", &etag)]);
+    assert_eq!((again.status, again.body.as_str()), (304, ""));
+    assert_eq!(header_value(&again.head, "etag").as_deref(), Some(etag.as_str()));
+    let absent = request(daemon.address, "GET", &format!("/api/items/home/{movies}/999999/artwork"), &[]);
+    assert_eq!(absent.status, 404);
+    let foreign = format!("GET {target} HTTP/1.1\r\nHost: evil.example\r\n\r\n");
+    let refused = crate::status_server::raw(daemon.address, foreign.as_bytes());
+    assert_eq!(refused.status, 421, "the Host check applies");
+    let feed = request(daemon.address, "GET", "/api/changes?since=0&limit=1000", &[]).json();
+    let entry = feed["changes"].as_array().unwrap().iter().find(|change| change["id"] == key.as_str()).unwrap().clone();
+    assert_eq!(entry["artwork"]["url"], target.as_str());
+    assert_eq!(entry["artwork"]["etag"], etag.as_str(), "the feed names the artwork's tag");
+    daemon.wait_until("the status shows the pass", |daemon| daemon.status()["servers"][0]["artwork"]["files"] == 5);
+    let page = request(daemon.address, "GET", "/", &[]);
+    assert!(page.body.contains("Artwork: 5 of 5 images"), "{}", page.body);
+    assert!(page.body.contains(&format!("src=\"/api/items/home/{movies}/")), "no strip: {}", page.body);
+    assert!(page.head_has("img-src 'self'"), "{}", page.head);
+    assert!(daemon.terminate().success());
+}
