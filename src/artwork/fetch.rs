@@ -1,8 +1,9 @@
 //! One resized image per request, never the original: Plex's photo
-//! transcoder, Jellyfin/Emby's image route with `maxWidth`. Credentials go
-//! in headers only, so the URLs logged and shown hold no secret. A re-check
-//! sends the validators the server gave (`If-None-Match`,
-//! `If-Modified-Since`); a 304 reads no body.
+//! transcoder, Jellyfin/Emby's image route with `maxWidth`, Spotify's listed
+//! size (the marker is its CDN URL, asked with no credential: the token
+//! never leaves the API host). Credentials go in headers only, so the URLs
+//! logged and shown hold no secret. A re-check sends the validators the
+//! server gave (`If-None-Match`, `If-Modified-Since`); a 304 reads no body.
 
 use crate::config::{Backend, ServerConfig};
 use crate::source::http::encode;
@@ -80,11 +81,14 @@ pub struct ImageClient {
 pub enum ImageRoute {
     PlexTranscoder,
     JellyfinImages,
+    /// The marker is the image's own `http(s)` URL on another host (a
+    /// CDN): asked as it is, with no credential.
+    Direct,
 }
 
 impl ImageClient {
-    /// `None` for a server whose images are not mirrored (Spotify).
-    pub fn new(server: &ServerConfig, width: u32, timeout: Duration, stop: &Arc<Stop>) -> Option<ImageClient> {
+    /// The image client of `server`.
+    pub fn new(server: &ServerConfig, width: u32, timeout: Duration, stop: &Arc<Stop>) -> ImageClient {
         let (base, credential, backend) = match &server.backend {
             Backend::Plex(plex) => {
                 (plex.url.clone(), Some(("X-Plex-Token", plex.token.clone())), ImageRoute::PlexTranscoder)
@@ -93,7 +97,7 @@ impl ImageClient {
                 let value = crate::source::jellyfin::authorization(&server.name, Some(&jellyfin.token));
                 (jellyfin.url.clone(), Some(("Authorization", value)), ImageRoute::JellyfinImages)
             }
-            Backend::Spotify(_) => return None,
+            Backend::Spotify(_) => (String::new(), None, ImageRoute::Direct),
         };
         let config = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
@@ -102,7 +106,7 @@ impl ImageClient {
             .build();
         let agent: ureq::Agent = config.into();
         stop.register(&agent);
-        Some(ImageClient {
+        ImageClient {
             agent,
             base: base.trim_end_matches('/').to_string(),
             credential,
@@ -110,7 +114,7 @@ impl ImageClient {
             width,
             stop: Arc::clone(stop),
             requests: 0,
-        })
+        }
     }
 
     pub fn requests(&self) -> u64 {
@@ -128,6 +132,7 @@ impl ImageClient {
                 let separator = if thumb.contains('?') { '&' } else { '?' };
                 format!("{thumb}{separator}maxWidth={width}")
             }
+            ImageRoute::Direct => thumb.to_string(),
         }
     }
 
@@ -137,6 +142,10 @@ impl ImageClient {
         let at = format!("{}{}", self.base, self.path_for(thumb));
         if self.stop.is_set() {
             return Err(FetchError::Stopped);
+        }
+        if self.backend == ImageRoute::Direct && !(at.starts_with("https://") || at.starts_with("http://")) {
+            // Not a URL the source would keep: nothing to ask for.
+            return Ok(Fetched::Missing);
         }
         self.requests = self.requests.saturating_add(1);
         let mut request = self.agent.get(&at).header("Accept", "image/*");
@@ -207,7 +216,7 @@ mod tests {
     fn resized_routes_carry_no_token() {
         let stop = Arc::new(Stop::new());
         let plex = server("name = \"p\"\nkind = \"plex\"\nurl = \"http://127.0.0.1:32400\"\ntoken = \"s3cr3t-token\"");
-        let client = ImageClient::new(&plex, 300, Duration::from_secs(5), &stop).unwrap();
+        let client = ImageClient::new(&plex, 300, Duration::from_secs(5), &stop);
         let path = client.path_for("/library/metadata/55/thumb/1579514152");
         assert_eq!(
             path,

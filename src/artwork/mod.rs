@@ -94,9 +94,7 @@ pub fn mirror_server(
     budget: Budget,
 ) -> Result<ArtworkReport, StoreError> {
     let mut report = ArtworkReport::default();
-    let Some(mut client) = ImageClient::new(server, artwork.width, timeout, stop) else {
-        return Ok(report);
-    };
+    let mut client = ImageClient::new(server, artwork.width, timeout, stop);
     let dir = files::server_dir(&artwork.dir, &server.name);
     let state_dir = files::state_dir(&artwork.dir, &server.name);
     let (mut on_disk, leftovers) = match scan_both(&dir, &state_dir) {
@@ -193,12 +191,9 @@ pub fn mirror_server(
 }
 
 /// A server's artwork counters as the last pass left them, for the status;
-/// `None` when the mirror is off or the server has no mirrored images.
+/// `None` when the mirror is off.
 pub fn stats_of(config: &crate::config::Config, server: &ServerConfig) -> Option<ArtworkStats> {
     let artwork = config.artwork.as_ref()?;
-    if server.kind() == crate::config::ServerKind::Spotify {
-        return None;
-    }
     Some(state::load_stats(&files::state_dir(&artwork.dir, &server.name)))
 }
 

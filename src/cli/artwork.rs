@@ -27,9 +27,6 @@ pub fn run(config: &Config, server: Option<&str>, recheck: Recheck) -> Result<i3
     let stop = Arc::new(crate::source::Stop::new());
     let mut all_exact = true;
     for entry in config.servers.iter().filter(|entry| server.is_none_or(|name| name == entry.name)) {
-        if entry.kind() == crate::config::ServerKind::Spotify {
-            continue;
-        }
         let before = artwork::compare(&store, entry, settings).map_err(|err| CliError::Failed(err.to_string()))?;
         let budget = Budget { deadline: None };
         let report = artwork::mirror_server(&store, entry, settings, config.sync.timeout, &stop, recheck, budget)?;

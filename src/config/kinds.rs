@@ -184,5 +184,7 @@ fn spotify(raw: &mut RawServer) -> Result<SpotifyConfig, ServerProblem> {
             Some(parse_url(&text).map_err(|problem| ServerProblem::Url { key: UrlKey::RedirectUri, text, problem })?)
         }
     };
-    Ok(SpotifyConfig { api_url, client_id, client_secret, accounts_url, redirect_uri })
+    // `validate::config` sets the width of `[artwork]`.
+    let image_width = super::DEFAULT_ARTWORK_WIDTH;
+    Ok(SpotifyConfig { api_url, client_id, client_secret, accounts_url, redirect_uri, image_width })
 }

@@ -15,7 +15,7 @@ mod tests;
 mod validate;
 mod values;
 
-pub use artwork::{ArtworkConfig, ArtworkProblem};
+pub use artwork::{ArtworkConfig, ArtworkProblem, DEFAULT_ARTWORK_WIDTH};
 pub use error::{
     ConfigError, DurationKey, MediaServerKey, Problem, ScheduleProblem, SecretProblem, ServerProblem, UrlKey,
     UrlProblem,

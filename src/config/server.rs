@@ -146,6 +146,9 @@ pub struct SpotifyConfig {
     /// The callback Spotify sends the browser back to; `None`: the status
     /// page's own `/spotify/callback` on 127.0.0.1 (see `web::spotify`).
     pub redirect_uri: Option<String>,
+    /// The image size picked of those an object lists: `[artwork] width`
+    /// (`DEFAULT_ARTWORK_WIDTH` with the mirror off), set with `[artwork]`.
+    pub image_width: u32,
 }
 
 pub const SPOTIFY_API_URL: &str = "https://api.spotify.com/v1";
@@ -189,6 +192,7 @@ impl fmt::Debug for SpotifyConfig {
             .field("client_secret", &self.client_secret.as_ref().map(|_| REDACTED))
             .field("accounts_url", &self.accounts_url)
             .field("redirect_uri", &self.redirect_uri)
+            .field("image_width", &self.image_width)
             .finish()
     }
 }

@@ -24,7 +24,14 @@ pub fn config(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
     let mut daemon = daemon(raw.daemon).map_err(invalid)?;
     let artwork =
         super::artwork::validate(raw.artwork, &store.path).map_err(|problem| invalid(Problem::Artwork(problem)))?;
-    let servers = servers(raw.server, &mut daemon).map_err(invalid)?;
+    let mut servers = servers(raw.server, &mut daemon).map_err(invalid)?;
+    if let Some(artwork) = &artwork {
+        for server in &mut servers {
+            if let super::Backend::Spotify(app) = &mut server.backend {
+                app.image_width = artwork.width;
+            }
+        }
+    }
     Ok(Config { path: path.to_path_buf(), store, sync, servers, status, daemon, artwork })
 }
 

@@ -13,6 +13,7 @@ use mediasync::artwork::{self, Budget, Recheck, files};
 use mediasync::fake::jellyfin::{Behaviour, FakeJellyfin};
 use mediasync::fake::plex::FakePlex;
 use mediasync::fake::png::{is_whole_png, poster, scaled};
+use mediasync::fake::spotify::{CLIENT_ID, CLIENT_SECRET, FakeSpotify, SCOPES, image_bytes};
 use mediasync::source::Stop;
 use mediasync::store::Store;
 use std::collections::BTreeMap;
@@ -66,8 +67,13 @@ fn files_of(dir: &Path, server: &str) -> BTreeMap<String, Vec<u8>> {
 
 /// The names the store asks for: one per item with a marker.
 fn stems_in_store(dir: &Path, server: &str) -> Vec<String> {
+    thumbs_in_store(dir, server).into_keys().collect()
+}
+
+/// The store's image markers by the name each asks for.
+fn thumbs_in_store(dir: &Path, server: &str) -> BTreeMap<String, String> {
     let store = Store::open(&dir.join("catalog.redb"), 4 << 20).unwrap();
-    let mut stems = Vec::new();
+    let mut stems = BTreeMap::new();
     for (library, state) in store.libraries().unwrap() {
         if state.server != server || state.library_id == mediasync::model::HISTORY {
             continue;
@@ -75,13 +81,12 @@ fn stems_in_store(dir: &Path, server: &str) -> Vec<String> {
         store
             .for_each_item(library, |stored| {
                 if let Some(thumb) = &stored.item.thumb {
-                    stems.push(files::stem(&state.library_id, &stored.item.id, thumb));
+                    stems.insert(files::stem(&state.library_id, &stored.item.id, thumb), thumb.clone());
                 }
                 true
             })
             .unwrap();
     }
-    stems.sort();
     stems
 }
 
@@ -383,4 +388,110 @@ fn the_status_server_serves_mirrored_artwork_with_revalidation() {
     assert!(page.body.contains(&format!("src=\"/api/items/home/{movies}/")), "no strip: {}", page.body);
     assert!(page.head_has("img-src 'self'"), "{}", page.head);
     assert!(daemon.terminate().success());
+}
+
+fn spotify_server(fake: &FakeSpotify) -> String {
+    format!(
+        "name = \"music\"\nkind = \"spotify\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\napi_url = \"{}\"\naccounts_url = \"{}\"\n",
+        fake.api_url(),
+        fake.accounts_url()
+    )
+}
+
+/// The directory matches the store name for name, and each image is the
+/// bytes the fake's CDN serves for the item's marker (its current picture).
+fn assert_spotify_exact(dir: &Path) -> BTreeMap<String, String> {
+    let thumbs = thumbs_in_store(dir, "music");
+    let on_disk = files_of(dir, "music");
+    let stems: Vec<&str> = on_disk.keys().map(|name| name.trim_end_matches(".png")).collect();
+    assert_eq!(stems, thumbs.keys().map(String::as_str).collect::<Vec<_>>(), "the directory and the store differ");
+    for (name, bytes) in &on_disk {
+        let thumb = &thumbs[name.trim_end_matches(".png")];
+        assert!(image_bytes(thumb).as_ref() == Some(bytes), "{name} is not the picture {thumb} names");
+    }
+    thumbs
+}
+
+fn image_requests(fake: &FakeSpotify) -> u64 {
+    fake.state().image_requests
+}
+
+#[test]
+fn spotify_artwork_follows_the_listed_images_without_the_token() {
+    let fake = FakeSpotify::start().unwrap();
+    fake.generate(12, 4, 5, 4, 14);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &spotify_server(&fake), "");
+    let refresh = fake.issue_refresh_token();
+    Store::open(&dir.path().join("catalog.redb"), 4 << 20)
+        .unwrap()
+        .update_session("music", |session| {
+            session.refresh_token = Some(refresh);
+            session.scope = Some(SCOPES.into());
+        })
+        .unwrap();
+    let first = sync(&config, &[]);
+    assert!(first.contains("music: artwork wanted="), "{first}");
+    let thumbs = assert_spotify_exact(dir.path());
+    assert_eq!(image_requests(&fake), thumbs.len() as u64, "one image request per item with a picture");
+    assert_eq!(fake.state().image_requests_with_credentials, 0, "the token went to the image host");
+    // The size closest to the width (300 of 640, 300, 64); a playlist's
+    // cover of unknown size, without the query that changes per listing.
+    assert!(thumbs.values().all(|thumb| thumb.contains("1e02") || thumb.contains("0000da84")), "{thumbs:?}");
+    assert!(thumbs.values().any(|thumb| thumb.contains("0000da84")), "no playlist cover: {thumbs:?}");
+    assert!(!thumbs.values().any(|thumb| thumb.contains('?')), "{thumbs:?}");
+    let status = run(&config, &["status"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["servers"][0]["artwork"]["files"], thumbs.len());
+
+    let before = image_requests(&fake);
+    sync(&config, &[]);
+    assert_eq!(image_requests(&fake), before, "an unchanged resync asks for no image");
+
+    let artists = fake.followed_artist_ids();
+    let artist_stem = |thumbs: &BTreeMap<String, String>, id: &str| {
+        let artists = thumbs.iter().filter(|(stem, _)| {
+            let artist = files::stem("artists", id, "");
+            stem.starts_with(artist.split('-').next().unwrap())
+        });
+        artists.map(|(stem, _)| stem.clone()).collect::<Vec<_>>()
+    };
+    let old = artist_stem(&thumbs, &artists[0]);
+    assert_eq!(old.len(), 1, "{thumbs:?}");
+    fake.replace_artist_image(&artists[0]);
+    let before = image_requests(&fake);
+    sync(&config, &[]);
+    assert_eq!(image_requests(&fake), before + 1, "a changed picture costs one request");
+    let thumbs = assert_spotify_exact(dir.path());
+    let new = artist_stem(&thumbs, &artists[0]);
+    assert_eq!(new.len(), 1);
+    assert_ne!(new, old, "the artist's image was not replaced");
+
+    fake.unfollow_artist(&artists[1]);
+    let before = image_requests(&fake);
+    sync(&config, &[]);
+    assert_eq!(image_requests(&fake), before, "a deletion asks for no image");
+    let thumbs = assert_spotify_exact(dir.path());
+    assert!(artist_stem(&thumbs, &artists[1]).is_empty(), "the unfollowed artist's image stayed");
+}
+
+/// `per_minute` spaces the image requests: n requests take at least n - 1
+/// intervals, so by the time the sync has ended at most 1 + elapsed /
+/// interval can have been sent (an upper bound that holds on any machine).
+#[test]
+fn per_minute_spaces_the_image_requests() {
+    let fake = FakePlex::start(TOKEN);
+    fake.add_movies("Movies", 8);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &plex_server(&fake), "");
+    let text = std::fs::read_to_string(&config).unwrap().replace("per_minute = 60000", "per_minute = 120");
+    std::fs::write(&config, text).unwrap();
+    let interval = Duration::from_millis(500);
+    let started = Instant::now();
+    sync(&config, &[]);
+    let elapsed = started.elapsed();
+    let requests = photo_requests(&fake);
+    assert_eq!(requests, fake.item_count(), "every image is fetched");
+    let most = 1 + elapsed.as_millis() / interval.as_millis();
+    assert!(requests as u128 <= most, "{requests} image requests in {elapsed:?}: more than one per {interval:?}");
 }

@@ -391,6 +391,7 @@ impl Server for Spotify {
             client_secret: Some(CLIENT_SECRET.into()),
             accounts_url: self.0.accounts_url(),
             redirect_uri: None,
+            image_width: mediasync::config::DEFAULT_ARTWORK_WIDTH,
         };
         ServerConfig { name: "music".into(), libraries: None, page_size, backend: Backend::Spotify(app) }
     }

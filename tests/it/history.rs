@@ -92,6 +92,7 @@ fn spotify_server(fake: &FakeSpotify) -> ServerConfig {
             client_secret: Some(CLIENT_SECRET.into()),
             accounts_url: fake.accounts_url(),
             redirect_uri: None,
+            image_width: mediasync::config::DEFAULT_ARTWORK_WIDTH,
         }),
     }
 }

@@ -95,6 +95,7 @@ impl Target {
             client_secret: Some(CLIENT_SECRET.into()),
             accounts_url: fake.accounts_url(),
             redirect_uri: None,
+            image_width: mediasync::config::DEFAULT_ARTWORK_WIDTH,
         });
         let target = Target::new("spotify", Box::new(fake), backend, 50);
         target.store.update_session("hostile", |session| session.refresh_token = Some(refresh)).unwrap();

@@ -52,6 +52,7 @@ impl Setup {
                 client_secret: Some(CLIENT_SECRET.into()),
                 accounts_url: self.fake.accounts_url(),
                 redirect_uri: None,
+                image_width: mediasync::config::DEFAULT_ARTWORK_WIDTH,
             }),
         }
     }

@@ -61,7 +61,7 @@ impl SpotifyState {
     /// lists first, as on Spotify. Returns its id.
     pub fn create_playlist(&mut self, name: &str, owner: &str, collaborative: bool, entries: usize) -> String {
         let now = self.tick();
-        let various = FakeArtist { id: spotify_id('a', 0), name: "Various".into() };
+        let various = FakeArtist { id: spotify_id('a', 0), name: "Various".into(), image: 0 };
         let album = self.new_album(None, vec![various]);
         let entries: Vec<PlaylistEntry> = (0..entries)
             .map(|_| PlaylistEntry {

@@ -25,6 +25,7 @@ impl SpotifyState {
         FakeArtist {
             id: spotify_id('a', serial),
             name: name.map_or_else(|| format!("Artist {serial}"), str::to_string),
+            image: 0,
         }
     }
 

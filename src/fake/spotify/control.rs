@@ -219,6 +219,20 @@ impl Fake<SpotifyState> {
         }
     }
 
+    /// The artist gets a new picture: new image URLs in the listing.
+    pub fn replace_artist_image(&self, id: &str) {
+        let mut state = self.state();
+        let artist = state.followed_artists.iter_mut().find(|artist| artist.id == id).expect("no such artist");
+        artist.image += 1;
+    }
+
+    /// The ids of the followed artists, as listed (in id order).
+    pub fn followed_artist_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.state().followed_artists.iter().map(|artist| artist.id.clone()).collect();
+        ids.sort();
+        ids
+    }
+
     pub fn unfollow_artist(&self, id: &str) {
         self.state().unfollow_artist_id(id);
     }

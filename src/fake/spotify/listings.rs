@@ -2,7 +2,8 @@
 //! artists, playlists and their entries, and library `contains`, paged by
 //! offset or by an `after` cursor as the real API pages them.
 
-use super::catalog::{hex_of, timestamp};
+use super::catalog::timestamp;
+use super::images::playlist_image;
 use super::serve::{Answer, Params, api_error, has_scope, param};
 use super::shapes::{album_json, artist_json, episode_json, local_json, object, track_json};
 use super::{FakeArtist, PlaylistItem, SpotifyState};
@@ -85,14 +86,8 @@ impl SpotifyState {
         let items = self.playlists.iter().skip(offset).take(limit).map(|playlist| {
             let owner = &playlist.owner;
             let href = format!("{base}/playlists/{}", playlist.id);
-            // Real image URLs are temporary: they differ on every listing.
-            let images: Vec<Value> = if playlist.entries.is_empty() {
-                Vec::new()
-            } else {
-                let image = hex_of(&playlist.id);
-                let url = format!("https://image-cdn-ak.spotifycdn.com/image/ab67706c0000da84{image}?t={listing}");
-                vec![json!({"height": null, "url": url, "width": null})]
-            };
+            let images =
+                if playlist.entries.is_empty() { json!([]) } else { playlist_image(base, &playlist.id, listing) };
             let display_name = if *owner == self.user_id { self.display_name.clone() } else { owner.to_uppercase() };
             let fields = json!({"collaborative": playlist.collaborative, "description": playlist.description,
                 "images": images, "items": {"href": format!("{href}/items"), "total": playlist.entries.len()},

@@ -18,16 +18,22 @@
 //! or client secret, single-use codes, `localhost` redirect URIs refused
 //! since November 2025), refresh tokens that rotate, are revoked (the
 //! 6-month expiry) or stay, and access tokens that expire. Tokens never
-//! reach the log.
+//! reach the log. Images: every artist, album, show and playlist lists its
+//! picture's URLs (`{url, width, height}`: three sizes, or for a playlist
+//! one of null size whose query changes on every listing), served on the
+//! same listener under `/image/` (the CDN's path) as small PNGs, with no
+//! token asked.
 
 mod accounts;
 mod catalog;
 mod control;
+mod images;
 mod listings;
 mod serve;
 mod shapes;
 
 pub(crate) use catalog::spotify_id;
+pub use images::image_bytes;
 
 use super::churn::Changes;
 pub use super::history::{SPOTIFY_WINDOW, SpotifyPlay};
@@ -63,6 +69,9 @@ pub struct Logged {
 pub struct FakeArtist {
     pub id: String,
     pub name: String,
+    /// The version of the artist's picture: a new picture is a new image
+    /// id, so new URLs (`replace_artist_image`).
+    pub image: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -185,6 +194,10 @@ pub struct SpotifyState {
     /// When set, the token endpoint answers this status (an outage).
     pub token_failure: Option<u16>,
     pub delay: Duration,
+    /// Requests for images (`/image/…`, the CDN's), and those of them that
+    /// carried an `Authorization` header (a token sent off the API host).
+    pub image_requests: u64,
+    pub image_requests_with_credentials: u64,
     requests: u64,
     token_requests: u64,
     violations: u64,

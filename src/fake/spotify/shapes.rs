@@ -3,18 +3,12 @@
 //! every object carries.
 
 use super::catalog::{encode, hex_of};
+use super::images::images;
 use super::listings::page;
 use super::{FakeAlbum, FakeArtist, FakeEpisode, FakeTrack};
 use serde_json::{Value, json};
 
 const MARKETS: [&str; 6] = ["AD", "AT", "BE", "DE", "GB", "US"];
-
-/// Stable image URLs in three sizes, like the CDN's.
-pub(super) fn images(prefix: &str, id: &str) -> Value {
-    let image = hex_of(id);
-    let image = |size: u32, kind: &str| json!({"height": size, "url": format!("https://i.scdn.co/image/{prefix}{kind}{image}"), "width": size});
-    json!([image(640, "b273"), image(300, "1e02"), image(64, "4851")])
-}
 
 /// An object with an id: its fields plus the href, uri and links all carry.
 pub(super) fn object(kind: &str, id: &str, base: &str, mut fields: Value) -> Value {
@@ -30,7 +24,7 @@ pub(super) fn artist_json(artist: &FakeArtist, base: &str, full: bool) -> Value 
     let popularity = artist.id.bytes().map(u64::from).sum::<u64>() % 100;
     let fields = if full {
         json!({"followers": {"href": null, "total": popularity * 1013}, "genres": ["indie rock"],
-            "images": images("ab676161000", &artist.id), "name": artist.name, "popularity": popularity})
+            "images": images(base, "ab676161000", &artist.id, artist.image), "name": artist.name, "popularity": popularity})
     } else {
         json!({"name": artist.name})
     };
@@ -41,7 +35,7 @@ pub(super) fn album_json(album: &FakeAlbum, base: &str, full: bool) -> Value {
     let artists: Vec<Value> = album.artists.iter().map(|artist| artist_json(artist, base, false)).collect();
     let mut fields = json!({
         "album_type": if album.total_tracks < 4 { "single" } else { "album" }, "artists": artists,
-        "available_markets": MARKETS, "images": images("ab67616d0000", &album.id), "is_playable": true,
+        "available_markets": MARKETS, "images": images(base, "ab67616d0000", &album.id, 0), "is_playable": true,
         "name": album.name, "release_date": album.release_date, "release_date_precision": "day",
         "total_tracks": album.total_tracks});
     if full {
@@ -85,7 +79,7 @@ pub(super) fn episode_json(episode: &FakeEpisode, base: &str, as_episode: bool) 
     let show_fields = json!({
         "available_markets": MARKETS, "copyrights": [], "description": format!("{}: a podcast", episode.show_name),
         "explicit": false, "html_description": format!("<p>{}: a podcast</p>", episode.show_name),
-        "images": images("ab6765630000", &episode.show_id), "is_externally_hosted": false, "languages": ["en"],
+        "images": images(base, "ab6765630000", &episode.show_id, 0), "is_externally_hosted": false, "languages": ["en"],
         "media_type": "audio", "name": episode.show_name, "publisher": "Fake Pods", "total_episodes": 120});
     let show = object("show", &episode.show_id, base, show_fields);
     let fields = if as_episode {

@@ -225,6 +225,7 @@ mod tests {
             client_secret: None,
             accounts_url: "https://accounts.example".into(),
             redirect_uri: None,
+            image_width: crate::config::DEFAULT_ARTWORK_WIDTH,
         };
         let url = authorize_url(&app, "http://127.0.0.1:8787/spotify/callback", "s1", Some("c1"));
         assert!(url.starts_with("https://accounts.example/authorize?client_id=abc&response_type=code"), "{url}");

@@ -6,6 +6,8 @@
 
 use super::super::lenient::{Entries, First, Int, Object, Text};
 use super::super::{BadItem, Next, Page};
+use super::image::{Image, closest};
+use crate::config::DEFAULT_ARTWORK_WIDTH;
 use crate::model::{Item, Kind};
 use serde::Deserialize;
 
@@ -54,6 +56,7 @@ pub struct Entry {
     track: Object<Playable>,
     album: Object<Playable>,
     item: Object<Playable>,
+    images: Entries<Image>,
 }
 
 /// A track, album or episode object.
@@ -71,6 +74,7 @@ struct Playable {
     track_number: Int,
     disc_number: Int,
     duration_ms: Int,
+    images: Entries<Image>,
 }
 
 #[derive(Default, Deserialize)]
@@ -84,27 +88,29 @@ struct Reference {
 struct AlbumReference {
     id: Text,
     release_date: Text,
+    images: Entries<Image>,
 }
 
 /// Reads a listing page of library `library` (`tracks`, `albums`,
 /// `artists`, `playlists`) from `body`, as `page` does: the parser the
-/// property tests feed.
+/// property tests feed. Image markers are read for the default width.
 pub fn read_page(body: impl std::io::Read, library: &str) -> Result<Page, serde_json::Error> {
     let paging = if library == "artists" {
         serde_json::from_reader::<_, Following>(body)?.artists.0.unwrap_or_default()
     } else {
         serde_json::from_reader(body)?
     };
-    Ok(page_of(paging, library))
+    Ok(page_of(paging, library, DEFAULT_ARTWORK_WIDTH))
 }
 
 /// Reads a page of a playlist's entries, `start` entries in, as `children`
 /// does.
 pub fn read_children(body: impl std::io::Read, playlist: &str, start: u64) -> Result<Page, serde_json::Error> {
-    Ok(children_of(serde_json::from_reader(body)?, playlist, start))
+    Ok(children_of(serde_json::from_reader(body)?, playlist, start, DEFAULT_ARTWORK_WIDTH))
 }
 
-pub(super) fn page_of(paging: Paging<Entry>, library: &str) -> Page {
+/// A listing page; `width` picks each item's image marker (`image::closest`).
+pub(super) fn page_of(paging: Paging<Entry>, library: &str, width: u32) -> Page {
     let items = paging
         .items
         .0
@@ -112,10 +118,10 @@ pub(super) fn page_of(paging: Paging<Entry>, library: &str) -> Page {
         .map(|entry| {
             let entry = entry.ok_or_else(|| BadItem { id: None, reason: "entry is not an object".into() })?;
             match library {
-                "tracks" => saved(entry.added_at, entry.track, Kind::Track),
-                "albums" => saved(entry.added_at, entry.album, Kind::Album),
-                "artists" => artist(entry),
-                _ => playlist(entry),
+                "tracks" => saved(entry.added_at, entry.track, Kind::Track, width),
+                "albums" => saved(entry.added_at, entry.album, Kind::Album, width),
+                "artists" => artist(entry, width),
+                _ => playlist(entry, width),
             }
         })
         .collect();
@@ -130,13 +136,13 @@ pub(super) fn page_of(paging: Paging<Entry>, library: &str) -> Page {
     Page { items, total: paging.total.count(), next }
 }
 
-pub(super) fn children_of(paging: Paging<Entry>, playlist: &str, start: u64) -> Page {
+pub(super) fn children_of(paging: Paging<Entry>, playlist: &str, start: u64, width: u32) -> Page {
     let items = paging
         .items
         .0
         .into_iter()
         .zip(0u64..)
-        .map(|(entry, n)| playlist_entry(entry.unwrap_or_default(), playlist, start.saturating_add(n)))
+        .map(|(entry, n)| playlist_entry(entry.unwrap_or_default(), playlist, start.saturating_add(n), width))
         .collect();
     let next = if paging.next.as_str().is_some() { Next::Offset } else { Next::End };
     Page { items, total: paging.total.count(), next }
@@ -151,8 +157,9 @@ fn year(release_date: &Text) -> Option<i32> {
     release_date.as_str()?.get(..4)?.parse().ok()
 }
 
-/// A saved track or album: `{added_at, track|album}`.
-fn saved(added_at: Text, object: Object<Playable>, kind: Kind) -> Result<Item, BadItem> {
+/// A saved track or album: `{added_at, track|album}`. A track's image is
+/// its album's.
+fn saved(added_at: Text, object: Object<Playable>, kind: Kind, width: u32) -> Result<Item, BadItem> {
     let field = if kind == Kind::Track { "track" } else { "album" };
     let Some(object) = object.0 else {
         return Err(BadItem { id: None, reason: format!("no {field} object (no longer available)") });
@@ -170,6 +177,7 @@ fn saved(added_at: Text, object: Object<Playable>, kind: Kind) -> Result<Item, B
             let album = object.album.0.unwrap_or_default();
             item.parent_id = album.id.read("album.id").map_err(bad)?;
             item.year = year(&album.release_date);
+            item.thumb = closest(album.images, width);
             item.index = object.track_number.get();
             item.parent_index = object.disc_number.get();
             item.duration_ms = object.duration_ms.get();
@@ -178,24 +186,27 @@ fn saved(added_at: Text, object: Object<Playable>, kind: Kind) -> Result<Item, B
             let artist = object.artists.0.unwrap_or_default();
             item.parent_id = artist.id.read("artists.id").map_err(bad)?;
             item.year = year(&object.release_date);
+            item.thumb = closest(object.images, width);
         }
     }
     Ok(item)
 }
 
-fn artist(entry: Entry) -> Result<Item, BadItem> {
+fn artist(entry: Entry, width: u32) -> Result<Item, BadItem> {
     let unusable = |reason: String| BadItem { id: None, reason };
     let id = entry.id.read("id").map_err(unusable)?.ok_or_else(|| unusable("no id".into()))?;
     let bad = |reason: String| BadItem { id: Some(id.clone()), reason };
     let title = entry.name.read("name").map_err(bad)?.unwrap_or_default();
     let mut item = Item::new(id.clone(), Kind::Artist, title, 0);
     item.guid = entry.uri.read("uri").map_err(bad)?;
+    item.thumb = closest(entry.images, width);
     Ok(item)
 }
 
-/// A playlist: `snapshot_id` is its version, kept as the marker. The image
-/// URLs are left out: they are temporary and change on every listing.
-fn playlist(entry: Entry) -> Result<Item, BadItem> {
+/// A playlist: `snapshot_id` is its version, kept as the marker. Its image
+/// URLs are temporary and change between listings: the image marker is the
+/// URL without its query (`image::closest`).
+fn playlist(entry: Entry, width: u32) -> Result<Item, BadItem> {
     let unusable = |reason: String| BadItem { id: None, reason };
     let id = entry.id.read("id").map_err(unusable)?.ok_or_else(|| unusable("no id".into()))?;
     let bad = |reason: String| BadItem { id: Some(id.clone()), reason };
@@ -205,14 +216,16 @@ fn playlist(entry: Entry) -> Result<Item, BadItem> {
     item.parent_id = entry.owner.0.unwrap_or_default().id.read("owner.id").map_err(bad)?;
     item.guid = entry.uri.read("uri").map_err(bad)?;
     item.marker = Some(snapshot);
+    item.thumb = closest(entry.images, width);
     Ok(item)
 }
 
 /// A playlist entry at `position`: its id is the playlist's, '/', and the
 /// zero-padded position, so entries sort in playlist order and the same
 /// track may appear twice. An entry is always stored: what cannot be read
-/// of it (a field too long, a wrong type) is left out.
-fn playlist_entry(entry: Entry, playlist: &str, position: u64) -> Result<Item, BadItem> {
+/// of it (a field too long, a wrong type) is left out. Its image is its
+/// album's (a track, a legacy-shaped episode) or its own (an episode).
+fn playlist_entry(entry: Entry, playlist: &str, position: u64, width: u32) -> Result<Item, BadItem> {
     // `item` since 2026; `track` before.
     let object = entry.item.0.or(entry.track.0);
     let kind = match object.as_ref().and_then(|object| object.kind.as_str()) {
@@ -228,6 +241,8 @@ fn playlist_entry(entry: Entry, playlist: &str, position: u64) -> Result<Item, B
     item.added_at = added_at;
     item.guid = object.uri.read("uri").ok().flatten();
     item.duration_ms = object.duration_ms.get();
+    let album_images = object.album.0.map(|album| album.images).unwrap_or_default();
+    item.thumb = closest(album_images, width).or_else(|| closest(object.images, width));
     Ok(item)
 }
 
@@ -246,24 +261,24 @@ mod tests {
             json!({"added_at": "2024-05-01T10:00:00Z", "track": {"id": "t1", "name": "Song", "uri": "spotify:track:t1",
             "album": {"id": "a1", "release_date": "1999-01-01"}, "track_number": 3, "disc_number": 1, "duration_ms": 1000}}),
         );
-        let item = saved(saved_track.added_at, saved_track.track, Kind::Track).unwrap();
+        let item = saved(saved_track.added_at, saved_track.track, Kind::Track, 300).unwrap();
         assert_eq!((item.id.as_str(), item.updated_at, item.parent_id.as_deref()), ("t1", 1_714_557_600, Some("a1")));
         assert_eq!(item.year, Some(1999));
         let gone = entry(json!({"added_at": "2024-05-01T10:00:00Z", "track": null}));
-        assert!(saved(gone.added_at, gone.track, Kind::Track).is_err());
+        assert!(saved(gone.added_at, gone.track, Kind::Track, 300).is_err());
     }
 
     #[test]
     fn playlist_entries_keep_position_and_read_both_spellings() {
         let episode =
             entry(json!({"added_at": null, "track": {"type": "episode", "name": "Ep", "uri": "spotify:episode:e"}}));
-        let item = playlist_entry(episode, "p1", 7).unwrap();
+        let item = playlist_entry(episode, "p1", 7, 300).unwrap();
         assert_eq!(
             (item.id.as_str(), item.kind, item.index, item.updated_at),
             ("p1/000007", Kind::Episode, Some(7), 0)
         );
         let gone = entry(json!({"added_at": "2024-05-01T10:00:00Z", "item": null, "track": null}));
-        let item = playlist_entry(gone, "p1", 0).unwrap();
+        let item = playlist_entry(gone, "p1", 0, 300).unwrap();
         assert_eq!((item.title.as_str(), item.kind, item.guid), ("", Kind::Track, None));
     }
 

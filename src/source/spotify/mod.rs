@@ -8,6 +8,7 @@
 pub mod auth;
 mod entry;
 pub mod history;
+mod image;
 
 pub use entry::{Entry, read_children, read_page};
 use entry::{Following, Paging, children_of, page_of};
@@ -53,6 +54,8 @@ pub struct Spotify<'a> {
     accounts: Accounts<'a>,
     store: &'a Store,
     libraries: Option<Vec<String>>,
+    /// The width an item's image marker is picked for (`image::closest`).
+    image_width: u32,
     /// The session as last read or written: every change is written through.
     session: Mutex<Session>,
 }
@@ -77,6 +80,7 @@ impl<'a> Spotify<'a> {
             accounts: Accounts::new(app, timeout, stop),
             store,
             libraries: server.libraries.clone(),
+            image_width: app.image_width,
             session: Mutex::new(session),
         }
     }
@@ -341,7 +345,7 @@ impl Source for Spotify<'_> {
         } else {
             self.get::<Paging<Entry>>(&path, size)?
         };
-        let page = page_of(paging, &library.id);
+        let page = page_of(paging, &library.id, self.image_width);
         match position {
             Position::Offset(start) if library.id != "artists" => {
                 page.checked(start, size, &format!("{}{path}", self.api.base()))
@@ -360,7 +364,11 @@ impl Source for Spotify<'_> {
             "/playlists/{}/items?limit={size}&offset={start}&additional_types=track,episode",
             super::http::encode(parent)
         );
-        children_of(self.get(&path, size)?, parent, start).checked(start, size, &format!("{}{path}", self.api.base()))
+        children_of(self.get(&path, size)?, parent, start, self.image_width).checked(
+            start,
+            size,
+            &format!("{}{path}", self.api.base()),
+        )
     }
 
     fn changed(&self, library: &LibraryInfo, _since: i64, _start: u64, _size: u32) -> Result<Page, SourceError> {
