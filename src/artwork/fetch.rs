@@ -189,6 +189,10 @@ impl ImageClient {
             }
             304 => Ok(Fetched::NotModified),
             404 => Ok(Fetched::Missing),
+            // A CDN asks for no credential: a refusal is an expired or
+            // withdrawn URL, skipped like a missing image (the next
+            // listing may name another).
+            401 | 403 | 410 if self.backend == ImageRoute::Direct => Ok(Fetched::Missing),
             429 => {
                 Err(FetchError::RateLimited(format!("{at}: rate limited (HTTP 429); images resume at the next sync")))
             }
@@ -223,5 +227,17 @@ mod tests {
             "/photo/:/transcode?width=300&height=300&minSize=1&upscale=1&url=%2Flibrary%2Fmetadata%2F55%2Fthumb%2F1579514152"
         );
         assert!(!path.contains("s3cr3t"));
+    }
+
+    #[test]
+    fn spotify_images_are_asked_of_their_cdn_url_with_no_credential() {
+        let stop = Arc::new(Stop::new());
+        let spotify = server("name = \"s\"\nkind = \"spotify\"\nclient_id = \"abc\"");
+        let client = ImageClient::new(&spotify, 300, Duration::from_secs(5), &stop);
+        assert_eq!(
+            client.path_for("https://i.scdn.co/image/ab67616d00001e02ff"),
+            "https://i.scdn.co/image/ab67616d00001e02ff"
+        );
+        assert!(client.credential.is_none(), "the token would go to the CDN");
     }
 }
