@@ -1,12 +1,14 @@
 //! The application layer of `mediasync run`: the config (replaced whole by
 //! a reload, `reload`), the store, each server's live state, the Spotify
 //! flows started from the status page, the controls (`controls`), the admin
-//! token they require (`admin_token`), the server checks (`check`) and the
+//! token they require (`admin_token`), the server checks (`check`,
+//! `artwork_check`) and the
 //! typed status document (`status`). The status server (`web`) serves it and
 //! the daemon drives it; it knows neither, so nothing here depends on HTTP or
 //! on the async runtime.
 
 pub mod admin_token;
+pub mod artwork_check;
 pub mod check;
 pub mod controls;
 pub mod live;

@@ -32,7 +32,7 @@ pub enum Recheck {
 }
 
 /// One pass's figures.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ArtworkReport {
     pub wanted: u64,
     pub fetched: u64,
@@ -227,7 +227,7 @@ fn progress(
 
 /// How a server's directory stands against the store (`mediasync check
 /// --artwork`, before it repairs).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Comparison {
     pub wanted: u64,
     pub on_disk: u64,
@@ -259,6 +259,32 @@ pub fn compare(store: &Store, server: &ServerConfig, artwork: &ArtworkConfig) ->
         stale: (on_disk.len() as u64).saturating_sub(present),
         leftovers,
     })
+}
+
+/// `mediasync check --artwork` of one server: the directory against the
+/// store, the repairing pass, and how it stands after.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ArtworkCheck {
+    pub before: Comparison,
+    pub report: ArtworkReport,
+    pub after: Comparison,
+}
+
+/// Compares, repairs with a pass (`recheck` as asked, within `budget`) and
+/// compares again: the check the command runs itself or asks the daemon for.
+pub fn check(
+    store: &Store,
+    server: &ServerConfig,
+    artwork: &ArtworkConfig,
+    timeout: Duration,
+    stop: &Arc<Stop>,
+    recheck: Recheck,
+    budget: Budget,
+) -> Result<ArtworkCheck, ArtworkError> {
+    let before = compare(store, server, artwork)?;
+    let report = mirror_server(store, server, artwork, timeout, stop, recheck, budget)?;
+    let after = compare(store, server, artwork)?;
+    Ok(ArtworkCheck { before, report, after })
 }
 
 /// Why a comparison could not be made.

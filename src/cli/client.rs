@@ -5,6 +5,7 @@
 
 use crate::app::admin_token::{self, TokenError};
 use crate::app::check::ServerCheck;
+use crate::artwork::ArtworkCheck;
 use crate::config::Config;
 use serde::Deserialize;
 use std::io::Write;
@@ -151,11 +152,26 @@ pub fn export(config: &Config, server: Option<&str>, out: &mut dyn Write) -> Res
     }
 }
 
+/// How long a control's answer may take; an artwork check may take the
+/// whole pass the daemon gives it.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
+const ARTWORK_CHECK_TIMEOUT: Duration = Duration::from_secs(330);
+
 /// POSTs a control (`sync`, `check`, …) for a server to the daemon, with
 /// the admin token; answers the body of an answer with status `expected`.
 fn control(config: &Config, server: &str, action: &str, expected: u16) -> Result<String, ClientError> {
+    control_within(config, server, action, expected, CONTROL_TIMEOUT)
+}
+
+fn control_within(
+    config: &Config,
+    server: &str,
+    action: &str,
+    expected: u16,
+    timeout: Duration,
+) -> Result<String, ClientError> {
     let url = format!("{}/api/servers/{server}/{action}", local_base(config.status.listen));
-    let request = agent(Some(Duration::from_secs(30))).post(&url).header("Authorization", &bearer(config)?);
+    let request = agent(Some(timeout)).post(&url).header("Authorization", &bearer(config)?);
     let mut response = request.send_empty().map_err(unreachable(config))?;
     let status = response.status().as_u16();
     let body = response.body_mut().read_to_string().unwrap_or_default();
@@ -180,6 +196,14 @@ pub fn request_sync(config: &Config, server: &str, full: bool, force: bool) -> R
 /// store the daemon holds).
 pub fn check(config: &Config, server: &str) -> Result<ServerCheck, ClientError> {
     serde_json::from_str(&control(config, server, "check", 200)?).map_err(ClientError::BadJson)
+}
+
+/// Asks the daemon to check and repair a server's artwork directory
+/// (`mediasync check --artwork` while it holds the store).
+pub fn check_artwork(config: &Config, server: &str, recheck: bool) -> Result<ArtworkCheck, ClientError> {
+    let action = if recheck { "artwork?recheck=1" } else { "artwork" };
+    let body = control_within(config, server, action, 200, ARTWORK_CHECK_TIMEOUT)?;
+    serde_json::from_str(&body).map_err(ClientError::BadJson)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub mod spotify;
 mod strip;
 
 use crate::app::{App, ControlError, SyncRequest};
+use crate::artwork::Recheck;
 use access::Access;
 use http::{Request, Response};
 use hyper::{Method, header};
@@ -73,6 +74,10 @@ fn route(app: &Arc<App>, access: &Access, request: &Request) -> Response {
         ["api", "servers", name, "connect"] => admin(Method::POST, &|| spotify::connect(app, name)),
         ["api", "servers", name, "quick-connect"] => admin(Method::POST, &|| quick_connect(app, name)),
         ["api", "servers", name, "check"] => admin(Method::POST, &|| check(app, name)),
+        ["api", "servers", name, "artwork"] => {
+            let recheck = request.param("recheck").is_some_and(|value| value == "1" || value == "true");
+            admin(Method::POST, &|| check_artwork(app, name, recheck))
+        }
         ["api", "servers", name, action @ ("sync" | "pause" | "resume" | "reset")] => {
             let flag = |name: &str| request.param(name).is_some_and(|value| value == "1" || value == "true");
             let sync = SyncRequest { full: flag("full"), force: flag("force") };
@@ -132,6 +137,22 @@ fn check(app: &App, name: &str) -> Response {
             Err(err) => Response::error(500, &format!("the check did not serialize: {err}")),
         },
         Err(err) => Response::error(control_status(&err), &err.to_string()),
+    }
+}
+
+/// `POST /api/servers/{name}/artwork[?recheck=1]`: `mediasync check
+/// --artwork` through the daemon; answers the `ArtworkCheck`.
+fn check_artwork(app: &App, name: &str, recheck: bool) -> Response {
+    use crate::app::artwork_check::ArtworkCheckError;
+    let recheck = if recheck { Recheck::WithValidators } else { Recheck::Missing };
+    match app.check_artwork(name, recheck) {
+        Ok(check) => match serde_json::to_value(&check) {
+            Ok(value) => Response::json(200, &value),
+            Err(err) => Response::error(500, &format!("the artwork check did not serialize: {err}")),
+        },
+        Err(ArtworkCheckError::Off) => Response::error(409, &ArtworkCheckError::Off.to_string()),
+        Err(ArtworkCheckError::Control(err)) => Response::error(control_status(&err), &err.to_string()),
+        Err(err @ ArtworkCheckError::Artwork(_)) => Response::error(500, &err.to_string()),
     }
 }
 

@@ -387,6 +387,28 @@ fn the_status_server_serves_mirrored_artwork_with_revalidation() {
     assert!(page.body.contains("Artwork: 5 of 5 images"), "{}", page.body);
     assert!(page.body.contains(&format!("src=\"/api/items/home/{movies}/")), "no strip: {}", page.body);
     assert!(page.head_has("img-src 'self'"), "{}", page.head);
+
+    // `check --artwork` while the daemon holds the store: the daemon checks
+    // and repairs (a sync under way answers 409: asked again after it).
+    let images = files::server_dir(&dir.path().join("art"), "home");
+    let lost = files_of(dir.path(), "home").into_keys().next().unwrap();
+    std::fs::remove_file(images.join(&lost)).unwrap();
+    fake.clear_log();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let output = loop {
+        let output = run(&config, &["check", "--artwork"]);
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        if !stderr.contains("is syncing") || Instant::now() > deadline {
+            break output;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(output.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("home: artwork wanted=5 on_disk=4 missing=1 stale=0"), "{stdout}");
+    assert!(stdout.contains("home: artwork matches the store"), "{stdout}");
+    assert!(images.join(&lost).exists(), "the lost image was not fetched again");
+    assert_eq!(photo_requests(&fake), 1, "only the lost image is fetched");
     assert!(daemon.terminate().success());
 }
 
