@@ -36,6 +36,10 @@ pub enum Recheck {
 pub struct ArtworkReport {
     pub wanted: u64,
     pub fetched: u64,
+    /// Images copied from another item's file with the same marker (tracks
+    /// of one album share its picture): no request.
+    #[serde(default)]
+    pub copied: u64,
     pub bytes_written: u64,
     pub rechecks: u64,
     pub not_modified: u64,
@@ -51,9 +55,10 @@ pub struct ArtworkReport {
 impl ArtworkReport {
     pub fn summary_line(&self, server: &str) -> String {
         let mut line = format!(
-            "{server}: artwork wanted={} fetched={} bytes_written={} rechecks={} not_modified={} pruned={} evicted={} pending={} requests={}",
+            "{server}: artwork wanted={} fetched={} copied={} bytes_written={} rechecks={} not_modified={} pruned={} evicted={} pending={} requests={}",
             self.wanted,
             self.fetched,
+            self.copied,
             self.bytes_written,
             self.rechecks,
             self.not_modified,
@@ -113,6 +118,7 @@ pub fn mirror_server(
     let interval = Duration::from_secs(60).checked_div(artwork.per_minute).unwrap_or(Duration::ZERO);
     let mut last_request: Option<Instant> = None;
     let mut budget_full = false;
+    let mut by_marker = markers(&on_disk);
     for (done, want) in to_fetch.iter().enumerate() {
         if budget.deadline.is_some_and(|deadline| Instant::now() >= deadline) {
             report.error = Some("time is up for this pass; the rest follows at the next sync".into());
@@ -126,6 +132,22 @@ pub fn mirror_server(
         if !present && !room_for_one(&on_disk, artwork.max_bytes) {
             budget_full = true;
             break;
+        }
+        if !present {
+            match copy_same_marker(&dir, &state_dir, &on_disk, &by_marker, &want.stem) {
+                Some(Ok(copy)) => {
+                    report.copied = report.copied.saturating_add(1);
+                    report.bytes_written = report.bytes_written.saturating_add(copy.bytes);
+                    by_marker.insert(files::marker_of(&want.stem).to_string(), want.stem.clone());
+                    on_disk.insert(want.stem.clone(), copy);
+                    continue;
+                }
+                Some(Err(err)) => {
+                    report.error = Some(format!("{}: {err}; check the disk", dir.display()));
+                    break;
+                }
+                None => {}
+            }
         }
         if let Some(last) = last_request {
             if stop.sleep(interval.saturating_sub(last.elapsed())) {
@@ -154,6 +176,7 @@ pub fn mirror_server(
                 stats.last_modified_seen =
                     stats.last_modified_seen.saturating_add(u64::from(validators.last_modified.is_some()));
                 let served = std::time::SystemTime::now();
+                by_marker.insert(files::marker_of(&want.stem).to_string(), want.stem.clone());
                 on_disk.insert(want.stem.clone(), OnDisk { file: name, bytes: bytes.len() as u64, served });
                 report.fetched = report.fetched.saturating_add(1);
                 report.bytes_written = report.bytes_written.saturating_add(bytes.len() as u64);
@@ -356,6 +379,34 @@ fn wanted(
         })?;
     }
     Ok((keys, to_fetch))
+}
+
+/// A stem on disk for each marker hash.
+fn markers(on_disk: &HashMap<String, OnDisk>) -> HashMap<String, String> {
+    on_disk.keys().map(|stem| (files::marker_of(stem).to_string(), stem.clone())).collect()
+}
+
+/// Another item's image with the same marker (the same picture: Spotify's
+/// tracks of one album), written whole under `stem`'s name with its
+/// validators; `None` when there is none, or it can no longer be read (the
+/// server is asked then).
+fn copy_same_marker(
+    dir: &Path,
+    state_dir: &Path,
+    on_disk: &HashMap<String, OnDisk>,
+    by_marker: &HashMap<String, String>,
+    stem: &str,
+) -> Option<std::io::Result<OnDisk>> {
+    let source_stem = by_marker.get(files::marker_of(stem))?;
+    let source = on_disk.get(source_stem)?;
+    let bytes = std::fs::read(dir.join(&source.file)).ok().filter(|bytes| files::looks_whole(bytes))?;
+    let name = format!("{stem}.{}", files::extension(&bytes));
+    let written = files::write_whole(dir, &name, &bytes).and_then(|()| {
+        let validators = state::load_validators(state_dir, source_stem).unwrap_or_default();
+        state::save_validators(state_dir, stem, &validators)
+    });
+    let served = std::time::SystemTime::now();
+    Some(written.map(|()| OnDisk { file: name, bytes: bytes.len() as u64, served }))
 }
 
 /// Removes the images the store no longer asks for: the item went, or its
