@@ -1,7 +1,8 @@
 //! What the artwork mirror costs: the release binary's `sync` with
 //! `[artwork]` on against the simulated servers (Plex's transcoder without
-//! validators, Jellyfin 12 with `ETag`, Jellyfin 10.11 with `Last-Modified`),
-//! each in this process. Prints, per server: image requests and bytes
+//! validators, Jellyfin 12 with `ETag`, Jellyfin 10.11 with `Last-Modified`,
+//! Spotify's CDN: listed sizes, pictures shared by an album's tracks), each
+//! in this process. Prints, per server: image requests and bytes
 //! written by the first sync, by an unchanged resync, by a resync after
 //! some posters changed (and bytes written per changed image), and by a
 //! forced re-check (`check --artwork --recheck`) of the unchanged images
@@ -9,7 +10,8 @@
 //!
 //! Run: `cargo bench --bench artwork` (items per server:
 //! MEDIASYNC_BENCH_ARTWORK_ITEMS, default 2000; changed posters: a
-//! hundredth of them, at least 1).
+//! hundredth of them, at least 1; Spotify: that many saved tracks, a tenth
+//! as many saved albums and followed artists, whose pictures change).
 
 #![allow(
     clippy::arithmetic_side_effects,
@@ -24,6 +26,7 @@ mod common;
 use common::binary;
 use mediasync::fake::jellyfin::{Behaviour, FakeJellyfin};
 use mediasync::fake::plex::FakePlex;
+use mediasync::fake::spotify::{CLIENT_ID, CLIENT_SECRET, FakeSpotify, SCOPES};
 use mediasync::model::Kind;
 use std::path::Path;
 use std::time::Instant;
@@ -34,6 +37,7 @@ const TOKEN: &str = "bench-token";
 #[derive(Default, Debug)]
 struct Line {
     fetched: u64,
+    copied: u64,
     bytes_written: u64,
     not_modified: u64,
     requests: u64,
@@ -56,6 +60,7 @@ fn artwork_line(config: &Path, args: &[&str]) -> (Line, f64) {
     assert!(!line.is_empty(), "no artwork line: {stdout}{}", String::from_utf8_lossy(&output.stderr));
     let parsed = Line {
         fetched: field(line, "fetched"),
+        copied: field(line, "copied"),
         bytes_written: field(line, "bytes_written"),
         not_modified: field(line, "not_modified"),
         requests: field(line, "requests"),
@@ -63,10 +68,10 @@ fn artwork_line(config: &Path, args: &[&str]) -> (Line, f64) {
     (parsed, seconds)
 }
 
-fn write_config(dir: &Path, server: &str) -> std::path::PathBuf {
+fn write_config(dir: &Path, server: &str, page_size: u32) -> std::path::PathBuf {
     let path = dir.join("config.toml");
     let text = format!(
-        "[store]\npath = \"{}\"\n[artwork]\nenabled = true\ndir = \"{}\"\nper_minute = 60000\n[[server]]\n{server}page_size = 500\n",
+        "[store]\npath = \"{}\"\n[artwork]\nenabled = true\ndir = \"{}\"\nper_minute = 60000\n[[server]]\n{server}page_size = {page_size}\n",
         dir.join("catalog.redb").display(),
         dir.join("art").display()
     );
@@ -77,15 +82,15 @@ fn write_config(dir: &Path, server: &str) -> std::path::PathBuf {
 fn print(server: &str, step: &str, line: &Line, seconds: f64, changed: u64) {
     let per_image = line.bytes_written.checked_div(changed).unwrap_or(0);
     println!(
-        "{server:<16} {step:<22} image_requests={:<6} fetched={:<6} not_modified={:<6} bytes_written={:<10} bytes_per_changed_image={:<7} {seconds:.2}s",
-        line.requests, line.fetched, line.not_modified, line.bytes_written, per_image
+        "{server:<16} {step:<22} image_requests={:<6} fetched={:<6} copied={:<6} not_modified={:<6} bytes_written={:<10} bytes_per_changed_image={:<7} {seconds:.2}s",
+        line.requests, line.fetched, line.copied, line.not_modified, line.bytes_written, per_image
     );
 }
 
 /// The four steps against one server; `change` replaces `count` posters.
 fn run(server: &str, config: &Path, change: &dyn Fn(usize), count: usize) {
     let (first, seconds) = artwork_line(config, &["sync"]);
-    print(server, "first sync", &first, seconds, first.fetched);
+    print(server, "first sync", &first, seconds, first.fetched + first.copied);
     let (unchanged, seconds) = artwork_line(config, &["sync"]);
     print(server, "unchanged resync", &unchanged, seconds, 0);
     change(count);
@@ -105,7 +110,7 @@ fn main() {
     let movies = plex.add_movies("Movies", items);
     let dir = tempfile::tempdir().unwrap();
     let server = format!("name = \"plex\"\nkind = \"plex\"\nurl = \"{}\"\ntoken = \"{TOKEN}\"\n", plex.url());
-    let config = write_config(dir.path(), &server);
+    let config = write_config(dir.path(), &server, 500);
     let keys = plex.keys(&movies, Kind::Movie);
     run("plex", &config, &|count| keys.iter().take(count).for_each(|key| plex.replace_art(key)), changes);
 
@@ -114,9 +119,31 @@ fn main() {
         jellyfin.add_movies("Movies", items);
         let dir = tempfile::tempdir().unwrap();
         let server = format!("name = \"jf\"\nkind = \"jellyfin\"\nurl = \"{}\"\ntoken = \"{TOKEN}\"\n", jellyfin.url());
-        let config = write_config(dir.path(), &server);
+        let config = write_config(dir.path(), &server, 500);
         let ids = jellyfin.ids(&jellyfin.view_id("Movies"), Kind::Movie);
         let change = |count: usize| ids.iter().take(count).for_each(|id| jellyfin.replace_image(id));
         run(behaviour.name(), &config, &change, changes);
     }
+
+    let spotify = FakeSpotify::start().unwrap();
+    let artists = (items / 10).max(1);
+    spotify.generate(items, artists, artists, (items / 200).max(1), 20);
+    let dir = tempfile::tempdir().unwrap();
+    let server = format!(
+        "name = \"spotify\"\nkind = \"spotify\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\napi_url = \"{}\"\naccounts_url = \"{}\"\n",
+        spotify.api_url(),
+        spotify.accounts_url()
+    );
+    let config = write_config(dir.path(), &server, 50);
+    let refresh = spotify.issue_refresh_token();
+    mediasync::store::Store::open(&dir.path().join("catalog.redb"), 4 << 20)
+        .unwrap()
+        .update_session("spotify", |session| {
+            session.refresh_token = Some(refresh);
+            session.scope = Some(SCOPES.into());
+        })
+        .unwrap();
+    let ids = spotify.followed_artist_ids();
+    let change = |count: usize| ids.iter().take(count).for_each(|id| spotify.replace_artist_image(id));
+    run("spotify", &config, &change, changes.min(artists));
 }
