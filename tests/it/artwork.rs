@@ -40,6 +40,13 @@ fn write_config(dir: &Path, server: &str, artwork: &str) -> PathBuf {
     path
 }
 
+/// Replaces `from` with `to` in the config file.
+fn edit_config(config: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(config).unwrap();
+    assert!(text.contains(from), "{from} is not in the config");
+    std::fs::write(config, text.replace(from, to)).unwrap();
+}
+
 fn plex_server(fake: &FakePlex) -> String {
     format!("name = \"home\"\nkind = \"plex\"\nurl = \"{}\"\ntoken = \"{TOKEN}\"\n", fake.url())
 }
@@ -181,8 +188,7 @@ fn a_sigkill_mid_download_leaves_no_torn_image() {
     let dir = tempfile::tempdir().unwrap();
     // Wide images take a while to write: the kill lands among them.
     let config = write_config(dir.path(), &plex_server(&fake), "");
-    let text = std::fs::read_to_string(&config).unwrap().replace("width = 300", "width = 2000");
-    std::fs::write(&config, text).unwrap();
+    edit_config(&config, "width = 300", "width = 2000");
     fake.state().delay = Duration::from_millis(2);
     let mut child =
         binary().arg("--config").arg(&config).arg("sync").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
@@ -296,8 +302,7 @@ fn the_directory_stays_within_max_mib() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &plex_server(&fake), "max_mib = 1\n");
     // 2000 px asks for 200×300 px posters of the fake: 180 KB each.
-    let text = std::fs::read_to_string(&config).unwrap().replace("width = 300", "width = 2000");
-    std::fs::write(&config, text).unwrap();
+    edit_config(&config, "width = 300", "width = 2000");
     for pass in 0..2 {
         fake.clear_log();
         sync(&config, &[]);
@@ -333,8 +338,7 @@ fn a_bad_artwork_value_is_refused_before_any_request() {
     let fake = FakePlex::start(TOKEN);
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &plex_server(&fake), "");
-    let text = std::fs::read_to_string(&config).unwrap().replace("width = 300", "width = 5");
-    std::fs::write(&config, text).unwrap();
+    edit_config(&config, "width = 300", "width = 5");
     let output = run(&config, &["sync"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("[artwork] width = 5"));
@@ -511,8 +515,7 @@ fn per_minute_spaces_the_image_requests() {
     fake.add_movies("Movies", 8);
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &plex_server(&fake), "");
-    let text = std::fs::read_to_string(&config).unwrap().replace("per_minute = 60000", "per_minute = 120");
-    std::fs::write(&config, text).unwrap();
+    edit_config(&config, "per_minute = 60000", "per_minute = 120");
     let interval = Duration::from_millis(500);
     let started = Instant::now();
     sync(&config, &[]);
@@ -521,4 +524,72 @@ fn per_minute_spaces_the_image_requests() {
     assert_eq!(requests, fake.item_count(), "every image is fetched");
     let most = 1 + elapsed.as_millis() / interval.as_millis();
     assert!(requests as u128 <= most, "{requests} image requests in {elapsed:?}: more than one per {interval:?}");
+}
+
+/// A new `width` picks other listed sizes as the listings are read again:
+/// followed artists and playlists at the next sync, saved tracks and
+/// albums at the next full walk; a playlist's entries keep theirs until the
+/// playlist changes (its entries are read again only then). The directory
+/// matches the store at every step.
+#[test]
+fn spotify_a_new_width_picks_other_sizes_as_listings_are_read_again() {
+    let fake = FakeSpotify::start().unwrap();
+    fake.generate(12, 4, 5, 4, 14);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &spotify_server(&fake), "");
+    let refresh = fake.issue_refresh_token();
+    Store::open(&dir.path().join("catalog.redb"), 4 << 20)
+        .unwrap()
+        .update_session("music", |session| {
+            session.refresh_token = Some(refresh);
+            session.scope = Some(SCOPES.into());
+        })
+        .unwrap();
+    sync(&config, &[]);
+    edit_config(&config, "width = 300", "width = 64");
+    // Library id and whether the item is a playlist's entry, by its marker's size.
+    let sizes = |dir: &Path| {
+        let store = Store::open(&dir.join("catalog.redb"), 4 << 20).unwrap();
+        let mut sizes = BTreeMap::new();
+        for (library, state) in store.libraries().unwrap() {
+            store
+                .for_each_item(library, |stored| {
+                    if let Some(thumb) = &stored.item.thumb {
+                        let size = if thumb.contains("4851") {
+                            64
+                        } else if thumb.contains("1e02") {
+                            300
+                        } else {
+                            0
+                        };
+                        let entry = stored.item.parent_id.is_some() && state.library_id == "playlists";
+                        let entry = entry && stored.item.kind != mediasync::model::Kind::Playlist;
+                        *sizes.entry((state.library_id.clone(), entry, size)).or_insert(0) += 1;
+                    }
+                    true
+                })
+                .unwrap();
+        }
+        sizes
+    };
+    sync(&config, &[]);
+    assert_spotify_exact(dir.path());
+    let after_sync = sizes(dir.path());
+    assert!(after_sync.keys().all(|(library, _, size)| library != "artists" || *size == 64), "{after_sync:?}");
+    sync(&config, &["--full"]);
+    assert_spotify_exact(dir.path());
+    let after_full = sizes(dir.path());
+    for ((library, entry, size), count) in &after_full {
+        match (library.as_str(), entry) {
+            ("playlists", true) => assert!(*size != 64, "{count} entries re-read unchanged: {after_full:?}"),
+            ("playlists", false) => assert_eq!(*size, 0, "a playlist cover has no listed size"),
+            _ => assert_eq!(*size, 64, "{library}: {after_full:?}"),
+        }
+    }
+    let id = fake.state().playlists[0].id.clone();
+    fake.rename_playlist(&id, "Renamed");
+    sync(&config, &[]);
+    assert_spotify_exact(dir.path());
+    let after_edit = sizes(dir.path());
+    assert!(after_edit.keys().any(|(_, entry, size)| *entry && *size == 64), "{after_edit:?}");
 }
