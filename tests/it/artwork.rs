@@ -471,6 +471,30 @@ fn spotify_artwork_follows_the_listed_images_without_the_token() {
     assert!(thumbs.values().all(|thumb| thumb.contains("1e02") || thumb.contains("0000da84")), "{thumbs:?}");
     assert!(thumbs.values().any(|thumb| thumb.contains("0000da84")), "no playlist cover: {thumbs:?}");
     assert!(!thumbs.values().any(|thumb| thumb.contains('?')), "{thumbs:?}");
+    // A saved track's picture is its album's.
+    let store = Store::open(&dir.path().join("catalog.redb"), 4 << 20).unwrap();
+    let mut albums = BTreeMap::new();
+    let mut tracks = Vec::new();
+    for (library, state) in store.libraries().unwrap() {
+        store
+            .for_each_item(library, |stored| {
+                let item = stored.item;
+                match state.library_id.as_str() {
+                    "albums" => {
+                        albums.insert(item.id, item.thumb);
+                    }
+                    "tracks" => tracks.push((item.parent_id, item.thumb)),
+                    _ => {}
+                }
+                true
+            })
+            .unwrap();
+    }
+    drop(store);
+    let of_saved_albums: Vec<_> =
+        tracks.iter().filter_map(|(album, thumb)| Some((albums.get(album.as_ref()?)?, thumb))).collect();
+    assert!(!of_saved_albums.is_empty(), "no saved track of a saved album");
+    assert!(of_saved_albums.iter().all(|(album, track)| album == track && track.is_some()), "{of_saved_albums:?}");
     let status = run(&config, &["status"]);
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(status["servers"][0]["artwork"]["files"], thumbs.len());
