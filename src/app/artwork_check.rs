@@ -5,7 +5,7 @@
 //! other's temporary files) and runs the same compare, repair, compare.
 
 use super::{App, ControlError};
-use crate::artwork::{self, ArtworkCheck, ArtworkError, Budget, Recheck};
+use crate::artwork::{self, ArtworkCheck, ArtworkError, Budget, Pass, Recheck};
 use crate::source::Stop;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -66,7 +66,8 @@ impl App {
             stop.set();
         }
         let budget = Budget { deadline: Instant::now().checked_add(DAEMON_CHECK_PASS) };
-        let checked = artwork::check(&self.store, server, settings, config.sync.timeout, &stop, recheck, budget);
+        let pass = Pass { timeout: config.sync.timeout, stop: &stop, recheck, budget };
+        let checked = artwork::check(&self.store, server, settings, pass);
         slot.release();
         if let Ok(check) = &checked {
             log::info!("{}", check.report.summary_line(name));

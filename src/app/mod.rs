@@ -222,8 +222,8 @@ impl App {
             return;
         }
         let budget = crate::artwork::Budget { deadline: std::time::Instant::now().checked_add(ARTWORK_PASS) };
-        let recheck = crate::artwork::Recheck::Missing;
-        match crate::artwork::mirror_server(&self.store, server, artwork, timeout, stop, recheck, budget) {
+        let pass = crate::artwork::Pass { timeout, stop, recheck: crate::artwork::Recheck::Missing, budget };
+        match crate::artwork::mirror_server(&self.store, server, artwork, pass) {
             Ok(report) => log::info!("{}", report.summary_line(&server.name)),
             Err(err) => log::warn!("{}: the artwork pass failed: {err}", server.name),
         }

@@ -81,6 +81,16 @@ pub struct Budget {
     pub deadline: Option<Instant>,
 }
 
+/// How one pass runs: the image requests' timeout, what stops it, which
+/// present images it asks about again, and until when.
+#[derive(Clone, Copy)]
+pub struct Pass<'a> {
+    pub timeout: Duration,
+    pub stop: &'a Arc<Stop>,
+    pub recheck: Recheck,
+    pub budget: Budget,
+}
+
 /// An image the store says should be on disk.
 struct Wanted {
     stem: String,
@@ -93,11 +103,9 @@ pub fn mirror_server(
     store: &Store,
     server: &ServerConfig,
     artwork: &ArtworkConfig,
-    timeout: Duration,
-    stop: &Arc<Stop>,
-    recheck: Recheck,
-    budget: Budget,
+    pass: Pass<'_>,
 ) -> Result<ArtworkReport, StoreError> {
+    let Pass { timeout, stop, recheck, budget } = pass;
     let mut report = ArtworkReport::default();
     let mut client = ImageClient::new(server, artwork.width, timeout, stop);
     let dir = files::server_dir(&artwork.dir, &server.name);
@@ -293,19 +301,16 @@ pub struct ArtworkCheck {
     pub after: Comparison,
 }
 
-/// Compares, repairs with a pass (`recheck` as asked, within `budget`) and
-/// compares again: the check the command runs itself or asks the daemon for.
+/// Compares, repairs with a pass and compares again: the check the command
+/// runs itself or asks the daemon for.
 pub fn check(
     store: &Store,
     server: &ServerConfig,
     artwork: &ArtworkConfig,
-    timeout: Duration,
-    stop: &Arc<Stop>,
-    recheck: Recheck,
-    budget: Budget,
+    pass: Pass<'_>,
 ) -> Result<ArtworkCheck, ArtworkError> {
     let before = compare(store, server, artwork)?;
-    let report = mirror_server(store, server, artwork, timeout, stop, recheck, budget)?;
+    let report = mirror_server(store, server, artwork, pass)?;
     let after = compare(store, server, artwork)?;
     Ok(ArtworkCheck { before, report, after })
 }

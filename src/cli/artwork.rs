@@ -6,7 +6,7 @@
 //! same (`app::artwork_check`). Exit 1 when a directory is still not exact.
 
 use super::{CliError, client};
-use crate::artwork::{self, ArtworkCheck, ArtworkError, Budget, Recheck};
+use crate::artwork::{self, ArtworkCheck, ArtworkError, Budget, Pass, Recheck};
 use crate::config::Config;
 use crate::store::{Store, StoreErrorKind};
 use std::sync::Arc;
@@ -34,7 +34,8 @@ pub fn run(config: &Config, server: Option<&str>, recheck: Recheck) -> Result<i3
     let mut all_exact = true;
     for entry in servers {
         let budget = Budget { deadline: None };
-        let check = match artwork::check(&store, entry, settings, config.sync.timeout, &stop, recheck, budget) {
+        let pass = Pass { timeout: config.sync.timeout, stop: &stop, recheck, budget };
+        let check = match artwork::check(&store, entry, settings, pass) {
             Ok(check) => check,
             Err(ArtworkError::Store(err)) => return Err(err.into()),
             Err(err) => return Err(CliError::Failed(format!("{}: {err}", entry.name))),

@@ -274,8 +274,8 @@ fn sync_command(args: &Args) -> Result<i32, CliError> {
         if let Some(artwork) = &config.artwork {
             let budget = crate::artwork::Budget { deadline: None };
             let recheck = crate::artwork::Recheck::Missing;
-            let mirrored =
-                crate::artwork::mirror_server(&store, server, artwork, config.sync.timeout, &stop, recheck, budget)?;
+            let pass = crate::artwork::Pass { timeout: config.sync.timeout, stop: &stop, recheck, budget };
+            let mirrored = crate::artwork::mirror_server(&store, server, artwork, pass)?;
             let _ = writeln!(stdout, "{}", mirrored.summary_line(&server.name));
         }
         match &report.error {

@@ -9,7 +9,7 @@
 
 use crate::cli::{binary, run};
 use crate::support::TOKEN;
-use mediasync::artwork::{self, Budget, Recheck, files};
+use mediasync::artwork::{self, Budget, Pass, Recheck, files};
 use mediasync::fake::jellyfin::{Behaviour, FakeJellyfin};
 use mediasync::fake::plex::FakePlex;
 use mediasync::fake::png::{is_whole_png, poster, scaled};
@@ -224,16 +224,8 @@ fn recheck(dir: &Path) -> artwork::ArtworkReport {
     let stop = Arc::new(Stop::new());
     let artwork = config.artwork.as_ref().unwrap();
     let budget = Budget { deadline: None };
-    artwork::mirror_server(
-        &store,
-        &config.servers[0],
-        artwork,
-        Duration::from_secs(30),
-        &stop,
-        Recheck::WithValidators,
-        budget,
-    )
-    .unwrap()
+    let pass = Pass { timeout: Duration::from_secs(30), stop: &stop, recheck: Recheck::WithValidators, budget };
+    artwork::mirror_server(&store, &config.servers[0], artwork, pass).unwrap()
 }
 
 fn modified(dir: &Path, server: &str) -> BTreeMap<String, SystemTime> {
@@ -438,12 +430,10 @@ fn assert_spotify_exact(dir: &Path) -> BTreeMap<String, String> {
     thumbs
 }
 
-fn image_requests(fake: &FakeSpotify) -> u64 {
-    fake.state().image_requests
-}
-
-#[test]
-fn spotify_artwork_follows_the_listed_images_without_the_token() {
+/// A fake Spotify with saved tracks and albums (tracks sharing their
+/// album's picture), followed artists and playlists, and a config and
+/// store whose account is connected to it.
+fn spotify_connected() -> (FakeSpotify, tempfile::TempDir, PathBuf) {
     let fake = FakeSpotify::start().unwrap();
     fake.generate(12, 4, 5, 4, 14);
     let dir = tempfile::tempdir().unwrap();
@@ -456,6 +446,16 @@ fn spotify_artwork_follows_the_listed_images_without_the_token() {
             session.scope = Some(SCOPES.into());
         })
         .unwrap();
+    (fake, dir, config)
+}
+
+fn image_requests(fake: &FakeSpotify) -> u64 {
+    fake.state().image_requests
+}
+
+#[test]
+fn spotify_artwork_follows_the_listed_images_without_the_token() {
+    let (fake, dir, config) = spotify_connected();
     let first = sync(&config, &[]);
     assert!(first.contains("music: artwork wanted="), "{first}");
     let thumbs = assert_spotify_exact(dir.path());
@@ -557,18 +557,7 @@ fn per_minute_spaces_the_image_requests() {
 /// matches the store at every step.
 #[test]
 fn spotify_a_new_width_picks_other_sizes_as_listings_are_read_again() {
-    let fake = FakeSpotify::start().unwrap();
-    fake.generate(12, 4, 5, 4, 14);
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &spotify_server(&fake), "");
-    let refresh = fake.issue_refresh_token();
-    Store::open(&dir.path().join("catalog.redb"), 4 << 20)
-        .unwrap()
-        .update_session("music", |session| {
-            session.refresh_token = Some(refresh);
-            session.scope = Some(SCOPES.into());
-        })
-        .unwrap();
+    let (fake, dir, config) = spotify_connected();
     sync(&config, &[]);
     edit_config(&config, "width = 300", "width = 64");
     // Library id and whether the item is a playlist's entry, by its marker's size.
