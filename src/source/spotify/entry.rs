@@ -283,6 +283,41 @@ mod tests {
     }
 
     #[test]
+    fn image_markers_are_the_album_s_for_tracks_and_the_own_for_the_rest() {
+        let sized = |name: &str| {
+            json!([{"url": format!("https://i.scdn.co/image/{name}-640"), "width": 640, "height": 640},
+                {"url": format!("https://i.scdn.co/image/{name}-300"), "width": 300, "height": 300}])
+        };
+        let marker = |item: Item| item.thumb;
+        let track = entry(json!({"added_at": "2024-05-01T10:00:00Z", "item": {"type": "track", "id": "t1",
+            "album": {"id": "a1", "images": sized("album")}}}));
+        assert_eq!(
+            marker(playlist_entry(track, "p", 0, 300).unwrap()).as_deref(),
+            Some("https://i.scdn.co/image/album-300")
+        );
+        let episode = entry(json!({"item": {"type": "episode", "id": "e1", "images": sized("show")}}));
+        assert_eq!(
+            marker(playlist_entry(episode, "p", 1, 600).unwrap()).as_deref(),
+            Some("https://i.scdn.co/image/show-640")
+        );
+        let legacy = entry(json!({"track": {"type": "episode", "album": {"images": sized("legacy")}}}));
+        assert_eq!(
+            marker(playlist_entry(legacy, "p", 2, 300).unwrap()).as_deref(),
+            Some("https://i.scdn.co/image/legacy-300")
+        );
+        let local = entry(json!({"item": {"type": "track", "id": null, "album": {"id": null, "images": []}}}));
+        assert_eq!(marker(playlist_entry(local, "p", 3, 300).unwrap()), None);
+        let album = entry(json!({"added_at": "2024-05-01T10:00:00Z", "album": {"id": "a1", "images": sized("album")}}));
+        let album = saved(album.added_at, album.album, Kind::Album, 640).unwrap();
+        assert_eq!(album.thumb.as_deref(), Some("https://i.scdn.co/image/album-640"));
+        let artist_entry = entry(json!({"id": "r1", "images": sized("artist")}));
+        assert_eq!(marker(artist(artist_entry, 300).unwrap()).as_deref(), Some("https://i.scdn.co/image/artist-300"));
+        let cover = json!([{"url": "https://mosaic.scdn.co/640/x?t=1", "width": null, "height": null}]);
+        let list = entry(json!({"id": "l1", "snapshot_id": "s", "images": cover}));
+        assert_eq!(marker(playlist(list, 300).unwrap()).as_deref(), Some("https://mosaic.scdn.co/640/x"));
+    }
+
+    #[test]
     fn followed_artists_continue_after_the_cursor() {
         let body = br#"{"artists": {"items": [{"id": "a1", "name": "A"}, 3], "next": "https://x/next", "total": 2, "cursors": {"after": "a1"}}}"#;
         let page = read_page(&body[..], "artists").unwrap();
