@@ -606,3 +606,32 @@ fn spotify_a_new_width_picks_other_sizes_as_listings_are_read_again() {
     let after_edit = sizes(dir.path());
     assert!(after_edit.keys().any(|(_, entry, size)| *entry && *size == 64), "{after_edit:?}");
 }
+
+/// The CDN down: the metadata sync is whole, the artwork pass stops at the
+/// first failed image and the next sync resumes. Expired URLs (403): each
+/// is skipped, none stops the pass, nothing is written.
+#[test]
+fn spotify_artwork_survives_a_cdn_outage_and_refusals() {
+    let (fake, dir, config) = spotify_connected();
+    fake.state().image_failure = Some(503);
+    let first = sync(&config, &[]);
+    assert!(first.contains("HTTP 503; will retry at the next sync"), "{first}");
+    assert_eq!(image_requests(&fake), 1, "the pass stops at the first failed image");
+    assert!(files_of(dir.path(), "music").is_empty());
+    assert!(!thumbs_in_store(dir.path(), "music").is_empty(), "the metadata sync was held up");
+
+    fake.state().image_failure = Some(403);
+    let refused = sync(&config, &[]);
+    assert!(!refused.contains("stopped:"), "a refused image stopped the pass: {refused}");
+    // Nothing is on disk to copy from: every item's image is asked for once.
+    let thumbs = thumbs_in_store(dir.path(), "music");
+    assert_eq!(image_requests(&fake), 1 + thumbs.len() as u64, "each refused image is asked for once");
+    let pictures: std::collections::BTreeSet<&String> = thumbs.values().collect();
+    assert!(files_of(dir.path(), "music").is_empty());
+
+    fake.state().image_failure = None;
+    let before = image_requests(&fake);
+    sync(&config, &[]);
+    assert_eq!(image_requests(&fake) - before, pictures.len() as u64, "one request per picture once the CDN answers");
+    assert_spotify_exact(dir.path());
+}

@@ -5,6 +5,8 @@
 //! so a new picture is a new URL. Served under `/image/` on the fake's own
 //! listener as PNGs of a tenth of the listed size, without asking for a
 //! token (a request carrying one is counted: a token sent off the API host).
+//! `SpotifyState::image_failure` makes every image answer a status instead
+//! (an outage, expired URLs).
 
 use super::catalog::hex_of;
 use crate::fake::png::poster;

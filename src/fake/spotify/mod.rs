@@ -198,6 +198,9 @@ pub struct SpotifyState {
     /// carried an `Authorization` header (a token sent off the API host).
     pub image_requests: u64,
     pub image_requests_with_credentials: u64,
+    /// When set, the CDN answers every image request with this status (503:
+    /// an outage; 403: expired URLs).
+    pub image_failure: Option<u16>,
     requests: u64,
     token_requests: u64,
     violations: u64,

@@ -132,6 +132,10 @@ impl SpotifyState {
         self.image_requests += 1;
         self.image_requests_with_credentials += u64::from(header(request, "Authorization").is_some());
         let answer = match super::image_bytes(path) {
+            Some(_) if self.image_failure.is_some() => {
+                let status = self.image_failure.unwrap_or(503);
+                Answer { status, content_type: "text/html", body: b"<html>error</html>".to_vec(), headers: Vec::new() }
+            }
             Some(body) => Answer {
                 status: 200,
                 content_type: "image/png",
