@@ -240,4 +240,17 @@ mod tests {
         assert_eq!(send(&daemon, Method::POST, "/api/servers/home%2Fpause/resume", lan, &headers), 404);
         assert_eq!(send(&daemon, Method::POST, "/api/servers/home/pause%2Fresume", lan, &headers), 404);
     }
+
+    #[test]
+    fn the_artwork_check_needs_the_token_and_the_mirror() {
+        let daemon = daemon();
+        let bearer = format!("Bearer {TOKEN}");
+        let local = "127.0.0.1:8787";
+        let target = "/api/servers/home/artwork?recheck=1";
+        assert_eq!(send(&daemon, Method::POST, target, local, &[("host", "localhost")]), 401);
+        let headers = [("authorization", bearer.as_str()), ("host", "localhost")];
+        assert_eq!(send(&daemon, Method::GET, target, local, &headers), 405);
+        // The app's config has no [artwork]: refused, not run.
+        assert_eq!(send(&daemon, Method::POST, target, local, &headers), 409);
+    }
 }
