@@ -100,3 +100,57 @@ impl Run<'_> {
         self.sweep()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Item, Kind};
+    use crate::store::Store;
+
+    /// A store with `count` artists, and a page's transaction marking them
+    /// all seen through a whole walk: how it ends, and what is stored.
+    fn page_marking(count: u32) -> (Ending, WholeWalk, Store, u32) {
+        let store = Store::in_memory().unwrap();
+        let (number, mut state) = store.library("music", "artists", "Followed Artists").unwrap();
+        let ids: Vec<String> = (0..count).map(|n| format!("artist{n:06}")).collect();
+        store
+            .write(|writer| {
+                for id in &ids {
+                    writer.upsert(number, &mut state, &Item::new(id.as_str(), Kind::Artist, "An artist", 7), false)?;
+                }
+                writer.put_state(number, &state)
+            })
+            .unwrap();
+        let mut whole = WholeWalk::new(StoredMarks::OfThisPass);
+        let ending = store
+            .write_unless_unchanged(|writer| {
+                whole.begin_page(writer, number, false)?;
+                for id in &ids {
+                    writer.mark_seen_id(number, id)?;
+                }
+                let ending = whole.end_page(writer, number, Ending::Abort)?;
+                Ok((ending, ending))
+            })
+            .unwrap();
+        (ending, whole, store, number)
+    }
+
+    #[test]
+    fn a_page_that_changed_nothing_keeps_its_marks_in_memory_up_to_the_bound() {
+        let (ending, whole, store, number) = page_marking(300);
+        assert_eq!(ending, Ending::Abort);
+        assert_eq!(whole.marks.len(), 300);
+        assert!(store.any_unseen(number, &[Kind::Artist], MarksOfThePass::Stored).unwrap(), "nothing was written");
+        assert!(!store.any_unseen(number, &[Kind::Artist], MarksOfThePass::Held(&whole.marks)).unwrap());
+    }
+
+    #[test]
+    fn past_the_bound_a_page_that_changed_nothing_commits_its_marks() {
+        let count = u32::try_from(MAX_HELD_MARKS).unwrap() + 1;
+        let (ending, whole, store, number) = page_marking(count);
+        assert_eq!(ending, Ending::Commit);
+        assert!(whole.marks.is_empty());
+        assert_eq!(whole.stored, StoredMarks::OfThisPass);
+        assert!(!store.any_unseen(number, &[Kind::Artist], MarksOfThePass::Stored).unwrap(), "every mark is stored");
+    }
+}
