@@ -2,9 +2,7 @@
 //! unchanged resync (one-shot or through the daemon) dirties at most
 //! 128 KiB with at most 4 fsync-family calls, and a first sync dirties at
 //! most twice the store file it leaves. Overruns are collected so the whole
-//! table prints before the benchmark fails. The overruns not fixed yet are
-//! named (`known_overrun`) and printed apart without failing: delete the
-//! exemption with the fix.
+//! table prints before the benchmark fails.
 
 use crate::run::Cost;
 use crate::servers::Served;
@@ -19,17 +17,6 @@ pub const UNCHANGED_RUNS: [&str; 4] = ["unchanged", "unchanged again", "daemon u
 #[derive(Default)]
 pub struct Overruns {
     found: Vec<String>,
-    known: Vec<String>,
-}
-
-/// Why an unchanged run of this source is known to exceed its budget.
-pub fn known_overrun(served: &Served) -> Option<&'static str> {
-    match served {
-        Served::Spotify(_) => Some(
-            "issue 13 point 1 (Spotify): Spotify's followed artists and playlists are walked whole every run and their pages commit seen marks",
-        ),
-        Served::Plex(_) | Served::Jellyfin(..) => None,
-    }
 }
 
 impl Overruns {
@@ -37,16 +24,12 @@ impl Overruns {
         if cost.dirtied_bytes <= UNCHANGED_DIRTIED_BYTES && cost.fsyncs <= UNCHANGED_FSYNCS {
             return;
         }
-        let overrun = format!(
+        self.found.push(format!(
             "{} {run}: dirtied {} bytes with {} fsync-family calls (budget {UNCHANGED_DIRTIED_BYTES} bytes, {UNCHANGED_FSYNCS} calls)",
             served.label(),
             cost.dirtied_bytes,
             cost.fsyncs
-        );
-        match known_overrun(served) {
-            Some(why) => self.known.push(format!("{overrun}; known: {why}")),
-            None => self.found.push(overrun),
-        }
+        ));
     }
 
     pub fn check_first_sync(&mut self, label: &str, cost: &Cost, store_bytes: u64) {
@@ -60,15 +43,8 @@ impl Overruns {
 
     /// Fails with every overrun, after printing them.
     pub fn verdict(self) -> Result<(), String> {
-        if !self.known.is_empty() {
-            println!("\nknown overruns, not fixed yet (they do not fail the benchmark):");
-            for overrun in &self.known {
-                println!("  {overrun}");
-            }
-        }
         if self.found.is_empty() {
-            let which = if self.known.is_empty() { "every run is" } else { "the other runs are" };
-            println!("\n{which} within their write budget");
+            println!("\nevery run is within its write budget");
             return Ok(());
         }
         println!("\nover budget:");

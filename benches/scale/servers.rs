@@ -8,7 +8,7 @@
 use mediasync::fake::Expected;
 use mediasync::fake::jellyfin::{Behaviour, FakeJellyfin};
 use mediasync::fake::plex::FakePlex;
-use mediasync::fake::spotify::{CLIENT_ID, CLIENT_SECRET, FakeSpotify};
+use mediasync::fake::spotify::{CLIENT_ID, CLIENT_SECRET, FakeSpotify, SCOPES};
 use mediasync::model::Kind;
 use mediasync::store::Store;
 use std::path::Path;
@@ -104,14 +104,21 @@ impl Served {
     }
 
     /// What must exist before the first sync: a Spotify account is
-    /// connected (its refresh token stored) from the status page first.
+    /// connected from the status page first, which stores the refresh
+    /// token and the scopes granted (so the first sync polls the history
+    /// too, as every later one does).
     pub fn prepare(&self, store: &Path, cache_bytes: usize) -> Result<(), String> {
         let Served::Spotify(fake) = self else {
             return Ok(());
         };
         let refresh = fake.issue_refresh_token();
         let store = Store::open(store, cache_bytes).map_err(|err| err.to_string())?;
-        store.update_session(NAME, |session| session.refresh_token = Some(refresh)).map_err(|err| err.to_string())?;
+        store
+            .update_session(NAME, |session| {
+                session.refresh_token = Some(refresh);
+                session.scope = Some(SCOPES.into());
+            })
+            .map_err(|err| err.to_string())?;
         Ok(())
     }
 

@@ -9,6 +9,7 @@ mod compact;
 mod controls;
 mod error;
 mod item_record;
+mod marks;
 mod migrate;
 mod nested;
 mod open;
@@ -31,6 +32,7 @@ use tables::*;
 pub use compact::TombstoneLimits;
 pub use controls::ServerControl;
 pub use error::{CreateCause, CreateStep, Damage, StoreError, StoreErrorKind};
+pub use marks::{HeldMarks, MarksOfThePass};
 pub use session::Session;
 pub use space::{Space, TableSpace};
 pub use writer::Writer;
@@ -303,47 +305,7 @@ impl Store {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<(Vec<Vec<u8>>, bool), StoreError> {
-        let txn = self.db.begin_read()?;
-        let seen = txn.open_table(SEEN)?;
-        let mut chunk: Option<(u32, Option<Vec<u8>>)> = None;
-        let mut keys = Vec::new();
-        let mut error = None;
-        let mut complete = true;
-        self.scan_headers(library, after, |key, header, _| {
-            if !kinds.contains(&header.kind) {
-                return true;
-            }
-            let wanted = header.ordinal / SEEN_CHUNK_BITS;
-            if chunk.as_ref().map(|(number, _)| *number) != Some(wanted) {
-                let bits = match seen.get(seen_key(library, wanted).as_slice()) {
-                    Ok(value) => value.map(|value| value.value().to_vec()),
-                    Err(err) => {
-                        error = Some(StoreError::from(err));
-                        return false;
-                    }
-                };
-                chunk = Some((wanted, bits));
-            }
-            let bit = header.ordinal % SEEN_CHUNK_BITS;
-            let is_seen = chunk
-                .as_ref()
-                .and_then(|(_, bits)| bits.as_ref())
-                // A chunk shorter than SEEN_CHUNK_BYTES (the writer never
-                // stores one) reads as unseen past its end, like a missing chunk.
-                .is_some_and(|bits| bits.get((bit / 8) as usize).is_some_and(|byte| byte & (1 << (bit % 8)) != 0));
-            if !is_seen {
-                keys.push(key.to_vec());
-                if keys.len() >= limit {
-                    complete = false;
-                    return false;
-                }
-            }
-            true
-        })?;
-        match error {
-            Some(err) => Err(err),
-            None => Ok((keys, complete)),
-        }
+        self.scan_unseen(library, kinds, after, limit, MarksOfThePass::Stored)
     }
 
     /// The last runs of a library, oldest first.

@@ -54,6 +54,11 @@ impl Store {
         self.first_in(PENDING, library)
     }
 
+    /// Whether a parent waits for its children or for being stored.
+    pub fn has_waiting_parents(&self, library: u32) -> Result<bool, StoreError> {
+        Ok(self.first_pending(library)?.is_some() || self.first_fetched(library)?.is_some())
+    }
+
     /// The first parent whose children are fetched and not yet stored.
     pub fn first_fetched(&self, library: u32) -> Result<Option<String>, StoreError> {
         self.first_in(FETCHED, library)

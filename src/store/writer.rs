@@ -6,6 +6,7 @@
 use super::Outcome;
 use super::StoreError;
 use super::item_record::{ItemHeader, encode_content, encode_item, split_record};
+use super::marks::HeldMarks;
 use super::records::{Checkpoint, LibraryState, RunRecord, ServerState};
 use super::tables::*;
 use crate::model::{Item, Kind};
@@ -28,7 +29,9 @@ pub struct Writer<'t> {
     next_seq: u64,
     seq_dirty: bool,
     /// Seen chunks touched by this transaction, written back by `finish`.
-    seen_chunks: BTreeMap<[u8; 8], Vec<u8>>,
+    pub(super) seen_chunks: BTreeMap<[u8; 8], Vec<u8>>,
+    /// Marks held in memory instead of the seen chunks (`hold_marks`).
+    pub(super) held: Option<HeldMarks>,
 }
 
 impl<'t> Writer<'t> {
@@ -50,6 +53,7 @@ impl<'t> Writer<'t> {
             next_seq,
             seq_dirty: false,
             seen_chunks: BTreeMap::new(),
+            held: None,
         })
     }
 
@@ -196,6 +200,15 @@ impl<'t> Writer<'t> {
     }
 
     pub(super) fn mark_seen(&mut self, library: u32, ordinal: u32) -> Result<(), StoreError> {
+        if let Some(held) = self.held.as_mut() {
+            held.insert(ordinal);
+            return Ok(());
+        }
+        self.mark_seen_in_chunks(library, ordinal)
+    }
+
+    /// Sets an item's bit in the seen chunks this transaction writes back.
+    pub(super) fn mark_seen_in_chunks(&mut self, library: u32, ordinal: u32) -> Result<(), StoreError> {
         let key = seen_key(library, ordinal / SEEN_CHUNK_BITS);
         let bits = match self.seen_chunks.entry(key) {
             Entry::Occupied(entry) => entry.into_mut(),

@@ -17,6 +17,7 @@ mod run;
 mod sweep;
 mod targeted;
 mod walk;
+mod whole_walk;
 
 pub use report::{LibraryReport, ServerReport, summary_line};
 pub use run::CURSOR_MARGIN_SECS;

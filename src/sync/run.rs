@@ -6,6 +6,7 @@
 
 use super::plan::{self, Plan};
 use super::report::run_record;
+use super::whole_walk::{StoredMarks, WholeWalk};
 use super::{Options, now_epoch};
 use crate::model::{Kind, LibraryInfo, Nesting, Strategy};
 use crate::source::{ErrorKind, Source, SourceError};
@@ -87,6 +88,9 @@ pub(super) struct Run<'a> {
     /// since. Holds no checkpoint of its own: the run's is `checkpoint`.
     pub(super) state: LibraryState,
     pub(super) checkpoint: Checkpoint,
+    /// The seen marks of a whole walk held in memory (`whole_walk`): a full
+    /// pass of a `Strategy::Unordered` library until its walk ends.
+    pub(super) whole_walk: Option<WholeWalk>,
     /// The library's state as the store held it when the run began.
     as_stored: LibraryState,
     /// The store holds an interrupted run's checkpoint that this run does
@@ -143,7 +147,11 @@ impl<'a> Run<'a> {
                 new_checkpoint(source, library, options, &mut state, pass, &reason, now)?
             }
         };
+        // A resumed pass's stored marks are its own up to its checkpoint.
+        let whole_walk = (library.strategy == Strategy::Unordered && checkpoint.pass == Pass::Full)
+            .then(|| WholeWalk::new(if checkpoint.resumed { StoredMarks::OfThisPass } else { StoredMarks::Stale }));
         Ok(Run {
+            whole_walk,
             source,
             store,
             library,
@@ -167,9 +175,14 @@ impl<'a> Run<'a> {
     /// marks or waiting parents of an earlier pass behind, and a run that
     /// abandons an interrupted one replaces its checkpoint. Otherwise the
     /// checkpoint waits for the first page that changes something (an
-    /// unchanged resync commits only its bookkeeping, at the server's end).
+    /// unchanged resync commits only its bookkeeping, at the server's end);
+    /// so does a whole walk's, whose first commit clears what an earlier
+    /// pass left (`WholeWalk::begin_page`).
     pub(super) fn open(&mut self) -> Result<(), Failure> {
-        if self.checkpoint.pass == Pass::Full && !self.checkpoint.resumed {
+        let deferred = self.whole_walk.as_ref().is_some_and(|whole| whole.stored == StoredMarks::Stale);
+        if deferred && !self.abandons_stored {
+            Ok(())
+        } else if self.checkpoint.pass == Pass::Full && !self.checkpoint.resumed {
             self.commit_new_full_pass()
         } else if self.abandons_stored {
             self.save()
@@ -244,6 +257,9 @@ impl<'a> Run<'a> {
             }
             Ok(())
         })?;
+        if self.library.strategy == Strategy::Unordered {
+            self.whole_walk = Some(WholeWalk::new(StoredMarks::OfThisPass));
+        }
         Ok(())
     }
 
@@ -282,7 +298,7 @@ impl<'a> Run<'a> {
         state.last_error = None;
         state.refused = None;
         let record = run_record(&checkpoint, now, elapsed_ms, None);
-        Closing { number, state, record, history: options.history, as_stored }
+        Closing { number, state, record, history: options.history, as_stored, strategy: library.strategy }
     }
 }
 
@@ -297,6 +313,7 @@ pub(super) struct Closing {
     history: u32,
     /// The state the store held when the run began.
     as_stored: LibraryState,
+    strategy: Strategy,
 }
 
 impl Closing {
@@ -309,7 +326,8 @@ impl Closing {
         // library scan's): else every run would list them again.
         let cursor_saves_nothing =
             self.record.counters.unchanged == 0 || self.state.changed_since == self.as_stored.changed_since;
-        cursor_saves_nothing && without_run_stamps(&self.state) == without_run_stamps(&self.as_stored)
+        cursor_saves_nothing
+            && without_run_stamps(&self.state, self.strategy) == without_run_stamps(&self.as_stored, self.strategy)
     }
 
     pub(super) fn write(&self, writer: &mut Writer<'_>) -> Result<(), StoreError> {
@@ -321,13 +339,27 @@ impl Closing {
 
 /// `state` without what every successful run stamps anew: its count, its
 /// success time, its changed-since cursor, and a filter found to work
-/// (only an unusable filter's verdict plans runs; that one is kept).
-fn without_run_stamps(state: &LibraryState) -> LibraryState {
+/// (only an unusable filter's verdict plans runs; that one is kept). A
+/// library walked whole every run (`Strategy::Unordered`) also stamps its
+/// full pass's time and generation, which plan nothing there.
+fn without_run_stamps(state: &LibraryState, strategy: Strategy) -> LibraryState {
     let filter = match &state.filter {
         FilterCheck::Works { .. } | FilterCheck::Unverified => FilterCheck::Unverified,
         unusable @ FilterCheck::Unusable { .. } => unusable.clone(),
     };
-    LibraryState { runs: 0, last_success_at: None, changed_since: None, filter, ..state.clone() }
+    let (last_full_at, generation) = match strategy {
+        Strategy::Unordered => (None, 0),
+        _ => (state.last_full_at, state.generation),
+    };
+    LibraryState {
+        runs: 0,
+        last_success_at: None,
+        changed_since: None,
+        filter,
+        last_full_at,
+        generation,
+        ..state.clone()
+    }
 }
 
 /// The checkpoint of a new run of this pass. (An incremental pass that

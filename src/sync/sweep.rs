@@ -54,10 +54,16 @@ impl Run<'_> {
             }
             after = keys.pop();
         }
-        // The counters and newest change times are maintained per change; the
-        // walk that just ended is a cheap moment to replace them with the
-        // ground truth (a newest time stamped by a wrong clock goes with its
-        // item).
+        self.recount()?;
+        self.save()
+    }
+
+    /// Replaces the counts and newest change times of the pass's kinds,
+    /// maintained per change, with the ground truth (a newest time stamped
+    /// by a wrong clock goes with its item), and the unreadable entries with
+    /// this pass's; in memory, for the next commit.
+    pub(super) fn recount(&mut self) -> Result<(), Failure> {
+        let number = self.number;
         let tallies = self.store.recount(number)?;
         let (state, checkpoint) = (&mut self.state, &self.checkpoint);
         for kind in &checkpoint.kinds {
@@ -78,7 +84,7 @@ impl Run<'_> {
                 state.unreadable.remove(kind);
             }
         }
-        self.save()
+        Ok(())
     }
 
     /// The mass-deletion guard: deleting more than `max_delete_share` of the

@@ -63,9 +63,16 @@ impl Run<'_> {
                 }
                 Pass::Full => {
                     if self.checkpoint.children.is_none() {
-                        self.sweep()?;
+                        match self.whole_walk.take() {
+                            Some(whole) => self.settle_whole_walk(whole)?,
+                            None => self.sweep()?,
+                        }
                     }
-                    if self.nested() {
+                    // With no parent waiting, the children phase has nothing
+                    // to fetch, weigh or store.
+                    if self.nested()
+                        && (self.checkpoint.children.is_some() || self.store.has_waiting_parents(self.number)?)
+                    {
                         self.children(signals)?;
                     }
                     let mismatched = self.mismatched_kinds()?;
@@ -178,10 +185,16 @@ impl Run<'_> {
         let library = self.library;
         // The entry seen last, asked again, is not walked twice.
         let skip = usize::from(continues);
-        self.commit_unless_unchanged(move |writer, state, checkpoint| {
+        let mut whole = self.whole_walk.take();
+        self.commit_unless_unchanged(|writer, state, checkpoint| {
+            if let Some(whole) = whole.as_mut() {
+                whole.begin_page(writer, number, nested)?;
+            }
             // A full pass marks what it sees, a nested walk keeps parents
-            // waiting: their pages always commit.
-            let mut ending = if pass == Pass::Incremental && !nested { Ending::Abort } else { Ending::Commit };
+            // waiting: their pages always commit, but a whole walk's, whose
+            // marks wait in memory, only when they change an item.
+            let mut ending =
+                if (pass == Pass::Incremental && !nested) || whole.is_some() { Ending::Abort } else { Ending::Commit };
             let entries = page.items.get(skip..).unwrap_or_default();
             let cursor = checkpoint.cursors.get(&kind).copied().unwrap_or(i64::MIN);
             let mut reached_cursor = false;
@@ -266,8 +279,12 @@ impl Run<'_> {
             }
             checkpoint.counters.pages = checkpoint.counters.pages.saturating_add(1);
             checkpoint.counters.requests = requests;
-            Ok(ending)
+            match whole.as_mut() {
+                Some(whole) => whole.end_page(writer, number, ending),
+                None => Ok(ending),
+            }
         })?;
+        self.whole_walk = whole;
         Ok(())
     }
 

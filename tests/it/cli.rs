@@ -258,3 +258,51 @@ fn an_unchanged_one_shot_sync_leaves_the_store_file_as_it_was() {
     assert!(export.contains("Renamed by the server"), "the renamed movie is exported");
     assert_eq!(export.lines().count(), fake.item_count());
 }
+
+#[test]
+fn an_unchanged_one_shot_spotify_sync_leaves_the_store_file_as_it_was() {
+    use mediasync::fake::spotify::{CLIENT_ID, CLIENT_SECRET, FakeSpotify, SCOPES};
+    let fake = FakeSpotify::start().unwrap();
+    // Followed artists over three pages of 50 and the playlists: walked
+    // whole every run.
+    fake.generate(60, 10, 120, 6, 20);
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("catalog.redb");
+    let config = dir.path().join("config.toml");
+    let text_of_config = format!(
+        "[store]\npath = \"{}\"\n\n[sync]\nretry_delay = \"5ms\"\nretries = 1\n\n[[server]]\nname = \"music\"\nkind = \"spotify\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\napi_url = \"{}\"\naccounts_url = \"{}\"\npage_size = 50\n",
+        store.display(),
+        fake.api_url(),
+        fake.accounts_url()
+    );
+    std::fs::write(&config, text_of_config).unwrap();
+    // Connected from the status page: the refresh token and its scopes.
+    {
+        let refresh = fake.issue_refresh_token();
+        let opened = mediasync::store::Store::open(&store, 1 << 20).unwrap();
+        opened
+            .update_session("music", |session| {
+                session.refresh_token = Some(refresh);
+                session.scope = Some(SCOPES.into());
+            })
+            .unwrap();
+    }
+    let output = run(&config, &["sync"]);
+    assert!(output.status.success(), "first sync: {}", text(&output.stderr));
+    let settled = std::fs::read(&store).unwrap();
+
+    let output = run(&config, &["sync"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("music/artists (Followed Artists): mode=full"), "{}", text(&output.stdout));
+    assert!(std::fs::read(&store).unwrap() == settled, "an unchanged one-shot sync changed the store file");
+
+    // An artist unfollowed: the walk misses it, the lookup confirms it.
+    let artist = fake.state().followed_artists[40].id.clone();
+    fake.unfollow_artist(&artist);
+    let output = run(&config, &["sync"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(std::fs::read(&store).unwrap() != settled, "the deletion was committed");
+    let export = text(&run(&config, &["export", "--server", "music"]).stdout);
+    assert!(!export.contains(&format!("\"{artist}\"")), "the unfollowed artist is gone");
+    assert_eq!(export.lines().count(), fake.expected().len(), "the mirror is exact");
+}

@@ -10,7 +10,7 @@ use crate::support::{assert_mirror, stored_rows};
 use mediasync::config::{self, Backend, ServerConfig, SpotifyConfig, SyncConfig};
 use mediasync::fake::spotify::{CLIENT_ID, CLIENT_SECRET, FakeSpotify, SCOPES};
 use mediasync::store::Store;
-use mediasync::sync::{self, Options, ServerReport};
+use mediasync::sync::{self, Options, ServerReport, UnchangedRuns};
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -64,6 +64,16 @@ impl Setup {
 
     /// As `sync`, allowing a mass deletion with `force`.
     fn sync_with(&self, force: bool) -> ServerReport {
+        self.sync_as(force, UnchangedRuns::Recorded)
+    }
+
+    /// One run as the one-shot `mediasync sync` makes it: a run that
+    /// changed nothing commits nothing.
+    fn sync_one_shot(&self) -> ServerReport {
+        self.sync_as(false, UnchangedRuns::Unrecorded)
+    }
+
+    fn sync_as(&self, force: bool, unchanged_runs: UnchangedRuns) -> ServerReport {
         let server = self.server();
         let sync_config = SyncConfig {
             retries: 2,
@@ -79,7 +89,7 @@ impl Setup {
             max_delete_share: 0.5,
             history: 5,
             page_size: 50,
-            unchanged_runs: mediasync::sync::UnchangedRuns::Recorded,
+            unchanged_runs,
         };
         sync::sync_server(NAME, source.as_ref(), &self.store, &options, &AtomicBool::new(false))
     }
@@ -614,4 +624,110 @@ fn a_pasted_callback_address_finishes_the_flow_and_a_forged_state_is_refused() {
     assert_eq!(answer.status(), 200, "{text}");
     assert_eq!(daemon.store.session(NAME).unwrap().refresh_token, fake.refresh_token());
     status_box.server.stop();
+}
+
+/// The report of one library of a server's run.
+fn library_report<'a>(report: &'a ServerReport, id: &str) -> &'a mediasync::sync::LibraryReport {
+    report.libraries.iter().find(|library| library.library_id == id).unwrap()
+}
+
+#[test]
+fn an_unchanged_resync_of_the_whole_walks_commits_nothing_one_shot_and_once_in_the_daemon() {
+    // Followed artists over three pages, playlists over one: walked whole.
+    let setup = Setup::new(60, 20, 120, 8, 20);
+    assert_ok(&setup.sync());
+    let commits = setup.store.commits();
+    let report = setup.sync_one_shot();
+    assert_ok(&report);
+    setup.assert_exact();
+    assert_eq!(library_report(&report, "artists").counters.unchanged, 120, "{report:#?}");
+    assert_eq!(setup.store.commits(), commits, "an unchanged one-shot resync commits nothing");
+    assert_ok(&setup.sync());
+    setup.assert_exact();
+    assert_eq!(setup.store.commits(), commits + 1, "the daemon records the runs in one commit");
+}
+
+#[test]
+fn a_deletion_during_an_otherwise_unchanged_walk_is_confirmed_with_the_server_then_applied() {
+    let setup = Setup::new(30, 10, 120, 8, 20);
+    assert_ok(&setup.sync());
+    let (artist, playlist) = {
+        let state = setup.fake.state();
+        let owned = state.playlists.iter().find(|playlist| playlist.owner == state.user_id).unwrap();
+        (state.followed_artists[70].id.clone(), owned.id.clone())
+    };
+    setup.fake.unfollow_artist(&artist);
+    setup.fake.remove_playlist(&playlist);
+    let stored = |id: &str| stored_rows(&setup.store).iter().any(|row| row.id == id);
+
+    // The lookup that would confirm the deletions fails: nothing goes.
+    setup.fake.fail_path("/v1/me/library/contains", mediasync::fake::Failure::Status(500));
+    let report = setup.sync_one_shot();
+    assert!(!report.ok(), "the unconfirmed deletions fail the run: {report:#?}");
+    assert!(stored(&artist) && stored(&playlist), "nothing is deleted on absence alone");
+
+    setup.fake.heal();
+    setup.fake.clear_log();
+    let report = setup.sync_one_shot();
+    assert_ok(&report);
+    setup.assert_exact();
+    assert!(!stored(&artist) && !stored(&playlist));
+    let asked: Vec<String> = setup
+        .fake
+        .log()
+        .into_iter()
+        .filter(|entry| entry.path == "/v1/me/library/contains")
+        .map(|entry| entry.query)
+        .collect();
+    assert!(asked.iter().any(|query| query.contains(&artist)), "the artist's absence is confirmed: {asked:?}");
+    assert!(asked.iter().any(|query| query.contains(&playlist)), "the playlist's absence is confirmed: {asked:?}");
+    assert_eq!(library_report(&report, "artists").counters.deleted, 1, "{report:#?}");
+    assert_eq!(library_report(&report, "artists").counters.kept, 0, "only the unseen artist is asked about");
+}
+
+#[test]
+fn a_whole_walk_stopped_after_a_page_that_changed_resumes_with_that_pages_marks() {
+    let setup = Setup::new(30, 10, 150, 4, 10);
+    assert_ok(&setup.sync());
+    // Artists list by id, 50 a page: the first one renamed changes the
+    // first page, the last one unfollowed leaves the third.
+    let (first, last) = {
+        let state = setup.fake.state();
+        let mut ids: Vec<String> = state.followed_artists.iter().map(|artist| artist.id.clone()).collect();
+        ids.sort();
+        (ids[0].clone(), ids[149].clone())
+    };
+    // Where this run's third artists page falls: as the last run's.
+    setup.fake.clear_log();
+    let before = setup.fake.requests();
+    assert_ok(&setup.sync());
+    let per_run = setup.fake.requests() - before;
+    let pages: Vec<u64> = setup
+        .fake
+        .log()
+        .into_iter()
+        .filter(|entry| entry.path == "/v1/me/following")
+        .map(|entry| entry.number)
+        .collect();
+    assert_eq!(pages.len(), 3, "{pages:?}");
+    {
+        let mut state = setup.fake.state();
+        let artist = state.followed_artists.iter_mut().find(|artist| artist.id == first).unwrap();
+        artist.name = "Renamed Artist".into();
+    }
+    setup.fake.unfollow_artist(&last);
+    setup.fake.fail_from(pages[2] + per_run, mediasync::fake::Failure::Status(500));
+    let report = setup.sync_one_shot();
+    assert!(!report.ok(), "the third page fails: {report:#?}");
+    assert!(stored_rows(&setup.store).iter().any(|row| row.title == "Renamed Artist"), "the first page committed");
+
+    setup.fake.heal();
+    let report = setup.sync_one_shot();
+    assert_ok(&report);
+    setup.assert_exact();
+    let artists = &library_report(&report, "artists").counters;
+    assert_eq!(artists.deleted, 1, "{report:#?}");
+    // The first page's marks were committed with it: none of its artists
+    // is taken for unseen and asked about.
+    assert_eq!(artists.kept, 0, "{report:#?}");
 }
