@@ -7,8 +7,10 @@
 //! people.
 //! ARCHITECTURE.md explains the incremental, reconcile and sweep rules.
 
+mod cadence;
 mod children;
 mod confirm;
+mod entries;
 pub mod plan;
 mod played;
 mod probe;
