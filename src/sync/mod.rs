@@ -20,6 +20,7 @@ mod sweep;
 mod targeted;
 mod walk;
 
+pub use cadence::{COMMIT_INTERVAL, COMMIT_ITEMS};
 pub use report::{LibraryReport, ServerReport, summary_line};
 pub use run::CURSOR_MARGIN_SECS;
 

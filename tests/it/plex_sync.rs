@@ -114,6 +114,26 @@ fn a_one_shot_sync_that_changes_nothing_commits_nothing_but_clears_an_error() {
     setup.assert_exact();
 }
 
+/// A first sync commits its pages on the cadence, whole pages with their
+/// checkpoint about every 1,000 items or 2 s: far fewer commits than pages.
+#[test]
+fn a_first_sync_commits_its_pages_on_the_cadence() {
+    let mut setup = Setup::new();
+    setup.page_size = 10;
+    setup.fake.add_library_of(3_000);
+    let before = setup.store.commits();
+    let report = setup.sync();
+    assert_ok(&report);
+    let commits = setup.store.commits() - before;
+    let pages: u64 = report.libraries.iter().map(|library| library.counters.pages).sum();
+    assert!(pages >= 300, "{pages} pages of 10 for 3,000 items");
+    // Per library a commit opening the pass, one per 1,000 items or 2 s
+    // (more of those on a slow machine), the sweep's and children's, and
+    // the bookkeeping at the end: never one per page.
+    assert!(commits * 3 <= pages, "{commits} commits for {pages} pages");
+    setup.assert_exact();
+}
+
 #[test]
 fn additions_edits_and_deletions_are_mirrored() {
     let setup = Setup::new();
