@@ -1,14 +1,12 @@
-//! The page walk: drives a run's checkpoint to the end of the run, one page
-//! per commit (none for a page that changes nothing), and decides between
-//! passes. Every offset page after the
-//! first is asked from one entry earlier and must begin with the entry the
-//! walk saw last: if not, the listing moved, and an incremental walk starts
-//! the kind over (a full one goes on; the lookup before the sweep finds
-//! what it missed). An incremental pass whose counts then disagree with the
-//! server's becomes a full reconcile of those kinds; a full pass is swept
-//! (and its children fetched), and repeated once if its result still
-//! disagrees.
-
+//! The page walk: drives a run's checkpoint to the end of the run, an
+//! incremental page per commit (none for a page that changes nothing), a
+//! full pass's pages on the commit cadence, and decides between passes.
+//! Every offset page after the first is asked from one entry earlier and
+//! must begin with the entry seen last, or the listing moved: an incremental
+//! walk starts the kind over, a full one goes on (the lookup before the
+//! sweep finds what it missed). Counts that disagree with the server's turn
+//! an incremental pass into a full reconcile of those kinds and repeat a
+//! full pass once.
 use super::cadence::PendingPage;
 use super::entries::{EntryRules, store_entries};
 use super::probe::{Counted, FILTER_PROBE_PAST};
