@@ -7,6 +7,7 @@
 //! sweep finds what it missed). Counts that disagree with the server's turn
 //! an incremental pass into a full reconcile of those kinds and repeat a
 //! full pass once.
+
 use super::cadence::PendingPage;
 use super::entries::{EntryRules, store_entries};
 use super::probe::{Counted, FILTER_PROBE_PAST};
