@@ -8,7 +8,7 @@ use crate::model::{LibraryInfo, PlayState};
 use crate::source::{Source, SourceError};
 use crate::store::records::PlayedCursor;
 use crate::store::{Store, StoreError};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Entries asked per page: one page covers the plays of a usual interval.
 const PAGE: u32 = 50;
@@ -76,17 +76,28 @@ pub fn sync_played(
         walked.extend(page.entries);
     }
     let numbers = library_numbers(store, server, libraries)?;
-    let stored = stored_states(store, &numbers)?;
-    let mut updates: HashMap<String, PlayState> = HashMap::new();
+    // Only the walked items are read from the store (a point read each):
+    // an unchanged run costs as much as its new plays, whatever the size
+    // of the libraries.
+    let mut walked_ids: HashSet<String> = HashSet::new();
+    let mut changed: HashMap<String, (u32, PlayState)> = HashMap::new();
     let mut newly_played = 0u64;
     for (id, state) in walked {
         if state.last_played_at.is_some_and(|at| Some(at) < cursor.newest_played_at) {
             break;
         }
-        if !stored.get(&id).is_some_and(|(_, old)| old.played) {
+        if !walked_ids.insert(id.clone()) {
+            continue;
+        }
+        let stored = stored_state(store, &numbers, &id)?;
+        if !stored.is_some_and(|(_, old)| old.played) {
             newly_played = newly_played.saturating_add(1);
         }
-        updates.entry(id).or_insert(state);
+        if let Some((library, old)) = stored {
+            if old != state {
+                changed.insert(id, (library, state));
+            }
+        }
     }
     // The count tells what the walk cannot see: an un-marking (the date is
     // cleared), or a re-marking (an old date kept). Then the whole played
@@ -95,39 +106,26 @@ pub fn sync_played(
     // A store synced before the played state was followed (no cursor yet,
     // items stored) reads the whole listing once too.
     let unexplained = total != cursor.played_total.saturating_add(newly_played);
-    if (known && unexplained) || (!known && !stored.is_empty()) {
+    if (known && unexplained) || (!known && any_stored(store, &numbers)?) {
         // An absence un-marks, so only a listing that held as many items
         // as it counted is trusted (a play during it shifts the pages);
         // else the old count stays and the next run lists them again.
         let (played, counted) = whole_listing(source)?;
         if played.len() as u64 == counted {
             total_after = counted;
-            for (id, (_, old)) in &stored {
-                match played.get(id) {
-                    Some(state) => updates.entry(id.clone()).or_insert(*state),
-                    None if old.played => updates.entry(id.clone()).or_default(),
-                    None => continue,
-                };
-            }
+            reconcile_stored(store, &numbers, &played, &walked_ids, &mut changed)?;
         } else {
             total_after = cursor.played_total;
             log::info!("{server}: the played items changed while listed; the next run lists them again");
         }
     }
-    let changed: Vec<(u32, String, PlayState)> = updates
-        .into_iter()
-        .filter_map(|(id, state)| {
-            let (library, old) = stored.get(&id)?;
-            (*old != state).then_some((*library, id, state))
-        })
-        .collect();
     let after = PlayedCursor { newest_played_at: newest.max(cursor.newest_played_at), played_total: total_after };
     let user = source.known_user();
     if changed.is_empty() && before.played == Some(after) && before.user_id == user {
         return Ok(0);
     }
     let mut rewritten = Vec::new();
-    for (library, id, state) in &changed {
+    for (id, (library, state)) in &changed {
         if let Some(stored) = store.item(*library, id)? {
             let mut item = stored.item;
             item.play_state = Some(*state);
@@ -161,16 +159,62 @@ fn library_numbers(store: &Store, server: &str, libraries: &[LibraryInfo]) -> Re
     Ok(numbers)
 }
 
-/// Every stored item's played state (unplayed when none was listed), by id.
-fn stored_states(store: &Store, numbers: &[u32]) -> Result<HashMap<String, (u32, PlayState)>, StoreError> {
-    let mut states = HashMap::new();
+/// The library and played state (unplayed when none was listed) of the
+/// stored item `id`, if one of `numbers` holds it.
+fn stored_state(store: &Store, numbers: &[u32], id: &str) -> Result<Option<(u32, PlayState)>, StoreError> {
+    for number in numbers {
+        if let Some(stored) = store.item(*number, id)? {
+            return Ok(Some((*number, stored.item.play_state.unwrap_or_default())));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether any of `numbers` holds an item.
+fn any_stored(store: &Store, numbers: &[u32]) -> Result<bool, StoreError> {
+    let mut found = false;
+    for number in numbers {
+        store.for_each_item(*number, |_| {
+            found = true;
+            false
+        })?;
+        if found {
+            break;
+        }
+    }
+    Ok(found)
+}
+
+/// Adds to `changed` every stored item whose played state differs from
+/// the whole played listing `played` (an absence is unplayed), streaming the
+/// libraries rather than holding them; the walk's answer stands for the
+/// items it saw.
+fn reconcile_stored(
+    store: &Store,
+    numbers: &[u32],
+    played: &HashMap<String, PlayState>,
+    walked_ids: &HashSet<String>,
+    changed: &mut HashMap<String, (u32, PlayState)>,
+) -> Result<(), StoreError> {
     for number in numbers {
         store.for_each_item(*number, |stored| {
-            states.insert(stored.item.id.clone(), (*number, stored.item.play_state.unwrap_or_default()));
+            let id = &stored.item.id;
+            if walked_ids.contains(id) {
+                return true;
+            }
+            let old = stored.item.play_state.unwrap_or_default();
+            let state = match played.get(id) {
+                Some(state) => *state,
+                None if old.played => PlayState::default(),
+                None => return true,
+            };
+            if state != old {
+                changed.insert(id.clone(), (*number, state));
+            }
             true
         })?;
     }
-    Ok(states)
+    Ok(())
 }
 
 /// The whole played listing, by id, and the count its last page gave.
