@@ -162,14 +162,7 @@ fn pages_waiting_for_the_cadence_are_invisible_to_readers() {
                 state.checkpoint.filter(|checkpoint| checkpoint.kind_index == 0).map(|checkpoint| checkpoint.start)
             };
             let before = walked(&setup.store);
-            let mut items = 0u64;
-            setup
-                .store
-                .for_each_item(library, |_| {
-                    items += 1;
-                    true
-                })
-                .unwrap();
+            let items = items_of(&setup.store, library);
             let feed =
                 setup.store.changes(0, 10_000).unwrap().iter().filter(|change| change.library == library).count();
             // Read apart, so only when no commit came between them.

@@ -192,14 +192,7 @@ fn a_first_sync_on_the_commit_cadence_survives_power_cuts() {
                 .unwrap_or_else(|err| panic!("cut at sync {cut} seed {seed}: the crash image does not open: {err}"));
             if let Some(library) = setup.store.find_library("home", &section).unwrap() {
                 let state = setup.store.state(library).unwrap().unwrap();
-                let mut stored = 0u64;
-                setup
-                    .store
-                    .for_each_item(library, |_| {
-                        stored += 1;
-                        true
-                    })
-                    .unwrap();
+                let stored = crate::support::items_of(&setup.store, library);
                 assert_eq!(state.count(Kind::Movie), stored, "cut at sync {cut}: counters match the items");
                 if let Some(checkpoint) = state.checkpoint.as_ref().filter(|checkpoint| checkpoint.kind_index == 0) {
                     // One kind, no bad entries: what is stored is what the
