@@ -1,14 +1,16 @@
 //! The sync engine: pure logic over a `Source` and a `Store`. Each library
-//! gets a `run` that `plan` decided, `walk`s the listing committing every
-//! page that changes something with the run's checkpoint (so a run killed
-//! at any instant resumes from its last commit), looks up what a full walk
+//! gets a `run` that `plan` decided, `walk`s the listing committing the
+//! pages that change something with the run's checkpoint (a full pass's on
+//! the `cadence`; a run killed at any instant resumes from its last commit), looks up what a full walk
 //! did not see (`confirm`), `sweep`s what is confirmed gone, fetches nested
 //! `children` and `probe`s changed-since filters as needed; `report` tells
 //! people.
 //! ARCHITECTURE.md explains the incremental, reconcile and sweep rules.
 
+mod cadence;
 mod children;
 mod confirm;
+mod entries;
 pub mod plan;
 mod played;
 mod probe;
@@ -19,6 +21,7 @@ mod targeted;
 mod walk;
 mod whole_walk;
 
+pub use cadence::{COMMIT_INTERVAL, COMMIT_ITEMS};
 pub use report::{LibraryReport, ServerReport, summary_line};
 pub use run::CURSOR_MARGIN_SECS;
 

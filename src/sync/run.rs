@@ -4,6 +4,8 @@
 //! with whatever the page changed. A run ends by `finish`, or by a failure
 //! recorded on a freshly read state (`record_failure`).
 
+use super::cadence::Pending;
+use super::entries::store_pending;
 use super::plan::{self, Plan};
 use super::report::run_record;
 use super::whole_walk::{StoredMarks, WholeWalk};
@@ -103,6 +105,9 @@ pub(super) struct Run<'a> {
     /// When this process took up the run, and the time earlier attempts took.
     started: Instant,
     elapsed_before: u64,
+    /// A full pass's pages waiting for the cadence's commit; every commit
+    /// of the run stores them first.
+    pub(super) pending: Pending,
 }
 
 impl<'a> Run<'a> {
@@ -167,6 +172,7 @@ impl<'a> Run<'a> {
             checkpoint,
             requests_base,
             started,
+            pending: Pending::new(started),
         })
     }
 
@@ -207,36 +213,52 @@ impl<'a> Run<'a> {
         self.library.strategy == Strategy::AppendOnly
     }
 
-    /// Runs `work` in one write transaction that also stores the state and
-    /// the checkpoint as `work` leaves them, so the checkpoint never runs
-    /// ahead of or behind the data.
+    /// Runs `work` in one write transaction that also stores the pages
+    /// waiting for the cadence, then the state and the checkpoint as `work`
+    /// leaves them, so the checkpoint never runs ahead of or behind the data.
     pub(super) fn commit<T>(
         &mut self,
         work: impl FnOnce(&mut Writer<'_>, &mut LibraryState, &mut Checkpoint) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let Run { store, number, state, checkpoint, .. } = self;
-        store.write(|writer| {
+        let pages = self.pending.take();
+        let nested = self.nested();
+        let Run { store, number, library, state, checkpoint, .. } = self;
+        let value = store.write(|writer| {
+            store_pending(writer, *number, library, nested, state, checkpoint, &pages)?;
             let value = work(writer, state, checkpoint)?;
             writer.put_running_state(*number, state, checkpoint)?;
             Ok(value)
-        })
+        })?;
+        self.pending.committed(Instant::now());
+        Ok(value)
     }
 
     /// `commit` for work that may change nothing (a page of unchanged
     /// items), which it says by returning `Ending::Abort`: then nothing is
-    /// committed, and the checkpoint `work` advanced stays in memory until
-    /// the run's next commit. A crash meanwhile costs a refetch of those
-    /// pages from the last committed checkpoint; they are unchanged again.
+    /// committed (unless pages wait for the cadence), and the checkpoint
+    /// `work` advanced stays in memory until the run's next commit. A crash
+    /// meanwhile costs a refetch of those pages from the last committed
+    /// checkpoint; they are unchanged again.
     pub(super) fn commit_unless_unchanged(
         &mut self,
         work: impl FnOnce(&mut Writer<'_>, &mut LibraryState, &mut Checkpoint) -> Result<Ending, StoreError>,
     ) -> Result<(), StoreError> {
-        let Run { store, number, state, checkpoint, .. } = self;
-        store.write_unless_unchanged(|writer| {
-            let ending = work(writer, state, checkpoint)?;
+        let pages = self.pending.take();
+        let nested = self.nested();
+        let Run { store, number, library, state, checkpoint, .. } = self;
+        let ending = store.write_unless_unchanged(|writer| {
+            store_pending(writer, *number, library, nested, state, checkpoint, &pages)?;
+            let ending = match work(writer, state, checkpoint)? {
+                _ if !pages.is_empty() => Ending::Commit,
+                ending => ending,
+            };
             writer.put_running_state(*number, state, checkpoint)?;
-            Ok(((), ending))
-        })
+            Ok((ending, ending))
+        })?;
+        if ending == Ending::Commit {
+            self.pending.committed(Instant::now());
+        }
+        Ok(())
     }
 
     /// Commits the state and checkpoint as they are.

@@ -1,14 +1,15 @@
-//! The page walk: drives a run's checkpoint to the end of the run, one page
-//! per commit (none for a page that changes nothing), and decides between
-//! passes. Every offset page after the
-//! first is asked from one entry earlier and must begin with the entry the
-//! walk saw last: if not, the listing moved, and an incremental walk starts
-//! the kind over (a full one goes on; the lookup before the sweep finds
-//! what it missed). An incremental pass whose counts then disagree with the
-//! server's becomes a full reconcile of those kinds; a full pass is swept
-//! (and its children fetched), and repeated once if its result still
-//! disagrees.
+//! The page walk: drives a run's checkpoint to the end of the run, an
+//! incremental page per commit (none for a page that changes nothing), a
+//! full pass's pages on the commit cadence, and decides between passes.
+//! Every offset page after the first is asked from one entry earlier and
+//! must begin with the entry seen last, or the listing moved: an incremental
+//! walk starts the kind over, a full one goes on (the lookup before the
+//! sweep finds what it missed). Counts that disagree with the server's turn
+//! an incremental pass into a full reconcile of those kinds and repeat a
+//! full pass once.
 
+use super::cadence::PendingPage;
+use super::entries::{EntryRules, store_entries};
 use super::probe::{Counted, FILTER_PROBE_PAST};
 use super::report::kind_list;
 use super::run::{Failure, Run, clock_went_back};
@@ -17,6 +18,7 @@ use crate::model::{Item, Kind, Strategy};
 use crate::source::{BadItem, ErrorKind, Next, Order, Page, Position};
 use crate::store::records::{Checkpoint, Counters, Gap, LibraryState, Pass};
 use crate::store::{Ending, Outcome};
+use std::time::Instant;
 
 /// A full pass whose result disagrees with the server's count is repeated
 /// once in the same run (items can shift between pages while it walks).
@@ -26,8 +28,29 @@ const MAX_FULL_PASSES: u32 = 2;
 const MAX_RESTARTS: u32 = 3;
 
 impl Run<'_> {
-    /// Drives the checkpoint to the end of the run.
+    /// Drives the checkpoint to the end of the run. Pages still waiting
+    /// for the cadence's commit are committed however the walk ends (but
+    /// for a store error: then they are fetched again by the next run).
     pub(super) fn walk(&mut self, signals: Signals<'_>) -> Result<(), Failure> {
+        let walked = self.walk_passes(signals);
+        if self.pending.is_empty() || matches!(walked, Err(Failure::Store(_))) {
+            return walked;
+        }
+        match self.save() {
+            Ok(()) => walked,
+            Err(err) if walked.is_ok() => Err(err),
+            Err(err) => {
+                log::warn!(
+                    "{}/{}: could not commit the pages fetched before the run ended: {err}",
+                    self.state.server,
+                    self.library.id
+                );
+                walked
+            }
+        }
+    }
+
+    fn walk_passes(&mut self, signals: Signals<'_>) -> Result<(), Failure> {
         loop {
             signals.check()?;
             if let Some(kind) = self.current_kind() {
@@ -41,6 +64,10 @@ impl Run<'_> {
                     outcome => outcome?,
                 }
                 continue;
+            }
+            // What ends the walk of a pass reads what its pages stored.
+            if !self.pending.is_empty() {
+                self.save()?;
             }
             match self.checkpoint.pass {
                 Pass::Incremental if self.filtered() => {
@@ -179,108 +206,44 @@ impl Run<'_> {
         if moved && pass == Pass::Incremental && !history_moves_on {
             return self.restart_kind(kind);
         }
-        let nested = self.nested();
-        let requests = self.requests();
-        let number = self.number;
-        let library = self.library;
+        let step = Step { kind, pass, filtered, append_only, overlap, size, moved, requests: self.requests() };
         // The entry seen last, asked again, is not walked twice.
         let skip = usize::from(continues);
-        let mut whole = self.whole_walk.take();
-        self.commit_unless_unchanged(|writer, state, checkpoint| {
-            if let Some(whole) = whole.as_mut() {
-                whole.begin_page(writer, number, nested)?;
-            }
-            // A full pass marks what it sees, a nested walk keeps parents
-            // waiting: their pages always commit, but a whole walk's, whose
-            // marks wait in memory, only when they change an item.
-            let mut ending =
-                if (pass == Pass::Incremental && !nested) || whole.is_some() { Ending::Abort } else { Ending::Commit };
+        if pass == Pass::Full && self.whole_walk.is_none() {
+            // A full pass stores every page: it waits for the cadence's
+            // commit, the walk moving on at once. A whole walk's pages,
+            // whose marks wait in memory, commit only when they change an
+            // item (`whole_walk`).
             let entries = page.items.get(skip..).unwrap_or_default();
+            before_entries(&step, &mut self.checkpoint, &page, entries);
+            after_entries(&step, &mut self.state, &mut self.checkpoint, &page, entries.len(), false);
+            let mut entries = page.items;
+            entries.drain(..skip.min(entries.len()));
+            self.pending.push(PendingPage { kind, entries });
+            if self.pending.due(Instant::now()) {
+                self.save()?;
+            }
+            return Ok(());
+        }
+        let rules = EntryRules { number: self.number, library: self.library, kind, pass, nested: self.nested() };
+        let mut whole = self.whole_walk.take();
+        let held = &mut whole;
+        self.commit_unless_unchanged(move |writer, state, checkpoint| {
+            if let Some(whole) = held.as_mut() {
+                whole.begin_page(writer, rules.number, rules.nested)?;
+            }
+            let entries = page.items.get(skip..).unwrap_or_default();
+            before_entries(&step, checkpoint, &page, entries);
+            // The stop rule is only sound on a sorted listing.
             let cursor = checkpoint.cursors.get(&kind).copied().unwrap_or(i64::MIN);
-            let mut reached_cursor = false;
-            if moved || checkpoint.totals.get(&kind).is_some_and(|total| Some(*total) != page.total) {
-                checkpoint.counters.shifts = checkpoint.counters.shifts.saturating_add(1);
-            }
-            if pass == Pass::Incremental && !filtered && !newest_first(entries) {
-                // The stop rule below is only sound on a sorted listing.
-                checkpoint.order_broken = true;
-            }
-            for entry in entries {
-                match entry {
-                    Ok(item) => {
-                        if pass == Pass::Incremental
-                            && !filtered
-                            && !checkpoint.order_broken
-                            && item.updated_at < cursor
-                        {
-                            reached_cursor = true;
-                            break;
-                        }
-                        let outcome = if nested {
-                            writer.upsert_parent(number, item)?
-                        } else {
-                            writer.upsert(number, state, item, pass == Pass::Full)?
-                        };
-                        if pass == Pass::Full && checkpoint.anchor.is_none() {
-                            checkpoint.anchor = Some(item.id.clone());
-                        }
-                        tally(&mut checkpoint.counters, outcome);
-                        if outcome != Outcome::Unchanged {
-                            ending = Ending::Commit;
-                        }
-                    }
-                    Err(bad) => {
-                        checkpoint.counters.bad = checkpoint.counters.bad.saturating_add(1);
-                        log::warn!(
-                            "{}/{}: skipped an unreadable {kind} entry{}: {}",
-                            state.server,
-                            library.id,
-                            bad.id.as_deref().map(|id| format!(" (id {id})")).unwrap_or_default(),
-                            bad.reason
-                        );
-                        let stored = match (&bad.id, pass) {
-                            (Some(id), Pass::Full) => writer.mark_seen_id(number, id)?,
-                            _ => false,
-                        };
-                        if pass == Pass::Full && !stored {
-                            let unstored = checkpoint.unstored.entry(kind).or_insert(0);
-                            *unstored = unstored.saturating_add(1);
-                        }
-                    }
-                }
-            }
-            // A filtered listing's total counts the changed items only; the
-            // library's count is asked for when the pass ends.
-            if let (Some(total), false) = (page.total, filtered) {
-                checkpoint.totals.insert(kind, total);
-            }
-            let fresh = u64::try_from(entries.len()).unwrap_or(u64::MAX);
-            checkpoint.start = checkpoint.start.saturating_sub(overlap).saturating_add(page.returned());
-            // An unsorted history is walked to its end instead: it is never
-            // walked whole by a full pass.
-            let exhausted = reached_cursor
-                || (pass == Pass::Incremental && checkpoint.order_broken && !append_only)
-                || listing_ends(&page, fresh, checkpoint.start, size);
-            if exhausted && append_only && !reached_cursor {
-                note_gap(state, checkpoint, kind, &page);
-            }
-            if exhausted && filtered {
-                // The changed listing held every kind: the walk is over.
-                checkpoint.kind_index = u32::try_from(checkpoint.kinds.len()).unwrap_or(u32::MAX);
-                next_kind_from_start(checkpoint);
-            } else if exhausted {
-                next_kind(checkpoint);
-            } else {
-                checkpoint.last_id = page.items.last().and_then(entry_id).map(str::to_string);
-                checkpoint.after = match page.next {
-                    Next::After(cursor) => Some(cursor),
-                    Next::Offset | Next::End => None,
-                };
-            }
-            checkpoint.counters.pages = checkpoint.counters.pages.saturating_add(1);
-            checkpoint.counters.requests = requests;
-            match whole.as_mut() {
-                Some(whole) => whole.end_page(writer, number, ending),
+            let stop_before = (!filtered && !checkpoint.order_broken).then_some(cursor);
+            let stored = store_entries(writer, &rules, stop_before, state, checkpoint, entries)?;
+            after_entries(&step, state, checkpoint, &page, entries.len(), stored.reached_cursor);
+            // A nested walk keeps parents waiting: its pages always commit,
+            // but a whole walk's (marks held in memory) only on a change.
+            let ending = if stored.changed || (rules.nested && held.is_none()) { Ending::Commit } else { Ending::Abort };
+            match held.as_mut() {
+                Some(whole) => whole.end_page(writer, rules.number, ending),
                 None => Ok(ending),
             }
         })?;
@@ -354,6 +317,77 @@ impl Run<'_> {
         self.checkpoint.counters.requests = self.requests();
         Ok(mismatched)
     }
+}
+
+/// What moves a walk past a page, whatever its entries stored as.
+struct Step {
+    kind: Kind,
+    pass: Pass,
+    filtered: bool,
+    append_only: bool,
+    /// 1 when the page was asked from the entry seen last.
+    overlap: u64,
+    size: u32,
+    /// The page did not begin with the entry seen last.
+    moved: bool,
+    requests: u64,
+}
+
+/// The checkpoint's bookkeeping that comes before a page's entries: the
+/// listing's shifts, a listing found unsorted, the pass's first item.
+fn before_entries(step: &Step, checkpoint: &mut Checkpoint, page: &Page, entries: &[Result<Item, BadItem>]) {
+    if step.moved || checkpoint.totals.get(&step.kind).is_some_and(|total| Some(*total) != page.total) {
+        checkpoint.counters.shifts = checkpoint.counters.shifts.saturating_add(1);
+    }
+    if step.pass == Pass::Incremental && !step.filtered && !newest_first(entries) {
+        checkpoint.order_broken = true;
+    }
+    if step.pass == Pass::Full && checkpoint.anchor.is_none() {
+        checkpoint.anchor = entries.iter().find_map(|entry| entry.as_ref().ok()).map(|item| item.id.clone());
+    }
+}
+
+/// Moves the checkpoint past a page whose `fresh` entries (those not seen
+/// before) were walked: the next position, or the next kind.
+fn after_entries(
+    step: &Step,
+    state: &mut LibraryState,
+    checkpoint: &mut Checkpoint,
+    page: &Page,
+    fresh: usize,
+    reached_cursor: bool,
+) {
+    let kind = step.kind;
+    // A filtered listing's total counts the changed items only; the
+    // library's count is asked for when the pass ends.
+    if let (Some(total), false) = (page.total, step.filtered) {
+        checkpoint.totals.insert(kind, total);
+    }
+    let fresh = u64::try_from(fresh).unwrap_or(u64::MAX);
+    checkpoint.start = checkpoint.start.saturating_sub(step.overlap).saturating_add(page.returned());
+    // An unsorted history is walked to its end instead: it is never walked
+    // whole by a full pass.
+    let exhausted = reached_cursor
+        || (step.pass == Pass::Incremental && checkpoint.order_broken && !step.append_only)
+        || listing_ends(page, fresh, checkpoint.start, step.size);
+    if exhausted && step.append_only && !reached_cursor {
+        note_gap(state, checkpoint, kind, page);
+    }
+    if exhausted && step.filtered {
+        // The changed listing held every kind: the walk is over.
+        checkpoint.kind_index = u32::try_from(checkpoint.kinds.len()).unwrap_or(u32::MAX);
+        next_kind_from_start(checkpoint);
+    } else if exhausted {
+        next_kind(checkpoint);
+    } else {
+        checkpoint.last_id = page.items.last().and_then(entry_id).map(str::to_string);
+        checkpoint.after = match &page.next {
+            Next::After(cursor) => Some(cursor.clone()),
+            Next::Offset | Next::End => None,
+        };
+    }
+    checkpoint.counters.pages = checkpoint.counters.pages.saturating_add(1);
+    checkpoint.counters.requests = step.requests;
 }
 
 /// A history's walk ended without reaching its cursor: if plays were stored

@@ -129,7 +129,10 @@ fn syncing_with_progress(status: &serde_json::Value) -> bool {
         .is_some_and(|libraries| libraries.iter().any(|library| library["progress"]["done"].as_u64() > Some(0)))
 }
 
-/// A daemon in the middle of its first sync of a slow fake's library.
+/// A daemon in the middle of its first sync of a slow fake's library. The
+/// progress shown is the last commit's: a full pass commits on the cadence
+/// (1,000 items or 2 s), so with fewer than 1,000 movies it would show only
+/// once their walk ended.
 fn mid_first_sync(items: usize) -> (FakePlex, tempfile::TempDir, std::path::PathBuf, Daemon) {
     let fake = FakePlex::start(TOKEN);
     fake.add_library_of(items);
@@ -392,7 +395,7 @@ fn a_rate_limit_wait_shows_until_when() {
 
 #[test]
 fn pause_stops_a_running_sync_and_resume_with_sync_now_finishes_it() {
-    let (fake, _dir, config, daemon) = mid_first_sync(2_000);
+    let (fake, _dir, config, daemon) = mid_first_sync(3_000);
     let address = daemon.address;
     let [(name, bearer)] = admin(&config);
     let admin = [(name, bearer.as_str())];

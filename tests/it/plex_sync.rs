@@ -5,6 +5,8 @@ use mediasync::fake::plex::Failure;
 use mediasync::model::Kind;
 use mediasync::store::Store;
 use mediasync::store::backend::SyncOnGrow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 #[test]
 fn initial_sync_is_exact() {
@@ -103,11 +105,78 @@ fn a_one_shot_sync_that_changes_nothing_commits_nothing_but_clears_an_error() {
 
     let movie = setup.fake.keys("1", Kind::Movie).into_iter().next().unwrap();
     setup.fake.edit_title(&movie, "Edited for a one-shot sync");
-    let before = disk.syncs();
+    // Counted as commits: the first sync's pages committed together leave
+    // little free space, so this commit may grow the file, and `SyncOnGrow`
+    // syncs a growing file once more.
+    let before = setup.store.commits();
     assert_ok(&setup.sync_one_shot(TOKEN));
-    assert_eq!(disk.syncs() - before, 2, "the edited page, then the bookkeeping");
+    assert_eq!(setup.store.commits() - before, 2, "the edited page, then the bookkeeping");
     // The run that cleared the error and the run that stored the edit.
     assert_eq!(setup.store.runs(1).unwrap().len(), runs_before + 2, "the runs that changed something are recorded");
+    setup.assert_exact();
+}
+
+/// A first sync commits its pages on the cadence, whole pages with their
+/// checkpoint about every 1,000 items or 2 s: far fewer commits than pages.
+#[test]
+fn a_first_sync_commits_its_pages_on_the_cadence() {
+    let mut setup = Setup::new();
+    setup.page_size = 10;
+    setup.fake.add_library_of(3_000);
+    let before = setup.store.commits();
+    let report = setup.sync();
+    assert_ok(&report);
+    let commits = setup.store.commits() - before;
+    let pages: u64 = report.libraries.iter().map(|library| library.counters.pages).sum();
+    assert!(pages >= 300, "{pages} pages of 10 for 3,000 items");
+    // Per library a commit opening the pass, one per 1,000 items or 2 s
+    // (more of those on a slow machine), the sweep's and children's, and
+    // the bookkeeping at the end: never one per page.
+    assert!(commits * 3 <= pages, "{commits} commits for {pages} pages");
+    setup.assert_exact();
+}
+
+/// What a reader sees while a first sync runs on the cadence: the items,
+/// their change-feed entries and the checkpoint of one commit, never the
+/// pages fetched since; it sees them move in several steps.
+#[test]
+fn pages_waiting_for_the_cadence_are_invisible_to_readers() {
+    let mut setup = Setup::new();
+    setup.page_size = 10;
+    let section = setup.fake.add_movies("Movies", 2_500);
+    // 250 pages of 20 ms at least: the walk spans two intervals.
+    setup.fake.state().delay = Duration::from_millis(20);
+    let done = AtomicBool::new(false);
+    let mut seen = std::collections::BTreeSet::new();
+    std::thread::scope(|scope| {
+        let sync = scope.spawn(|| {
+            let report = setup.sync();
+            done.store(true, Ordering::SeqCst);
+            report
+        });
+        while !done.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(10));
+            let Some(library) = setup.store.find_library("home", &section).unwrap() else { continue };
+            let walked = |store: &Store| {
+                let state = store.state(library).unwrap().unwrap_or_default();
+                state.checkpoint.filter(|checkpoint| checkpoint.kind_index == 0).map(|checkpoint| checkpoint.start)
+            };
+            let before = walked(&setup.store);
+            let items = items_of(&setup.store, library);
+            let feed =
+                setup.store.changes(0, 10_000).unwrap().iter().filter(|change| change.library == library).count();
+            // Read apart, so only when no commit came between them.
+            if before.is_some() && walked(&setup.store) == before {
+                assert_eq!(Some(items), before, "the stored items are those the stored checkpoint walked");
+                assert_eq!(feed as u64, items, "the change feed holds the committed items only");
+                seen.insert(items);
+            }
+        }
+        assert_ok(&sync.join().unwrap());
+    });
+    let mid_walk: Vec<&u64> = seen.iter().filter(|items| **items > 0 && **items < 2_500).collect();
+    assert!(!mid_walk.is_empty(), "no reader saw the walk between two commits: {seen:?}");
+    println!("a reader saw the movies' walk at {seen:?} items");
     setup.assert_exact();
 }
 

@@ -26,7 +26,9 @@ fn server_names(status: &serde_json::Value) -> Vec<String> {
 #[test]
 fn sighup_adds_changes_and_removes_servers_and_a_bad_file_keeps_the_running_config() {
     let home = FakePlex::start(TOKEN);
-    home.add_library_of(2_000);
+    // More than 1,000 movies: the cadence commits (and shows progress)
+    // while their walk goes on.
+    home.add_library_of(3_000);
     home.state().delay = Duration::from_millis(25);
     let cabin = FakePlex::start(TOKEN);
     cabin.add_movies("Movies", 120);

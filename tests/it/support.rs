@@ -106,6 +106,18 @@ impl Setup {
 }
 
 /// A store's catalog in the fakes' terms, sorted.
+/// How many items a library holds in the store.
+pub fn items_of(store: &Store, library: u32) -> u64 {
+    let mut items = 0u64;
+    store
+        .for_each_item(library, |_| {
+            items += 1;
+            true
+        })
+        .unwrap();
+    items
+}
+
 pub fn stored_rows(store: &Store) -> Vec<Expected> {
     let mut rows = Vec::new();
     for (number, state) in store.libraries().unwrap() {
