@@ -241,7 +241,8 @@ impl Run<'_> {
             after_entries(&step, state, checkpoint, &page, entries.len(), stored.reached_cursor);
             // A nested walk keeps parents waiting: its pages always commit,
             // but a whole walk's (marks held in memory) only on a change.
-            let ending = if stored.changed || (rules.nested && held.is_none()) { Ending::Commit } else { Ending::Abort };
+            let ending =
+                if stored.changed || (rules.nested && held.is_none()) { Ending::Commit } else { Ending::Abort };
             match held.as_mut() {
                 Some(whole) => whole.end_page(writer, rules.number, ending),
                 None => Ok(ending),
